@@ -1,0 +1,1 @@
+"""Handoff to clinic staff: which team, how urgent, and the queue of requests."""

@@ -1,0 +1,49 @@
+"""Pseudonymous contact keys: the clinic's tables never hold a WhatsApp number in clear.
+
+A contact key is HMAC-SHA256(secret, channel + ":" + sender id). The same sender always maps
+to the same key (so requests can be linked), but the number cannot be read back from the
+database without the secret. The secret comes from ``CLINIC_PSEUDONYM_KEY`` (hex or text) or,
+in the embedded default, from ``var/pseudonym.key``, created on first use with mode 0600.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Optional
+
+from clinic.db import VAR_DIR
+
+PSEUDONYM_KEY_ENV = "CLINIC_PSEUDONYM_KEY"
+DEFAULT_KEY_FILE = VAR_DIR / "pseudonym.key"
+
+
+def load_pseudonym_key(
+    environ: Optional[dict] = None, key_file: Path = DEFAULT_KEY_FILE
+) -> bytes:
+    environ = os.environ if environ is None else environ
+    value = environ.get(PSEUDONYM_KEY_ENV)
+    if value:
+        return value.encode("utf-8")
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: if two processes race, one creates the file and the other reads it.
+        try:
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+    return key_file.read_text().strip().encode("utf-8")
+
+
+def contact_key(sender_id: str, channel: str, key: bytes) -> str:
+    """The pseudonymous key for a sender on a channel (64 hex characters)."""
+    if not sender_id:
+        raise ValueError("sender_id is required")
+    message = f"{channel}:{sender_id}".encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()

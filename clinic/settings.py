@@ -1,0 +1,192 @@
+"""Clinic settings: one YAML file (``content/clinic.yml``) overridable by environment variables.
+
+Why both: the file documents every setting next to a demo value, while a deployment sets
+per-site values (or secrets) through the environment without editing a tracked file.
+Errors name the offending key and the file, so a clinic admin can fix them without reading code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "content" / "clinic.yml"
+SETTINGS_FILE_ENV = "CLINIC_SETTINGS_FILE"
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS_PART = re.compile(
+    r"^(?P<d1>[a-z]{3})(?:-(?P<d2>[a-z]{3}))?\s+(?P<t1>\d{1,2}:\d{2})-(?P<t2>\d{1,2}:\d{2})$"
+)
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class OpeningHours:
+    """Weekly hours such as ``mon-fri 08:00-18:00; sat 09:00-12:00``."""
+
+    text: str
+    # weekday (0 = Monday) -> list of (start, end) local times
+    windows: Mapping[int, tuple[tuple[dt.time, dt.time], ...]]
+
+    @classmethod
+    def parse(cls, text: str, key: str = "hours") -> "OpeningHours":
+        windows: dict[int, list[tuple[dt.time, dt.time]]] = {}
+        for part in (p.strip().lower() for p in text.split(";")):
+            if not part:
+                continue
+            match = _HOURS_PART.match(part)
+            if not match:
+                raise SettingsError(
+                    f"{key}: cannot read {part!r}; write e.g. 'mon-fri 08:00-18:00; sat 09:00-12:00'"
+                )
+            first, last = match["d1"], match["d2"] or match["d1"]
+            if first not in _DAYS or last not in _DAYS:
+                raise SettingsError(f"{key}: days must be one of {', '.join(_DAYS)} (got {part!r})")
+            start, end = _parse_time(match["t1"], key), _parse_time(match["t2"], key)
+            if end <= start:
+                raise SettingsError(f"{key}: closing time must be after opening time in {part!r}")
+            lo, hi = _DAYS.index(first), _DAYS.index(last)
+            if hi < lo:
+                raise SettingsError(f"{key}: day range {first}-{last} runs backwards")
+            for day in range(lo, hi + 1):
+                windows.setdefault(day, []).append((start, end))
+        if not windows:
+            raise SettingsError(f"{key}: no opening hours given")
+        return cls(text=text, windows={d: tuple(w) for d, w in windows.items()})
+
+    def describe(self) -> str:
+        """Patient-facing form: ``Mon–Fri 08:00–18:00, Sat 09:00–12:00``."""
+        parts = []
+        for part in (p.strip() for p in self.text.split(";") if p.strip()):
+            days, times = part.split(None, 1)
+            days = "–".join(d.capitalize() for d in days.lower().split("-"))
+            parts.append(f"{days} {times.replace('-', '–')}")
+        return ", ".join(parts)
+
+    def is_open(self, moment: dt.datetime) -> bool:
+        """Whether ``moment`` (already in the clinic's time zone) falls inside the hours."""
+        now = moment.time()
+        return any(start <= now < end for start, end in self.windows.get(moment.weekday(), ()))
+
+
+def _parse_time(value: str, key: str) -> dt.time:
+    hours, minutes = (int(x) for x in value.split(":"))
+    if hours > 23 or minutes > 59:
+        raise SettingsError(f"{key}: {value!r} is not a valid time")
+    return dt.time(hours, minutes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClinicSettings:
+    clinic_name: str
+    assistant_name: str
+    emergency_number: str
+    crisis_line: str
+    reception_phone: str
+    reception_hours: OpeningHours
+    nurse_line_hours: OpeningHours
+    timezone: ZoneInfo
+    portal_url: str
+    pharmacy_hint: str
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(self.timezone)
+
+    def nurse_line_open(self, moment: Optional[dt.datetime] = None) -> bool:
+        moment = (moment or self.now()).astimezone(self.timezone)
+        return self.nurse_line_hours.is_open(moment)
+
+    def as_slots(self) -> dict[str, str]:
+        """The values responses may quote (``{clinic_name}`` etc. in the domain)."""
+        return {
+            "clinic_name": self.clinic_name,
+            "assistant_name": self.assistant_name,
+            "emergency_number": self.emergency_number,
+            "crisis_line": self.crisis_line or self.emergency_number,
+            "reception_phone": self.reception_phone,
+            "reception_hours": self.reception_hours.describe(),
+            "nurse_line_hours": self.nurse_line_hours.describe(),
+            "portal_url": self.portal_url,
+            "pharmacy_hint": self.pharmacy_hint,
+        }
+
+
+# setting -> (environment variable, required)
+_FIELDS: dict[str, tuple[str, bool]] = {
+    "clinic_name": ("CLINIC_NAME", True),
+    "assistant_name": ("CLINIC_ASSISTANT_NAME", True),
+    "emergency_number": ("CLINIC_EMERGENCY_NUMBER", True),
+    "crisis_line": ("CLINIC_CRISIS_LINE", False),
+    "reception_phone": ("CLINIC_RECEPTION_PHONE", True),
+    "reception_hours": ("CLINIC_RECEPTION_HOURS", True),
+    "nurse_line_hours": ("CLINIC_NURSE_LINE_HOURS", True),
+    "timezone": ("CLINIC_TIMEZONE", True),
+    "portal_url": ("CLINIC_PORTAL_URL", True),
+    "pharmacy_hint": ("CLINIC_PHARMACY_HINT", False),
+}
+
+
+def load_settings(
+    path: Optional[Path] = None, environ: Optional[Mapping[str, str]] = None
+) -> ClinicSettings:
+    """Read the settings file, apply environment overrides and validate every value."""
+    environ = os.environ if environ is None else environ
+    path = Path(path or environ.get(SETTINGS_FILE_ENV) or DEFAULT_SETTINGS_FILE)
+    raw = _read_yaml(path)
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+
+    values: dict[str, str] = {}
+    for name, (env_name, required) in _FIELDS.items():
+        value = environ.get(env_name, raw.get(name))
+        value = "" if value is None else str(value).strip()
+        if required and not value:
+            raise SettingsError(f"{path}: '{name}' is required (or set {env_name})")
+        values[name] = value
+
+    if not values["portal_url"].startswith("https://"):
+        # Portal links carry access tokens: never over plain HTTP.
+        raise SettingsError(f"{path}: 'portal_url' must start with https://")
+    try:
+        timezone = ZoneInfo(values["timezone"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"{path}: unknown time zone {values['timezone']!r}") from exc
+
+    return ClinicSettings(
+        clinic_name=values["clinic_name"],
+        assistant_name=values["assistant_name"],
+        emergency_number=values["emergency_number"],
+        crisis_line=values["crisis_line"],
+        reception_phone=values["reception_phone"],
+        reception_hours=OpeningHours.parse(values["reception_hours"], "reception_hours"),
+        nurse_line_hours=OpeningHours.parse(values["nurse_line_hours"], "nurse_line_hours"),
+        timezone=timezone,
+        portal_url=values["portal_url"].rstrip("/"),
+        pharmacy_hint=values["pharmacy_hint"],
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise SettingsError(f"settings file not found: {path}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected key: value pairs at the top level")
+    return data
