@@ -1,0 +1,2 @@
+"""Project extensions loaded by Rasa itself (named in config.yml): NLU components and the
+training-data importer. Thin wrappers; the logic lives in the Rasa-free ``clinic`` package."""
