@@ -94,19 +94,24 @@ class RedFlagDetector(GraphComponent):
         message.set(INTENT, forced, add_to_output=True)
         message.set(INTENT_RANKING_KEY, [forced, *ranking], add_to_output=True)
 
-        first = matches[0]
-        crisis = any(m.category.response == "crisis" for m in matches)
+        # The first crisis match decides the wording (crisis outranks emergency); both
+        # entities point at the words that matched, as Rasa's entity format requires.
+        chosen = next((m for m in matches if m.category.response == "crisis"), matches[0])
         entities = list(message.get(ENTITIES) or [])
-        entities.append(
-            {"entity": "red_flag", "value": first.category.id, "extractor": EXTRACTOR_NAME}
-        )
-        entities.append(
-            {
-                "entity": "red_flag_response",
-                "value": "crisis" if crisis else "emergency",
-                "extractor": EXTRACTOR_NAME,
-            }
-        )
+        for name, value in (
+            ("red_flag", chosen.category.id),
+            ("red_flag_response", chosen.category.response),
+        ):
+            entities.append(
+                {
+                    "entity": name,
+                    "value": value,
+                    "start": chosen.start,
+                    "end": chosen.end,
+                    "confidence_entity": 1.0,
+                    "extractor": EXTRACTOR_NAME,
+                }
+            )
         message.set(ENTITIES, entities, add_to_output=True)
         message.set(
             RED_FLAGS_KEY,

@@ -13,7 +13,7 @@ import enum
 from typing import Optional
 
 from sqlalchemy import Column, DateTime, Integer, String, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from clinic.db import Base
 from clinic.handoff.teams import Team

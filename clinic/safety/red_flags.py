@@ -50,8 +50,8 @@ class RedFlagCategory:
 class RedFlagMatch:
     category: RedFlagCategory
     phrase: str
-    start: int  # token index of the first matched word
-    end: int  # token index after the last matched word
+    start: int  # character offset of the first matched word in the message
+    end: int  # character offset just after the last matched word
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,14 +74,20 @@ def _nlp():
 
 def normalise(text: str) -> list[str]:
     """The comparison keys of ``text``: lower-cased lemmas, punctuation and emoji dropped."""
+    return [key for key, _, _ in _keyed_tokens(text)]
+
+
+def _keyed_tokens(text: str) -> list[tuple[str, int, int]]:
+    """(key, start, end) per word; offsets index the original text (same length)."""
+    # Lower-casing and straightening apostrophes keep every character at its offset.
     text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
-    keys = []
+    tokens = []
     for token in _nlp()(text):
         if token.is_punct or token.is_space or not any(ch.isalnum() for ch in token.text):
             continue
         lemma = token.lemma_.lower() or token.text
-        keys.append(_LEMMA_FIXES.get(lemma, lemma))
-    return keys
+        tokens.append((_LEMMA_FIXES.get(lemma, lemma), token.idx, token.idx + len(token.text)))
+    return tokens
 
 
 class RedFlagDetector:
@@ -137,7 +143,8 @@ class RedFlagDetector:
         """All matches in ``text``, at most one per category, in order of appearance."""
         if not text or not text.strip():
             return []
-        keys = normalise(text)
+        tokens = _keyed_tokens(text)
+        keys = [key for key, _, _ in tokens]
         found: dict[str, RedFlagMatch] = {}
         for start, key in enumerate(keys):
             for pattern in self._by_first_key.get(key, ()):
@@ -146,7 +153,7 @@ class RedFlagDetector:
                 end = _match_at(pattern.keys, keys, start)
                 if end is not None:
                     found[pattern.category.id] = RedFlagMatch(
-                        pattern.category, pattern.phrase, start, end
+                        pattern.category, pattern.phrase, tokens[start][1], tokens[end - 1][2]
                     )
         return sorted(found.values(), key=lambda m: m.start)
 

@@ -1,0 +1,27 @@
+# The everyday commands. Each one sets up .venv (Python 3.10) on first use.
+SHELL := /bin/bash
+.PHONY: run test train validate evaluate benchmark lint clean
+
+run:        ## Chat with the assistant in the terminal (trains first if needed)
+	@bash scripts/run.sh
+
+test:       ## Run every test (unit, model, dialogue stories, servers)
+	@bash scripts/test.sh
+
+train:      ## Train models/assistant.tar.gz (skipped when nothing changed)
+	@bash scripts/train.sh
+
+validate:   ## Check data, domain and config with Rasa's validator
+	@bash scripts/bootstrap.sh && . scripts/env.sh && rasa data validate "$${RASA_ARGS[@]}" --data data --fail-on-warnings
+
+evaluate:   ## NLU cross-validation: reports and plots in results/nlu, accuracy and macro F1 printed
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_nlu.py
+
+benchmark:  ## Time a cold `rasa train` and print the model size
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/benchmark_train.py
+
+lint:       ## Ruff
+	@bash scripts/bootstrap.sh && .venv/bin/ruff check .
+
+clean:      ## Remove models, results and local runtime data (not .venv)
+	rm -rf models results var .rasa

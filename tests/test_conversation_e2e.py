@@ -1,0 +1,178 @@
+"""End to end over real HTTP: the Rasa server and the action server run as separate processes
+on this machine, with a real SQLite database, and a patient talks through the REST channel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from clinic.settings import load_settings
+from tests.model_support import PROJECT_ROOT
+
+pytestmark = [pytest.mark.model, pytest.mark.servers]
+STARTUP_SECONDS = 180
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise RuntimeError(f"{url} not ready after {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def servers(trained_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    database = tmp / "clinic.db"
+    env = {
+        **os.environ,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+        "CLINIC_DATABASE_URL": f"sqlite:///{database}",
+        "CLINIC_PSEUDONYM_KEY": "e2e-test-key",
+    }
+    actions_port, rasa_port = free_port(), free_port()
+    endpoints = tmp / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
+        f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{tmp / "tracker.db"}"\n'
+    )
+    logs = {name: tmp / f"{name}.log" for name in ("actions", "rasa")}
+    processes = []
+    try:
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(actions_port)],
+            cwd=PROJECT_ROOT, env=env, stdout=logs["actions"].open("w"), stderr=subprocess.STDOUT,
+        ))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "rasa", "run", "--model", str(trained_model), "--port",
+             str(rasa_port), "--endpoints", str(endpoints), "--credentials", "credentials.yml",
+             "--interface", "127.0.0.1"],
+            cwd=PROJECT_ROOT, env=env, stdout=logs["rasa"].open("w"), stderr=subprocess.STDOUT,
+        ))
+        wait_for(f"http://127.0.0.1:{actions_port}/health", processes[0], logs["actions"])
+        wait_for(f"http://127.0.0.1:{rasa_port}/", processes[1], logs["rasa"])
+        yield {"url": f"http://127.0.0.1:{rasa_port}", "database": database, "logs": logs}
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def say(servers, sender: str, message: str) -> list[dict]:
+    body = json.dumps({"sender": sender, "message": message}).encode()
+    request = urllib.request.Request(
+        f"{servers['url']}/webhooks/rest/webhook", data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def texts(replies: list[dict]) -> str:
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def handoff_rows(servers) -> list[dict]:
+    engine = create_engine(f"sqlite:///{servers['database']}", future=True)
+    with engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(text("SELECT * FROM handoff_requests"))]
+
+
+SETTINGS = load_settings()
+
+
+def new_patient() -> str:
+    return f"+1555{uuid.uuid4().int % 10**7:07d}"  # synthetic number
+
+
+def test_greeting_gets_the_welcome_and_the_menu(servers):
+    replies = say(servers, new_patient(), "hi")
+    welcome, menu = replies[0]["text"], replies[-1]
+    assert SETTINGS.clinic_name in welcome
+    assert "medical advice" in welcome and SETTINGS.emergency_number in welcome
+    assert [b["title"] for b in menu["buttons"]] == [
+        "Book appointment", "Insurance & billing", "Talk to a nurse",
+    ]
+
+
+def test_first_message_of_any_kind_also_gets_the_welcome(servers):
+    replies = say(servers, new_patient(), "what are your opening hours?")
+    assert "not for emergencies" in replies[0]["text"]
+    assert "Opening hours" in texts(replies[1:])  # the approved text follows
+
+
+def test_red_flag_gets_guidance_and_an_urgent_handoff(servers):
+    patient = new_patient()
+    say(servers, patient, "hello")
+    replies = say(servers, patient, "can I book for tomorrow? my chest has been hurting, crushing pain")
+    answer = texts(replies)
+    assert f"call {SETTINGS.emergency_number} now" in answer
+    assert "flagged this chat as urgent" in answer
+    urgent = [r for r in handoff_rows(servers) if r["priority"] == "urgent"]
+    assert urgent and urgent[-1]["red_flag_category"] == "chest_pain"
+    # Nothing that identifies the patient is stored in clear.
+    assert all(patient not in str(row) and patient[1:] not in str(row) for row in handoff_rows(servers))
+
+
+def test_suicidal_thoughts_get_the_crisis_wording(servers):
+    patient = new_patient()
+    say(servers, patient, "hi")
+    answer = texts(say(servers, patient, "i want to end my life"))
+    assert SETTINGS.crisis_line in answer and SETTINGS.emergency_number in answer
+
+
+def test_nurse_button_records_a_handoff_and_says_what_happens_next(servers):
+    patient = new_patient()
+    say(servers, patient, "hi")
+    before = len(handoff_rows(servers))
+    answer = texts(say(servers, patient, '/request_human{"team": "nurse"}'))
+    assert "talk to a nurse" in answer and SETTINGS.reception_phone in answer
+    rows = handoff_rows(servers)
+    assert len(rows) == before + 1 and rows[-1]["team"] == "nurse"
+
+
+def test_clinical_question_is_refused_kindly(servers):
+    patient = new_patient()
+    say(servers, patient, "hi")
+    replies = say(servers, patient, "my blood sugar was 180 this morning, is that bad?")
+    assert "can't give medical advice" in texts(replies) or "not able to give medical advice" in texts(replies)
+    assert any(b["title"] == "Talk to a nurse" for r in replies for b in r.get("buttons", []))
+
+
+def test_two_misunderstandings_offer_a_human(servers):
+    patient = new_patient()
+    say(servers, patient, "hi")
+    first = texts(say(servers, patient, "qwxz blorp vvv"))
+    second = say(servers, patient, "zzkq plov mmmx")
+    assert "say it another way" in first
+    assert any(b["title"] == "Talk to a person" for r in second for b in r.get("buttons", []))

@@ -1,0 +1,84 @@
+"""The Rasa project as a whole: validation, test stories, and the trained model."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.model_support import rasa
+
+CORPUS = yaml.safe_load(Path("tests/data/red_flag_corpus.yml").read_text(encoding="utf-8"))
+
+
+def test_data_validates_without_warnings():
+    result = rasa(
+        "data", "validate", "--domain", "domain", "--data", "data", "--config", "config.yml",
+        "--fail-on-warnings",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    problems = [
+        line for line in output.splitlines()
+        if ("UserWarning" in line or " WARNING " in line or "ERROR" in line)
+    ]
+    assert problems == []
+
+
+@pytest.mark.model
+def test_every_test_story_passes(trained_model, tmp_path):
+    result = rasa(
+        "test", "core", "--model", str(trained_model), "--stories", "tests/test_stories.yml",
+        "--fail-on-prediction-errors", "--out", str(tmp_path),
+    )
+    failed = tmp_path / "failed_test_stories.yml"
+    details = failed.read_text() if failed.exists() else ""
+    assert result.returncode == 0, (result.stdout[-2000:] + result.stderr[-2000:] + details)
+
+
+@pytest.fixture(scope="module")
+def agent(trained_model):
+    from rasa.core.agent import Agent
+
+    return Agent.load(str(trained_model))
+
+
+def parse(agent, text):
+    return asyncio.run(agent.parse_message(text))
+
+
+@pytest.mark.model
+def test_red_flags_reach_emergency_through_the_whole_pipeline(agent):
+    missed, classifier_wrong = [], 0
+    for case in CORPUS["must_flag"]:
+        result = parse(agent, case["text"])
+        if result["intent"]["name"] != "emergency":
+            missed.append(case["text"])
+        if (result.get("red_flags") or {}).get("overridden_intent") != "emergency":
+            classifier_wrong += 1
+    assert missed == []
+    # Report how often the safety net did work the classifier would not have done.
+    print(f"\nsafety net overrode the classifier on {classifier_wrong}/{len(CORPUS['must_flag'])}")
+
+
+@pytest.mark.model
+def test_detector_entities_fill_the_emergency_slots(agent):
+    result = parse(agent, "I don't want to live anymore, I'm thinking of killing myself")
+    entities = {e["entity"]: e["value"] for e in result["entities"]}
+    assert result["intent"]["name"] == "emergency"
+    assert entities["red_flag_response"] == "crisis"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "text, team",
+    [("can I talk to someone in billing", "billing"), ("i need the front desk", "reception")],
+)
+def test_team_entity_is_extracted_and_normalised(agent, text, team):
+    result = parse(agent, text)
+    assert {e["entity"]: e["value"] for e in result["entities"]}.get("team") == team
+
+
+@pytest.mark.model
+def test_gibberish_falls_back(agent):
+    assert parse(agent, "qwxz blorp vvv")["intent"]["name"] == "nlu_fallback"
