@@ -1,0 +1,366 @@
+"""The approved-template registry: built-in demo templates plus an optional YAML/JSON file.
+
+A file may use the simple format below or Meta's own ``message_templates`` export
+(``{"data":[{"name","language","status","category","components":[{"type":"BODY",...}]}]}``)::
+
+    templates:
+      - name: appointment_reminder
+        language: en_US            # or languages: [en_US, es]
+        category: utility
+        status: APPROVED           # PAUSED -> 132015, DISABLED -> 132016, others -> 132001
+        header: "Appointment reminder"
+        body: "Hi {{1}}, ... {{2}} at {{3}}."
+        footer: "Reply below"
+        buttons:
+          - {type: quick_reply, text: Confirm}
+          - {type: url, text: Open portal, url: "https://portal.example/{{1}}"}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from whatsapp import limits
+
+from .graph_errors import GraphError, invalid
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+MEDIA_FORMATS = ("image", "video", "document", "location")
+
+BUILTIN_TEMPLATES: List[Dict[str, Any]] = [
+    {
+        "name": "hello_world",
+        "language": "en_US",
+        "category": "utility",
+        "header": "Hello World",
+        "body": (
+            "Welcome and congratulations!! This message demonstrates your ability to send a "
+            "WhatsApp message notification from the Cloud API, hosted by Meta. Thank you for "
+            "taking the time to test with us."
+        ),
+        "footer": "WhatsApp Business Platform sample message",
+    },
+    {
+        "name": "appointment_reminder",
+        "language": "en_US",
+        "category": "utility",
+        "header": "Appointment reminder",
+        "body": (
+            "Hi {{1}}, this is a reminder of your appointment on {{2}} at {{3}}. "
+            "Please confirm, reschedule or cancel below."
+        ),
+        "footer": "Reply STOP to opt out",
+        "buttons": [
+            {"type": "quick_reply", "text": "Confirm"},
+            {"type": "quick_reply", "text": "Reschedule"},
+            {"type": "quick_reply", "text": "Cancel"},
+        ],
+    },
+    {
+        "name": "results_ready",
+        "language": "en_US",
+        "category": "utility",
+        "body": (
+            "Hi {{1}}, your test results are ready. For your privacy they are not sent on "
+            "WhatsApp: please sign in to the patient portal or call reception."
+        ),
+    },
+]
+
+
+@dataclass
+class Template:
+    name: str
+    language: str
+    category: str = "utility"
+    status: str = "APPROVED"
+    header: Optional[Dict[str, Any]] = None  # {"format": "text", "text": ...} or {"format": "image"}
+    body: str = ""
+    footer: Optional[str] = None
+    buttons: List[Dict[str, Any]] = field(default_factory=list)
+
+    def body_params(self) -> List[str]:
+        return PLACEHOLDER.findall(self.body)
+
+    def header_params(self) -> List[str]:
+        if not self.header:
+            return []
+        if self.header.get("format") == "text":
+            return PLACEHOLDER.findall(self.header.get("text") or "")
+        return ["media"]
+
+    def describe(self) -> Dict[str, Any]:
+        return {
+            "name": self.name,
+            "language": self.language,
+            "category": self.category,
+            "status": self.status,
+            "header": self.header,
+            "body": self.body,
+            "footer": self.footer,
+            "buttons": self.buttons,
+            "body_params": len(self.body_params()),
+        }
+
+
+def _normalise(item: Dict[str, Any]) -> List[Template]:
+    if "components" in item:  # Meta's message_templates format
+        header = None
+        body = ""
+        footer = None
+        buttons: List[Dict[str, Any]] = []
+        for comp in item.get("components") or []:
+            kind = str(comp.get("type", "")).lower()
+            if kind == "header":
+                fmt = str(comp.get("format", "text")).lower()
+                header = {"format": fmt, "text": comp.get("text")} if fmt == "text" else {"format": fmt}
+            elif kind == "body":
+                body = comp.get("text") or ""
+            elif kind == "footer":
+                footer = comp.get("text")
+            elif kind == "buttons":
+                for button in comp.get("buttons") or []:
+                    buttons.append(
+                        {
+                            "type": str(button.get("type", "quick_reply")).lower(),
+                            "text": button.get("text", ""),
+                            **({"url": button["url"]} if button.get("url") else {}),
+                        }
+                    )
+        item = dict(item, header=header, body=body, footer=footer, buttons=buttons)
+    header = item.get("header")
+    if isinstance(header, str):
+        header = {"format": "text", "text": header}
+    elif isinstance(header, dict):
+        fmt = str(header.get("format") or header.get("type") or "text").lower()
+        header = {"format": fmt, "text": header.get("text")} if fmt == "text" else {"format": fmt}
+    languages = item.get("languages") or [item.get("language") or "en_US"]
+    if isinstance(languages, str):
+        languages = [languages]
+    result = []
+    for language in languages:
+        result.append(
+            Template(
+                name=str(item["name"]),
+                language=str(language),
+                category=str(item.get("category") or "utility").lower(),
+                status=str(item.get("status") or "APPROVED").upper(),
+                header=header,
+                body=str(item.get("body") or ""),
+                footer=item.get("footer"),
+                buttons=[
+                    {**button, "type": str(button.get("type", "quick_reply")).lower()}
+                    for button in item.get("buttons") or []
+                ],
+            )
+        )
+    return result
+
+
+class TemplateRegistry:
+    def __init__(self, path: Optional[str] = None) -> None:
+        self._templates: Dict[Tuple[str, str], Template] = {}
+        for item in BUILTIN_TEMPLATES:
+            self.add(item)
+        if path:
+            self.load(path)
+
+    def add(self, item: Dict[str, Any]) -> None:
+        for template in _normalise(item):
+            self._templates[(template.name, template.language)] = template
+
+    def load(self, path: str) -> None:
+        text = Path(path).read_text(encoding="utf-8")
+        if path.endswith((".yml", ".yaml")):
+            import yaml  # a project dependency already; only needed for YAML files
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+        if isinstance(data, dict):
+            data = data.get("templates") or data.get("data") or []
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a list of templates")
+        for item in data:
+            self.add(item)
+
+    def all(self) -> List[Template]:
+        return list(self._templates.values())
+
+    def get(self, name: str, language: str) -> Template:
+        template = self._templates.get((name, language))
+        if template is None:
+            known = sorted(lang for (tname, lang) in self._templates if tname == name)
+            details = (
+                f"template name ({name}) does not exist in {language}"
+                if not known
+                else f"template name ({name}) does not exist in {language} (available: {', '.join(known)})"
+            )
+            raise GraphError(132001, details=details)
+        if template.status == "PAUSED":
+            raise GraphError(132015, details=f"template {name} is paused")
+        if template.status == "DISABLED":
+            raise GraphError(132016, details=f"template {name} has been disabled")
+        if template.status != "APPROVED":
+            raise GraphError(132001, details=f"template {name} is not approved ({template.status})")
+        return template
+
+
+def _param_value(param: Dict[str, Any]) -> str:
+    kind = param.get("type")
+    if kind == "text":
+        return str(param.get("text", ""))
+    if kind in ("currency", "date_time"):
+        return str((param.get(kind) or {}).get("fallback_value", ""))
+    return ""
+
+
+def _substitute(text: str, values: Dict[str, str]) -> str:
+    return PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), text)
+
+
+def _check_params(
+    section: str, expected: List[str], params: List[Dict[str, Any]]
+) -> Dict[str, str]:
+    if len(params) != len(expected):
+        raise GraphError(
+            132000,
+            details=(
+                f"{section}: number of localizable_params ({len(params)}) does not match the "
+                f"expected number of params ({len(expected)})"
+            ),
+        )
+    named = bool(expected) and not all(name.isdigit() for name in expected)
+    values: Dict[str, str] = {}
+    for index, param in enumerate(params):
+        where = f"template['components'][{section}]['parameters'][{index}]"
+        if not isinstance(param, dict) or "type" not in param:
+            raise invalid(where, "must be an object with a type")
+        kind = param["type"]
+        if kind not in ("text", "currency", "date_time", "image", "video", "document", "location"):
+            raise invalid(f"{where}['type']", f"must be one of {{text, currency, date_time, image, video, document, location}} - got \"{kind}\"")
+        if kind == "text":
+            text = param.get("text")
+            if not isinstance(text, str) or text == "":
+                raise invalid(f"{where}['text']", "is required")
+            if section == "body" and ("\n" in text or "\t" in text or "     " in text):
+                raise GraphError(
+                    132018,
+                    details=f"{where}['text']: Param text cannot have new-line/tab characters or more than 4 consecutive spaces",
+                )
+        elif kind in ("currency", "date_time"):
+            if not isinstance(param.get(kind), dict) or "fallback_value" not in param[kind]:
+                raise invalid(f"{where}['{kind}']['fallback_value']", "is required")
+        else:
+            media = param.get(kind)
+            if not isinstance(media, dict) or not (media.get("id") or media.get("link")):
+                raise invalid(f"{where}['{kind}']", "requires an id or a link")
+        if named:
+            name = param.get("parameter_name")
+            if name not in expected:
+                raise invalid(
+                    f"{where}['parameter_name']",
+                    f"must be one of {{{', '.join(expected)}}} - got \"{name}\"",
+                    code=131009,
+                )
+            values[name] = _param_value(param)
+        else:
+            values[str(index + 1)] = _param_value(param)
+    return values
+
+
+def check_and_render(template: Template, components: Any) -> Dict[str, Any]:
+    """Validate a send's components against ``template``; return what the user sees."""
+    if components is None:
+        components = []
+    if not isinstance(components, list):
+        raise invalid("template['components']", "must be an array")
+    header_params: List[Dict[str, Any]] = []
+    body_params: List[Dict[str, Any]] = []
+    button_params: Dict[int, Dict[str, Any]] = {}
+    for index, comp in enumerate(components):
+        where = f"template['components'][{index}]"
+        if not isinstance(comp, dict):
+            raise invalid(where, "must be an object")
+        kind = comp.get("type")
+        if kind not in ("header", "body", "button"):
+            raise invalid(f"{where}['type']", f"must be one of {{header, body, button}} - got \"{kind}\"")
+        params = comp.get("parameters", [])
+        if not isinstance(params, list):
+            raise invalid(f"{where}['parameters']", "must be an array")
+        if kind == "header":
+            header_params = params
+        elif kind == "body":
+            body_params = params
+        else:
+            try:
+                button_index = int(comp.get("index"))
+            except (TypeError, ValueError):
+                raise invalid(f"{where}['index']", "is required and must be a number") from None
+            if not 0 <= button_index < len(template.buttons):
+                raise invalid(
+                    f"{where}['index']",
+                    f"({button_index}) does not match any button of template {template.name}",
+                    code=131009,
+                )
+            button = template.buttons[button_index]
+            sub_type = comp.get("sub_type")
+            if sub_type != button["type"]:
+                raise invalid(
+                    f"{where}['sub_type']",
+                    f"must be \"{button['type']}\" for button {button_index} - got \"{sub_type}\"",
+                    code=131009,
+                )
+            if len(params) != 1:
+                raise GraphError(
+                    132000,
+                    details=f"button {button_index}: number of params ({len(params)}) does not match the expected number of params (1)",
+                )
+            param = params[0]
+            if sub_type == "quick_reply":
+                payload = param.get("payload") if isinstance(param, dict) else None
+                if param.get("type") != "payload" or not isinstance(payload, str) or not payload:
+                    raise invalid(f"{where}['parameters'][0]['payload']", "is required")
+                if len(payload) > limits.TEMPLATE_QUICK_REPLY_PAYLOAD_MAX:
+                    raise invalid(
+                        f"{where}['parameters'][0]['payload']",
+                        f"must be at most {limits.TEMPLATE_QUICK_REPLY_PAYLOAD_MAX} characters long",
+                        code=131009,
+                    )
+            elif sub_type == "url":
+                if not isinstance(param, dict) or not isinstance(param.get("text"), str):
+                    raise invalid(f"{where}['parameters'][0]['text']", "is required")
+            button_params[button_index] = param
+
+    header_values = _check_params("header", template.header_params(), header_params)
+    body_values = _check_params("body", template.body_params(), body_params)
+
+    rendered: Dict[str, Any] = {"name": template.name, "language": template.language,
+                                "category": template.category}
+    if template.header:
+        if template.header.get("format") == "text":
+            rendered["header"] = {"type": "text", "text": _substitute(template.header.get("text") or "", header_values)}
+        else:
+            media = header_params[0] if header_params else {}
+            rendered["header"] = {"type": template.header["format"], template.header["format"]: media.get(template.header["format"], {})}
+    rendered["body"] = _substitute(template.body, body_values)
+    if template.footer:
+        rendered["footer"] = template.footer
+    buttons = []
+    for index, button in enumerate(template.buttons):
+        param = button_params.get(index) or {}
+        if button["type"] == "quick_reply":
+            buttons.append({"type": "quick_reply", "index": index, "text": button.get("text", ""),
+                            "payload": param.get("payload") or button.get("text", "")})
+        elif button["type"] == "url":
+            url = str(button.get("url", ""))
+            url = PLACEHOLDER.sub(lambda _m, p=param: str(p.get("text", "")), url)
+            buttons.append({"type": "url", "index": index, "text": button.get("text", ""), "url": url})
+        else:
+            buttons.append({"type": button["type"], "index": index, "text": button.get("text", "")})
+    rendered["buttons"] = buttons
+    return rendered
