@@ -47,3 +47,48 @@ def contact_key(sender_id: str, channel: str, key: bytes) -> str:
         raise ValueError("sender_id is required")
     message = f"{channel}:{sender_id}".encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+ENCRYPTION_KEY_ENV = "CLINIC_ENCRYPTION_KEY"
+DEFAULT_ENCRYPTION_KEY_FILE = VAR_DIR / "encryption.key"
+
+
+class ContactCipher:
+    """Encrypts what must be reversible (the WhatsApp address to reply to) with Fernet
+    (AES-128-CBC + HMAC-SHA256, from the maintained ``cryptography`` package).
+
+    Key: ``CLINIC_ENCRYPTION_KEY`` (a Fernet key: 32 url-safe base64-encoded bytes) or, in
+    the embedded default, ``var/encryption.key`` created on first use with mode 0600.
+    """
+
+    def __init__(self, key: bytes):
+        from cryptography.fernet import Fernet
+
+        self._fernet = Fernet(key)
+
+    @classmethod
+    def from_environment(
+        cls, environ: Optional[dict] = None, key_file: Path = DEFAULT_ENCRYPTION_KEY_FILE
+    ) -> "ContactCipher":
+        from cryptography.fernet import Fernet
+
+        environ = os.environ if environ is None else environ
+        value = environ.get(ENCRYPTION_KEY_ENV)
+        if value:
+            return cls(value.encode("ascii"))
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(Fernet.generate_key())
+        return cls(key_file.read_bytes().strip())
+
+    def encrypt(self, value: str) -> str:
+        return self._fernet.encrypt(value.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, token: str) -> str:
+        return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")

@@ -1,0 +1,2 @@
+"""Rasa channel connectors. ``connectors.whatsapp.WhatsAppInput`` is the WhatsApp Cloud API
+channel (credentials.yml key ``connectors.whatsapp.WhatsAppInput``)."""

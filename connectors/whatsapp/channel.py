@@ -1,0 +1,271 @@
+"""Rasa input channel for the WhatsApp Cloud API: ``/webhooks/whatsapp/webhook``.
+
+One job: take Meta's webhooks safely and hand each message to the assistant once.
+- GET: the verification handshake (echo ``hub.challenge`` when mode and token match).
+- POST: check the signature over the raw body (401 missing, 403 wrong), parse (400 on bad
+  JSON), store every new message in the durable inbox (redacted, pseudonymised) and every
+  status, then answer 200 at once. Processing happens afterwards, per conversation in order
+  (``processor.py``); a wamid already stored is never processed again.
+Conversation ids given to Rasa are pseudonyms (keyed HMAC of the WhatsApp id): the tracker
+store never holds a phone number or the WhatsApp profile name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import inspect
+import json
+import logging
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+import whatsapp.store  # noqa: F401  (registers the channel's tables before create_schema)
+from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
+from clinic.redaction import redact
+from connectors.whatsapp.inbound_mapping import to_assistant_input
+from connectors.whatsapp.output import CHANNEL_NAME, WhatsAppOutput
+from connectors.whatsapp.processor import InboxProcessor
+from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp.worker import WorkerLoop
+from whatsapp import signature
+from whatsapp.client import GraphClient
+from whatsapp.inbound import InboundMessage, StatusUpdate, WebhookBatch, parse_webhook
+from whatsapp.limits import WEBHOOK_BODY_MAX_BYTES
+from whatsapp.metrics import Metrics
+from whatsapp.sender import Sender
+from whatsapp.store import NewInbound, PendingMessage, WhatsAppStore
+
+logger = logging.getLogger(__name__)
+
+
+class WhatsAppInput(InputChannel):
+    @classmethod
+    def name(cls) -> Text:
+        return CHANNEL_NAME
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        return cls(WhatsAppSettings.load(credentials))
+
+    def __init__(self, settings: WhatsAppSettings, database_url: Optional[str] = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        engine = make_engine(database_url)
+        create_schema(engine)
+        self.store = WhatsAppStore(make_session_factory(engine))
+        self._cipher = ContactCipher.from_environment()
+        self._pseudonym_key = load_pseudonym_key()
+        # One pooled HTTP client per event loop: replies are sent from the processing loop,
+        # proactive messages (Rasa's trigger_intent) from Sanic's loop.
+        self._client = self._graph_client()
+        self.sender = Sender(self._client, self.store, self._cipher, self.metrics)
+        self._proactive_client: Optional[GraphClient] = None
+        self._proactive_sender: Optional[Sender] = None
+        self.processor: Optional[InboxProcessor] = None
+        self._worker = WorkerLoop()
+
+    def _graph_client(self) -> GraphClient:
+        return GraphClient(
+            base_url=self.settings.api_base_url,
+            api_version=self.settings.api_version,
+            phone_number_id=self.settings.phone_number_id,
+            access_token=self.settings.access_token,
+            rate_per_second=self.settings.send_rate_per_second,
+        )
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        # Used by Rasa for messages the patient didn't just ask for (trigger_intent, reminders).
+        if self._proactive_sender is None:
+            self._proactive_client = self._graph_client()
+            self._proactive_sender = Sender(self._proactive_client, self.store, self._cipher, self.metrics)
+        return WhatsAppOutput(self._proactive_sender)
+
+    def conversation_id(self, sender_key: str) -> str:
+        return contact_key(sender_key, CHANNEL_NAME, self._pseudonym_key)
+
+    # ── webhook ───────────────────────────────────────────────────────────────────────────
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        blueprint = Blueprint("whatsapp_webhook", __name__)
+
+        async def handle(message: PendingMessage) -> None:
+            await self.sender.mark_read(message.wamid, typing=True)
+            await on_new_message(
+                UserMessage(
+                    text=message.text,
+                    output_channel=WhatsAppOutput(self.sender),
+                    sender_id=message.conversation_id,
+                    input_channel=self.name(),
+                    message_id=message.wamid,
+                    metadata={"whatsapp": {"kind": message.kind, "redacted": list(message.redacted)}},
+                )
+            )
+
+        self.processor = InboxProcessor(
+            self.store, handle, self.settings.max_concurrent_conversations, self.metrics
+        )
+
+        @blueprint.listener("after_server_start")
+        async def resume_inbox(app, _loop) -> None:
+            async def already_handled(message: PendingMessage) -> bool:
+                return await _tracker_has_message(app, message)
+
+            # Load the redaction recognizers now, not on the first patient's message.
+            await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
+            self._worker.start()
+            await asyncio.wrap_future(self._worker.submit(self.processor.recover(already_handled)))
+
+        @blueprint.listener("before_server_stop")
+        async def close_clients(_app, _loop) -> None:
+            if self._worker.running:
+                await asyncio.wrap_future(self._worker.submit(self._client.close()))
+                self._worker.stop()
+            if self._proactive_client is not None:
+                await self._proactive_client.close()
+
+        @blueprint.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @blueprint.route("/metrics", methods=["GET"])
+        async def metrics(_: Request) -> HTTPResponse:
+            inbox = await asyncio.to_thread(self.store.inbox_counts)
+            outbound = await asyncio.to_thread(self.store.outbound_counts)
+            return response.json({"counters": self.metrics.snapshot(), "inbox": inbox, "outbound": outbound})
+
+        @blueprint.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            status, text = self.handshake(
+                request.args.get("hub.mode"),
+                request.args.get("hub.verify_token"),
+                request.args.get("hub.challenge"),
+            )
+            return response.text(text, status=status)
+
+        @blueprint.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            status, text = await self.receive_webhook(
+                request.body or b"", request.headers.get(signature.HEADER)
+            )
+            return response.text(text, status=status)
+
+        return blueprint
+
+    def handshake(
+        self, mode: Optional[str], token: Optional[str], challenge: Optional[str]
+    ) -> Tuple[int, str]:
+        """Meta's verification GET: echo the challenge (as text) only for the right token."""
+        if mode == "subscribe" and challenge is not None and hmac.compare_digest(
+            (token or "").encode(), self.settings.verify_token.encode()
+        ):
+            return 200, challenge
+        self.metrics.increment("handshake_rejected")
+        return 403, "forbidden"
+
+    async def receive_webhook(self, body: bytes, signature_header: Optional[str]) -> Tuple[int, str]:
+        """Verify, parse, store durably, then 200; processing is scheduled, not awaited."""
+        if len(body) > WEBHOOK_BODY_MAX_BYTES:
+            self.metrics.increment("webhook_too_large")
+            return 413, "payload too large"
+        if not signature_header:
+            self.metrics.increment("webhook_signature_missing")
+            return 401, "missing signature"
+        if not signature.verify(body, signature_header, self.settings.app_secret):
+            self.metrics.increment("webhook_signature_invalid")
+            return 403, "invalid signature"
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            self.metrics.increment("webhook_bad_json")
+            return 400, "malformed JSON"
+
+        batch = parse_webhook(payload)
+        for problem in batch.problems:
+            logger.warning("Webhook item skipped: %s", problem)  # problems carry no content
+        new = await asyncio.to_thread(self._store_batch, batch)
+        self.metrics.increment("webhook_accepted")
+        self.metrics.increment("inbound_new", len(new))
+        duplicates = len(batch.messages) - len(new)
+        if duplicates > 0:
+            self.metrics.increment("inbound_duplicates", duplicates)
+        if self.processor is not None and self._worker.running:
+            for conversation_id in dict.fromkeys(i.conversation_id for i in new if not i.skip):
+                # Processing runs on the worker loop (see worker.py); this loop only acks.
+                self._worker.call_soon(self.processor.submit, conversation_id)
+        return 200, "OK"
+
+    def _store_batch(self, batch: WebhookBatch) -> List[NewInbound]:
+        """Runs in a worker thread: redaction, pseudonyms, one database transaction."""
+        items: List[NewInbound] = []
+        contacts: Dict[str, Tuple[str, dt.datetime]] = {}
+        for message in batch.messages:
+            prepared = self._prepare(message)
+            if prepared is None:
+                continue
+            item, address = prepared
+            items.append(item)
+            if address:
+                known = contacts.get(item.conversation_id)
+                if known is None or item.received_at > known[1]:
+                    contacts[item.conversation_id] = (self._cipher.encrypt(address), item.received_at)
+        new = self.store.accept(items, contacts)
+        for status in batch.statuses:
+            self._record_status(status)
+        return new
+
+    def _prepare(self, message: InboundMessage) -> Optional[Tuple[NewInbound, Optional[str]]]:
+        sender_key = message.sender_key
+        if not sender_key:
+            self.metrics.increment("inbound_without_sender")
+            return None
+        assistant_input = to_assistant_input(message)
+        if assistant_input.redacted:
+            self.metrics.increment("inbound_redacted")
+        # Reply to the phone/wa_id when Meta gives one; a username-only user by BSUID.
+        contact = message.contact
+        address = message.from_ or (contact.wa_id if contact else None) or sender_key
+        item = NewInbound(
+            wamid=message.id,
+            conversation_id=self.conversation_id(sender_key),
+            kind=assistant_input.kind,
+            text=assistant_input.text,
+            metadata={},
+            redacted=assistant_input.redacted,
+            received_at=dt.datetime.fromtimestamp(message.timestamp, dt.timezone.utc),
+            skip=assistant_input.text is None,
+        )
+        return item, address
+
+    def _record_status(self, status: StatusUpdate) -> None:
+        first_error = status.errors[0] if status.errors else None
+        applied = self.store.record_status(
+            status.message_id,
+            status.status,
+            dt.datetime.fromtimestamp(status.timestamp, dt.timezone.utc),
+            first_error.code if first_error else None,
+            (first_error.details or first_error.message) if first_error else None,
+        )
+        self.metrics.increment(f"status_{status.status}" if applied else "status_ignored_stale")
+
+
+async def _tracker_has_message(app, message: PendingMessage) -> bool:
+    """Whether Rasa already logged this wamid (a crash after Rasa handled it)."""
+    agent = getattr(app.ctx, "agent", None)
+    if agent is None or agent.tracker_store is None:
+        return False
+    tracker = agent.tracker_store.retrieve(message.conversation_id)
+    if inspect.isawaitable(tracker):
+        tracker = await tracker
+    if tracker is None:
+        return False
+    return any(
+        getattr(event, "message_id", None) == message.wamid
+        for event in tracker.events
+        if type(event).__name__ == "UserUttered"
+    )

@@ -1,0 +1,109 @@
+"""What the assistant reads for each kind of inbound WhatsApp message.
+
+One function per message type (dispatch table), so a new type is one small function.
+Everything the assistant says back lives in the domain: media, locations, contact cards and
+unknown types become payload intents (``/media_message{"media_kind": "voice"}``) whose
+replies are domain responses. Reactions, revocations and system notices are recorded but
+not answered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Callable, Optional
+
+from clinic.redaction import redact
+from whatsapp import inbound as wa
+
+
+@dataclasses.dataclass(frozen=True)
+class AssistantInput:
+    """What goes to Rasa for one WhatsApp message (``text`` None: record only)."""
+
+    kind: str
+    text: Optional[str]
+    redacted: tuple[str, ...] = ()
+
+
+def _payload(intent: str, **entities) -> str:
+    return f"/{intent}{json.dumps(entities, separators=(',', ':'))}" if entities else f"/{intent}"
+
+
+def _reply_id_or_title(reply_id: str, title: Optional[str]) -> str:
+    # Our own buttons carry Rasa payloads ("/intent{...}"); a button made elsewhere (e.g. a
+    # template authored in Meta's manager) carries an arbitrary id: read its title instead.
+    if reply_id.startswith("/"):
+        return reply_id
+    return title or reply_id
+
+
+def _text(message: wa.TextMessage) -> AssistantInput:
+    result = redact(message.body)
+    return AssistantInput("text", result.text, result.kinds)
+
+
+def _button_reply(message: wa.ButtonReply) -> AssistantInput:
+    return AssistantInput("button_reply", _reply_id_or_title(message.reply_id, message.title))
+
+
+def _list_reply(message: wa.ListReply) -> AssistantInput:
+    return AssistantInput("list_reply", _reply_id_or_title(message.reply_id, message.title))
+
+
+def _template_button(message: wa.TemplateButtonReply) -> AssistantInput:
+    return AssistantInput("template_button", _reply_id_or_title(message.payload, message.text))
+
+
+def _location(message: wa.LocationMessage) -> AssistantInput:
+    # Coordinates only: the place name/address a patient chose to share is not needed.
+    text = _payload("share_location", latitude=message.latitude, longitude=message.longitude)
+    return AssistantInput("location", text)
+
+
+def _media(message: wa.MediaMessage) -> AssistantInput:
+    kind = "voice" if message.voice else message.kind
+    # A caption is text the patient typed: it is not read (the reply explains why) and not
+    # stored, like the media itself.
+    return AssistantInput(message.kind, _payload("media_message", media_kind=kind))
+
+
+def _contacts(_: wa.ContactsMessage) -> AssistantInput:
+    return AssistantInput("contacts", _payload("media_message", media_kind="contacts"))
+
+
+def _order(_: wa.OrderMessage) -> AssistantInput:
+    return AssistantInput("order", _payload("buy_medication"))
+
+
+def _other(message: wa.InboundMessage) -> AssistantInput:
+    return AssistantInput(message.type or "unknown", _payload("media_message", media_kind="other"))
+
+
+def _record_only(message: wa.InboundMessage) -> AssistantInput:
+    return AssistantInput(message.type or "unknown", None)
+
+
+_HANDLERS: dict[type, Callable[..., AssistantInput]] = {
+    wa.TextMessage: _text,
+    wa.ButtonReply: _button_reply,
+    wa.ListReply: _list_reply,
+    wa.TemplateButtonReply: _template_button,
+    wa.LocationMessage: _location,
+    wa.MediaMessage: _media,
+    wa.ContactsMessage: _contacts,
+    wa.OrderMessage: _order,
+    wa.ReactionMessage: _record_only,
+    wa.RevokeMessage: _record_only,
+    wa.SystemMessage: _record_only,
+    wa.FlowReply: _other,
+    wa.EditMessage: _other,
+    wa.UnsupportedMessage: _other,
+    wa.UnknownInteractive: _other,
+    wa.UnknownMessage: _other,
+}
+
+
+def to_assistant_input(message: wa.InboundMessage) -> AssistantInput:
+    handler = _HANDLERS.get(type(message), _other)
+    return handler(message)

@@ -1,0 +1,89 @@
+"""WhatsApp channel settings, from the environment (credentials.yml may set them too).
+
+Missing required settings stop the server at start-up with a message naming them, rather
+than failing on the first patient message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping, Optional
+
+DEFAULT_API_BASE_URL = "https://graph.facebook.com"
+DEFAULT_API_VERSION = "v23.0"
+
+# setting -> (environment variable, required)
+_ENV = {
+    "verify_token": ("WHATSAPP_VERIFY_TOKEN", True),
+    "app_secret": ("WHATSAPP_APP_SECRET", True),
+    "access_token": ("WHATSAPP_ACCESS_TOKEN", True),
+    "phone_number_id": ("WHATSAPP_PHONE_NUMBER_ID", True),
+    "api_version": ("WHATSAPP_API_VERSION", False),
+    "api_base_url": ("WHATSAPP_API_BASE_URL", False),
+    "send_rate_per_second": ("WHATSAPP_SEND_RATE", False),
+    "max_concurrent_conversations": ("WHATSAPP_MAX_CONCURRENT_CONVERSATIONS", False),
+}
+
+
+class WhatsAppConfigError(ValueError):
+    """A required WhatsApp setting is missing or invalid."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WhatsAppSettings:
+    verify_token: str
+    app_secret: str
+    access_token: str
+    phone_number_id: str
+    api_version: str = DEFAULT_API_VERSION
+    api_base_url: str = DEFAULT_API_BASE_URL
+    send_rate_per_second: float = 80.0
+    max_concurrent_conversations: int = 8
+
+    def __repr__(self) -> str:  # never print secrets
+        return (
+            f"WhatsAppSettings(phone_number_id={self.phone_number_id!r}, "
+            f"api_base_url={self.api_base_url!r}, api_version={self.api_version!r})"
+        )
+
+    @classmethod
+    def load(
+        cls, credentials: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None
+    ) -> "WhatsAppSettings":
+        """Environment first, then credentials.yml values; validated."""
+        environ = os.environ if environ is None else environ
+        credentials = credentials or {}
+        values: dict[str, str] = {}
+        missing = []
+        for name, (env_name, required) in _ENV.items():
+            value = environ.get(env_name) or credentials.get(name)
+            value = "" if value is None else str(value).strip()
+            if required and not value:
+                missing.append(env_name)
+            values[name] = value
+        if missing:
+            raise WhatsAppConfigError(
+                "WhatsApp channel is not configured: set " + ", ".join(missing)
+                + " (see README, 'WhatsApp')."
+            )
+        try:
+            rate = float(values["send_rate_per_second"] or 80)
+            concurrency = int(values["max_concurrent_conversations"] or 8)
+        except ValueError as exc:
+            raise WhatsAppConfigError(f"WhatsApp channel: {exc}") from exc
+        if rate <= 0 or concurrency <= 0:
+            raise WhatsAppConfigError("WHATSAPP_SEND_RATE and concurrency must be positive")
+        base_url = (values["api_base_url"] or DEFAULT_API_BASE_URL).rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise WhatsAppConfigError("WHATSAPP_API_BASE_URL must be an http(s) URL")
+        return cls(
+            verify_token=values["verify_token"],
+            app_secret=values["app_secret"],
+            access_token=values["access_token"],
+            phone_number_id=values["phone_number_id"],
+            api_version=values["api_version"] or DEFAULT_API_VERSION,
+            api_base_url=base_url,
+            send_rate_per_second=rate,
+            max_concurrent_conversations=concurrency,
+        )

@@ -1,0 +1,201 @@
+"""The WhatsApp channel's door: handshake, signature, parsing, durable dedupe, privacy."""
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy import text as sql
+
+from tests.connector_support import (
+    APP_SECRET,
+    VERIFY_TOKEN,
+    envelope,
+    make_channel,
+    message,
+    signed,
+    text,
+    wamid,
+)
+from whatsapp.signature import sign
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "meta-openapi-webhook-examples.json"
+PATIENT = "16505551234"
+
+
+@pytest.fixture
+def channel(tmp_path, monkeypatch):
+    return make_channel(tmp_path, monkeypatch)
+
+
+def rows(channel, table):
+    engine = create_engine(str(channel.store._sessions.kw["bind"].url), future=True)
+    with engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(sql(f"SELECT * FROM {table}"))]
+
+
+def dump(channel) -> str:
+    """Everything the channel stored, as one string (to look for data that must not be there)."""
+    tables = ("wa_inbox", "wa_contacts", "wa_outbound", "wa_statuses")
+    return json.dumps([rows(channel, t) for t in tables], default=str)
+
+
+@pytest.mark.parametrize(
+    "mode, token, challenge, expected",
+    [
+        ("subscribe", VERIFY_TOKEN, "1158201444", (200, "1158201444")),
+        ("subscribe", "wrong", "1158201444", (403, "forbidden")),
+        ("unsubscribe", VERIFY_TOKEN, "1158201444", (403, "forbidden")),
+        ("subscribe", VERIFY_TOKEN, None, (403, "forbidden")),
+        (None, None, None, (403, "forbidden")),
+    ],
+)
+def test_handshake(channel, mode, token, challenge, expected):
+    assert channel.handshake(mode, token, challenge) == expected
+
+
+@pytest.mark.asyncio
+async def test_missing_or_wrong_signature_stores_nothing(channel):
+    body, _ = signed(envelope(text(PATIENT, "hello")))
+    assert await channel.receive_webhook(body, None) == (401, "missing signature")
+    assert (await channel.receive_webhook(body, sign(body, "other-secret")))[0] == 403
+    assert (await channel.receive_webhook(body + b" ", sign(body, APP_SECRET)))[0] == 403
+    assert rows(channel, "wa_inbox") == []
+
+
+@pytest.mark.asyncio
+async def test_malformed_json_is_400_and_oversized_is_413(channel):
+    assert (await channel.receive_webhook(*signed(b"{not json")))[0] == 400
+    assert (await channel.receive_webhook(*signed(b"x" * (3 * 1024 * 1024 + 1))))[0] == 413
+
+
+@pytest.mark.asyncio
+async def test_message_is_stored_once_whatever_the_redeliveries(channel):
+    payload = envelope(text(PATIENT, "what are your opening hours"))
+    for _ in range(3):
+        assert await channel.receive_webhook(*signed(payload)) == (200, "OK")
+    [row] = rows(channel, "wa_inbox")
+    assert row["state"] == "pending" and row["text"] == "what are your opening hours"
+    assert channel.metrics.snapshot()["inbound_duplicates"] == 2
+
+
+@pytest.mark.asyncio
+async def test_every_message_of_a_batch_is_stored_in_order(channel):
+    messages = [text("111", "one"), text("222", "two"), text("111", "three")]
+    payload = envelope(*messages)
+    payload["entry"].append(envelope(text("333", "four"))["entry"][0])
+    assert (await channel.receive_webhook(*signed(payload)))[0] == 200
+    stored = rows(channel, "wa_inbox")
+    assert [r["text"] for r in stored] == ["one", "two", "three", "four"]
+    conversations = [r["conversation_id"] for r in stored]
+    assert conversations[0] == conversations[2] != conversations[1]
+
+
+@pytest.mark.asyncio
+async def test_conversations_are_pseudonymous_and_addresses_encrypted(channel):
+    await channel.receive_webhook(*signed(envelope(text(PATIENT, "hi"))))
+    [row] = rows(channel, "wa_inbox")
+    assert row["conversation_id"] == channel.conversation_id(PATIENT)
+    assert len(row["conversation_id"]) == 64 and PATIENT not in row["conversation_id"]
+    everything = dump(channel)
+    assert PATIENT not in everything and "Synthetic Patient" not in everything
+    [contact] = rows(channel, "wa_contacts")
+    assert channel._cipher.decrypt(contact["address_encrypted"]) == PATIENT
+
+
+@pytest.mark.asyncio
+async def test_business_scoped_user_id_keys_the_conversation(channel):
+    bsuid = "US.13491208655302741918"
+    msg = text(PATIENT, "hello", from_user_id=bsuid)
+    contacts = ({"profile": {"name": "P"}, "wa_id": PATIENT, "user_id": bsuid},)
+    await channel.receive_webhook(*signed(envelope(msg, contacts=contacts)))
+    [row] = rows(channel, "wa_inbox")
+    assert row["conversation_id"] == channel.conversation_id(bsuid)
+
+
+@pytest.mark.asyncio
+async def test_secrets_are_redacted_before_anything_is_stored(channel):
+    card, iban = "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00"
+    await channel.receive_webhook(*signed(envelope(text(PATIENT, f"pay with {card}, refund {iban}"))))
+    [row] = rows(channel, "wa_inbox")
+    assert row["text"] == "pay with [card number removed], refund [bank account removed]"
+    assert row["redacted"] == "CREDIT_CARD,IBAN_CODE"
+    assert card not in dump(channel) and "4111111111111111" not in dump(channel)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "body, kind, assistant_reads",
+    [
+        ({"type": "interactive", "interactive": {"type": "button_reply", "button_reply": {"id": "/menu", "title": "Main menu"}}}, "button_reply", "/menu"),
+        ({"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": "row-7", "title": "Billing"}}}, "list_reply", "Billing"),
+        ({"type": "button", "button": {"payload": '/confirm{"appointment_id": 7}', "text": "Confirm"}}, "template_button", '/confirm{"appointment_id": 7}'),
+        ({"type": "location", "location": {"latitude": 52.52, "longitude": 13.405, "name": "Home"}}, "location", '/share_location{"latitude":52.52,"longitude":13.405}'),
+        ({"type": "audio", "audio": {"id": "m1", "mime_type": "audio/ogg", "voice": True}}, "audio", '/media_message{"media_kind":"voice"}'),
+        ({"type": "image", "image": {"id": "m2", "mime_type": "image/jpeg", "caption": "my rash"}}, "image", '/media_message{"media_kind":"image"}'),
+        ({"type": "document", "document": {"id": "m3", "filename": "x.pdf"}}, "document", '/media_message{"media_kind":"document"}'),
+        ({"type": "sticker", "sticker": {"id": "m4", "mime_type": "image/webp"}}, "sticker", '/media_message{"media_kind":"sticker"}'),
+        ({"type": "contacts", "contacts": [{"name": {"formatted_name": "A B"}}]}, "contacts", '/media_message{"media_kind":"contacts"}'),
+        ({"type": "order", "order": {"catalog_id": "1", "product_items": []}}, "order", "/buy_medication"),
+        ({"type": "unsupported", "unsupported": {"type": "poll_creation"}}, "unsupported", '/media_message{"media_kind":"other"}'),
+        ({"type": "hologram", "hologram": {}}, "hologram", '/media_message{"media_kind":"other"}'),
+    ],
+)
+async def test_each_message_type_becomes_something_the_assistant_can_answer(channel, body, kind, assistant_reads):
+    await channel.receive_webhook(*signed(envelope(message(PATIENT, body))))
+    [row] = rows(channel, "wa_inbox")
+    assert (row["kind"], row["text"], row["state"]) == (kind, assistant_reads, "pending")
+    assert "my rash" not in dump(channel)  # captions are not kept
+
+
+@pytest.mark.asyncio
+async def test_reactions_and_revocations_are_recorded_not_answered(channel):
+    reaction = message(PATIENT, {"type": "reaction", "reaction": {"message_id": wamid(), "emoji": "👍"}})
+    await channel.receive_webhook(*signed(envelope(reaction)))
+    [row] = rows(channel, "wa_inbox")
+    assert row["state"] == "skipped" and row["text"] is None
+
+
+@pytest.mark.asyncio
+async def test_statuses_never_move_backwards_and_failures_keep_their_error(channel):
+    sent_id, failed_id = wamid(), wamid()
+
+    def status(mid, name, ts, **extra):
+        return {"id": mid, "status": name, "timestamp": str(ts), "recipient_id": PATIENT, **extra}
+
+    for item in [status(sent_id, "sent", 1), status(sent_id, "read", 3), status(sent_id, "delivered", 2)]:
+        await channel.receive_webhook(*signed(envelope(statuses=(item,))))
+    error = {"code": 131026, "title": "Message undeliverable", "message": "Message undeliverable",
+             "error_data": {"details": "Recipient is not a WhatsApp user"}}
+    await channel.receive_webhook(*signed(envelope(statuses=(status(failed_id, "failed", 5, errors=[error]),))))
+    by_id = {r["wamid"]: r for r in rows(channel, "wa_statuses")}
+    assert by_id[sent_id]["status"] == "read"  # the late "delivered" was ignored
+    assert (by_id[failed_id]["status"], by_id[failed_id]["error_code"]) == ("failed", 131026)
+    assert "not a WhatsApp user" in by_id[failed_id]["error_detail"]
+    assert channel.metrics.snapshot()["status_ignored_stale"] == 1
+
+
+@pytest.mark.asyncio
+async def test_every_meta_example_is_accepted_without_crashing(channel):
+    if not EXAMPLES.exists():
+        pytest.skip(f"Meta's examples not found at {EXAMPLES}")
+    examples = json.loads(EXAMPLES.read_text())
+    items = examples.items() if isinstance(examples, dict) else enumerate(examples)
+    ids = set()
+    for name, example in items:
+        for entry in example.get("entry", []):
+            for change in entry.get("changes", []):
+                ids.update(m["id"] for m in change.get("value", {}).get("messages", []))
+        assert (await channel.receive_webhook(*signed(example)))[0] == 200, name
+    # Meta's examples reuse some wamids: each distinct message is stored exactly once.
+    assert len(ids) >= 8
+    assert sorted(r["wamid"] for r in rows(channel, "wa_inbox")) == sorted(ids)
+
+
+@pytest.mark.asyncio
+async def test_garbage_inside_a_valid_envelope_never_crashes(channel):
+    payload = envelope(text(PATIENT, "ok"))
+    payload["entry"][0]["changes"][0]["value"]["messages"].append({"type": "text"})  # no id/from
+    payload["entry"].append("not an entry")
+    assert (await channel.receive_webhook(*signed(payload)))[0] == 200
+    assert [r["text"] for r in rows(channel, "wa_inbox")] == ["ok"]
