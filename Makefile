@@ -1,9 +1,12 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run test train validate evaluate benchmark lint clean
+.PHONY: run shell test train validate evaluate benchmark benchmark-whatsapp lint clean
 
-run:        ## Chat with the assistant in the terminal (trains first if needed)
+run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
+
+shell:      ## Chat with the assistant in the terminal instead
+	@bash scripts/shell.sh
 
 test:       ## Run every test (unit, model, dialogue stories, servers)
 	@bash scripts/test.sh
@@ -19,6 +22,9 @@ evaluate:   ## NLU cross-validation: reports and plots in results/nlu, accuracy 
 
 benchmark:  ## Time a cold `rasa train` and print the model size
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/benchmark_train.py
+
+benchmark-whatsapp:  ## WhatsApp path: webhook ack latency, e2e vs REST, outbound send rate
+	@bash scripts/train.sh && . scripts/env.sh && python -m benchmarks.whatsapp_bench
 
 lint:       ## Ruff
 	@bash scripts/bootstrap.sh && .venv/bin/ruff check .

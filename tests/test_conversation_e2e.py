@@ -55,6 +55,11 @@ def servers(trained_model, tmp_path_factory):
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "CLINIC_DATABASE_URL": f"sqlite:///{database}",
         "CLINIC_PSEUDONYM_KEY": "e2e-test-key",
+        "CLINIC_ENCRYPTION_KEY": "kO8ZC5fbQ1YJtC0yGM2Fv3Sk7dxd8xAZ9lVLJ4k7B3I=",
+        # credentials.yml also enables the WhatsApp channel; this test talks over REST only.
+        "WHATSAPP_VERIFY_TOKEN": "unused", "WHATSAPP_APP_SECRET": "unused",
+        "WHATSAPP_ACCESS_TOKEN": "unused", "WHATSAPP_PHONE_NUMBER_ID": "1",
+        "WHATSAPP_API_BASE_URL": "http://127.0.0.1:9",
     }
     actions_port, rasa_port = free_port(), free_port()
     endpoints = tmp / "endpoints.yml"

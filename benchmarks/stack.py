@@ -1,0 +1,186 @@
+"""Runs the real processes of the assistant on this machine: the action server, Rasa (with
+the WhatsApp and REST channels) and the WhatsApp Cloud API simulator, each on a free
+127.0.0.1 port, with their own temporary databases. Used by end-to-end tests and benchmarks.
+
+Processes can be killed (SIGKILL, like a crash) and restarted against the same databases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from cryptography.fernet import Fernet
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STARTUP_SECONDS = 240
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, workdir: Path, model: Path, simulator_args: tuple = ()):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.model = Path(model)
+        self.ports = {"actions": free_port(), "rasa": free_port(), "simulator": free_port()}
+        self.secrets = {
+            "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
+            "WHATSAPP_APP_SECRET": secrets.token_hex(32),
+            "WHATSAPP_ACCESS_TOKEN": "TEST" + secrets.token_urlsafe(32),
+        }
+        self.database = self.workdir / "clinic.db"
+        self.tracker_database = self.workdir / "tracker.db"
+        self.env = {
+            **os.environ,
+            **self.secrets,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            "WHATSAPP_PHONE_NUMBER_ID": "100000000000001",
+            "WHATSAPP_API_VERSION": "v23.0",
+            "WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{self.ports['simulator']}",
+            "CLINIC_DATABASE_URL": f"sqlite:///{self.database}",
+            "CLINIC_PSEUDONYM_KEY": secrets.token_hex(16),
+            "CLINIC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        }
+        self.endpoints = self.workdir / "endpoints.yml"
+        self.endpoints.write_text(
+            f'action_endpoint:\n  url: "http://127.0.0.1:{self.ports["actions"]}/webhook"\n'
+            f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{self.tracker_database}"\n'
+        )
+        self.simulator_args = simulator_args
+        self.processes: Dict[str, subprocess.Popen] = {}
+
+    # ── processes ───────────────────────────────────────────────────────────────────────
+    def _start(self, name: str, command: list) -> None:
+        log = (self.workdir / f"{name}.log").open("a")
+        self.processes[name] = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def start(self) -> "Stack":
+        self.start_actions()
+        self.start_simulator()
+        self.start_rasa()
+        return self
+
+    def start_actions(self) -> None:
+        self._start("actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
+                                "--port", str(self.ports["actions"])])
+        self.wait_for(f"{self.url('actions')}/health", "actions")
+
+    def start_simulator(self) -> None:
+        self._start("simulator", [
+            sys.executable, "-m", "simulator", "--host", "127.0.0.1",
+            "--port", str(self.ports["simulator"]),
+            "--webhook-url", f"{self.url('rasa')}/webhooks/whatsapp/webhook",
+            "--auto-read", "0.2", "--delivered-delay", "0.05", *self.simulator_args,
+        ])
+        self.wait_for(f"{self.url('simulator')}/healthz", "simulator")
+
+    def start_rasa(self) -> None:
+        self._start("rasa", [
+            sys.executable, "-m", "rasa", "run", "--model", str(self.model),
+            "--port", str(self.ports["rasa"]), "--interface", "127.0.0.1",
+            "--endpoints", str(self.endpoints), "--credentials", "credentials.yml",
+        ])
+        self.wait_for(f"{self.url('rasa')}/webhooks/whatsapp/", "rasa")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the process gets no chance to finish anything (a crash)."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_for(self, url: str, name: str) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            process = self.processes[name]
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{self.log(name)[-4000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"{name} not ready after {STARTUP_SECONDS}s:\n{self.log(name)[-4000:]}")
+
+    # ── HTTP helpers ────────────────────────────────────────────────────────────────────
+    def call(self, name: str, path: str, data: Optional[Any] = None, method: Optional[str] = None,
+             timeout: float = 60) -> Any:
+        body = None if data is None else json.dumps(data).encode()
+        request = urllib.request.Request(
+            self.url(name) + path, data=body, method=method or ("POST" if body else "GET"),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def sim(self, path: str, data: Optional[Any] = None, method: Optional[str] = None) -> Any:
+        return self.call("simulator", path, data, method)
+
+    def say(self, wa_id: str, text: str, **options) -> dict:
+        return self.sim(f"/_sim/users/{wa_id}/messages", {"text": text, "name": "Synthetic Patient", **options})
+
+    def replies(self, wa_id: str) -> list:
+        return self.sim(f"/_sim/messages?to={wa_id}")["messages"]
+
+    def wait_for_replies(self, wa_id: str, count: int, timeout: float = 60) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in self.replies(wa_id) if not m.get("error")]
+            if len(found) >= count:
+                return found
+            time.sleep(0.2)
+        raise AssertionError(f"expected {count} replies to {wa_id}, got {len(found)}: {found}")
+
+    def metrics(self) -> dict:
+        return self.call("rasa", "/webhooks/whatsapp/metrics")
+
+
+def reply_text(message: dict) -> str:
+    """The visible text of a business message as the simulator recorded it."""
+    payload = message.get("payload") or {}
+    kind = payload.get("type")
+    if kind == "text":
+        return payload["text"]["body"]
+    if kind == "interactive":
+        return payload["interactive"].get("body", {}).get("text", "")
+    if kind == "template":
+        return f"[template {payload['template']['name']}]"
+    return f"[{kind}]"

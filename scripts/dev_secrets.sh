@@ -1,0 +1,23 @@
+# Sourced by run/benchmark scripts: WhatsApp settings for the local simulator.
+# Real deployments set these in the environment (Meta's values); here random development
+# secrets are created once in var/dev-secrets.env (mode 0600, never committed).
+mkdir -p var
+if [ ! -f var/dev-secrets.env ]; then
+  umask 077
+  python - > var/dev-secrets.env <<'PY'
+import secrets
+print(f"WHATSAPP_VERIFY_TOKEN={secrets.token_urlsafe(24)}")
+print(f"WHATSAPP_APP_SECRET={secrets.token_hex(32)}")
+print(f"WHATSAPP_ACCESS_TOKEN=DEV{secrets.token_urlsafe(48)}")
+PY
+fi
+set -a
+# shellcheck disable=SC1091
+. var/dev-secrets.env
+set +a
+SIMULATOR_PORT="${SIMULATOR_PORT:-8081}"
+RASA_PORT="${RASA_PORT:-5005}"
+ACTIONS_PORT="${ACTIONS_PORT:-5055}"
+export WHATSAPP_PHONE_NUMBER_ID="${WHATSAPP_PHONE_NUMBER_ID:-100000000000001}"
+export WHATSAPP_API_VERSION="${WHATSAPP_API_VERSION:-v23.0}"
+export WHATSAPP_API_BASE_URL="${WHATSAPP_API_BASE_URL:-http://127.0.0.1:$SIMULATOR_PORT}"
