@@ -15,7 +15,8 @@ import sys
 import threading
 from typing import Any, Callable, Coroutine, Optional
 
-WORKER_NICENESS = 10
+# Tunable with WHATSAPP_WORKER_NICENESS (0 = same priority as Sanic's loop).
+WORKER_NICENESS = int(os.environ.get("WHATSAPP_WORKER_NICENESS", "10"))
 # Python hands the GIL between threads every 5 ms by default; 1 ms lets Sanic's loop answer a
 # webhook sooner while inference runs on the worker thread.
 GIL_SWITCH_INTERVAL = 0.001
