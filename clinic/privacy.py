@@ -21,11 +21,11 @@ PSEUDONYM_KEY_ENV = "CLINIC_PSEUDONYM_KEY"
 DEFAULT_KEY_FILE = VAR_DIR / "pseudonym.key"
 
 
-def load_pseudonym_key(
-    environ: Optional[dict] = None, key_file: Path = DEFAULT_KEY_FILE
-) -> bytes:
+def _secret_from(environ: Optional[dict], name: str, key_file: Path, generate) -> bytes:
+    """The secret in environment variable ``name``, else the one in ``key_file``, created on
+    first use (mode 0600) from ``generate()`` — the embedded default for development."""
     environ = os.environ if environ is None else environ
-    value = environ.get(PSEUDONYM_KEY_ENV)
+    value = environ.get(name)
     if value:
         return value.encode("utf-8")
     if not key_file.exists():
@@ -36,9 +36,15 @@ def load_pseudonym_key(
         except FileExistsError:
             pass
         else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-    return key_file.read_text().strip().encode("utf-8")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(generate())
+    return key_file.read_bytes().strip()
+
+
+def load_pseudonym_key(
+    environ: Optional[dict] = None, key_file: Path = DEFAULT_KEY_FILE
+) -> bytes:
+    return _secret_from(environ, PSEUDONYM_KEY_ENV, key_file, lambda: secrets.token_hex(32).encode())
 
 
 def contact_key(sender_id: str, channel: str, key: bytes) -> str:
@@ -72,20 +78,7 @@ class ContactCipher:
     ) -> "ContactCipher":
         from cryptography.fernet import Fernet
 
-        environ = os.environ if environ is None else environ
-        value = environ.get(ENCRYPTION_KEY_ENV)
-        if value:
-            return cls(value.encode("ascii"))
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(Fernet.generate_key())
-        return cls(key_file.read_bytes().strip())
+        return cls(_secret_from(environ, ENCRYPTION_KEY_ENV, key_file, Fernet.generate_key))
 
     def encrypt(self, value: str) -> str:
         return self._fernet.encrypt(value.encode("utf-8")).decode("ascii")

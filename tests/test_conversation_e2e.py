@@ -5,92 +5,26 @@ on this machine, with a real SQLite database, and a patient talks through the RE
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from benchmarks.stack import Stack
 from clinic.settings import load_settings
-from tests.model_support import PROJECT_ROOT
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
-STARTUP_SECONDS = 180
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise RuntimeError(f"{url} not ready after {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
 def servers(trained_model, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    database = tmp / "clinic.db"
-    env = {
-        **os.environ,
-        "RASA_TELEMETRY_ENABLED": "false",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
-        "CLINIC_DATABASE_URL": f"sqlite:///{database}",
-        "CLINIC_PSEUDONYM_KEY": "e2e-test-key",
-        "CLINIC_ENCRYPTION_KEY": "kO8ZC5fbQ1YJtC0yGM2Fv3Sk7dxd8xAZ9lVLJ4k7B3I=",
-        # credentials.yml also enables the WhatsApp channel; this test talks over REST only.
-        "WHATSAPP_VERIFY_TOKEN": "unused", "WHATSAPP_APP_SECRET": "unused",
-        "WHATSAPP_ACCESS_TOKEN": "unused", "WHATSAPP_PHONE_NUMBER_ID": "1",
-        "WHATSAPP_API_BASE_URL": "http://127.0.0.1:9",
-    }
-    actions_port, rasa_port = free_port(), free_port()
-    endpoints = tmp / "endpoints.yml"
-    endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{actions_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{tmp / "tracker.db"}"\n'
-    )
-    logs = {name: tmp / f"{name}.log" for name in ("actions", "rasa")}
-    processes = []
-    try:
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(actions_port)],
-            cwd=PROJECT_ROOT, env=env, stdout=logs["actions"].open("w"), stderr=subprocess.STDOUT,
-        ))
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "rasa", "run", "--model", str(trained_model), "--port",
-             str(rasa_port), "--endpoints", str(endpoints), "--credentials", "credentials.yml",
-             "--interface", "127.0.0.1"],
-            cwd=PROJECT_ROOT, env=env, stdout=logs["rasa"].open("w"), stderr=subprocess.STDOUT,
-        ))
-        wait_for(f"http://127.0.0.1:{actions_port}/health", processes[0], logs["actions"])
-        wait_for(f"http://127.0.0.1:{rasa_port}/", processes[1], logs["rasa"])
-        yield {"url": f"http://127.0.0.1:{rasa_port}", "database": database, "logs": logs}
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    # Only the action server and Rasa: this test talks to Rasa's REST channel.
+    stack = Stack(tmp_path_factory.mktemp("e2e"), trained_model)
+    stack.start_actions()
+    stack.start_rasa()
+    yield {"url": stack.url("rasa"), "database": stack.database}
+    stack.stop()
 
 
 def say(servers, sender: str, message: str) -> list[dict]:
