@@ -28,7 +28,7 @@ def test_data_validates_without_warnings():
 @pytest.mark.model
 def test_every_test_story_passes(trained_model, tmp_path):
     result = rasa(
-        "test", "core", "--model", str(trained_model), "--stories", "tests/test_stories.yml",
+        "test", "core", "--model", str(trained_model), "--stories", "tests/stories",
         "--fail-on-prediction-errors", "--out", str(tmp_path),
     )
     failed = tmp_path / "failed_test_stories.yml"
