@@ -6,11 +6,12 @@ Embedded default: SQLite under ``var/``; set ``CLINIC_DATABASE_URL`` for Postgre
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import declarative_base, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -20,7 +21,17 @@ from clinic.settings import PROJECT_ROOT
 DATABASE_URL_ENV = "CLINIC_DATABASE_URL"
 VAR_DIR = PROJECT_ROOT / "var"
 
-Base = declarative_base()
+# Named constraints: Alembic migrations (SQLite "batch" mode especially) can only drop or
+# alter a constraint they can name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 
 
 def database_url(environ: Optional[dict] = None) -> str:
@@ -62,12 +73,104 @@ def make_session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, future=True, expire_on_commit=False)
 
 
+# Every module that defines tables on ``Base``: migrations, schema checks and
+# ``create_schema`` import them all, so no table is forgotten because its module happened
+# not to be imported yet. Optional modules (built by features still in progress) are
+# imported when present.
+MODEL_MODULES = (
+    "clinic.handoff.requests",
+    "whatsapp.store",
+    "clinic.scheduling.tables",
+    "clinic.api_keys",
+    "clinic.inbox.tables",
+)
+OPTIONAL_MODEL_MODULES = ("clinic.reminders.tables",)
+
+
+def import_models() -> None:
+    """Import every module defining tables, so ``Base.metadata`` is complete."""
+    import importlib
+
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+    for name in OPTIONAL_MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise  # the module exists but one of *its* imports is missing: a real bug
+
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+
+
+def alembic_config(connection=None):
+    """Alembic configuration of this project; with ``connection``, migrations run on it."""
+    from alembic.config import Config
+
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Programmatic use must not reconfigure the application's logging.
+    config.attributes["configure_logger"] = False
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+_heads: Optional[tuple] = None
+
+
+def _head_revisions() -> tuple:
+    """The head revision(s) of migrations/ (read once per process)."""
+    global _heads
+    if _heads is None:
+        from alembic.script import ScriptDirectory
+
+        _heads = tuple(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))
+    return _heads
+
+
+def _current_revisions(connection) -> tuple:
+    from alembic.runtime.migration import MigrationContext
+
+    return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
+
+
 def create_schema(engine: Engine) -> None:
-    """Create missing tables of every model imported so far, plus the clinic's own.
+    """Bring the database to the current schema: ``alembic upgrade head`` on this engine.
 
-    (Versioned migrations arrive with the scheduling schema.) Other packages that keep
-    tables here (e.g. ``whatsapp.store``) are imported by their callers first.
+    Fast when already current (one query: the process never re-reads migration files).
+    Concurrent callers (the action server and the channel starting together) are
+    serialised: a file lock next to a SQLite file, an advisory lock on PostgreSQL.
     """
-    from clinic.handoff import requests  # noqa: F401  (registers its tables)
+    import_models()
+    with engine.connect() as connection:
+        if _current_revisions(connection) == _head_revisions():
+            return
+    with _migration_lock(engine):
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Held until this transaction ends (PostgreSQL runs DDL in transactions).
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+            if _current_revisions(connection) == _head_revisions():
+                return
+            from alembic import command
 
-    Base.metadata.create_all(engine)
+            command.upgrade(alembic_config(connection), "head")
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine):
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.migrate.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

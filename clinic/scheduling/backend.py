@@ -87,7 +87,7 @@ class SchedulingBackend(Protocol):
         """The contact's active appointments from now on, soonest first."""
 
     def set_status(self, appointment_id: str, status: AppointmentStatus, actor: str,
-                   now: Optional[dt.datetime] = None) -> Appointment:
+                   now: Optional[dt.datetime] = None, note: Optional[str] = None) -> Appointment:
         """Outcomes from staff or the clinic system (arrived, fulfilled, noshow…), checked
         against ``model.TRANSITIONS``; recorded in the appointment's history with the actor."""
 
