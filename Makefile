@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate benchmark benchmark-whatsapp lint clean
+.PHONY: run shell test train validate evaluate benchmark benchmark-whatsapp benchmark-scheduling benchmark-reminders lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -25,6 +25,12 @@ benchmark:  ## Time a cold `rasa train` and print the model size
 
 benchmark-whatsapp:  ## WhatsApp path: webhook ack latency, e2e vs REST, outbound send rate
 	@bash scripts/train.sh && . scripts/env.sh && python -m benchmarks.whatsapp_bench
+
+benchmark-scheduling:  ## Slot search / booking latency, 100,000 slots (SQLite; ARGS=--postgres for PostgreSQL)
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m benchmarks.scheduling_bench $(ARGS)
+
+benchmark-reminders:  ## Reminder dispatch rate: N due jobs → scheduler → Rasa → simulator
+	@bash scripts/train.sh && . scripts/env.sh && python -m benchmarks.reminders_bench
 
 lint:       ## Ruff
 	@bash scripts/bootstrap.sh && .venv/bin/ruff check .

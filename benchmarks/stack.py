@@ -42,6 +42,7 @@ class Stack:
             "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
             "WHATSAPP_APP_SECRET": secrets.token_hex(32),
             "WHATSAPP_ACCESS_TOKEN": "TEST" + secrets.token_urlsafe(32),
+            "RASA_AUTH_TOKEN": secrets.token_urlsafe(24),  # Rasa's HTTP API (reminder pushes)
         }
         self.database = self.workdir / "clinic.db"
         self.tracker_database = self.workdir / "tracker.db"
@@ -99,8 +100,14 @@ class Stack:
             sys.executable, "-m", "rasa", "run", "--model", str(self.model),
             "--port", str(self.ports["rasa"]), "--interface", "127.0.0.1",
             "--endpoints", str(self.endpoints), "--credentials", "credentials.yml",
+            "--enable-api", "--auth-token", self.secrets["RASA_AUTH_TOKEN"],
         ])
         self.wait_for(f"{self.url('rasa')}/webhooks/whatsapp/", "rasa")
+
+    def start_scheduler(self, poll_seconds: float = 0.5) -> None:
+        """The reminder scheduler (clinic.reminders.scheduler), pushing into this Rasa."""
+        self._start("scheduler", [sys.executable, "-m", "clinic.reminders.scheduler",
+                                  "--rasa-url", self.url("rasa"), "--poll-seconds", str(poll_seconds)])
 
     def kill(self, name: str) -> None:
         """SIGKILL: the process gets no chance to finish anything (a crash)."""

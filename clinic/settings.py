@@ -99,6 +99,11 @@ class ClinicSettings:
     timezone: ZoneInfo
     portal_url: str
     pharmacy_hint: str
+    # Proactive messages (clinic.reminders): hours before an appointment, and the local
+    # hours in which nothing is sent.
+    reminder_offsets_hours: tuple[float, ...] = (24.0, 2.0)
+    quiet_hours: tuple[dt.time, dt.time] = (dt.time(21, 0), dt.time(8, 0))
+    followup_delay_hours: float = 3.0  # after a visit is fulfilled; 0 = no follow-up
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(self.timezone)
@@ -134,6 +139,9 @@ _FIELDS: dict[str, tuple[str, bool]] = {
     "timezone": ("CLINIC_TIMEZONE", True),
     "portal_url": ("CLINIC_PORTAL_URL", True),
     "pharmacy_hint": ("CLINIC_PHARMACY_HINT", False),
+    "reminder_offsets_hours": ("CLINIC_REMINDER_OFFSETS_HOURS", False),
+    "quiet_hours": ("CLINIC_QUIET_HOURS", False),
+    "followup_delay_hours": ("CLINIC_FOLLOWUP_DELAY_HOURS", False),
 }
 
 
@@ -175,7 +183,43 @@ def load_settings(
         timezone=timezone,
         portal_url=values["portal_url"].rstrip("/"),
         pharmacy_hint=values["pharmacy_hint"],
+        reminder_offsets_hours=_parse_offsets(values["reminder_offsets_hours"] or "24,2", path),
+        quiet_hours=_parse_quiet_hours(values["quiet_hours"] or "21:00-08:00", path),
+        followup_delay_hours=_parse_hours(values["followup_delay_hours"] or "3",
+                                          "followup_delay_hours", path),
     )
+
+
+def _parse_hours(value: str, key: str, path: Path) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise SettingsError(f"{path}: '{key}' must be a number of hours (got {value!r})") from None
+    if not 0 <= hours <= 24 * 60:
+        raise SettingsError(f"{path}: '{key}' must be between 0 and 1440 hours (got {value!r})")
+    return hours
+
+
+def _parse_offsets(value: str, path: Path) -> tuple[float, ...]:
+    """``"24,2"`` -> (24.0, 2.0): hours before an appointment, largest first, no repeats."""
+    offsets = {_parse_hours(p.strip(), "reminder_offsets_hours", path)
+               for p in value.split(",") if p.strip()}
+    if not offsets or 0 in offsets:
+        raise SettingsError(
+            f"{path}: 'reminder_offsets_hours' needs hours before the appointment, e.g. '24,2'"
+        )
+    return tuple(sorted(offsets, reverse=True))
+
+
+def _parse_quiet_hours(value: str, path: Path) -> tuple[dt.time, dt.time]:
+    """``"21:00-08:00"``: no proactive message from 21:00 to 08:00 (may cross midnight)."""
+    parts = value.replace(" ", "").split("-")
+    if len(parts) != 2 or not all(re.fullmatch(r"\d{1,2}:\d{2}", p) for p in parts):
+        raise SettingsError(f"{path}: 'quiet_hours' must look like '21:00-08:00' (got {value!r})")
+    start, end = (_parse_time(p, "quiet_hours") for p in parts)
+    if start == end:
+        raise SettingsError(f"{path}: 'quiet_hours' start and end must differ")
+    return start, end
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

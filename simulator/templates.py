@@ -60,6 +60,56 @@ BUILTIN_TEMPLATES: List[Dict[str, Any]] = [
             {"type": "quick_reply", "text": "Cancel"},
         ],
     },
+    # Used by the clinic's reminders (domain/reminders.yml). No clinical content in the
+    # parameters: first name, date, time, practitioner, site.
+    {
+        "name": "appointment_reminder_v2",
+        "language": "en_US",
+        "category": "utility",
+        "header": "Appointment reminder",
+        "body": (
+            "Hi {{1}}, this is a reminder of your appointment on {{2}} at {{3}} with {{4}}, "
+            "{{5}}. Please confirm, reschedule or cancel below."
+        ),
+        "footer": "Reply STOP to stop reminders",
+        "buttons": [
+            {"type": "quick_reply", "text": "Confirm"},
+            {"type": "quick_reply", "text": "Reschedule"},
+            {"type": "quick_reply", "text": "Cancel"},
+        ],
+    },
+    {
+        "name": "visit_followup",
+        "language": "en_US",
+        "category": "utility",
+        "header": "After your visit",
+        "body": (
+            "Hi {{1}}, thank you for visiting {{2}} on {{3}}. We hope everything went well. "
+            "If you have a question about your visit, tap below and our team will get in touch."
+        ),
+        "footer": "Reply STOP to stop reminders",
+        "buttons": [
+            {"type": "quick_reply", "text": "All good"},
+            {"type": "quick_reply", "text": "Talk to a nurse"},
+            {"type": "quick_reply", "text": "Book again"},
+        ],
+    },
+    {
+        "name": "recall_reminder",
+        "language": "en_US",
+        "category": "utility",
+        "header": "Time for a check-up",
+        "body": (
+            "Hi {{1}}, {{2}} would like to invite you to book a routine appointment that is "
+            "now due. Tap below to book, or ask reception for the details."
+        ),
+        "footer": "Reply STOP to stop reminders",
+        "buttons": [
+            {"type": "quick_reply", "text": "Book now"},
+            {"type": "quick_reply", "text": "Not now"},
+            {"type": "quick_reply", "text": "Stop reminders"},
+        ],
+    },
     {
         "name": "results_ready",
         "language": "en_US",
