@@ -11,6 +11,11 @@ print(f"WHATSAPP_APP_SECRET={secrets.token_hex(32)}")
 print(f"WHATSAPP_ACCESS_TOKEN=DEV{secrets.token_urlsafe(48)}")
 PY
 fi
+# Added later than the file may be: Rasa's HTTP API token (the reminder scheduler pushes
+# reminders through Rasa's external-event endpoint with it).
+if ! grep -q '^RASA_AUTH_TOKEN=' var/dev-secrets.env; then
+  (umask 077; python -c "import secrets; print(f'RASA_AUTH_TOKEN={secrets.token_urlsafe(32)}')" >> var/dev-secrets.env)
+fi
 set -a
 # shellcheck disable=SC1091
 . var/dev-secrets.env
@@ -18,6 +23,7 @@ set +a
 SIMULATOR_PORT="${SIMULATOR_PORT:-8081}"
 RASA_PORT="${RASA_PORT:-5005}"
 ACTIONS_PORT="${ACTIONS_PORT:-5055}"
+CLINIC_API_PORT="${CLINIC_API_PORT:-8090}"
 export WHATSAPP_PHONE_NUMBER_ID="${WHATSAPP_PHONE_NUMBER_ID:-100000000000001}"
 export WHATSAPP_API_VERSION="${WHATSAPP_API_VERSION:-v23.0}"
 export WHATSAPP_API_BASE_URL="${WHATSAPP_API_BASE_URL:-http://127.0.0.1:$SIMULATOR_PORT}"

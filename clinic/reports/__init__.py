@@ -1,0 +1,1 @@
+"""Aggregate reports for the clinic (no patient-level data leaves these functions)."""

@@ -1,0 +1,37 @@
+"""The FastAPI application for the clinic's own systems. Each concern is a router in
+clinic_api/routes/; the app holds the shared services in ``app.state``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.orm import sessionmaker
+
+from clinic.api_keys import ApiKeys
+from clinic.scheduling.backend import SchedulingBackend
+from clinic_api.auth import authenticate_first
+from clinic_api.routes import appointments, reports
+
+
+def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory: sessionmaker) -> FastAPI:
+    app = FastAPI(
+        title="Clinic assistant API",
+        version="1",
+        description="For the clinic's own systems: record appointment outcomes (arrived, "
+                    "fulfilled, no-show) and read aggregate reports. Every call needs an API "
+                    "key (`Authorization: Bearer ck_…`) with the scope the endpoint names.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.scheduling = scheduling
+    app.state.api_keys = api_keys
+    app.state.sessions = session_factory
+    app.middleware("http")(authenticate_first)
+
+    @app.get("/api/health", include_in_schema=False)
+    def health() -> dict:
+        return {"status": "ok"}
+
+    app.include_router(appointments.router)
+    app.include_router(reports.router)
+    return app
