@@ -1,9 +1,11 @@
 """Recorded requests to talk to a human.
 
-Until the staff inbox exists this is the durable record of who asked for whom and how
-urgently, so no request is lost and the inbox can start from it. Stores no message text:
-only a pseudonymous contact key, the team, the reason and, for emergencies, the red-flag
-category (which staff need for triage).
+The durable record of who asked for whom and how urgently. Stores no message text: only a
+pseudonymous contact key, the team, the reason and, for emergencies, the red-flag category
+(which staff need for triage). Given the conversation id (the channel's pseudonym, which
+Rasa and the inbox know the conversation by), ``record`` also opens — or reuses, raises to
+urgent, reopens — the conversation's staff-inbox ticket in the same transaction, so a
+request is never recorded without reaching a queue (see clinic/inbox).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import datetime as dt
 import enum
 from typing import Optional
 
-from sqlalchemy import Column, DateTime, Integer, String, select
+from sqlalchemy import Column, DateTime, Integer, String, select, update
 from sqlalchemy.orm import sessionmaker
 
 from clinic.db import Base
@@ -55,20 +57,50 @@ class HandoffRequests:
         reason: Reason,
         red_flag_category: Optional[str] = None,
         now: Optional[dt.datetime] = None,
+        conversation_id: Optional[str] = None,
     ) -> HandoffRequest:
         priority = Priority.URGENT if reason is Reason.EMERGENCY else Priority.NORMAL
-        request = HandoffRequest(
-            contact_key=contact_key,
-            team=team.value,
-            reason=reason.value,
-            priority=priority.value,
-            red_flag_category=red_flag_category,
-            status="open",
-            created_at=now or dt.datetime.now(dt.timezone.utc),
-        )
+        now = now or dt.datetime.now(dt.timezone.utc)
+
+        def build() -> HandoffRequest:
+            return HandoffRequest(
+                contact_key=contact_key,
+                team=team.value,
+                reason=reason.value,
+                priority=priority.value,
+                red_flag_category=red_flag_category,
+                status="open",
+                created_at=now,
+            )
+
+        if conversation_id is None:
+            request = build()
+            with self._sessions() as session, session.begin():
+                session.add(request)
+            return request
+
+        from clinic.inbox import audit
+        from clinic.inbox.service import open_ticket
+
+        def run() -> HandoffRequest:
+            request = build()
+            with audit.transaction(self._sessions) as session:
+                session.add(request)
+                open_ticket(session, conversation_id, team.value, reason.value, red_flag_category,
+                            contact_key, now)
+            return request
+
+        return audit.retrying(run)
+
+    def close_for(self, contact_key: str) -> int:
+        """Mark a contact's open requests done (the inbox resolved their ticket)."""
         with self._sessions() as session, session.begin():
-            session.add(request)
-        return request
+            result = session.execute(
+                update(HandoffRequest)
+                .where(HandoffRequest.contact_key == contact_key, HandoffRequest.status == "open")
+                .values(status="closed")
+            )
+            return result.rowcount
 
     def open_requests(self, contact_key: Optional[str] = None) -> list[HandoffRequest]:
         query = select(HandoffRequest).where(HandoffRequest.status == "open")

@@ -1,0 +1,147 @@
+"""The inbox's ports over Rasa's HTTP API (``rasa run --enable-api --auth-token …``).
+
+- transcript: ``GET /conversations/{id}/tracker?include_events=ALL`` → user and bot events;
+- pause/resume: ``POST /conversations/{id}/tracker/events`` with ``{"event": "pause"}`` or
+  ``{"event": "resume"}`` (Rasa 3.6 keeps logging the patient's messages while paused but
+  predicts no action, see rasa/core/processor.py ``_should_handle_message``);
+- a staff reply appended as a ``bot`` event with ``metadata.inbox_message_id``, so the
+  transcript (and the bot, once resumed) sees what staff said, once.
+
+Synchronous (``requests``): the web app calls these from its worker threads. Settings:
+``RASA_URL`` (default http://localhost:5005) and ``RASA_AUTH_TOKEN``, the same names the
+reminders use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any, Dict, List, Optional
+from urllib.parse import quote
+
+import requests
+
+from clinic.inbox.ports import (
+    BOT,
+    PATIENT,
+    STAFF,
+    ControlFailed,
+    TranscriptMessage,
+    TranscriptUnavailable,
+)
+
+DEFAULT_RASA_URL = "http://localhost:5005"
+
+
+class RasaHttp:
+    def __init__(self, base_url: Optional[str] = None, token: Optional[str] = None,
+                 timeout_seconds: float = 5.0) -> None:
+        self.base_url = (base_url or os.environ.get("RASA_URL") or DEFAULT_RASA_URL).rstrip("/")
+        self._token = token if token is not None else os.environ.get("RASA_AUTH_TOKEN")
+        self._timeout = timeout_seconds
+        self._http = requests.Session()
+        self._http.trust_env = False  # a proxy setting must not route patient data elsewhere
+
+    def _url(self, conversation_id: str, suffix: str) -> str:
+        return f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/{suffix}"
+
+    def _params(self, **extra: str) -> Dict[str, str]:
+        return {**extra, **({"token": self._token} if self._token else {})}
+
+    def tracker(self, conversation_id: str, include_events: str = "ALL") -> Dict[str, Any]:
+        response = self._http.get(self._url(conversation_id, "tracker"),
+                                  params=self._params(include_events=include_events), timeout=self._timeout)
+        if response.status_code != 200:
+            raise RuntimeError(_describe(response))
+        return response.json()
+
+    def append(self, conversation_id: str, events: List[Dict[str, Any]]) -> Dict[str, Any]:
+        response = self._http.post(self._url(conversation_id, "tracker/events"),
+                                   params=self._params(include_events="NONE"), json=events,
+                                   timeout=self._timeout)
+        if response.status_code != 200:
+            raise RuntimeError(_describe(response))
+        return response.json()
+
+
+class RasaTranscriptSource:
+    def __init__(self, rasa: RasaHttp) -> None:
+        self._rasa = rasa
+
+    def messages(self, conversation_id: str, limit: int = 200) -> List[TranscriptMessage]:
+        try:
+            state = self._rasa.tracker(conversation_id)
+        except (requests.RequestException, RuntimeError, ValueError) as exc:
+            raise TranscriptUnavailable(_short(exc)) from None
+        return parse_events(state.get("events") or [])[-limit:]
+
+
+class RasaConversationControl:
+    def __init__(self, rasa: RasaHttp) -> None:
+        self._rasa = rasa
+
+    def pause(self, conversation_id: str) -> None:
+        self._send(conversation_id, "pause")
+
+    def resume(self, conversation_id: str) -> None:
+        self._send(conversation_id, "resume")
+
+    def is_paused(self, conversation_id: str) -> bool:
+        return bool(self._rasa.tracker(conversation_id, include_events="NONE").get("paused"))
+
+    def _send(self, conversation_id: str, event: str) -> None:
+        try:
+            self._rasa.append(conversation_id, [{"event": event}])
+        except (requests.RequestException, RuntimeError, ValueError) as exc:
+            raise ControlFailed(_short(exc)) from None
+
+
+def staff_reply_event(text: str, inbox_message_id: int, at: Optional[dt.datetime] = None) -> Dict[str, Any]:
+    """The tracker event for a staff reply (what a ReplyGateway appends after sending)."""
+    event: Dict[str, Any] = {"event": "bot", "text": text,
+                             "metadata": {"inbox_message_id": inbox_message_id, "sender": STAFF}}
+    if at is not None:
+        event["timestamp"] = at.timestamp()
+    return event
+
+
+def parse_events(events: List[Dict[str, Any]]) -> List[TranscriptMessage]:
+    """User and bot messages of a Rasa tracker dump, oldest first."""
+    result = []
+    for event in events:
+        kind = event.get("event")
+        if kind not in ("user", "bot"):
+            continue
+        text = event.get("text")
+        if not text:
+            data = event.get("data") or {}
+            buttons = data.get("buttons") or []
+            if kind == "bot" and buttons:
+                text = "[buttons] " + " · ".join(str(b.get("title", "")) for b in buttons)
+            elif kind == "bot" and data.get("custom"):
+                text = "[rich message]"
+            else:
+                continue
+        metadata = event.get("metadata") or {}
+        inbox_id = metadata.get("inbox_message_id")
+        at = dt.datetime.fromtimestamp(float(event.get("timestamp") or 0), dt.timezone.utc)
+        if kind == "user":
+            result.append(TranscriptMessage(at, PATIENT, str(text)))
+        else:
+            result.append(TranscriptMessage(at, STAFF if inbox_id is not None else BOT, str(text),
+                                            inbox_message_id=int(inbox_id) if inbox_id is not None else None))
+    return result
+
+
+def _describe(response: requests.Response) -> str:
+    if response.status_code in (401, 403):
+        return f"Rasa refused the inbox's token (HTTP {response.status_code}); check RASA_AUTH_TOKEN"
+    return f"Rasa answered HTTP {response.status_code}"
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, requests.ConnectionError):
+        return "Rasa is not reachable"
+    if isinstance(exc, requests.Timeout):
+        return "Rasa did not answer in time"
+    return str(exc)[:200]

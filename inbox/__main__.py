@@ -1,0 +1,45 @@
+"""Serve the staff inbox: ``python -m inbox [--host 127.0.0.1] [--port 8070] [--demo]``.
+
+``--demo`` (what ``make run`` uses) creates the demo staff accounts when the database has
+no staff yet and prints them (see inbox/demo.py). Without staff accounts and without
+``--demo``, create the first admin with ``python -m inbox.users create NAME --role admin``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import uvicorn
+
+from inbox.app import create_app
+from inbox.demo import ensure_demo_accounts
+from inbox.wiring import build
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default=os.environ.get("INBOX_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("INBOX_PORT", "8070")))
+    parser.add_argument("--database-url", default=None, help="default: CLINIC_DATABASE_URL or var/clinic.db")
+    parser.add_argument("--demo", action="store_true", help="create and print demo staff accounts if none exist")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    built = build(args.database_url)
+    if args.demo and (not built.staff.any_exists() or built.staff.by_username("demo-admin")):
+        for line in ensure_demo_accounts(built.staff):
+            print(line, flush=True)
+    elif not built.staff.any_exists():
+        print("No staff accounts yet: create the first admin with "
+              "`python -m inbox.users create NAME --role admin`.", flush=True)
+    print(f"Staff inbox: http://{args.host}:{args.port}/inbox/login", flush=True)
+    app = create_app(built.inbox, built.staff, built.audit, secret_key=built.secret_key,
+                     cookie_secure=built.cookie_secure)
+    # access_log off: paths carry ticket ids; every view and action is in the audit log.
+    # ws="none": no websockets here, and Rasa pins a websockets release too old for uvicorn's.
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, ws="none", log_level="info")
+
+
+if __name__ == "__main__":
+    main()

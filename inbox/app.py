@@ -1,0 +1,229 @@
+"""The FastAPI application: pages under /inbox/, JSON API under /inbox/api/v1/."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from clinic.inbox import sla
+from clinic.inbox.audit import AuditLog
+from clinic.inbox.model import (
+    Conflict,
+    Forbidden,
+    InboxError,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+)
+from clinic.inbox.service import Inbox
+from clinic.inbox.staff import StaffAccounts, StaffMember
+from inbox.security import (
+    COOKIE,
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SecurityHeaders,
+    Session,
+    SessionCodec,
+    csrf_ok,
+)
+
+logger = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+API_PREFIX = "/inbox/api/"
+
+ERROR_STATUS = {NotFound: 404, Forbidden: 403, InvalidTransition: 409, Conflict: 409, InvalidInput: 422}
+
+
+@dataclasses.dataclass
+class Deps:
+    inbox: Inbox
+    staff: StaffAccounts
+    audit: AuditLog
+    codec: SessionCodec
+    cookie_secure: bool
+    templates: Jinja2Templates
+
+
+class LoginRequired(Exception):
+    def __init__(self, expired: bool = False) -> None:
+        self.expired = expired
+
+
+class CsrfFailed(Exception):
+    pass
+
+
+def deps(request: Request) -> Deps:
+    return request.app.state.deps
+
+
+def session_of(request: Request) -> Session:
+    return request.state.session
+
+
+def client_of(request: Request) -> Optional[str]:
+    return request.client.host if request.client else None
+
+
+def current_member(request: Request) -> StaffMember:
+    """The logged-in staff member (both factors), or LoginRequired (401 / login page)."""
+    session = session_of(request)
+    if session.stage != "full" or session.staff_id is None:
+        raise LoginRequired(expired=session.expired)
+    try:
+        member = deps(request).staff.get(session.staff_id)
+    except NotFound:
+        raise LoginRequired() from None
+    if member.disabled or member.session_epoch != session.epoch:
+        raise LoginRequired()
+    return member
+
+
+async def check_csrf(request: Request) -> None:
+    session = session_of(request)
+    if request.url.path.startswith(API_PREFIX):
+        presented = request.headers.get(CSRF_HEADER)
+    else:
+        form = await request.form()
+        presented = form.get(CSRF_FIELD)
+    if not csrf_ok(session, presented if isinstance(presented, str) else None):
+        raise CsrfFailed()
+
+
+class SessionMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next):
+        codec: SessionCodec = request.app.state.deps.codec
+        touch = request.query_params.get("auto") != "1" and not request.url.path.startswith("/inbox/static/")
+        session = codec.load(request.cookies.get(COOKIE), touch=touch)
+        request.state.session = session
+        response = await call_next(request)
+        session = request.state.session  # a login step may have replaced it
+        path = request.url.path
+        # Only inbox pages: the browser's /favicon.ico (outside the cookie's path, so sent
+        # without it) must not replace the session with a fresh one.
+        if session.changed and path.startswith("/inbox/") and not path.startswith("/inbox/static/"):
+            response.set_cookie(COOKIE, codec.dump(session), httponly=True, samesite="strict",
+                                secure=request.app.state.deps.cookie_secure, path="/inbox")
+        return response
+
+
+def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_key: str,
+               cookie_secure: bool = False, clock: Callable[[], float] = time.time,
+               background_seconds: float = 30.0) -> FastAPI:
+    app = FastAPI(
+        title="Clinic staff inbox API",
+        version="1",
+        description=(
+            "Queues, tickets, replies, internal notes, transfers, resolutions and call-back tasks "
+            "for clinic staff, plus user administration and the audit log for admins. "
+            "Authentication: log in on /inbox/login (password, then TOTP); the session cookie "
+            "`inbox_session` authenticates API calls, and POST/PUT calls must send the session's "
+            "CSRF token (GET /inbox/api/v1/me) in the `X-CSRF-Token` header. 401 without a "
+            "session, 403 for a role or team that may not."
+        ),
+        openapi_url="/inbox/api/openapi.json",
+        docs_url=None,  # Swagger UI needs inline scripts, which the CSP forbids
+        redoc_url=None,
+    )
+    templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
+    templates.env.filters["duration"] = sla.human
+    templates.env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+    templates.env.globals["csrf_field"] = CSRF_FIELD
+    app.state.deps = Deps(inbox, staff, audit,
+                          SessionCodec(secret_key, lambda: inbox.settings().idle_timeout_minutes * 60, clock),
+                          cookie_secure, templates)
+    app.add_middleware(SessionMiddleware)
+    app.add_middleware(SecurityHeaders)
+    app.mount("/inbox/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    from inbox import api, pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.get("/inbox/health", include_in_schema=False)
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired):
+        if request.url.path.startswith(API_PREFIX):
+            return JSONResponse({"detail": "log in first (session missing or expired)"}, status_code=401)
+        if exc.expired:
+            session_of(request).say("Your session ended after a period of inactivity. Please log in again.")
+        return RedirectResponse("/inbox/login", status_code=303)
+
+    @app.exception_handler(CsrfFailed)
+    async def csrf_failed(request: Request, exc: CsrfFailed):
+        if request.url.path.startswith(API_PREFIX):
+            return JSONResponse({"detail": f"missing or wrong {CSRF_HEADER} header"}, status_code=403)
+        return templates.TemplateResponse(request, "error.html", {
+            "status": 403, "message": "This form has expired or did not come from the inbox. Go back, reload and try again.",
+            "member": None}, status_code=403)
+
+    @app.exception_handler(InboxError)
+    async def inbox_error(request: Request, exc: InboxError):
+        code = next((c for kind, c in ERROR_STATUS.items() if isinstance(exc, kind)), 400)
+        if request.url.path.startswith(API_PREFIX):
+            return JSONResponse({"detail": str(exc)}, status_code=code)
+        return templates.TemplateResponse(request, "error.html", {"status": code, "message": str(exc),
+                                                                  "member": None}, status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        if request.url.path.startswith(API_PREFIX):
+            return JSONResponse({"detail": _describe_validation(exc)}, status_code=422)
+        return templates.TemplateResponse(request, "error.html", {"status": 422, "message": _describe_validation(exc),
+                                                                  "member": None}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        if request.url.path.startswith(API_PREFIX) or exc.status_code == 405:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return templates.TemplateResponse(request, "error.html", {"status": exc.status_code, "message": exc.detail,
+                                                                  "member": None}, status_code=exc.status_code)
+
+    if background_seconds > 0:
+        _start_background(app, inbox, background_seconds)
+    return app
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{where or 'request'}: {error.get('msg')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _start_background(app: FastAPI, inbox: Inbox, every: float) -> None:
+    """Re-offer overdue tickets and retry failed pause/resume calls, every ``every`` s."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                inbox.sweep_overdue()
+                inbox.sync_bot()
+            except Exception:  # noqa: BLE001 - keep the loop alive; the next round retries
+                logger.exception("Inbox background round failed")
+
+    @app.on_event("startup")
+    def start() -> None:
+        threading.Thread(target=loop, name="inbox-timers", daemon=True).start()
+
+    @app.on_event("shutdown")
+    def end() -> None:
+        stop.set()

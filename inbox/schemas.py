@@ -1,0 +1,188 @@
+"""Bodies of the inbox JSON API (pydantic v1: Rasa 3.6 pins it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Dict, List, Optional
+
+from pydantic import BaseModel, Field, conint, constr
+
+from clinic.inbox.model import Priority, Role, TicketState
+from clinic.inbox.service import NOTE_MAX, REPLY_MAX, TicketView
+
+TeamName = constr(regex=r"^(nurse|billing|reception)$")
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Me(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    teams: List[str]
+    csrf_token: str = Field(..., description="send it back in the X-CSRF-Token header of POST/PUT calls")
+
+
+class SlaOut(BaseModel):
+    waiting_seconds: Optional[int]
+    first_response_seconds: Optional[int]
+    first_response_running: bool
+    resolution_seconds: Optional[int]
+    resolution_running: bool
+    overdue: bool
+
+
+class TicketOut(BaseModel):
+    id: int
+    conversation_id: str = Field(..., description="the conversation's pseudonym (never a phone number)")
+    team: str
+    priority: Priority
+    state: TicketState
+    reason: str
+    red_flag_category: Optional[str]
+    assignee_id: Optional[int]
+    assignee: Optional[str]
+    created_at: dt.datetime
+    opened_at: dt.datetime
+    waiting_since: Optional[dt.datetime]
+    claimed_at: Optional[dt.datetime]
+    first_response_at: Optional[dt.datetime]
+    resolved_at: Optional[dt.datetime]
+    resolution_reason: Optional[str]
+    overdue_at: Optional[dt.datetime]
+    reopen_count: int
+    bot_paused: bool
+    sla: SlaOut
+
+    @classmethod
+    def of(cls, view: TicketView) -> "TicketOut":
+        data = {k: getattr(view, k) for k in cls.__fields__ if k != "sla"}
+        return cls(**data, sla=SlaOut(**view.sla.__dict__))
+
+
+class ActionOut(BaseModel):
+    ticket: TicketOut
+    warning: Optional[str] = Field(None, description="e.g. the assistant could not be paused yet")
+
+
+class TimelineOut(BaseModel):
+    at: dt.datetime
+    sender: str = Field(..., description="patient | bot | staff | note (internal)")
+    text: str
+    author: Optional[str]
+    delivery: Optional[str]
+    delivery_detail: Optional[str]
+
+
+class TicketDetail(BaseModel):
+    ticket: TicketOut
+    timeline: List[TimelineOut]
+    transcript_error: Optional[str]
+
+
+class Queues(BaseModel):
+    mine: List[TicketOut]
+    teams: Dict[str, List[TicketOut]]
+
+
+class TextIn(BaseModel):
+    text: constr(strip_whitespace=True, min_length=1, max_length=REPLY_MAX)
+
+
+class NoteIn(BaseModel):
+    text: constr(strip_whitespace=True, min_length=1, max_length=NOTE_MAX)
+
+
+class TransferIn(BaseModel):
+    team: TeamName
+
+
+class AssignIn(BaseModel):
+    staff_id: conint(ge=1, le=2**31 - 1)
+
+
+class ResolveIn(BaseModel):
+    reason: constr(regex=r"^[a-z_]{1,40}$") = Field(..., description="answered, appointment_booked, referred, "
+                                                    "callback_done, no_response, not_needed, duplicate")
+
+
+class MessageOut(BaseModel):
+    id: int
+    kind: str
+    author: str
+    created_at: dt.datetime
+    delivery: Optional[str]
+    delivery_detail: Optional[str]
+
+
+class TaskIn(BaseModel):
+    note: constr(strip_whitespace=True, max_length=NOTE_MAX) = ""
+    due_at: Optional[dt.datetime] = None
+
+
+class TaskOut(BaseModel):
+    id: int
+    conversation_id: str
+    ticket_id: Optional[int]
+    team: str
+    note: str
+    due_at: Optional[dt.datetime]
+    state: str
+    created_by: str
+    created_at: dt.datetime
+    done_at: Optional[dt.datetime]
+
+
+class UserIn(BaseModel):
+    username: constr(regex=r"^[a-z0-9][a-z0-9._-]{1,63}$")
+    display_name: constr(strip_whitespace=True, min_length=1, max_length=100)
+    password: constr(min_length=12, max_length=256)
+    role: Role
+    teams: List[TeamName] = []
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    teams: List[str]
+    disabled: bool
+    totp_confirmed: bool
+    last_login_at: Optional[dt.datetime]
+
+
+class NewUserOut(UserOut):
+    totp_secret: str = Field(..., description="shown once; the user also sees it at first login")
+    provisioning_uri: str
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    conversation_id: Optional[str]
+    ticket_id: Optional[int]
+    detail: str
+    client: Optional[str]
+
+
+class ChainOut(BaseModel):
+    ok: bool
+    rows: int
+    first_bad_id: Optional[int]
+    problem: str
+
+
+class SettingsIn(BaseModel):
+    overdue_minutes: Optional[conint(ge=1, le=1440)] = None
+    idle_timeout_minutes: Optional[conint(ge=1, le=480)] = None
+
+
+class SettingsOut(BaseModel):
+    overdue_minutes: int
+    idle_timeout_minutes: int

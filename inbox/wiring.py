@@ -1,0 +1,67 @@
+"""Builds the inbox from the environment: database, encryption key, Rasa HTTP API, reply
+gateway, session secret.
+
+Settings: ``CLINIC_DATABASE_URL``, ``CLINIC_ENCRYPTION_KEY`` (or var/encryption.key),
+``RASA_URL`` + ``RASA_AUTH_TOKEN``, ``INBOX_SECRET_KEY`` (or var/inbox-session.key),
+``INBOX_COOKIE_SECURE=1`` behind HTTPS, ``INBOX_OVERDUE_MINUTES``,
+``INBOX_IDLE_TIMEOUT_MINUTES`` (admins can change both on the settings page),
+``INBOX_REPLY_GATEWAY`` (``none`` until the WhatsApp gateway is wired; ``tracker`` for
+demos: replies are appended to the Rasa conversation only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from typing import Optional
+
+from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
+from clinic.inbox.audit import AuditLog
+from clinic.inbox.model import Delivery
+from clinic.inbox.ports import ReplyGateway, ReplyResult
+from clinic.inbox.rasa_http import RasaConversationControl, RasaHttp, RasaTranscriptSource
+from clinic.inbox.service import Inbox
+from clinic.inbox.staff import StaffAccounts
+from clinic.privacy import ContactCipher, _secret_from
+
+SESSION_KEY_FILE = VAR_DIR / "inbox-session.key"
+
+
+class NotConnectedReplyGateway:
+    """Until the WhatsApp gateway is wired: the reply is kept, staff are told plainly."""
+
+    def send(self, conversation_id: str, text: str, inbox_message_id: int) -> ReplyResult:
+        return ReplyResult(Delivery.FAILED, "replies are not connected to WhatsApp on this server yet")
+
+
+@dataclasses.dataclass
+class Built:
+    inbox: Inbox
+    staff: StaffAccounts
+    audit: AuditLog
+    secret_key: str
+    cookie_secure: bool
+
+
+def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = None,
+          environ: Optional[dict] = None) -> Built:
+    environ = os.environ if environ is None else environ
+    engine = make_engine(database_url)
+    create_schema(engine)
+    sessions = make_session_factory(engine)
+    cipher = ContactCipher.from_environment(environ)
+    rasa = RasaHttp(environ.get("RASA_URL"), environ.get("RASA_AUTH_TOKEN"))
+    if replies is None:
+        if environ.get("INBOX_REPLY_GATEWAY", "none") == "tracker":
+            from clinic.inbox.testing import RecordingReplyGateway
+
+            replies = RecordingReplyGateway(rasa)
+        else:
+            replies = NotConnectedReplyGateway()
+    inbox = Inbox(sessions, cipher, transcripts=RasaTranscriptSource(rasa),
+                  control=RasaConversationControl(rasa), replies=replies)
+    secret = _secret_from(environ, "INBOX_SECRET_KEY", SESSION_KEY_FILE,
+                          lambda: secrets.token_hex(32).encode()).decode()
+    return Built(inbox, StaffAccounts(sessions, cipher), AuditLog(sessions), secret,
+                 environ.get("INBOX_COOKIE_SECURE", "") in ("1", "true", "yes"))
