@@ -31,15 +31,18 @@ from clinic.scheduling.tables import (
 
 DEFAULT_WEEKS = 4
 
+# Same places as the approved FAQ texts (domain/faq.yml, utter_faq/location and parking):
+# a patient must never read two addresses for one site.
 LOCATIONS = [
-    dict(id="riverside", name="Riverside Family Clinic", address="12 River Lane, Riverside",
-         directions="Ground floor, entrance opposite the pharmacy. Step-free access from "
-                    "the car park side.",
-         parking="Free car park behind the building (2 hours); bicycle racks at the entrance."),
-    dict(id="northgate", name="Northgate Health Centre", address="4 Market Street, Northgate",
-         directions="First floor, lift next to the main door. Bus lines 3 and 7 stop at "
-                    "Market Street.",
-         parking="Public car park on Market Street (paid); two disabled bays at the door."),
+    dict(id="riverside", name="Riverside Family Clinic (main site)",
+         address="12 Riverside Avenue, Rivertown",
+         directions="Entrance next to the pharmacy, 2nd floor, lift available. Buses 7 and 12 "
+                    "stop outside (\"Riverside Clinic\").",
+         parking="Riverside multi-storey car park behind the building: first hour free with a "
+                 "ticket stamped at reception; two disabled bays at the entrance."),
+    dict(id="northgate", name="Northgate branch", address="4 Northgate Street, Rivertown",
+         directions="Ground floor, step-free.",
+         parking="Free street parking on Northgate Street (2 hours max)."),
 ]
 
 PRACTITIONERS = [

@@ -1,0 +1,285 @@
+"""clinic.scheduling.preferences and answers: a patient's words → windows, names, dates.
+
+"Now" is fixed: Thursday 26 March 2026, 10:30 in Berlin, three days before summer time
+starts (Sunday 29 March, 02:00 → 03:00).
+"""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from clinic.scheduling.answers import (
+    InvalidBirthDate,
+    InvalidName,
+    choice_index,
+    clean_name,
+    match_practitioner,
+    match_service,
+    parse_birth_date,
+    requested_change,
+    wants_anyone,
+)
+from clinic.scheduling.model import Practitioner, Service
+from clinic.scheduling.preferences import (
+    ClinicClosed,
+    DateInPast,
+    ImpossibleDate,
+    TimeWindow,
+    Unparseable,
+    parse_preference,
+)
+from clinic.settings import OpeningHours
+
+TZ = ZoneInfo("Europe/Berlin")
+NOW = dt.datetime(2026, 3, 26, 10, 30, tzinfo=TZ)  # a Thursday
+HOURS = OpeningHours.parse("mon-fri 08:00-18:00; sat 09:00-12:00").windows
+
+
+def read(text, now=NOW, hours=HOURS, **kwargs):
+    return parse_preference(text, now, TZ, opening_hours=hours, **kwargs)
+
+
+def utc(moment):
+    return moment.astimezone(dt.timezone.utc)
+
+
+def local(year, month, day, hour=0, minute=0):
+    return dt.datetime(year, month, day, hour, minute, tzinfo=TZ)
+
+
+@pytest.mark.parametrize(
+    "text, earliest, latest, day_start, day_end",
+    [
+        # "next Tuesday" is the Tuesday of next week; mornings are 06:00-12:00 local.
+        ("next Tuesday morning", local(2026, 3, 31, 6), local(2026, 3, 31, 12),
+         dt.time(6), dt.time(12)),
+        ("Next tuesday MORNING please!", local(2026, 3, 31, 6), local(2026, 3, 31, 12),
+         dt.time(6), dt.time(12)),
+        # "after 3" is 15:00: the clinic is not open at 3 a.m.
+        ("tomorrow after 3", local(2026, 3, 27, 15), local(2026, 3, 28), dt.time(15), None),
+        ("tmrw after 3pm", local(2026, 3, 27, 15), local(2026, 3, 28), dt.time(15), None),
+        ("friday afternoon", local(2026, 3, 27, 12), local(2026, 3, 27, 17),
+         dt.time(12), dt.time(17)),
+        ("any time next week", local(2026, 3, 30), local(2026, 4, 6), None, None),
+        ("as soon as possible", NOW, local(2026, 4, 24), None, None),
+        ("asap", NOW, local(2026, 4, 24), None, None),
+        ("25 December", local(2026, 12, 25), local(2026, 12, 26), None, None),
+        ("the 25th of december", local(2026, 12, 25), local(2026, 12, 26), None, None),
+        ("in the evening", local(2026, 3, 26, 17), local(2026, 4, 23, 22),
+         dt.time(17), dt.time(22)),
+        ("before noon", NOW, local(2026, 4, 23, 12), None, dt.time(12)),
+        ("between 9 and 11 on monday", local(2026, 3, 30, 9), local(2026, 3, 30, 11),
+         dt.time(9), dt.time(11)),
+        ("tomorrow at 10am", local(2026, 3, 27, 10), local(2026, 3, 27, 11),
+         dt.time(10), dt.time(11)),
+        ("around 4 on wednesday", local(2026, 4, 1, 15), local(2026, 4, 1, 17),
+         dt.time(15), dt.time(17)),
+        ("monday 10:30", local(2026, 3, 30, 10, 30), local(2026, 3, 30, 11, 30),
+         dt.time(10, 30), dt.time(11, 30)),
+        # A day of the month that has passed this month means next month's.
+        ("the 14th", local(2026, 4, 14), local(2026, 4, 15), None, None),
+        ("3/4", local(2026, 4, 3), local(2026, 4, 4), None, None),  # day first
+        ("in april", local(2026, 4, 1), local(2026, 5, 1), None, None),
+        ("this week", NOW, local(2026, 3, 30), None, None),
+        ("next weekend", local(2026, 4, 4), local(2026, 4, 6), None, None),
+        ("in 3 days", local(2026, 3, 29), local(2026, 3, 30), None, None),  # hours=None below
+        ("friday", local(2026, 3, 27), local(2026, 3, 28), None, None),
+        # "thursday" said on a Thursday is today (from now on).
+        ("thursday", NOW, local(2026, 3, 27), None, None),
+        ("later today", NOW, local(2026, 3, 27), None, None),
+        ("this afternoon", local(2026, 3, 26, 12), local(2026, 3, 26, 17), dt.time(12),
+         dt.time(17)),
+        ("after lunch tomorrow", local(2026, 3, 27, 12), local(2026, 3, 28), dt.time(12), None),
+    ],
+)
+def test_preferences_become_windows(text, earliest, latest, day_start, day_end):
+    hours = None if text == "in 3 days" else HOURS  # 29 March is a Sunday
+    window = read(text, hours=hours)
+    assert (window.earliest, window.latest) == (earliest, latest)
+    assert (window.day_start, window.day_end) == (day_start, day_end)
+    assert window.earliest.tzinfo is not None
+
+
+@pytest.mark.parametrize("text", ["yesterday", "last monday", "1 January 2020", "3 March",
+                                  "today at 8", "last week", "2 weeks ago"])
+def test_dates_in_the_past_are_refused(text):
+    with pytest.raises(DateInPast):
+        read(text)
+
+
+@pytest.mark.parametrize("text", ["31 February", "30th of feb", "31/04", "32 march",
+                                  "29 February"])  # February 2027 has 28 days
+def test_impossible_dates_are_refused(text):
+    with pytest.raises(ImpossibleDate):
+        read(text)
+
+
+def test_29_february_is_fine_when_the_next_one_exists():
+    window = read("29 february", now=local(2027, 6, 1, 9))
+    assert window.earliest == local(2028, 2, 29)
+
+
+@pytest.mark.parametrize("text", ["sunday", "this sunday morning", "in 3 days"])
+def test_days_the_clinic_is_closed(text):
+    with pytest.raises(ClinicClosed) as raised:
+        read(text)
+    assert raised.value.day == dt.date(2026, 3, 29)
+    assert raised.value.hours_that_day == ()
+
+
+def test_hours_the_clinic_is_closed_on_an_open_day():
+    with pytest.raises(ClinicClosed) as raised:
+        read("saturday afternoon")
+    assert raised.value.hours_that_day == ((dt.time(9), dt.time(12)),)
+
+
+def test_public_holidays_can_be_closed_days():
+    with pytest.raises(ClinicClosed):
+        read("25 December", closed_dates={dt.date(2026, 12, 25)})
+
+
+@pytest.mark.parametrize("text", ["asdf", "", "   ", "I may come", "blue", "🙂",
+                                  "book me in", "x" * 5000])
+def test_text_without_a_day_or_time(text):
+    with pytest.raises(Unparseable):
+        read(text)
+
+
+def test_never_raises_anything_but_preference_errors():
+    from clinic.scheduling.preferences import PreferenceError
+
+    for text in ["31/31/31", "at 99", "between 25 and 26", "0/0", "the 0th", "at 12.75",
+                 "in -3 days", "next next tuesday", "{}[]()", "32nd", "after 24:00"]:
+        try:
+            read(text)
+        except PreferenceError:
+            pass
+
+
+def test_summer_time_starts_inside_a_window():
+    # Monday after the switch: 08:00 local is 06:00 UTC (it was 07:00 UTC the week before).
+    window = read("next monday morning")
+    assert window.earliest.utcoffset() == dt.timedelta(hours=2)
+    assert window.earliest.astimezone(dt.timezone.utc).hour == 4  # 06:00 local
+    assert NOW.utcoffset() == dt.timedelta(hours=1)
+    # The Sunday of the switch has 23 hours (measured in UTC: Python subtracts two times of
+    # the same zone as wall-clock times).
+    sunday = read("sunday", hours=None)
+    assert utc(sunday.latest) - utc(sunday.earliest) == dt.timedelta(hours=23)
+
+
+def test_summer_time_ends_inside_a_window():
+    saturday = local(2026, 10, 24, 10)  # summer time ends Sunday 25 October, 03:00 → 02:00
+    weekend = read("this weekend", now=saturday, hours=None)
+    assert weekend.latest == local(2026, 10, 26)
+    assert utc(weekend.latest) - utc(weekend.earliest) == dt.timedelta(hours=14 + 25)
+    monday = read("monday morning", now=saturday)
+    assert monday.earliest.utcoffset() == dt.timedelta(hours=1)
+
+
+def test_window_survives_a_round_trip_through_a_slot_and_makes_a_query():
+    window = read("next Tuesday morning")
+    again = TimeWindow.from_dict(window.to_dict())
+    assert again == window
+    query = again.to_query("blood_test", practitioner_id=None, limit=10)
+    assert (query.earliest, query.latest, query.day_start, query.day_end) == (
+        window.earliest, window.latest, dt.time(6), dt.time(12))
+
+
+# --- answers ----------------------------------------------------------------------------
+
+SERVICES = [
+    Service("gp_consultation", "GP consultation", "gp", 15, "", ("doctor", "GP", "check-up")),
+    Service("blood_test", "Blood test", "nursing", 10, "", ("bloods", "lab test")),
+    Service("physiotherapy", "Physiotherapy", "physio", 30, "", ("physio",)),
+    Service("vaccination", "Vaccination", "nursing", 10, "", ("vaccine", "jab", "flu shot")),
+]
+PEOPLE = [
+    Practitioner("okafor", "Dr Amara Okafor", "gp", ("English",)),
+    Practitioner("lindqvist", "Dr Jonas Lindqvist", "gp", ("English",)),
+    Practitioner("moreau", "Nurse Camille Moreau", "nursing", ("French",)),
+]
+
+
+@pytest.mark.parametrize("text, service_id", [
+    ("a blood test please", "blood_test"), ("bloods", "blood_test"), ("physio", "physiotherapy"),
+    ("fisiotherapy", "physiotherapy"), ("flu shot for me", "vaccination"),
+    ("vacination", "vaccination"), ("GP consultation", "gp_consultation"),
+    ("see a doctor", "gp_consultation"), ("blood_test", "blood_test"),
+])
+def test_services_are_matched_by_name_synonym_or_spelling(text, service_id):
+    assert match_service(text, SERVICES).id == service_id
+
+
+@pytest.mark.parametrize("text", ["dentist", "", "a haircut", "x-ray"])
+def test_unknown_services_are_not_guessed(text):
+    assert match_service(text, SERVICES) is None
+
+
+def test_close_spellings_only_when_asked_for():
+    assert match_service("a blood pressure check", SERVICES, fuzzy=False) is None
+    assert match_service("need to book a blood test", SERVICES, fuzzy=False).id == "blood_test"
+
+
+@pytest.mark.parametrize("text, practitioner_id", [
+    ("Dr Okafor", "okafor"), ("okafor", "okafor"), ("dr okafr", "okafor"),
+    ("with Jonas please", "lindqvist"), ("nurse moreau", "moreau"), ("lindqvist", "lindqvist"),
+])
+def test_practitioners_are_matched_by_name(text, practitioner_id):
+    assert match_practitioner(text, PEOPLE).id == practitioner_id
+
+
+@pytest.mark.parametrize("text", ["dr zebedee", "dr", "anyone", "the doctor", ""])
+def test_unknown_practitioners_are_not_guessed(text):
+    assert match_practitioner(text, PEOPLE) is None
+
+
+def test_anyone_and_changes_of_mind():
+    assert wants_anyone("anyone is fine") and wants_anyone("I don't mind")
+    assert not wants_anyone("Dr Okafor")
+    assert requested_change("actually another day") == "time"
+    assert requested_change("none of these work for me") == "time"
+    assert requested_change("can I see a different doctor") == "practitioner"
+    assert requested_change("someone else please") == "practitioner"
+    assert requested_change("I need something else") == "service"
+    assert requested_change("tuesday morning") is None
+
+
+def test_choices_by_number_or_ordinal():
+    assert choice_index("2", 5) == 1
+    assert choice_index("the second one", 5) == 1
+    assert choice_index("option 3", 5) == 2
+    assert choice_index("last", 5) == 4
+    assert choice_index("7", 5) is None
+    assert choice_index("tuesday", 5) is None
+
+
+@pytest.mark.parametrize("text, name", [("Maria Jensen", "Maria Jensen"),
+                                        ("my name is Tom Becker", "Tom Becker"),
+                                        ("Zoë O'Neill-Ramos", "Zoë O'Neill-Ramos")])
+def test_names(text, name):
+    assert clean_name(text) == name
+
+
+@pytest.mark.parametrize("text", ["", "A", "123456789", "Maria 1985", "DE89 3704 0044",
+                                  "one two three four five six seven", "x" * 100])
+def test_not_names(text):
+    with pytest.raises(InvalidName):
+        clean_name(text)
+
+
+@pytest.mark.parametrize("text, born", [
+    ("14/03/1985", dt.date(1985, 3, 14)), ("14.03.1985", dt.date(1985, 3, 14)),
+    ("1985-03-14", dt.date(1985, 3, 14)), ("14 March 1985", dt.date(1985, 3, 14)),
+    ("March 14th, 1985", dt.date(1985, 3, 14)), ("born 1 june 1978", dt.date(1978, 6, 1)),
+])
+def test_birth_dates(text, born):
+    assert parse_birth_date(text, NOW.date()) == born
+
+
+@pytest.mark.parametrize("text", ["31/02/1985", "14/03/2030", "14/03/1885", "14/03", "1985",
+                                  "yesterday", "", "next tuesday"])
+def test_not_birth_dates(text):
+    with pytest.raises(InvalidBirthDate):
+        parse_birth_date(text, NOW.date())
