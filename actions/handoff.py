@@ -1,25 +1,82 @@
-"""Requests to talk to a human: route to a team and record the request.
+"""Talking to a person: route to a team, queue the conversation in the staff inbox, say who,
+how long and when; call-back requests; the 1-5 rating after a resolved conversation.
 
-Sets ``handoff_team`` (which picks the wording of utter_handoff_requested) and
-``handoff_result`` (``recorded`` or ``failed``); data/rules/handoff.yml picks the reply.
+The actions decide and set slots; data/rules/handoff.yml picks the replies (domain/handoff.yml):
+- ``action_request_human`` sets ``handoff_team``, ``handoff_result`` (``recorded`` during the
+  team's staffed hours, ``after_hours`` outside them, ``failed``), ``handoff_wait`` ("about
+  10 minutes", from the queue), ``handoff_reply_from`` ("tomorrow at 08:00") and
+  ``handoff_hours`` (the team's hours);
+- ``action_request_callback`` sets ``callback_result`` (``recorded`` / ``failed``);
+- ``action_record_handoff_rating`` sets ``handoff_rating`` (``good`` 3-5, ``low`` 1-2,
+  ``unrated`` when there is no number or nothing to rate).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Text
+import re
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conversation import recent_topics
-from actions.services import get_services
+from actions.services import Services, get_services
+from clinic.handoff.hours import describe_opening, describe_wait, next_opening, team_hours
 from clinic.handoff.requests import Reason
-from clinic.handoff.teams import route
+from clinic.handoff.teams import Team, parse_team, route
+from clinic.inbox.model import InvalidInput
 
 logger = logging.getLogger(__name__)
+
+# The latest intent (or the offer it answers) -> why the patient is handed over.
+_REASON_BY_INTENT = {
+    "frustration": Reason.FRUSTRATION,
+    "clinical_question": Reason.CLINICAL_QUESTION,
+}
+_FALLBACK_OFFERS = {"utter_offer_human"}
+
+
+def handoff_reason(tracker: Tracker) -> Reason:
+    intent = (tracker.latest_message or {}).get("intent", {}).get("name")
+    if intent in _REASON_BY_INTENT:
+        return _REASON_BY_INTENT[intent]
+    if intent == "affirm" and _last_bot_action(tracker) in _FALLBACK_OFFERS:
+        return Reason.BOT_FALLBACK
+    return Reason.PATIENT_REQUEST
+
+
+def _last_bot_action(tracker: Tracker) -> Optional[str]:
+    """The last action before the latest user message (what the patient was answering)."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_user:
+                return None
+            seen_user = True
+        elif seen_user and event.get("event") == "action" and event.get("name") != "action_listen":
+            return event.get("name")
+    return None
+
+
+def record_handoff(services: Services, tracker: Tracker, team: Team, reason: Reason,
+                   red_flag: Optional[str] = None) -> bool:
+    """Record the request and open (or escalate) the conversation's inbox ticket in one
+    transaction. Returns False when the conversation could not be queued (then the request
+    is still recorded, so it is not lost, but staff cannot answer in the chat)."""
+    key = services.contact_key_for(tracker)
+    try:
+        services.handoffs.record(key, team, reason, red_flag, conversation_id=tracker.sender_id)
+        return True
+    except InvalidInput:
+        # The channel gave a conversation id that looks like a phone number: the inbox never
+        # stores one. Keep the pseudonymous request; the patient is given the phone route.
+        logger.warning("Conversation id refused by the inbox (channel=%s); request kept without a ticket",
+                       tracker.get_latest_input_channel())
+        services.handoffs.record(key, team, reason, red_flag)
+        return False
 
 
 class ActionRequestHuman(Action):
@@ -33,16 +90,86 @@ class ActionRequestHuman(Action):
         # The team named in *this* message (entity), not one remembered from earlier.
         asked_for = next(tracker.get_latest_entity_values("team"), None)
         team = route(asked_for, recent_topics(tracker))
+        reason = handoff_reason(tracker)
+        hours = team_hours(services.settings, team)
+        events: List[EventType] = [SlotSet("handoff_team", team.value), SlotSet("handoff_hours", hours.describe())]
         try:
             # Database work off the event loop, so other patients' actions keep flowing.
-            await asyncio.to_thread(
-                services.handoffs.record,
-                services.contact_key_for(tracker),
-                team,
-                Reason.PATIENT_REQUEST,
-            )
-            result = "recorded"
+            queued = await asyncio.to_thread(record_handoff, services, tracker, team, reason)
         except Exception:  # noqa: BLE001 - any failure must still leave the patient a route
             logger.exception("Could not record handoff request (team=%s)", team.value)
+            queued = False
+        if not queued:
+            return events + [SlotSet("handoff_result", "failed")]
+
+        now = services.clock().astimezone(services.settings.timezone)
+        if hours.is_open(now):
+            minutes = await asyncio.to_thread(
+                services.inbox.expected_wait_minutes, team.value, tracker.sender_id)
+            return events + [SlotSet("handoff_result", "recorded"), SlotSet("handoff_wait", describe_wait(minutes))]
+        opening = next_opening(hours, now)
+        reply_from = describe_opening(opening, now) if opening else "the next opening day"
+        return events + [SlotSet("handoff_result", "after_hours"), SlotSet("handoff_reply_from", reply_from)]
+
+
+class ActionRequestCallback(Action):
+    """Out of hours (or whenever asked): a call-back task for the team instead of waiting."""
+
+    def name(self) -> Text:
+        return "action_request_callback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        services = get_services()
+        asked_for = next(tracker.get_latest_entity_values("team"), None)
+        team = parse_team(asked_for) or parse_team(tracker.get_slot("handoff_team")) \
+            or route(None, recent_topics(tracker))
+        events: List[EventType] = [SlotSet("handoff_team", team.value),
+                                   SlotSet("handoff_hours", team_hours(services.settings, team).describe())]
+        try:
+            await asyncio.to_thread(services.inbox.request_callback, tracker.sender_id, team.value)
+            result = "recorded"
+        except Exception:  # noqa: BLE001 - the patient still gets the phone route
+            logger.exception("Could not record a call-back request (team=%s)", team.value)
             result = "failed"
-        return [SlotSet("handoff_team", team.value), SlotSet("handoff_result", result)]
+        return events + [SlotSet("callback_result", result)]
+
+
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+_RATING = re.compile(r"\b([1-5])\b|\b(one|two|three|four|five)\b", re.IGNORECASE)
+
+
+def rating_from(tracker: Tracker) -> Optional[int]:
+    """The rating from the button's entity, else the first 1-5 number in the text."""
+    for value in tracker.get_latest_entity_values("rating"):
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            continue
+        if 1 <= number <= 5:
+            return number
+    match = _RATING.search((tracker.latest_message or {}).get("text") or "")
+    if not match:
+        return None
+    return int(match.group(1)) if match.group(1) else _NUMBER_WORDS[match.group(2).lower()]
+
+
+class ActionRecordHandoffRating(Action):
+    def name(self) -> Text:
+        return "action_record_handoff_rating"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        rating = rating_from(tracker)
+        if rating is None:
+            return [SlotSet("handoff_rating", "unrated")]
+        try:
+            ticket = await asyncio.to_thread(get_services().inbox.rate, tracker.sender_id, rating)
+        except Exception:  # noqa: BLE001 - thank the patient anyway; the rating is only lost
+            logger.exception("Could not store a handoff rating")
+            ticket = -1
+        if ticket is None:
+            return [SlotSet("handoff_rating", "unrated")]
+        return [SlotSet("handoff_rating", "low" if rating <= 2 else "good")]

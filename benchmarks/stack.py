@@ -37,7 +37,8 @@ class Stack:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.model = Path(model)
-        self.ports = {"actions": free_port(), "rasa": free_port(), "simulator": free_port()}
+        self.ports = {"actions": free_port(), "rasa": free_port(), "simulator": free_port(),
+                      "inbox": free_port()}
         self.secrets = {
             "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
             "WHATSAPP_APP_SECRET": secrets.token_hex(32),
@@ -59,6 +60,9 @@ class Stack:
             "CLINIC_DATABASE_URL": f"sqlite:///{self.database}",
             "CLINIC_PSEUDONYM_KEY": secrets.token_hex(16),
             "CLINIC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            # The staff inbox reaches this Rasa's HTTP API (pause/resume, transcripts).
+            "RASA_URL": f"http://127.0.0.1:{self.ports['rasa']}",
+            "INBOX_SECRET_KEY": secrets.token_hex(32),
         }
         self.endpoints = self.workdir / "endpoints.yml"
         self.endpoints.write_text(
@@ -108,6 +112,13 @@ class Stack:
         """The reminder scheduler (clinic.reminders.scheduler), pushing into this Rasa."""
         self._start("scheduler", [sys.executable, "-m", "clinic.reminders.scheduler",
                                   "--rasa-url", self.url("rasa"), "--poll-seconds", str(poll_seconds)])
+
+    def start_inbox(self) -> None:
+        """The staff inbox (``python -m inbox --demo``): demo staff accounts, WhatsApp replies
+        through the simulator, this Rasa's HTTP API."""
+        self._start("inbox", [sys.executable, "-m", "inbox", "--host", "127.0.0.1",
+                              "--port", str(self.ports["inbox"]), "--demo"])
+        self.wait_for(f"{self.url('inbox')}/inbox/health", "inbox")
 
     def kill(self, name: str) -> None:
         """SIGKILL: the process gets no chance to finish anything (a crash)."""

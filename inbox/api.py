@@ -29,6 +29,8 @@ from inbox.schemas import (
     SettingsOut,
     TaskIn,
     TaskOut,
+    TemplateIn,
+    TemplateOut,
     TextIn,
     TicketDetail,
     TicketOut,
@@ -141,6 +143,22 @@ def _message(message) -> MessageOut:
                          "channel could not be reached (the text is kept).")
 def reply(ticket_id: int, body: TextIn, request: Request, who: StaffMember = Depends(writer)):
     return _message(deps(request).inbox.reply(who.actor, ticket_id, body.text, client_of(request)))
+
+
+@router.get("/templates", response_model=List[TemplateOut], responses=ERRORS,
+            summary="The approved WhatsApp templates staff may send outside the 24-hour window")
+def templates(request: Request, who: StaffMember = Depends(member)):
+    return [TemplateOut(name=t.name, language=t.language, label=t.label, body=t.body, params=list(t.params))
+            for t in deps(request).inbox.templates]
+
+
+@router.post("/tickets/{ticket_id}/template", response_model=MessageOut, responses=TICKET_ERRORS,
+             summary="Send an approved template to the patient (owner only)",
+             description="For when a reply was `refused` because the patient's 24-hour window has "
+                         "closed: only an approved template may reach them then.")
+def send_template(ticket_id: int, body: TemplateIn, request: Request, who: StaffMember = Depends(writer)):
+    return _message(deps(request).inbox.send_template(who.actor, ticket_id, body.name, body.values,
+                                                      client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/notes", response_model=MessageOut, responses=TICKET_ERRORS,

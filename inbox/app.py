@@ -148,10 +148,11 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     app.add_middleware(SecurityHeaders)
     app.mount("/inbox/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from inbox import api, pages
+    from inbox import analytics_page, api, pages
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(analytics_page.router)
 
     @app.get("/inbox/health", include_in_schema=False)
     def health() -> dict:

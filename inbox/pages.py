@@ -117,7 +117,8 @@ def ticket(ticket_id: int, request: Request, member: StaffMember = Depends(page_
         assignable = [m for m in d.staff.all() if not m.disabled and m.role is not Role.ADMIN]
     return render(request, "ticket.html", member=member, page=page, t=page.ticket, W=TicketState.WAITING,
                   A=TicketState.ASSIGNED, R=TicketState.RESOLVED, reasons=RESOLUTION_REASONS,
-                  assignable=assignable, tasks=d.inbox.tasks_for_ticket(member.actor, ticket_id))
+                  assignable=assignable, tasks=d.inbox.tasks_for_ticket(member.actor, ticket_id),
+                  templates=d.inbox.templates)
 
 
 def _ticket_action(request: Request, ticket_id: int, run) -> RedirectResponse:
@@ -178,6 +179,15 @@ def reply(ticket_id: int, request: Request, text: str = Form("", max_length=5000
           member: StaffMember = Depends(page_writer)):
     return _ticket_action(request, ticket_id, lambda: deps(request).inbox.reply(
         member.actor, ticket_id, text, client_of(request)))
+
+
+@router.post("/tickets/{ticket_id}/template")
+async def template(ticket_id: int, request: Request, member: StaffMember = Depends(page_writer)):
+    form = await request.form()
+    name = str(form.get("name", ""))[:100]
+    values = [str(v)[:300] for v in form.getlist("values")][:20]
+    return _ticket_action(request, ticket_id, lambda: deps(request).inbox.send_template(
+        member.actor, ticket_id, name, values, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/note")

@@ -92,6 +92,20 @@ class TextIn(BaseModel):
     text: constr(strip_whitespace=True, min_length=1, max_length=REPLY_MAX)
 
 
+class TemplateOut(BaseModel):
+    name: str
+    language: str
+    label: str
+    body: str = Field(..., description="the approved text; {{1}}, {{2}}… are filled from `values`")
+    params: List[str] = Field(..., description="what each value is, in order")
+
+
+class TemplateIn(BaseModel):
+    name: constr(regex=r"^[a-z0-9_]{1,512}$")
+    values: List[constr(strip_whitespace=True, min_length=1, max_length=200)] = Field(default_factory=list,
+                                                                                    max_items=20)
+
+
 class NoteIn(BaseModel):
     text: constr(strip_whitespace=True, min_length=1, max_length=NOTE_MAX)
 

@@ -5,8 +5,11 @@ Settings: ``CLINIC_DATABASE_URL``, ``CLINIC_ENCRYPTION_KEY`` (or var/encryption.
 ``RASA_URL`` + ``RASA_AUTH_TOKEN``, ``INBOX_SECRET_KEY`` (or var/inbox-session.key),
 ``INBOX_COOKIE_SECURE=1`` behind HTTPS, ``INBOX_OVERDUE_MINUTES``,
 ``INBOX_IDLE_TIMEOUT_MINUTES`` (admins can change both on the settings page),
-``INBOX_REPLY_GATEWAY`` (``none`` until the WhatsApp gateway is wired; ``tracker`` for
-demos: replies are appended to the Rasa conversation only).
+``INBOX_REPLY_GATEWAY``: ``whatsapp`` (the default when ``WHATSAPP_ACCESS_TOKEN`` and
+``WHATSAPP_PHONE_NUMBER_ID`` are set: replies go out through the WhatsApp sender, see
+inbox/whatsapp_gateway.py), ``tracker`` (demos without WhatsApp: replies are appended to the
+Rasa conversation only) or ``none``. ``INBOX_TEMPLATES_FILE``: the approved templates staff
+may send outside the 24-hour window (clinic/inbox/templates.py).
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = 
     cipher = ContactCipher.from_environment(environ)
     rasa = RasaHttp(environ.get("RASA_URL"), environ.get("RASA_AUTH_TOKEN"))
     if replies is None:
-        if environ.get("INBOX_REPLY_GATEWAY", "none") == "tracker":
+        from inbox.whatsapp_gateway import build_gateway, whatsapp_configured
+
+        choice = environ.get("INBOX_REPLY_GATEWAY") or ("whatsapp" if whatsapp_configured(environ) else "none")
+        if choice == "whatsapp":
+            replies = build_gateway(environ, sessions, cipher, rasa)
+        elif choice == "tracker":
             from clinic.inbox.testing import RecordingReplyGateway
 
             replies = RecordingReplyGateway(rasa)

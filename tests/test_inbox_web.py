@@ -72,6 +72,9 @@ API = [
     ("POST", "/tickets/{t}/resolve", {"reason": "answered"}, dict(nina=OK, bill=NO, sara=OK, adam=NO)),
     # One voice per conversation: only the owner replies (a supervisor assigns it to themself).
     ("POST", "/tickets/{t}/reply", {"text": "Hello"}, dict(nina=OK, bill=NO, sara=NO, adam=NO)),
+    ("POST", "/tickets/{t}/template", {"name": "results_ready", "values": ["Ana"]},
+     dict(nina=OK, bill=NO, sara=NO, adam=NO)),
+    ("GET", "/templates", None, dict(nina=OK, bill=OK, sara=OK, adam=OK)),
     ("POST", "/tickets/{t}/notes", {"text": "note"}, dict(nina=OK, bill=NO, sara=OK, adam=NO)),
     ("POST", "/tickets/{t}/tasks", {"note": "call"}, dict(nina=OK, bill=NO, sara=OK, adam=NO)),
     ("GET", "/tasks", None, dict(nina=OK, bill=OK, sara=OK, adam=NO)),

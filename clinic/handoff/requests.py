@@ -22,8 +22,11 @@ from clinic.handoff.teams import Team
 
 
 class Reason(str, enum.Enum):
-    PATIENT_REQUEST = "patient_request"
-    EMERGENCY = "emergency"
+    PATIENT_REQUEST = "patient_request"      # asked for a person (words or a button)
+    EMERGENCY = "emergency"                  # the red-flag safety net (urgent)
+    BOT_FALLBACK = "bot_fallback"            # accepted a person after misunderstandings
+    FRUSTRATION = "frustration"              # "this is useless"
+    CLINICAL_QUESTION = "clinical_question"  # insisted on a clinical question: the nurse
 
 
 class Priority(str, enum.Enum):

@@ -73,3 +73,16 @@ class ReplyGateway(Protocol):
     def send(self, conversation_id: str, text: str, inbox_message_id: int) -> ReplyResult:
         """Deliver ``text`` to the patient; never raises for delivery problems (returns
         FAILED/REFUSED with a detail instead)."""
+
+
+@runtime_checkable
+class TemplateGateway(Protocol):
+    """A ReplyGateway that can also send an approved template (outside the 24-hour window).
+    ``rendered`` is the text the patient sees, for the transcript."""
+
+    def send_template(self, conversation_id: str, template: "ApprovedTemplate", values: List[str],
+                      rendered: str, inbox_message_id: int) -> ReplyResult:
+        ...
+
+
+from clinic.inbox.templates import ApprovedTemplate  # noqa: E402  (type only; no cycle)

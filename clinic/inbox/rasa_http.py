@@ -4,6 +4,10 @@
 - pause/resume: ``POST /conversations/{id}/tracker/events`` with ``{"event": "pause"}`` or
   ``{"event": "resume"}`` (Rasa 3.6 keeps logging the patient's messages while paused but
   predicts no action, see rasa/core/processor.py ``_should_handle_message``);
+- after a resume, ``POST /conversations/{id}/trigger_intent?output_channel=latest`` with
+  ``EXTERNAL_handoff_resolved``: the assistant says the patient is back with it and asks
+  for a 1-5 rating, through the patient's own channel (WhatsApp: the channel's proactive
+  sender, with its 24-hour window check);
 - a staff reply appended as a ``bot`` event with ``metadata.inbox_message_id``, so the
   transcript (and the bot, once resumed) sees what staff said, once.
 
@@ -15,6 +19,7 @@ reminders use.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote
@@ -31,6 +36,7 @@ from clinic.inbox.ports import (
 )
 
 DEFAULT_RASA_URL = "http://localhost:5005"
+logger = logging.getLogger(__name__)
 
 
 class RasaHttp:
@@ -51,6 +57,16 @@ class RasaHttp:
     def tracker(self, conversation_id: str, include_events: str = "ALL") -> Dict[str, Any]:
         response = self._http.get(self._url(conversation_id, "tracker"),
                                   params=self._params(include_events=include_events), timeout=self._timeout)
+        if response.status_code != 200:
+            raise RuntimeError(_describe(response))
+        return response.json()
+
+    def trigger_intent(self, conversation_id: str, intent: str) -> Dict[str, Any]:
+        """Rasa's external event: the bot reacts to ``intent`` on the patient's latest channel.
+        Longer timeout: Rasa runs the prediction and sends the replies before answering."""
+        response = self._http.post(self._url(conversation_id, "trigger_intent"),
+                                   params=self._params(output_channel="latest", include_events="NONE"),
+                                   json={"name": intent}, timeout=max(self._timeout, 30.0))
         if response.status_code != 200:
             raise RuntimeError(_describe(response))
         return response.json()
@@ -76,15 +92,27 @@ class RasaTranscriptSource:
         return parse_events(state.get("events") or [])[-limit:]
 
 
+RESOLVED_INTENT = "EXTERNAL_handoff_resolved"
+
+
 class RasaConversationControl:
-    def __init__(self, rasa: RasaHttp) -> None:
+    def __init__(self, rasa: RasaHttp, resolved_intent: Optional[str] = RESOLVED_INTENT) -> None:
         self._rasa = rasa
+        self._resolved_intent = resolved_intent
 
     def pause(self, conversation_id: str) -> None:
         self._send(conversation_id, "pause")
 
     def resume(self, conversation_id: str) -> None:
         self._send(conversation_id, "resume")
+        if self._resolved_intent:
+            # A courtesy message, not part of the state change: if it fails, the bot is
+            # resumed anyway and the patient's next message is answered normally. Not raised
+            # (sync_bot would otherwise resume again and maybe send the message twice).
+            try:
+                self._rasa.trigger_intent(conversation_id, self._resolved_intent)
+            except (requests.RequestException, RuntimeError, ValueError) as exc:
+                logger.warning("Resumed, but the back-with-the-assistant message failed: %s", _short(exc))
 
     def is_paused(self, conversation_id: str) -> bool:
         return bool(self._rasa.tracker(conversation_id, include_events="NONE").get("paused"))

@@ -56,6 +56,7 @@ from clinic.inbox.ports import (
 )
 from clinic.inbox.states import Event, next_state
 from clinic.inbox.tables import MessageRow, SettingRow, StaffRow, TaskRow, TicketRow
+from clinic.inbox.templates import ApprovedTemplate, load_templates
 from clinic.privacy import ContactCipher
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ RESOLUTION_REASONS = {
     "not_needed": "Patient no longer needs help",
     "duplicate": "Duplicate request",
 }
-HANDOFF_REASONS = ("patient_request", "emergency", "callback_request", "bot_fallback")
+HANDOFF_REASONS = ("patient_request", "emergency", "callback_request", "bot_fallback", "frustration",
+                   "clinical_question")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,8 +184,11 @@ class Inbox:
     def __init__(self, session_factory: sessionmaker, cipher: ContactCipher, *,
                  transcripts: TranscriptSource, control: ConversationControl, replies: ReplyGateway,
                  defaults: Optional[InboxSettings] = None,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 templates: Optional[Tuple[ApprovedTemplate, ...]] = None) -> None:
         self._sessions = session_factory
+        # Approved WhatsApp templates staff may send outside the 24-hour window.
+        self.templates: Tuple[ApprovedTemplate, ...] = load_templates() if templates is None else templates
         self._cipher = cipher
         self.transcripts = transcripts
         self.control = control
@@ -422,6 +427,27 @@ class Inbox:
         """Store the reply, hand it to the gateway, record the outcome (one audit row with it).
         Only the ticket's owner replies: there is one voice per conversation."""
         text = _check_text(text, REPLY_MAX, "reply")
+        return self._deliver(actor, ticket_id, text, client,
+                             lambda conversation_id, message_id: self.replies.send(conversation_id, text, message_id))
+
+    def send_template(self, actor: Actor, ticket_id: int, name: str, values: List[str],
+                      client: Optional[str] = None) -> InboxMessage:
+        """Send one of the approved templates (``self.templates``): what staff do when the
+        patient's 24-hour window has closed. Stored and audited like a reply."""
+        template = next((t for t in self.templates if t.name == name), None)
+        if template is None:
+            raise InvalidInput(f"unknown template {name!r}; approved: {', '.join(t.name for t in self.templates)}")
+        checked = template.check(values)
+        rendered = template.render(checked)
+        gateway = self.replies
+        if not hasattr(gateway, "send_template"):
+            raise InvalidInput("templates cannot be sent from this server (no WhatsApp gateway)")
+        return self._deliver(actor, ticket_id, f"[template {template.name}] {rendered}", client,
+                             lambda conversation_id, message_id: gateway.send_template(
+                                 conversation_id, template, checked, rendered, message_id))
+
+    def _deliver(self, actor: Actor, ticket_id: int, text: str, client: Optional[str],
+                 send: Callable[[str, int], ReplyResult]) -> InboxMessage:
         now = self._clock()
         with self._sessions.begin() as session:
             row = self._visible(session, actor, ticket_id)
@@ -435,7 +461,7 @@ class Inbox:
             session.flush()
             message_id, conversation_id = message.id, row.conversation_id
         try:
-            result = self.replies.send(conversation_id, text, message_id)
+            result = send(conversation_id, message_id)
         except Exception as exc:  # noqa: BLE001 - a gateway bug must not lose the reply
             logger.exception("Reply gateway failed (message %s)", message_id)
             result = ReplyResult(Delivery.FAILED, f"could not send ({exc.__class__.__name__}); try again")

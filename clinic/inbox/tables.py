@@ -165,3 +165,17 @@ AUDIT_TRIGGERS = {
 for _dialect, _statements in AUDIT_TRIGGERS.items():
     for _statement in _statements:
         event.listen(AuditRow.__table__, "after_create", DDL(_statement).execute_if(dialect=_dialect))
+
+
+class HandoffRatingRow(Base):
+    """The patient's 1-5 answer to "how was your conversation with our team?", asked when a
+    ticket is resolved. One per ticket (a second tap replaces the first). No text."""
+
+    __tablename__ = "handoff_ratings"
+
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("inbox_tickets.id"), nullable=False, unique=True)
+    conversation_id = Column(String(64), nullable=False, index=True)
+    team = Column(String(16), nullable=False)
+    rating = Column(Integer, nullable=False)
+    created_at = Column(DateTime(timezone=True), nullable=False)

@@ -30,6 +30,7 @@ class FakeRasa:
         self.trackers: Dict[str, Dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.down = False  # answer 503 to everything (Rasa restarting)
+        self.triggered: List[tuple[str, str]] = []  # (conversation id, intent) of trigger_intent
         self._server: Optional[ThreadingHTTPServer] = None
 
     # ── what a test does ────────────────────────────────────────────────────────────────
@@ -97,10 +98,16 @@ class FakeRasa:
                 route = self._route()
                 if not route:
                     return
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
+                if route[1] == "trigger_intent" and isinstance(body, dict) and body.get("name"):
+                    with fake.lock:
+                        fake.triggered.append((route[0], body["name"]))
+                        paused = fake._tracker(route[0])["paused"]
+                    self._reply(200, {"tracker": {"sender_id": route[0], "paused": paused}, "messages": []})
+                    return
                 if route[1] != "tracker/events":
                     self._reply(404, {})
                     return
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
                 events = body if isinstance(body, list) else [body]
                 with fake.lock:
                     tracker = fake._tracker(route[0])
@@ -156,4 +163,14 @@ class RecordingReplyGateway:
         except Exception as exc:  # noqa: BLE001
             return ReplyResult(Delivery.FAILED, f"could not record the reply ({exc})"[:300])
         self.delivered.append((conversation_id, text, inbox_message_id))
+        return ReplyResult(Delivery.SENT)
+
+    def send_template(self, conversation_id: str, template, values, rendered: str,
+                      inbox_message_id: int) -> ReplyResult:
+        """Templates may be sent outside the window: appended without the window check."""
+        try:
+            self._rasa.append(conversation_id, [staff_reply_event(rendered, inbox_message_id)])
+        except Exception as exc:  # noqa: BLE001
+            return ReplyResult(Delivery.FAILED, f"could not record the template ({exc})"[:300])
+        self.delivered.append((conversation_id, f"[template {template.name}] {rendered}", inbox_message_id))
         return ReplyResult(Delivery.SENT)
