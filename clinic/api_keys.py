@@ -25,6 +25,8 @@ SCOPES = {
     "appointments:read": "read appointments (status, time, practitioner)",
     "appointments:write": "record outcomes: arrived, fulfilled, no-show",
     "reports:read": "read aggregate reports (no patient data)",
+    "notifications:write": "notify patients (results/documents ready, billing, queue, follow-up) and read their status",
+    "portal:verify": "verify and use up portal link tokens (the clinic's patient portal)",
 }
 
 

@@ -9,10 +9,11 @@ from sqlalchemy.orm import sessionmaker
 from clinic.api_keys import ApiKeys
 from clinic.scheduling.backend import SchedulingBackend
 from clinic_api.auth import authenticate_first
-from clinic_api.routes import appointments, reports
+from clinic_api.routes import appointments, notifications, portal, reports
 
 
-def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory: sessionmaker) -> FastAPI:
+def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory: sessionmaker,
+               settings=None, portal_tokens=None) -> FastAPI:
     app = FastAPI(
         title="Clinic assistant API",
         version="1",
@@ -26,6 +27,7 @@ def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory
     app.state.scheduling = scheduling
     app.state.api_keys = api_keys
     app.state.sessions = session_factory
+    _notification_services(app, session_factory, settings, portal_tokens)
     app.middleware("http")(authenticate_first)
 
     @app.get("/api/health", include_in_schema=False)
@@ -34,4 +36,21 @@ def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory
 
     app.include_router(appointments.router)
     app.include_router(reports.router)
+    app.include_router(notifications.router)
+    app.include_router(portal.router)
+    app.include_router(portal.pages)  # the demo portal: {portal_url} = http://localhost:<port>/portal
     return app
+
+
+def _notification_services(app: FastAPI, session_factory: sessionmaker, settings, portal_tokens) -> None:
+    """Notifications and portal links (clinic.notifications, clinic.portal)."""
+    import datetime as dt
+
+    from clinic.notifications.service import NotificationService
+    from clinic.portal.tokens import PortalTokens, load_token_key
+    from clinic.settings import load_settings
+
+    app.state.settings = settings = settings or load_settings()
+    app.state.portal_tokens = portal_tokens or PortalTokens(
+        session_factory, load_token_key(), dt.timedelta(hours=settings.portal_token_hours))
+    app.state.notifications = NotificationService(session_factory)

@@ -85,13 +85,29 @@ ENDPOINTS = [
     ("GET", "/api/v1/appointments/{id}", "appointments:read", None),
     ("POST", "/api/v1/appointments/{id}/status", "appointments:write", {"status": "arrived"}),
     ("GET", "/api/v1/reports/appointments", "reports:read", None),
+    # Notifications and portal links (tests/test_notifications_api.py has the behaviour).
+    ("POST", "/api/v1/notifications", "notifications:write",
+     {"event_id": "contract-1", "type": "results_ready", "patient_id": "pat_contract",
+      "params": {"document_id": "lab-1"}}),
+    ("GET", "/api/v1/notifications/{event_id}", "notifications:write", None),
+    ("POST", "/api/v1/portal/tokens/verify", "portal:verify", {"token": "not-a-token"}),
 ]
+CONTRACT_EVENT = "contract-get-1"
+
+
+def _contract_event(api) -> str:
+    """An event that exists, for the GET endpoint (patient unknown: recorded as skipped)."""
+    from clinic.notifications.service import NotificationService
+
+    NotificationService(api.sessions).submit(CONTRACT_EVENT, "results_ready", "pat_contract",
+                                             {"document_id": "lab-0"}, "api:test")
+    return CONTRACT_EVENT
 
 
 @pytest.mark.parametrize("method,path,scope,body", ENDPOINTS)
 def test_every_endpoint_rejects_missing_wrong_and_revoked_keys_and_missing_scopes(api, method, path, scope, body):
     appointment = book(api)
-    path = path.format(id=appointment.id)
+    path = path.format(id=appointment.id, event_id=_contract_event(api) if "{event_id}" in path else "")
     assert call(api, method, path, json=body).status_code == 401
     assert call(api, method, path, key="ck_not-a-real-key", json=body).status_code == 401
     assert call(api, method, path, key="Basic xyz", json=body).status_code == 401

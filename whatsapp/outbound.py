@@ -401,6 +401,8 @@ class Template(OutboundMessage):
 
     ``body_params`` fill {{1}}, {{2}}, ... in order; each quick-reply payload goes to the
     button at the same index and comes back as ``button.payload`` when tapped.
+    ``url_button_params`` fill the dynamic suffix of URL buttons (``https://site/t/{{1}}``),
+    which come after the quick replies (indexes continue from them).
     """
 
     name: str
@@ -408,6 +410,7 @@ class Template(OutboundMessage):
     body_params: Sequence[str] = ()
     quick_reply_payloads: Sequence[str] = ()
     header_text_param: Optional[str] = None
+    url_button_params: Sequence[str] = ()
     _type = "template"
 
     def __post_init__(self) -> None:
@@ -435,7 +438,11 @@ class Template(OutboundMessage):
                     "Template.header_text_param must not contain new lines, tabs or more than "
                     "4 consecutive spaces"
                 )
-        if len(payloads) > TEMPLATE_BUTTONS_MAX:
+        url_params = _as_tuple(self.url_button_params, "Template.url_button_params")
+        object.__setattr__(self, "url_button_params", url_params)
+        for index, param in enumerate(url_params):
+            _check_text(param, f"Template.url_button_params[{index}]", 2000, limit_name="URL length")
+        if len(payloads) + len(url_params) > TEMPLATE_BUTTONS_MAX:
             raise MessageShapeError(
                 f"Template.quick_reply_payloads has {len(payloads)} items; the limit is "
                 f"{TEMPLATE_BUTTONS_MAX} (TEMPLATE_BUTTONS_MAX)"
@@ -465,6 +472,15 @@ class Template(OutboundMessage):
                     "sub_type": "quick_reply",
                     "index": str(index),
                     "parameters": [{"type": "payload", "payload": payload}],
+                }
+            )
+        for offset, param in enumerate(self.url_button_params):
+            components.append(
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": str(len(self.quick_reply_payloads) + offset),
+                    "parameters": [{"type": "text", "text": param}],
                 }
             )
         template: Dict[str, Any] = {"name": self.name, "language": {"code": self.language}}

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 from typing import Callable, Optional
 
+from clinic import phi_guard
 from clinic.privacy import ContactCipher
 from whatsapp.errors import GraphError
 from whatsapp.limits import CUSTOMER_SERVICE_WINDOW_SECONDS
@@ -24,6 +25,7 @@ from whatsapp.store import WhatsAppStore, utcnow
 logger = logging.getLogger(__name__)
 
 OUTSIDE_WINDOW = "outside_window"
+BLOCKED_PHI = "blocked_phi"
 UNKNOWN_CONTACT = "unknown_contact"
 RECORDED_RECIPIENT = "pseudonymous-conversation"
 
@@ -52,9 +54,17 @@ class Sender:
         self._clock = clock
 
     async def send(self, conversation_id: str, message, kind: str) -> SendOutcome:
-        contact = await asyncio.to_thread(self._store.contact, conversation_id)
         # The record never holds the address: "to" is filled only in the request itself.
         record = message.to_payload(RECORDED_RECIPIENT)
+        # PHI guard (clinic/phi_guard.py): bot, notification and staff messages all pass here;
+        # one carrying health information is refused, and its record keeps the rules only.
+        findings = phi_guard.check_payload(record)
+        if findings:
+            rules = phi_guard.rules_of(findings)
+            outbound_id = await asyncio.to_thread(
+                self._store.queue_outbound, conversation_id, kind, {"withheld": BLOCKED_PHI, "rules": rules})
+            return await self._refuse(outbound_id, BLOCKED_PHI, ",".join(rules))
+        contact = await asyncio.to_thread(self._store.contact, conversation_id)
         outbound_id = await asyncio.to_thread(self._store.queue_outbound, conversation_id, kind, record)
         if contact is None:
             return await self._refuse(outbound_id, UNKNOWN_CONTACT, "no WhatsApp address for this conversation")

@@ -43,6 +43,8 @@ import logging
 from typing import Awaitable, Callable, Dict, Optional
 
 from clinic.consent import ConsentStore
+from clinic.notifications.model import is_notification_kind
+from clinic.notifications.policy import notification_skip_reason
 from clinic.reminders import tables as t
 from clinic.reminders.store import Job, ReminderStore
 from clinic.reminders.timing import QuietHours, utcnow
@@ -59,6 +61,8 @@ def skip_reason(job: Job, backend, consent: ConsentStore, now: dt.datetime,
     """Why ``job`` must not go out now, or None. Shared by the scheduler and the action."""
     if now >= job.expires_at:
         return "expired"
+    if is_notification_kind(job.kind):  # clinic.notifications: their own consent rule, no appointment
+        return notification_skip_reason(job.kind, job.contact_key, consent)
     if not consent.reminders_allowed(job.contact_key):
         return "opted_out"
     if job.kind == t.KIND_RECALL:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from clinic.notifications.model import is_notification_kind
 from clinic.reminders import tables as t
 from clinic.reminders.dispatcher import PushResult
 from clinic.reminders.store import Job
@@ -39,7 +40,12 @@ JOB_ENTITY = "reminder_job"
 NOT_CARRIED = {"requested_slot", "session_started_metadata"}
 
 
+NOTIFICATION_INTENT = "EXTERNAL_notification"  # clinic.notifications' jobs (kind notify_<type>)
+
+
 def intent_for(kind: str) -> str:
+    if is_notification_kind(kind):
+        return NOTIFICATION_INTENT
     return INTENT_FOR_KIND.get(kind) or APPOINTMENT_INTENT
 
 

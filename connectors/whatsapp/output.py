@@ -123,6 +123,7 @@ def _custom_message(spec: Dict[str, Any]):
             name=spec["name"], language=spec.get("language", "en"),
             body_params=tuple(str(p) for p in spec.get("body_params", ())),
             quick_reply_payloads=tuple(str(p) for p in spec.get("quick_reply_payloads", ())),
+            url_button_params=tuple(str(p) for p in spec.get("url_button_params", ())),
         ), kind
     if kind == "location_request":
         return LocationRequest(body=spec["body"]), kind

@@ -1,0 +1,157 @@
+"""Notifications pushed by the reminder scheduler, and the clinic objects they and the
+status answers (actions/status.py) share.
+
+``action_send_notification`` runs on ``EXTERNAL_notification{"reminder_job": "rem_…"}``.
+Like ``action_send_reminder`` it re-checks the job (expired, opted out, wrong conversation:
+skipped with the reason), issues a fresh single-use portal link where the notice points to
+a document, then marks the job sent with a conditional update and lets the template go out
+**only if that update won** (``notification_to_send``; data/rules/notifications.yml sends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.reminders import first_name
+from actions.services import Services, get_services
+from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.notifications import model as m
+from clinic.notifications.service import NotificationService
+from clinic.portal.tokens import PortalTokens, load_token_key, portal_link
+from clinic.records.store import RecordStore
+from clinic.reminders import tables as t
+from clinic.reminders.dispatcher import skip_reason
+from clinic.scheduling.formatting import long_day
+
+logger = logging.getLogger(__name__)
+
+JOB_ENTITY = "reminder_job"
+NOTHING = [SlotSet("notification_to_send", "nothing")]
+
+
+@dataclasses.dataclass
+class NotificationServices:
+    notifications: NotificationService
+    records: RecordStore
+    portal: PortalTokens
+
+
+_services: Optional[NotificationServices] = None
+
+
+def build_notification_services(database_url: Optional[str] = None, settings=None) -> NotificationServices:
+    engine = make_engine(database_url)
+    create_schema(engine)
+    sessions = make_session_factory(engine)
+    settings = settings or get_services().settings
+    return NotificationServices(
+        notifications=NotificationService(sessions), records=RecordStore(sessions),
+        portal=PortalTokens(sessions, load_token_key(), dt.timedelta(hours=settings.portal_token_hours)))
+
+
+def get_notification_services() -> NotificationServices:
+    global _services
+    if _services is None:
+        _services = build_notification_services()
+    return _services
+
+
+def use_notification_services(services: Optional[NotificationServices]) -> None:
+    """Replace the process-wide notification services (tests) or reset them (``None``)."""
+    global _services
+    _services = services
+
+
+class ActionSendNotification(Action):
+    def name(self) -> Text:
+        return "action_send_notification"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        job_id = next(tracker.get_latest_entity_values(JOB_ENTITY), None)
+        if not job_id:
+            dispatcher.utter_message(response="utter_ask_rephrase")  # a patient typed the event's token
+            return NOTHING
+        services = get_services()
+        try:
+            events = await asyncio.to_thread(self._prepare, services, get_notification_services(), tracker,
+                                             str(job_id))
+        except Exception:  # noqa: BLE001 - the job stays dispatching: the scheduler retries it
+            logger.exception("Notification job %s could not be prepared", job_id)
+            return NOTHING
+        if events is None:
+            return NOTHING
+        if not await asyncio.to_thread(services.reminders.mark_sent, str(job_id), services.clock()):
+            logger.info("Notification job %s already handled elsewhere: not sent again", job_id)
+            return NOTHING
+        return events
+
+    @staticmethod
+    def _prepare(services: Services, extra: NotificationServices, tracker: Tracker,
+                 job_id: str) -> Optional[List[EventType]]:
+        store = services.reminders
+        job = store.job(job_id)
+        if job is None or job.status != t.DISPATCHING or not m.is_notification_kind(job.kind):
+            logger.info("Notification job %s is %s: nothing to send", job_id, job.status if job else "unknown")
+            return None
+        if job.conversation_id != tracker.sender_id:
+            store.skip(job.id, "wrong_conversation", from_statuses=(t.DISPATCHING,))
+            return None
+        reason = skip_reason(job, services.scheduling, services.consent, services.clock(), store.recall_status)
+        notification = extra.notifications.by_job(job.id)
+        if notification is None:
+            reason = reason or "no_notification"
+        if reason:
+            store.skip(job.id, reason, from_statuses=(t.DISPATCHING,))
+            logger.info("Notification job %s skipped: %s", job.id, reason)
+            return None
+        patient = services.scheduling.find_patient(job.contact_key)
+        name = first_name(patient.name if patient else "")
+        return [SlotSet("notify_first_name", name), *_slots(notification, name, services, extra)]
+
+
+def _slots(notification: m.Notification, name: str, services: Services,
+           extra: NotificationServices) -> List[EventType]:
+    params = notification.params
+    kind = notification.type
+
+    def link(document_id: str, purpose: str) -> List[EventType]:
+        # A fresh link per notice: the token is bound to this patient and this document.
+        issued = extra.portal.issue(notification.patient_id, document_id, purpose, source=notification.event_id)
+        return [SlotSet("notify_token", issued.token),
+                SlotSet("notify_link", portal_link(services.settings.portal_url, issued.token))]
+
+    if kind == m.RESULTS_READY:
+        return [*link(params["document_id"], "results"), SlotSet("notification_to_send", "results_ready")]
+    if kind == m.DOCUMENT_READY:
+        label = m.DOCUMENT_KINDS[params["document_kind"]]
+        if params["delivery"] == "portal":
+            return [SlotSet("notify_document", label), *link(params["document_id"], "document"),
+                    SlotSet("notification_to_send", "document_ready")]
+        return [SlotSet("notify_document", label), SlotSet("notification_to_send", "document_collect")]
+    if kind == m.BILLING_UPDATE:
+        item = m.BILLING_ITEMS[params["item"]]
+        reference = params.get("reference")
+        return [SlotSet("notify_billing", f"{item} {reference}" if reference else item),
+                SlotSet("notify_billing_status", m.BILLING_STATUSES[params["status"]]),
+                SlotSet("notification_to_send", "billing_update")]
+    if kind == m.QUEUE_CALLED:
+        return [SlotSet("notify_ticket", params["ticket"]), SlotSet("notify_room", params["room"]),
+                SlotSet("notification_to_send", "queue_called")]
+    if kind == m.QUEUE_POSITION:
+        return [SlotSet("notify_ticket", params["ticket"]), SlotSet("notify_position", str(params["position"])),
+                SlotSet("notify_minutes", str(params.get("estimated_minutes") or 0)),
+                SlotSet("notification_to_send", "queue_position")]
+    if kind == m.FOLLOWUP:
+        return [SlotSet("visit_first_name", name),
+                SlotSet("visit_date", long_day(dt.date.fromisoformat(params["visit_date"]))),
+                SlotSet("notification_to_send", "followup")]
+    raise ValueError(f"no message for notification type {kind!r}")
