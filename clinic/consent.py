@@ -6,11 +6,18 @@ append-only history of every change, so the clinic can show what was agreed and 
 
 * ``reminders``: appointment reminders, follow-ups and recalls. On by default (the patient
   gave their number for appointments); "STOP" turns them off, "START" back on.
-* ``health_tips``: off by default; only an explicit opt-in turns it on (a later feature
-  sends them).
+* ``health_tips``: off by default (marketing: Meta and the GDPR both want an explicit,
+  recorded opt-in). Only the double opt-in (``opt_in`` → the question → a "yes" tap) turns it
+  on; "stop tips" turns only it off, "STOP" turns everything off.
 
 The reminder scheduler and the reminder action check :meth:`ConsentStore.reminders_allowed`
-before anything goes out.
+before anything goes out; the broadcast runner (clinic/broadcasts) selects its segment with
+:meth:`ConsentStore.tips_segment` and re-checks :meth:`ConsentStore.tips_allowed` just
+before each send. docs/consent.md lists the rules per message class.
+
+A contact key is a one-way HMAC, so the row also keeps the conversation's pseudonymous id
+and channel from the moment of the opt-in (never a phone number): a broadcast needs to know
+*where* to send, and the WhatsApp address itself stays encrypted in ``wa_contacts``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,12 @@ class ConsentRow(Base):
     health_tips = Column(Boolean, nullable=False, default=False)
     health_tips_changed_at = Column(UTCDateTime, nullable=True)
     health_tips_wording = Column(String(64), nullable=True)
+    # Where the contact last changed a preference (pseudonymous conversation id + channel):
+    # what a broadcast sends to (migration 0006_engagement).
+    conversation_id = Column(String(64), nullable=True)
+    channel = Column(String(32), nullable=True)
+
+    __table_args__ = (Index("ix_contact_consent_health_tips", "health_tips"),)
 
 
 class ConsentEventRow(Base):
@@ -71,9 +84,23 @@ class Preferences:
     health_tips_changed_at: Optional[dt.datetime] = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Subscriber:
+    """A contact opted in to health tips, and where to reach them."""
+
+    contact_key: str
+    conversation_id: str
+    channel: str
+    since: Optional[dt.datetime]
+
+
 class ConsentStore:
     def __init__(self, session_factory: sessionmaker):
         self._sessions = session_factory
+
+    @property
+    def sessions(self) -> sessionmaker:
+        return self._sessions
 
     def preferences(self, contact_key: str) -> Preferences:
         with self._sessions() as session:
@@ -86,9 +113,28 @@ class ConsentStore:
     def reminders_allowed(self, contact_key: str) -> bool:
         return self.preferences(contact_key).reminders
 
+    def tips_allowed(self, contact_key: str) -> bool:
+        """Health tips (marketing) only after an explicit opt-in that was not withdrawn."""
+        return self.preferences(contact_key).health_tips
+
+    def tips_segment(self, channel: Optional[str] = "whatsapp") -> List[Subscriber]:
+        """Every contact opted in to health tips whose conversation is known (oldest first)."""
+        with self._sessions() as session:
+            query = select(ConsentRow).where(ConsentRow.health_tips.is_(True),
+                                             ConsentRow.conversation_id.is_not(None))
+            if channel:
+                query = query.where(ConsentRow.channel == channel)
+            rows = session.scalars(query.order_by(ConsentRow.health_tips_changed_at, ConsentRow.contact_key))
+            return [Subscriber(r.contact_key, r.conversation_id, r.channel, r.health_tips_changed_at)
+                    for r in rows]
+
     def record(self, contact_key: str, topics: Union[str, Sequence[str]], granted: bool, wording: str,
-               channel: Optional[str] = None, now: Optional[dt.datetime] = None) -> Preferences:
-        """Set one or more flags and append them to the history, in one transaction."""
+               channel: Optional[str] = None, now: Optional[dt.datetime] = None,
+               conversation_id: Optional[str] = None) -> Preferences:
+        """Set one or more flags and append them to the history, in one transaction.
+
+        ``conversation_id`` (the channel's pseudonymous id) is kept as the place a broadcast
+        reaches the contact."""
         topics = (topics,) if isinstance(topics, str) else tuple(topics)
         unknown = [topic for topic in topics if topic not in TOPICS]
         if unknown or not topics:
@@ -101,6 +147,8 @@ class ConsentStore:
             if row is None:
                 row = ConsentRow(contact_key=contact_key, reminders=True, health_tips=False)
                 session.add(row)
+            if conversation_id:
+                row.conversation_id, row.channel = conversation_id, channel
             for topic in topics:
                 setattr(row, topic, granted)
                 setattr(row, f"{topic}_changed_at", now)

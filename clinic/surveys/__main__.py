@@ -1,0 +1,99 @@
+"""``python -m clinic.surveys``: plan and send satisfaction surveys.
+
+    plan                 plan surveys for fulfilled visits and resolved tickets (idempotent)
+    send [--loop S]      plan, then send what is due (once, or every S seconds until Ctrl-C)
+    status               counts by delivery status, answered, average rating
+
+Settings: CLINIC_DATABASE_URL, CLINIC_ENCRYPTION_KEY, and the channel's WHATSAPP_* settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+
+from sqlalchemy import func, select
+
+from clinic.consent import ConsentStore
+from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.surveys import planner
+from clinic.surveys import tables as t
+from clinic.surveys.store import SurveyStore
+
+
+def _visit_day(sessions, settings):
+    from clinic.scheduling.formatting import long_day
+    from clinic.scheduling.tables import AppointmentRow
+
+    def day(appointment_id: str):
+        with sessions() as session:
+            row = session.get(AppointmentRow, appointment_id)
+            return long_day(row.start.astimezone(settings.timezone).date()) if row else None
+    return day
+
+
+async def _send(sessions, loop_seconds: float) -> int:
+    from clinic.broadcasts.__main__ import build_sender
+    from clinic.broadcasts.store import BroadcastStore
+    from clinic.settings import load_settings
+    from clinic.surveys.sender import SurveySender
+
+    settings = load_settings()
+    consent = ConsentStore(sessions)
+    broadcasts = BroadcastStore(sessions, consent)
+    client, sender, _ = build_sender(broadcasts, 20.0)
+    store = SurveyStore(sessions)
+    surveys = SurveySender(store, consent, sender, f"{socket.gethostname()}:{os.getpid()}",
+                           settings.clinic_name, _visit_day(sessions, settings), broadcasts.last_outbound_at)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    try:
+        print("recovered:", await asyncio.to_thread(surveys.recover, broadcasts.outbound_for))
+        while True:
+            planned = await asyncio.to_thread(planner.plan, sessions, store, consent)
+            figures = await surveys.send_due()
+            print(f"planned visits={planned[0]} tickets={planned[1]}; sent {figures}", flush=True)
+            if not loop_seconds:
+                return 0
+            try:
+                await asyncio.wait_for(stop.wait(), loop_seconds)
+                return 0
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await client.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m clinic.surveys", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("plan")
+    send = sub.add_parser("send")
+    send.add_argument("--loop", type=float, default=0.0, metavar="SECONDS")
+    sub.add_parser("status")
+    args = parser.parse_args(argv)
+    engine = make_engine(args.database_url)
+    create_schema(engine)
+    sessions = make_session_factory(engine)
+    if args.command == "plan":
+        print("planned (visits, tickets):", planner.plan(sessions, SurveyStore(sessions), ConsentStore(sessions)))
+    elif args.command == "send":
+        return asyncio.run(_send(sessions, args.loop))
+    else:
+        with sessions() as session:
+            counts = dict(session.execute(select(t.SurveyRow.status, func.count()).group_by(t.SurveyRow.status)).all())
+            answered, average = session.execute(select(func.count(t.SurveyRow.rating), func.avg(t.SurveyRow.rating))).one()
+        print(f"surveys by status {counts}; answered {answered}; average rating "
+              f"{'-' if average is None else f'{average:.2f}'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
