@@ -53,6 +53,10 @@ class InboxRow(Base):
     attempts = Column(Integer, nullable=False, default=0)
     error = Column(String(200), nullable=True)
     received_at = Column(DateTime(timezone=True), nullable=False)
+    # When processing last started: replies sent after it belong to this message (one
+    # conversation is processed strictly in order), which tells a crash-recovery whether the
+    # patient was already answered.
+    started_at = Column(DateTime(timezone=True), nullable=True)
     processed_at = Column(DateTime(timezone=True), nullable=True)
 
 
@@ -121,6 +125,7 @@ class PendingMessage:
     metadata: dict
     redacted: tuple[str, ...]
     state: str
+    started_at: Optional[dt.datetime] = None
 
 
 class WhatsAppStore:
@@ -188,7 +193,23 @@ class WhatsAppStore:
                 return None
             row.state = "processing"
             row.attempts += 1
+            row.started_at = utcnow()
             return _pending(row)
+
+    def replied_since(self, conversation_id: str, since: Optional[dt.datetime]) -> bool:
+        """Whether anything was sent (or was being sent) to the conversation since ``since``:
+        a message whose processing was interrupted after its reply went out must not be
+        answered again after a restart, even if Rasa had not saved its tracker yet."""
+        if since is None:
+            return False
+        with self._sessions() as session:
+            return session.execute(
+                select(OutboundRow.id).where(
+                    OutboundRow.conversation_id == conversation_id,
+                    OutboundRow.created_at >= since,
+                    OutboundRow.state.in_(("sending", "sent")),
+                ).limit(1)
+            ).first() is not None
 
     def finish(self, message_id: int, error: Optional[str] = None) -> None:
         with self._sessions() as session, session.begin():
@@ -318,4 +339,12 @@ def _pending(row: InboxRow) -> PendingMessage:
         id=row.id, wamid=row.wamid, conversation_id=row.conversation_id, kind=row.kind,
         text=row.text, metadata=json.loads(row.metadata_json) if row.metadata_json else {},
         redacted=tuple(filter(None, (row.redacted or "").split(","))), state=row.state,
+        started_at=_aware(row.started_at),
     )
+
+
+def _aware(value: Optional[dt.datetime]) -> Optional[dt.datetime]:
+    # SQLite returns naive datetimes for timezone-aware columns; every value stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value

@@ -27,11 +27,13 @@ from sanic.response import HTTPResponse
 
 import whatsapp.store  # noqa: F401  (registers the channel's tables before create_schema)
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.handoff.requests import HandoffRequests
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from clinic.redaction import redact
 from connectors.whatsapp.inbound_mapping import to_assistant_input
 from connectors.whatsapp.output import CHANNEL_NAME, WhatsAppOutput
 from connectors.whatsapp.processor import InboxProcessor
+from connectors.whatsapp.safety_net import PausedSafetyNet
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.worker import WorkerLoop
 from whatsapp import signature
@@ -59,9 +61,13 @@ class WhatsAppInput(InputChannel):
         self.metrics = Metrics()
         engine = make_engine(database_url)
         create_schema(engine)
-        self.store = WhatsAppStore(make_session_factory(engine))
+        sessions = make_session_factory(engine)
+        self.store = WhatsAppStore(sessions)
         self._cipher = ContactCipher.from_environment()
         self._pseudonym_key = load_pseudonym_key()
+        # Emergencies while a staff member has the conversation (Rasa paused): safety_net.py.
+        self.safety_net = PausedSafetyNet(HandoffRequests(sessions), self._pseudonym_key, CHANNEL_NAME)
+        self._agent = None  # Rasa's agent, known once the server has started
         # One pooled HTTP client per event loop: replies are sent from the processing loop,
         # proactive messages (Rasa's trigger_intent) from Sanic's loop.
         self._client = self._graph_client()
@@ -96,6 +102,13 @@ class WhatsAppInput(InputChannel):
 
         async def handle(message: PendingMessage) -> None:
             await self.sender.mark_read(message.wamid, typing=True)
+            # Paused for a staff member: Rasa will only log this message, so the emergency
+            # safety net is ours to run (and send at once, before Rasa logs it).
+            sent_by_safety_net = None
+            if message.text and await self.safety_net.is_paused(self._agent, message.conversation_id):
+                sent_by_safety_net = await self.safety_net.check(message.conversation_id, message.text)
+                for text in sent_by_safety_net or []:
+                    await WhatsAppOutput(self.sender).send_text_message(message.conversation_id, text)
             await on_new_message(
                 UserMessage(
                     text=message.text,
@@ -106,6 +119,8 @@ class WhatsAppInput(InputChannel):
                     metadata={"whatsapp": {"kind": message.kind, "redacted": list(message.redacted)}},
                 )
             )
+            if sent_by_safety_net:
+                await self.safety_net.log_in_tracker(self._agent, message.conversation_id, sent_by_safety_net)
 
         self.processor = InboxProcessor(
             self.store, handle, self.settings.max_concurrent_conversations, self.metrics
@@ -113,7 +128,13 @@ class WhatsAppInput(InputChannel):
 
         @blueprint.listener("after_server_start")
         async def resume_inbox(app, _loop) -> None:
+            self._agent = getattr(app.ctx, "agent", None)
             async def already_handled(message: PendingMessage) -> bool:
+                # Rasa saves the tracker after the replies went out: a crash in between
+                # leaves no trace in the tracker, but the replies are in our outbound log.
+                if await asyncio.to_thread(self.store.replied_since, message.conversation_id,
+                                           message.started_at):
+                    return True
                 return await _tracker_has_message(app, message)
 
             # Load the redaction recognizers now, not on the first patient's message.
