@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate benchmark benchmark-whatsapp benchmark-scheduling benchmark-reminders lint clean
+.PHONY: run shell test train validate evaluate benchmark benchmark-whatsapp benchmark-scheduling benchmark-reminders benchmark-broadcast report lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -15,7 +15,7 @@ train:      ## Train models/assistant.tar.gz (skipped when nothing changed)
 	@bash scripts/train.sh
 
 validate:   ## Check data, domain and config with Rasa's validator
-	@bash scripts/bootstrap.sh && . scripts/env.sh && rasa data validate "$${RASA_ARGS[@]}" --data data --fail-on-warnings
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/validate.py
 
 evaluate:   ## NLU cross-validation: reports and plots in results/nlu, accuracy and macro F1 printed
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_nlu.py
@@ -31,6 +31,12 @@ benchmark-scheduling:  ## Slot search / booking latency, 100,000 slots (SQLite; 
 
 benchmark-reminders:  ## Reminder dispatch rate: N due jobs → scheduler → Rasa → simulator
 	@bash scripts/train.sh && . scripts/env.sh && python -m benchmarks.reminders_bench
+
+benchmark-broadcast:  ## Health-tip broadcast: 10,000 recipients → simulator (rate, duplicates, losses, pacing, crash)
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m benchmarks.broadcast_bench $(ARGS)
+
+report:     ## Analytics report: containment, handoffs, first response, reminders, no-shows, CSAT, delivery (+ plots)
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.analytics report $(ARGS)
 
 lint:       ## Ruff
 	@bash scripts/bootstrap.sh && .venv/bin/ruff check .

@@ -7,13 +7,20 @@ database, instead of patching module internals.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+import datetime as dt
+from typing import Callable, Optional
 
 from rasa_sdk import Tracker
 
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.consent import ConsentStore
 from clinic.handoff.requests import HandoffRequests
+from clinic.inbox.patient_side import PatientSide
 from clinic.privacy import contact_key, load_pseudonym_key
+from clinic.reminders.planner import ReminderPlanner
+from clinic.reminders.store import ReminderStore
+from clinic.scheduling.backend import SchedulingBackend
+from clinic.scheduling.sql_backend import SqlSchedulingBackend
 from clinic.settings import ClinicSettings, load_settings
 
 
@@ -22,6 +29,12 @@ class Services:
     settings: ClinicSettings
     handoffs: HandoffRequests
     pseudonym_key: bytes
+    scheduling: SchedulingBackend
+    # "Now" for the conversation (time preferences, bookings); tests pin it.
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    reminders: Optional[ReminderStore] = None  # reminder jobs (actions/reminders.py)
+    consent: Optional[ConsentStore] = None  # opt-out / opt-in (actions/consent.py)
+    inbox: Optional[PatientSide] = None  # queue wait, call-backs, ratings (actions/handoff.py)
 
     def contact_key_for(self, tracker: Tracker) -> str:
         channel = tracker.get_latest_input_channel() or "unknown"
@@ -31,13 +44,24 @@ class Services:
 _services: Optional[Services] = None
 
 
-def build_services(database_url: Optional[str] = None) -> Services:
+def build_services(database_url: Optional[str] = None,
+                   clock: Optional[Callable[[], dt.datetime]] = None) -> Services:
     engine = make_engine(database_url)
     create_schema(engine)
+    sessions = make_session_factory(engine)
+    extra = {"clock": clock} if clock else {}
+    settings = load_settings()
     return Services(
-        settings=load_settings(),
-        handoffs=HandoffRequests(make_session_factory(engine)),
+        settings=settings,
+        handoffs=HandoffRequests(sessions),
         pseudonym_key=load_pseudonym_key(),
+        # Bookings made in chat plan their reminders in the same transaction.
+        scheduling=SqlSchedulingBackend(
+            sessions, listeners=(ReminderPlanner.from_settings(settings, clock),), clock=clock),
+        reminders=ReminderStore(sessions),
+        consent=ConsentStore(sessions),
+        inbox=PatientSide(sessions, clock=clock) if clock else PatientSide(sessions),
+        **extra,
     )
 
 

@@ -83,6 +83,11 @@ MODEL_MODULES = (
     "clinic.scheduling.tables",
     "clinic.api_keys",
     "clinic.inbox.tables",
+    "clinic.portal.tables",
+    "clinic.notifications.tables",
+    "clinic.records.tables",
+    "clinic.broadcasts.tables",
+    "clinic.surveys.tables",
 )
 OPTIONAL_MODEL_MODULES = ("clinic.reminders.tables",)
 

@@ -22,6 +22,7 @@ DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "content" / "clinic.yml"
 SETTINGS_FILE_ENV = "CLINIC_SETTINGS_FILE"
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_LOOPBACK_URL = re.compile(r"^http://(localhost|127\.0\.0\.1)(:\d+)?(/|$)")
 _HOURS_PART = re.compile(
     r"^(?P<d1>[a-z]{3})(?:-(?P<d2>[a-z]{3}))?\s+(?P<t1>\d{1,2}:\d{2})-(?P<t2>\d{1,2}:\d{2})$"
 )
@@ -104,6 +105,7 @@ class ClinicSettings:
     reminder_offsets_hours: tuple[float, ...] = (24.0, 2.0)
     quiet_hours: tuple[dt.time, dt.time] = (dt.time(21, 0), dt.time(8, 0))
     followup_delay_hours: float = 3.0  # after a visit is fulfilled; 0 = no follow-up
+    portal_token_hours: float = 24.0  # how long a portal link works (clinic.portal)
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(self.timezone)
@@ -142,6 +144,7 @@ _FIELDS: dict[str, tuple[str, bool]] = {
     "reminder_offsets_hours": ("CLINIC_REMINDER_OFFSETS_HOURS", False),
     "quiet_hours": ("CLINIC_QUIET_HOURS", False),
     "followup_delay_hours": ("CLINIC_FOLLOWUP_DELAY_HOURS", False),
+    "portal_token_hours": ("CLINIC_PORTAL_TOKEN_HOURS", False),
 }
 
 
@@ -164,9 +167,11 @@ def load_settings(
             raise SettingsError(f"{path}: '{name}' is required (or set {env_name})")
         values[name] = value
 
-    if not values["portal_url"].startswith("https://"):
-        # Portal links carry access tokens: never over plain HTTP.
-        raise SettingsError(f"{path}: 'portal_url' must start with https://")
+    if not (values["portal_url"].startswith("https://") or _LOOPBACK_URL.match(values["portal_url"])):
+        # Portal links carry access tokens: never over plain HTTP (except to this machine,
+        # for the embedded demo portal).
+        raise SettingsError(f"{path}: 'portal_url' must start with https:// "
+                            "(http:// only for localhost / 127.0.0.1)")
     try:
         timezone = ZoneInfo(values["timezone"])
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -187,6 +192,7 @@ def load_settings(
         quiet_hours=_parse_quiet_hours(values["quiet_hours"] or "21:00-08:00", path),
         followup_delay_hours=_parse_hours(values["followup_delay_hours"] or "3",
                                           "followup_delay_hours", path),
+        portal_token_hours=_portal_token_hours(values["portal_token_hours"] or "24", path),
     )
 
 
@@ -197,6 +203,13 @@ def _parse_hours(value: str, key: str, path: Path) -> float:
         raise SettingsError(f"{path}: '{key}' must be a number of hours (got {value!r})") from None
     if not 0 <= hours <= 24 * 60:
         raise SettingsError(f"{path}: '{key}' must be between 0 and 1440 hours (got {value!r})")
+    return hours
+
+
+def _portal_token_hours(value: str, path: Path) -> float:
+    hours = _parse_hours(value, "portal_token_hours", path)
+    if not 0 < hours <= 24 * 14:
+        raise SettingsError(f"{path}: 'portal_token_hours' must be more than 0 and at most 336 (got {value!r})")
     return hours
 
 

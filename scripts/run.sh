@@ -22,18 +22,56 @@ wait_for() {  # url name pid log
   echo "$2 did not start in time; see $4" >&2; exit 1
 }
 
-echo "Starting the action server, the assistant and the WhatsApp simulator (logs in var/logs/)..."
+# The clinic database (var/clinic.db): schema migrations, then the synthetic demo clinic
+# (2 locations, 6 practitioners, 4 services), topped up to 4 weeks of free slots.
+python -m clinic.scheduling.demo_data --weeks 4 > var/logs/demo-data.log 2>&1 \
+  || { echo "Could not prepare the clinic database; see var/logs/demo-data.log" >&2; exit 1; }
+# A development API key for the clinic API (shown below), with every scope; made again
+# when the scopes change.
+DEV_KEY_SCOPES="appointments:read appointments:write reports:read notifications:write portal:verify"
+if [ ! -s var/dev-api-key ] || [ "$(cat var/dev-api-key.scopes 2>/dev/null)" != "$DEV_KEY_SCOPES" ]; then
+  old_name=$(cat var/dev-api-key.name 2>/dev/null || echo demo-clinic-system)
+  python -m clinic_api.keys revoke "$old_name" >/dev/null 2>&1 || true
+  name="demo-clinic-system-$(date +%s)"
+  # shellcheck disable=SC2086
+  (umask 077; python -m clinic_api.keys create "$name" $DEV_KEY_SCOPES > var/dev-api-key)
+  echo "$name" > var/dev-api-key.name
+  echo "$DEV_KEY_SCOPES" > var/dev-api-key.scopes
+fi
+# The demo patient portal is served by the clinic API: results-ready links point there.
+export CLINIC_PORTAL_URL="${CLINIC_PORTAL_URL:-http://localhost:$CLINIC_API_PORT/portal}"
+export REMINDER_POLL_SECONDS="${REMINDER_POLL_SECONDS:-5}"
+
+echo "Starting the action server, the assistant, the reminder scheduler, the clinic API, the staff inbox and the WhatsApp simulator (logs in var/logs/)..."
 rasa run actions --actions actions --port "$ACTIONS_PORT" > var/logs/actions.log 2>&1 &
 pids+=($!); actions_pid=$!
+# --enable-api: the reminder scheduler pushes reminders through Rasa's external-event
+# endpoint; the token keeps the API closed to everyone else.
 rasa run --model "$MODEL_PATH" --port "$RASA_PORT" --endpoints endpoints.yml \
-  --credentials credentials.yml > var/logs/rasa.log 2>&1 &
+  --credentials credentials.yml --interface 127.0.0.1 --enable-api --auth-token "$RASA_AUTH_TOKEN" \
+  > var/logs/rasa.log 2>&1 &
 pids+=($!); rasa_pid=$!
+RASA_URL="http://127.0.0.1:$RASA_PORT" python -m clinic.reminders.scheduler > var/logs/reminders.log 2>&1 &
+pids+=($!)
+# Satisfaction surveys after fulfilled visits (a template with 1-5 taps), checked every minute.
+python -m clinic.surveys send --loop 60 > var/logs/surveys.log 2>&1 &
+pids+=($!)
+python -m clinic_api --host 127.0.0.1 --port "$CLINIC_API_PORT" > var/logs/clinic-api.log 2>&1 &
+pids+=($!); api_pid=$!
+# The staff inbox: tickets for "talk to a person", staff replies through the WhatsApp sender
+# (the simulator here), pause/resume through Rasa's HTTP API. --demo: demo staff accounts.
+export RASA_URL="http://127.0.0.1:$RASA_PORT"
+INBOX_PORT="${INBOX_PORT:-8070}"
+python -m inbox --host 127.0.0.1 --port "$INBOX_PORT" --demo > var/logs/inbox.log 2>&1 &
+pids+=($!); inbox_pid=$!
 python -m simulator --host 127.0.0.1 --port "$SIMULATOR_PORT" \
   --webhook-url "http://127.0.0.1:$RASA_PORT/webhooks/whatsapp/webhook" > var/logs/simulator.log 2>&1 &
 pids+=($!); sim_pid=$!
 
 wait_for "http://127.0.0.1:$ACTIONS_PORT/health" "The action server" "$actions_pid" var/logs/actions.log
 wait_for "http://127.0.0.1:$SIMULATOR_PORT/healthz" "The simulator" "$sim_pid" var/logs/simulator.log
+wait_for "http://127.0.0.1:$CLINIC_API_PORT/api/health" "The clinic API" "$api_pid" var/logs/clinic-api.log
+wait_for "http://127.0.0.1:$INBOX_PORT/inbox/health" "The staff inbox" "$inbox_pid" var/logs/inbox.log
 wait_for "http://127.0.0.1:$RASA_PORT/webhooks/whatsapp/" "The assistant" "$rasa_pid" var/logs/rasa.log
 
 cat <<MSG
@@ -43,6 +81,13 @@ cat <<MSG
       http://localhost:$SIMULATOR_PORT/
 
   (another patient: http://localhost:$SIMULATOR_PORT/?user=15550002222&name=Sam)
+
+  Clinic API (outcomes, reports, notifications): http://localhost:$CLINIC_API_PORT/api/docs
+  Demo patient portal (links in "results ready" messages): $CLINIC_PORTAL_URL
+      development key: $(cat var/dev-api-key)
+  Staff inbox (answer patients who ask for a person): http://localhost:$INBOX_PORT/inbox/login
+$(sed -n '/demo accounts/,/demo-admin/p' var/logs/inbox.log | sed 's/^/      /')
+      (a TOTP code without a phone: python -c "import pyotp; print(pyotp.TOTP('KEY').now())")
   Press Ctrl+C to stop.
 
 MSG

@@ -19,6 +19,7 @@ A file may use the simple format below or Meta's own ``message_templates`` expor
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ from whatsapp import limits
 
 from .graph_errors import GraphError, invalid
 
+# The clinic's portal, the fixed part of the portal templates' URL buttons.
+_PORTAL = (os.environ.get("CLINIC_PORTAL_URL") or "https://portal.riverside-clinic.example").rstrip("/")
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 MEDIA_FORMATS = ("image", "video", "document", "location")
 
@@ -110,6 +113,47 @@ BUILTIN_TEMPLATES: List[Dict[str, Any]] = [
             {"type": "quick_reply", "text": "Stop reminders"},
         ],
     },
+    # Health-education broadcasts (clinic/broadcasts): MARKETING, only to contacts who opted
+    # in; the same text for everyone (no patient data). The button stops tips only.
+    {
+        "name": "health_tip",
+        "language": "en_US",
+        "category": "marketing",
+        "header": "Health tip",
+        "body": "A health tip from {{1}}: {{2}}",
+        "footer": "Reply STOP to stop all messages",
+        "buttons": [{"type": "quick_reply", "text": "Stop tips"}],
+    },
+    # Satisfaction surveys (clinic/surveys): five quick replies carry the rating and survey id.
+    {
+        "name": "visit_survey",
+        "language": "en_US",
+        "category": "utility",
+        "header": "How was your visit?",
+        "body": (
+            "Thank you for visiting {{1}} on {{2}}. How was your visit? Tap a score from "
+            "1 (poor) to 5 (excellent)."
+        ),
+        "footer": "Reply STOP to stop reminders",
+        "buttons": [{"type": "quick_reply", "text": text}
+                    for text in ("1 - Poor", "2", "3", "4", "5 - Excellent")],
+    },
+    {
+        "name": "service_survey",
+        "language": "en_US",
+        "category": "utility",
+        "body": (
+            "How did the {{1}} team do when you talked to us? Tap a score from 1 (poor) "
+            "to 5 (excellent)."
+        ),
+        "footer": "Reply STOP to stop reminders",
+        "buttons": [{"type": "quick_reply", "text": text}
+                    for text in ("1 - Poor", "2", "3", "4", "5 - Excellent")],
+    },
+    # Clinic notifications (clinic/notifications, domain/notifications.yml): utility
+    # templates with no clinical content. Results and documents carry a URL button whose
+    # dynamic suffix is a single-use portal token; the fixed part is the clinic's portal URL,
+    # registered with the template (here: CLINIC_PORTAL_URL, as the clinic would at Meta).
     {
         "name": "results_ready",
         "language": "en_US",
@@ -117,6 +161,46 @@ BUILTIN_TEMPLATES: List[Dict[str, Any]] = [
         "body": (
             "Hi {{1}}, your test results are ready. For your privacy they are not sent on "
             "WhatsApp: please sign in to the patient portal or call reception."
+        ),
+        "buttons": [{"type": "url", "text": "Open portal", "url": _PORTAL + "/t/{{1}}"}],
+    },
+    {
+        "name": "document_ready",
+        "language": "en_US",
+        "category": "utility",
+        "body": (
+            "Hi {{1}}, your {{2}} is ready. For your privacy it is not sent on WhatsApp: "
+            "open it securely in the patient portal."
+        ),
+        "buttons": [{"type": "url", "text": "Open portal", "url": _PORTAL + "/t/{{1}}"}],
+    },
+    {
+        "name": "document_ready_collect",
+        "language": "en_US",
+        "category": "utility",
+        "body": "Hi {{1}}, your {{2}} is ready to collect at reception ({{3}}). Please bring an ID.",
+    },
+    {
+        "name": "billing_update",
+        "language": "en_US",
+        "category": "utility",
+        "body": "Hi {{1}}, an update on your {{2}}: it {{3}}. For questions, tap below.",
+        "buttons": [{"type": "quick_reply", "text": "Talk to billing"}],
+    },
+    {
+        "name": "queue_called",
+        "language": "en_US",
+        "category": "utility",
+        "header": "It's your turn",
+        "body": "{{1}}, it's your turn: ticket {{2}}, please go to {{3}}.",
+    },
+    {
+        "name": "queue_position",
+        "language": "en_US",
+        "category": "utility",
+        "body": (
+            "Hi {{1}}, ticket {{2}}: {{3}} ahead of you, about {{4}} minutes. We'll message "
+            "you when it's your turn."
         ),
     },
 ]
