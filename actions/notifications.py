@@ -10,16 +10,15 @@ a document, then marks the job sent with a conditional update and lets the templ
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import List, Optional, Text
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
 
+from actions.jobs import ScheduledJobAction
 from actions.reminders import first_name
 from actions.services import Services, get_services
 from clinic.db import create_schema, make_engine, make_session_factory
@@ -33,7 +32,6 @@ from clinic.scheduling.formatting import long_day
 
 logger = logging.getLogger(__name__)
 
-JOB_ENTITY = "reminder_job"
 NOTHING = [SlotSet("notification_to_send", "nothing")]
 
 
@@ -70,29 +68,15 @@ def use_notification_services(services: Optional[NotificationServices]) -> None:
     _services = services
 
 
-class ActionSendNotification(Action):
+class ActionSendNotification(ScheduledJobAction):
+    label = "Notification job"
+    nothing = NOTHING
+
     def name(self) -> Text:
         return "action_send_notification"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: Dict[Text, Any]) -> List[EventType]:
-        job_id = next(tracker.get_latest_entity_values(JOB_ENTITY), None)
-        if not job_id:
-            dispatcher.utter_message(response="utter_ask_rephrase")  # a patient typed the event's token
-            return NOTHING
-        services = get_services()
-        try:
-            events = await asyncio.to_thread(self._prepare, services, get_notification_services(), tracker,
-                                             str(job_id))
-        except Exception:  # noqa: BLE001 - the job stays dispatching: the scheduler retries it
-            logger.exception("Notification job %s could not be prepared", job_id)
-            return NOTHING
-        if events is None:
-            return NOTHING
-        if not await asyncio.to_thread(services.reminders.mark_sent, str(job_id), services.clock()):
-            logger.info("Notification job %s already handled elsewhere: not sent again", job_id)
-            return NOTHING
-        return events
+    def prepare(self, services: Services, tracker: Tracker, job_id: str) -> Optional[List[EventType]]:
+        return self._prepare(services, get_notification_services(), tracker, job_id)
 
     @staticmethod
     def _prepare(services: Services, extra: NotificationServices, tracker: Tracker,

@@ -24,6 +24,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.jobs import ScheduledJobAction
 from actions.services import Services, get_services
 from clinic.reminders import tables as t
 from clinic.reminders.dispatcher import skip_reason
@@ -33,7 +34,6 @@ from clinic.scheduling.model import Appointment, InvalidTransition, NotFound, No
 
 logger = logging.getLogger(__name__)
 
-JOB_ENTITY = "reminder_job"
 APPOINTMENT_ENTITY = "appointment_id"
 TO_SEND = {t.KIND_FOLLOWUP: "followup", t.KIND_RECALL: "recall"}  # otherwise "appointment"
 
@@ -59,30 +59,15 @@ def visit_slots(appointment: Appointment, services: Services) -> List[EventType]
 NOTHING = [SlotSet("reminder_to_send", "nothing")]
 
 
-class ActionSendReminder(Action):
+class ActionSendReminder(ScheduledJobAction):
+    label = "Reminder"
+    nothing = NOTHING
+
     def name(self) -> Text:
         return "action_send_reminder"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: Dict[Text, Any]) -> List[EventType]:
-        job_id = next(tracker.get_latest_entity_values(JOB_ENTITY), None)
-        if not job_id:
-            # Not from the scheduler (a patient's text classified as the event).
-            dispatcher.utter_message(response="utter_ask_rephrase")
-            return NOTHING
-        services = get_services()
-        try:
-            events = await asyncio.to_thread(self._prepare, services, tracker, str(job_id))
-        except Exception:  # noqa: BLE001 - the job stays dispatching: the scheduler retries it
-            logger.exception("Reminder %s could not be prepared", job_id)
-            return NOTHING
-        if events is None:
-            return NOTHING
-        # The one place a reminder becomes "sent": only the caller whose update wins sends.
-        if not await asyncio.to_thread(services.reminders.mark_sent, str(job_id), services.clock()):
-            logger.info("Reminder %s already handled elsewhere: not sent again", job_id)
-            return NOTHING
-        return events
+    def prepare(self, services: Services, tracker: Tracker, job_id: str) -> Optional[List[EventType]]:
+        return self._prepare(services, tracker, job_id)
 
     @staticmethod
     def _prepare(services: Services, tracker: Tracker, job_id: str) -> Optional[List[EventType]]:

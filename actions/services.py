@@ -12,15 +12,14 @@ from typing import Callable, Optional
 
 from rasa_sdk import Tracker
 
-from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.consent import ConsentStore
+from clinic.container import build_scheduling
+from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequests
 from clinic.inbox.patient_side import PatientSide
 from clinic.privacy import contact_key, load_pseudonym_key
-from clinic.reminders.planner import ReminderPlanner
 from clinic.reminders.store import ReminderStore
 from clinic.scheduling.backend import SchedulingBackend
-from clinic.scheduling.sql_backend import SqlSchedulingBackend
 from clinic.settings import ClinicSettings, load_settings
 
 
@@ -56,8 +55,7 @@ def build_services(database_url: Optional[str] = None,
         handoffs=HandoffRequests(sessions),
         pseudonym_key=load_pseudonym_key(),
         # Bookings made in chat plan their reminders in the same transaction.
-        scheduling=SqlSchedulingBackend(
-            sessions, listeners=(ReminderPlanner.from_settings(settings, clock),), clock=clock),
+        scheduling=build_scheduling(sessions, settings, clock),
         reminders=ReminderStore(sessions),
         consent=ConsentStore(sessions),
         inbox=PatientSide(sessions, clock=clock) if clock else PatientSide(sessions),

@@ -25,6 +25,7 @@ from inbox.schemas import (
     Problem,
     Queues,
     ResolveIn,
+    RowId,
     SettingsIn,
     SettingsOut,
     TaskIn,
@@ -89,7 +90,7 @@ def queues(request: Request, who: StaffMember = Depends(member)):
 
 @router.get("/tickets/{ticket_id}", response_model=TicketDetail, responses=TICKET_ERRORS,
             summary="A ticket with its transcript, replies and internal notes (audited)")
-def ticket(ticket_id: int, request: Request, who: StaffMember = Depends(member)):
+def ticket(ticket_id: RowId, request: Request, who: StaffMember = Depends(member)):
     page = deps(request).inbox.open_ticket_page(who.actor, ticket_id, client_of(request))
     return TicketDetail(ticket=TicketOut.of(page.ticket),
                         timeline=[TimelineOut(**item.__dict__) for item in page.timeline],
@@ -102,31 +103,31 @@ def _action(result) -> ActionOut:
 
 @router.post("/tickets/{ticket_id}/claim", response_model=ActionOut, responses=TICKET_ERRORS,
              summary="Take a waiting ticket (the assistant pauses)")
-def claim(ticket_id: int, request: Request, who: StaffMember = Depends(writer)):
+def claim(ticket_id: RowId, request: Request, who: StaffMember = Depends(writer)):
     return _action(deps(request).inbox.claim(who.actor, ticket_id, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/release", response_model=ActionOut, responses=TICKET_ERRORS,
              summary="Put an assigned ticket back in its queue")
-def release(ticket_id: int, request: Request, who: StaffMember = Depends(writer)):
+def release(ticket_id: RowId, request: Request, who: StaffMember = Depends(writer)):
     return _action(deps(request).inbox.release(who.actor, ticket_id, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/assign", response_model=ActionOut, responses=TICKET_ERRORS,
              summary="Assign or reassign (supervisors)")
-def assign(ticket_id: int, body: AssignIn, request: Request, who: StaffMember = Depends(writer)):
+def assign(ticket_id: RowId, body: AssignIn, request: Request, who: StaffMember = Depends(writer)):
     return _action(deps(request).inbox.assign(who.actor, ticket_id, body.staff_id, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/transfer", response_model=ActionOut, responses=TICKET_ERRORS,
              summary="Send to another team's queue")
-def transfer(ticket_id: int, body: TransferIn, request: Request, who: StaffMember = Depends(writer)):
+def transfer(ticket_id: RowId, body: TransferIn, request: Request, who: StaffMember = Depends(writer)):
     return _action(deps(request).inbox.transfer(who.actor, ticket_id, body.team, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/resolve", response_model=ActionOut, responses=TICKET_ERRORS,
              summary="Resolve with a reason (the assistant takes over again)")
-def resolve(ticket_id: int, body: ResolveIn, request: Request, who: StaffMember = Depends(writer)):
+def resolve(ticket_id: RowId, body: ResolveIn, request: Request, who: StaffMember = Depends(writer)):
     return _action(deps(request).inbox.resolve(who.actor, ticket_id, body.reason, client_of(request)))
 
 
@@ -141,7 +142,7 @@ def _message(message) -> MessageOut:
              description="`delivery` says whether it reached the patient: `refused` outside "
                          "WhatsApp's 24-hour window (a template is needed), `failed` if the "
                          "channel could not be reached (the text is kept).")
-def reply(ticket_id: int, body: TextIn, request: Request, who: StaffMember = Depends(writer)):
+def reply(ticket_id: RowId, body: TextIn, request: Request, who: StaffMember = Depends(writer)):
     return _message(deps(request).inbox.reply(who.actor, ticket_id, body.text, client_of(request)))
 
 
@@ -156,14 +157,14 @@ def templates(request: Request, who: StaffMember = Depends(member)):
              summary="Send an approved template to the patient (owner only)",
              description="For when a reply was `refused` because the patient's 24-hour window has "
                          "closed: only an approved template may reach them then.")
-def send_template(ticket_id: int, body: TemplateIn, request: Request, who: StaffMember = Depends(writer)):
+def send_template(ticket_id: RowId, body: TemplateIn, request: Request, who: StaffMember = Depends(writer)):
     return _message(deps(request).inbox.send_template(who.actor, ticket_id, body.name, body.values,
                                                       client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/notes", response_model=MessageOut, responses=TICKET_ERRORS,
              summary="Internal note (never sent to the patient)")
-def note(ticket_id: int, body: NoteIn, request: Request, who: StaffMember = Depends(writer)):
+def note(ticket_id: RowId, body: NoteIn, request: Request, who: StaffMember = Depends(writer)):
     return _message(deps(request).inbox.add_note(who.actor, ticket_id, body.text, client_of(request)))
 
 
@@ -173,7 +174,7 @@ def _task(task: Task) -> TaskOut:
 
 @router.post("/tickets/{ticket_id}/tasks", response_model=TaskOut, responses=TICKET_ERRORS,
              summary="Create a call-back task for this ticket's patient")
-def create_task(ticket_id: int, body: TaskIn, request: Request, who: StaffMember = Depends(writer)):
+def create_task(ticket_id: RowId, body: TaskIn, request: Request, who: StaffMember = Depends(writer)):
     inbox = deps(request).inbox
     view = inbox.ticket(who.actor, ticket_id)
     return _task(inbox.request_callback(view.conversation_id, view.team, body.note, body.due_at,
@@ -186,7 +187,7 @@ def tasks(request: Request, who: StaffMember = Depends(member)):
 
 
 @router.post("/tasks/{task_id}/done", response_model=TaskOut, responses=TICKET_ERRORS, summary="Mark a task done")
-def task_done(task_id: int, request: Request, who: StaffMember = Depends(writer)):
+def task_done(task_id: RowId, request: Request, who: StaffMember = Depends(writer)):
     return _task(deps(request).inbox.complete_task(who.actor, task_id, client_of(request)))
 
 
@@ -218,14 +219,14 @@ def create_user(body: UserIn, request: Request, who: StaffMember = Depends(write
 @router.post("/users/{staff_id}/disable", response_model=UserOut,
              responses={**ERRORS, 404: {"model": Problem}, 422: {"model": Problem}},
              summary="Disable an account (its sessions end at once)")
-def disable_user(staff_id: int, request: Request, who: StaffMember = Depends(writer)):
+def disable_user(staff_id: RowId, request: Request, who: StaffMember = Depends(writer)):
     admin(who)
     return _user(deps(request).staff.set_disabled(staff_id, True, by=who.actor, client=client_of(request)))
 
 
 @router.post("/users/{staff_id}/enable", response_model=UserOut,
              responses={**ERRORS, 404: {"model": Problem}}, summary="Enable an account again")
-def enable_user(staff_id: int, request: Request, who: StaffMember = Depends(writer)):
+def enable_user(staff_id: RowId, request: Request, who: StaffMember = Depends(writer)):
     admin(who)
     return _user(deps(request).staff.set_disabled(staff_id, False, by=who.actor, client=client_of(request)))
 

@@ -108,6 +108,10 @@ class SessionMiddleware(BaseHTTPMiddleware):
         touch = request.query_params.get("auto") != "1" and not request.url.path.startswith("/inbox/static/")
         session = codec.load(request.cookies.get(COOKIE), touch=touch)
         request.state.session = session
+        if request.url.path.startswith(API_PREFIX + "v1/") and (session.stage != "full" or session.staff_id is None):
+            # Refuse before FastAPI reads and validates the body (it would answer 422 first);
+            # the route's dependency still checks the account itself (disabled, logged out).
+            return JSONResponse({"detail": "log in first (session missing or expired)"}, status_code=401)
         response = await call_next(request)
         session = request.state.session  # a login step may have replaced it
         path = request.url.path

@@ -13,6 +13,7 @@ from clinic.inbox.model import Forbidden, InboxError, Role, TicketState
 from clinic.inbox.service import RESOLUTION_REASONS
 from clinic.inbox.staff import LoginFailed, StaffMember
 from inbox.app import check_csrf, client_of, current_member, deps, session_of
+from inbox.schemas import RowId
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 TEAMS = [t.value for t in Team]
@@ -109,7 +110,7 @@ def queues(request: Request, member: StaffMember = Depends(page_member)):
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
-def ticket(ticket_id: int, request: Request, member: StaffMember = Depends(page_member)):
+def ticket(ticket_id: RowId, request: Request, member: StaffMember = Depends(page_member)):
     d = deps(request)
     page = d.inbox.open_ticket_page(member.actor, ticket_id, client_of(request))
     assignable = []
@@ -121,7 +122,7 @@ def ticket(ticket_id: int, request: Request, member: StaffMember = Depends(page_
                   templates=d.inbox.templates)
 
 
-def _ticket_action(request: Request, ticket_id: int, run) -> RedirectResponse:
+def _ticket_action(request: Request, ticket_id: RowId, run) -> RedirectResponse:
     url = f"/inbox/tickets/{ticket_id}"
     try:
         result = run()
@@ -142,47 +143,47 @@ def _ticket_action(request: Request, ticket_id: int, run) -> RedirectResponse:
 
 
 @router.post("/tickets/{ticket_id}/claim")
-def claim(ticket_id: int, request: Request, member: StaffMember = Depends(page_writer)):
+def claim(ticket_id: RowId, request: Request, member: StaffMember = Depends(page_writer)):
     return _ticket_action(request, ticket_id,
                           lambda: deps(request).inbox.claim(member.actor, ticket_id, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/release")
-def release(ticket_id: int, request: Request, member: StaffMember = Depends(page_writer)):
+def release(ticket_id: RowId, request: Request, member: StaffMember = Depends(page_writer)):
     return _ticket_action(request, ticket_id,
                           lambda: deps(request).inbox.release(member.actor, ticket_id, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/assign")
-def assign(ticket_id: int, request: Request, staff_id: int = Form(...),
+def assign(ticket_id: RowId, request: Request, staff_id: RowId = Form(...),
            member: StaffMember = Depends(page_writer)):
     return _ticket_action(request, ticket_id, lambda: deps(request).inbox.assign(
         member.actor, ticket_id, staff_id, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/transfer")
-def transfer(ticket_id: int, request: Request, team: str = Form(..., max_length=20),
+def transfer(ticket_id: RowId, request: Request, team: str = Form(..., max_length=20),
              member: StaffMember = Depends(page_writer)):
     return _ticket_action(request, ticket_id, lambda: deps(request).inbox.transfer(
         member.actor, ticket_id, team, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/resolve")
-def resolve(ticket_id: int, request: Request, reason: str = Form(..., max_length=40),
+def resolve(ticket_id: RowId, request: Request, reason: str = Form(..., max_length=40),
             member: StaffMember = Depends(page_writer)):
     return _ticket_action(request, ticket_id, lambda: deps(request).inbox.resolve(
         member.actor, ticket_id, reason, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/reply")
-def reply(ticket_id: int, request: Request, text: str = Form("", max_length=5000),
+def reply(ticket_id: RowId, request: Request, text: str = Form("", max_length=5000),
           member: StaffMember = Depends(page_writer)):
     return _ticket_action(request, ticket_id, lambda: deps(request).inbox.reply(
         member.actor, ticket_id, text, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/template")
-async def template(ticket_id: int, request: Request, member: StaffMember = Depends(page_writer)):
+async def template(ticket_id: RowId, request: Request, member: StaffMember = Depends(page_writer)):
     form = await request.form()
     name = str(form.get("name", ""))[:100]
     values = [str(v)[:300] for v in form.getlist("values")][:20]
@@ -191,14 +192,14 @@ async def template(ticket_id: int, request: Request, member: StaffMember = Depen
 
 
 @router.post("/tickets/{ticket_id}/note")
-def note(ticket_id: int, request: Request, text: str = Form("", max_length=5000),
+def note(ticket_id: RowId, request: Request, text: str = Form("", max_length=5000),
          member: StaffMember = Depends(page_writer)):
     return _ticket_action(request, ticket_id, lambda: deps(request).inbox.add_note(
         member.actor, ticket_id, text, client_of(request)))
 
 
 @router.post("/tickets/{ticket_id}/task")
-def task(ticket_id: int, request: Request, note: str = Form("", max_length=5000),
+def task(ticket_id: RowId, request: Request, note: str = Form("", max_length=5000),
          member: StaffMember = Depends(page_writer)):
     inbox = deps(request).inbox
 
@@ -216,7 +217,7 @@ def tasks(request: Request, member: StaffMember = Depends(page_member)):
 
 
 @router.post("/tasks/{task_id}/done")
-def task_done(task_id: int, request: Request, member: StaffMember = Depends(page_writer)):
+def task_done(task_id: RowId, request: Request, member: StaffMember = Depends(page_writer)):
     try:
         deps(request).inbox.complete_task(member.actor, task_id, client_of(request))
     except Forbidden:
@@ -264,7 +265,7 @@ async def create_user(request: Request, member: StaffMember = Depends(admin_writ
 
 
 @router.post("/admin/users/{staff_id}/{change}")
-def change_user(staff_id: int, change: str, request: Request, member: StaffMember = Depends(admin_writer)):
+def change_user(staff_id: RowId, change: str, request: Request, member: StaffMember = Depends(admin_writer)):
     if change not in ("disable", "enable"):
         return back(request, "/inbox/admin/users", "Unknown change.")
     try:

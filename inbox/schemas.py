@@ -114,6 +114,11 @@ class TransferIn(BaseModel):
     team: TeamName
 
 
+# Row ids in paths and forms: anything outside the database's integer range is a 422, not
+# an overflow deep in the driver (found by the schemathesis run).
+RowId = conint(ge=1, le=2**31 - 1)
+
+
 class AssignIn(BaseModel):
     staff_id: conint(ge=1, le=2**31 - 1)
 
