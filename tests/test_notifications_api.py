@@ -103,6 +103,35 @@ def test_each_type_is_accepted_and_planned_as_a_job(api, type_, params):
     assert status.status_code == 200 and status.json()["status"] == "queued"
 
 
+def test_a_survey_request_plans_one_survey_for_the_survey_sender(api):
+    from clinic.consent import ConsentStore
+    from clinic.surveys import tables as st
+    from clinic.surveys.sender import survey_template
+    from clinic.surveys.store import SurveyStore
+
+    body = event(api, "survey_request", {})
+    first, again = post(api, body), post(api, body)
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.json()["status"] == "queued" and again.headers["Idempotent-Replayed"] == "true"
+    with api.sessions() as session:
+        surveys = list(session.scalars(select(st.SurveyRow).where(st.SurveyRow.subject_id == body["event_id"])))
+    assert [(s.kind, s.conversation_id, s.status) for s in surveys] == [("request", "conv-n1", "pending")]
+    assert ConsentStore(api.sessions).reminders_allowed(api.patient.contact_key)
+    # The survey sender's claim picks it up and it goes out as the 1-5 service survey.
+    store = SurveyStore(api.sessions)
+    claimed = [s for s in store.claim("test-worker", 100) if s.subject_id == body["event_id"]]
+    assert len(claimed) == 1
+    template = survey_template(claimed[0], "Riverside Family Clinic", None)
+    assert template.name == "service_survey" and len(template.quick_reply_payloads) == 5
+    assert store.finish(claimed[0].id, st.SENT, "wamid.survey.1")
+    status = requests.get(f"{api.url}/api/v1/notifications/{body['event_id']}", timeout=10,
+                          headers={"Authorization": f"Bearer {api.write}"})
+    assert status.json()["status"] == "sent"
+    # For a patient the assistant doesn't know, nothing is planned and the status says why.
+    unknown = post(api, event(api, "survey_request", {}, patient_id="pat_unknown"))
+    assert (unknown.json()["status"], unknown.json()["reason"]) == ("skipped", "patient_not_reachable")
+
+
 def test_a_retry_sends_nothing_twice_and_a_changed_body_is_a_conflict(api):
     body = event(api, "results_ready", {"document_id": "lab-200"})
     first = post(api, body)

@@ -19,7 +19,7 @@ QUEUE_POSITION = "queue_position"
 FOLLOWUP = "followup"
 SURVEY_REQUEST = "survey_request"
 TYPES = (RESULTS_READY, DOCUMENT_READY, BILLING_UPDATE, QUEUE_CALLED, QUEUE_POSITION, FOLLOWUP, SURVEY_REQUEST)
-IMPLEMENTED = TYPES[:-1]  # survey_request belongs to the survey feature (501 until it exists)
+IMPLEMENTED = TYPES  # survey_request is delivered by the survey sender (clinic/surveys)
 
 # Service notices the patient asked for by using the service (a test, a document, a bill, a
 # place in the queue): sent even after "STOP", which the opt-out text scopes to reminders,

@@ -74,7 +74,7 @@ class NotificationService:
             raise phi_guard.PhiBlocked(findings)
         try:
             with self._sessions() as session, session.begin():
-                job_id = self._plan(session, notification_type, patient_id, params)
+                job_id = self._plan(session, event_id, notification_type, patient_id, params)
                 session.add(NotificationRow(event_id=event_id, type=notification_type, patient_id=patient_id,
                                             params=json.dumps(params, sort_keys=True, default=str),
                                             request_hash=digest, job_id=job_id, created_by=actor[:80],
@@ -93,7 +93,8 @@ class NotificationService:
             raise m.Conflict(existing.event_id)
         return existing
 
-    def _plan(self, session, notification_type: str, patient_id: str, params: Dict[str, Any]) -> Optional[str]:
+    def _plan(self, session, event_id: str, notification_type: str, patient_id: str,
+              params: Dict[str, Any]) -> Optional[str]:
         from clinic.scheduling.tables import PatientRow
 
         self._record_state(session, notification_type, patient_id, params)
@@ -102,6 +103,11 @@ class NotificationService:
             # Not a patient of the assistant (never booked here): nothing to send, recorded.
             return None
         now = self._clock()
+        if notification_type == m.SURVEY_REQUEST:
+            # A 1-5 satisfaction survey, sent (once, with its own pacing and consent check)
+            # by the survey sender; the notification's event id is the survey's subject.
+            self._plan_survey(session, event_id, patient, now)
+            return None
         job_id = jt.new_job_id()
         session.add(jt.ReminderJobRow(
             id=job_id, kind=m.job_kind(notification_type), patient_id=patient.id,
@@ -110,6 +116,13 @@ class NotificationService:
             expires_at=now + m.TIME_TO_LIVE[notification_type], status=jt.PENDING, attempts=0,
             created_at=now, updated_at=now))
         return job_id
+
+    def _plan_survey(self, session, event_id: str, patient, now) -> None:
+        from clinic.surveys import tables as st
+        from clinic.surveys.store import SurveyStore
+
+        SurveyStore(self._sessions).add(session, st.REQUEST, event_id, patient.contact_key,
+                                        patient.conversation_id, patient.channel, now, now)
 
     def _record_state(self, session, notification_type: str, patient_id: str, params: Dict[str, Any]) -> None:
         """Keep the states the chat answers from in step with what was announced."""
@@ -150,6 +163,8 @@ class NotificationService:
         notification = self.get(event_id)
         if notification is None:
             return None
+        if notification.type == m.SURVEY_REQUEST:
+            return self._survey_status(notification)
         if notification.job_id is None:
             return m.NotificationStatus(event_id, notification.type, "skipped", NOT_REACHABLE,
                                         notification.created_at, None)
@@ -158,3 +173,20 @@ class NotificationService:
         reason = job.reason if job.status in (jt.SKIPPED, jt.FAILED) else None
         return m.NotificationStatus(event_id, notification.type, _JOB_STATUS[job.status], reason,
                                     notification.created_at, job.sent_at)
+
+    def _survey_status(self, notification: m.Notification) -> m.NotificationStatus:
+        from sqlalchemy import select
+
+        from clinic.surveys import tables as st
+
+        with self._sessions() as session:
+            survey = session.execute(select(st.SurveyRow).where(
+                st.SurveyRow.kind == st.REQUEST, st.SurveyRow.subject_id == notification.event_id)).scalar_one_or_none()
+        if survey is None:
+            return m.NotificationStatus(notification.event_id, notification.type, "skipped", NOT_REACHABLE,
+                                        notification.created_at, None)
+        state = {st.PENDING: "queued", st.SENDING: "queued", st.SENT: "sent", st.SKIPPED: "skipped",
+                 st.FAILED: "failed", st.UNKNOWN: "failed"}[survey.status]
+        reason = survey.reason if state in ("skipped", "failed") else None
+        return m.NotificationStatus(notification.event_id, notification.type, state, reason,
+                                    notification.created_at, survey.sent_at)

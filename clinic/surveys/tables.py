@@ -23,7 +23,9 @@ from sqlalchemy import (
 from clinic.db import Base
 from clinic.scheduling.tables import UTCDateTime
 
-VISIT, HANDOFF = "visit", "handoff"
+# visit: after a fulfilled appointment; handoff: after a resolved ticket (when the inbox does
+# not rate its own); request: asked for by the clinic system (notification API survey_request).
+VISIT, HANDOFF, REQUEST = "visit", "handoff", "request"
 PENDING, SENDING, SENT, SKIPPED, FAILED, UNKNOWN = "pending", "sending", "sent", "skipped", "failed", "unknown"
 LOW_SCORE = 2  # 1–2: the bot offers a human
 

@@ -74,6 +74,10 @@ class FollowupParams(_Strict):
     visit_date: dt.date
 
 
+class SurveyRequestParams(_Strict):
+    """No parameters: the survey asks for a 1-5 rating of the clinic's service."""
+
+
 def _request(type_name: str, params_model):
     return type(f"{''.join(p.capitalize() for p in type_name.split('_'))}Notification", (_Strict,), {
         "__annotations__": {"event_id": EventId, "type": Literal[type_name], "patient_id": PatientId,
@@ -88,10 +92,11 @@ BillingUpdate = _request(m.BILLING_UPDATE, BillingUpdateParams)
 QueueCalled = _request(m.QUEUE_CALLED, QueueCalledParams)
 QueuePosition = _request(m.QUEUE_POSITION, QueuePositionParams)
 Followup = _request(m.FOLLOWUP, FollowupParams)
+SurveyRequest = _request(m.SURVEY_REQUEST, SurveyRequestParams)
 NotificationIn = Annotated[
-    # survey_request is not accepted here: satisfaction surveys are planned by clinic/surveys
-    # after fulfilled visits and resolved handoffs (docs/notifications.md).
-    Union[ResultsReady, DocumentReady, BillingUpdate, QueueCalled, QueuePosition, Followup],
+    # survey_request: a 1-5 satisfaction survey (service_survey template), sent by the survey
+    # sender with its own consent check and pacing (docs/notifications.md).
+    Union[ResultsReady, DocumentReady, BillingUpdate, QueueCalled, QueuePosition, Followup, SurveyRequest],
     Body(discriminator="type"),
 ]
 
@@ -125,7 +130,7 @@ def _out(service: NotificationService, event_id: str) -> NotificationOut:
 
 @router.post("", response_model=NotificationOut,
              responses={**ERRORS, 409: {"model": Problem}, 422: {"model": PhiProblem}},
-             summary="Notify a patient (results ready, document ready, billing, queue, follow-up)",
+             summary="Notify a patient (results ready, document ready, billing, queue, follow-up, survey)",
              description="Scope: `notifications:write`. Sends a WhatsApp template with no clinical content "
                          "(results and documents: a single-use portal link). Idempotent per `event_id`: "
                          "a retry answers 200 with the same notification and sends nothing again; the same "
