@@ -10,6 +10,7 @@ won**: however many pushes reach Rasa for one job, one message goes out
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from typing import Any, Dict, List, Optional, Text
@@ -25,12 +26,17 @@ logger = logging.getLogger(__name__)
 JOB_ENTITY = "reminder_job"
 
 
-class ScheduledJobAction(Action):
+class ScheduledJobAction(Action, metaclass=abc.ABCMeta):
+    """Abstract: the action server registers only its concrete subclasses."""
+
     label = "Job"  # for the logs
     nothing: List[EventType] = []  # the events that mean "nothing is sent" (rules branch on them)
 
-    def prepare(self, services: Services, tracker: Tracker, job_id: str) -> Optional[List[EventType]]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def name(self) -> Text: ...
+
+    @abc.abstractmethod
+    def prepare(self, services: Services, tracker: Tracker, job_id: str) -> Optional[List[EventType]]: ...
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
