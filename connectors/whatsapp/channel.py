@@ -66,7 +66,8 @@ class WhatsAppInput(InputChannel):
         self._cipher = ContactCipher.from_environment()
         self._pseudonym_key = load_pseudonym_key()
         # Emergencies while a staff member has the conversation (Rasa paused): safety_net.py.
-        self.safety_net = PausedSafetyNet(HandoffRequests(sessions), self._pseudonym_key, CHANNEL_NAME)
+        self.safety_net = PausedSafetyNet(HandoffRequests(sessions), self._pseudonym_key, CHANNEL_NAME,
+                                          sessions)
         self._agent = None  # Rasa's agent, known once the server has started
         # One pooled HTTP client per event loop: replies are sent from the processing loop,
         # proactive messages (Rasa's trigger_intent) from Sanic's loop.

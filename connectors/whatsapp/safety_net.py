@@ -20,6 +20,9 @@ import inspect
 import logging
 from typing import Any, List, Optional
 
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.safety_net import Detected, EmergencyTexts, detect
 from clinic.handoff.teams import Team
@@ -30,8 +33,10 @@ logger = logging.getLogger(__name__)
 
 
 class PausedSafetyNet:
-    def __init__(self, handoffs: HandoffRequests, pseudonym_key: bytes, channel: str) -> None:
+    def __init__(self, handoffs: HandoffRequests, pseudonym_key: bytes, channel: str,
+                 sessions: Optional[sessionmaker] = None) -> None:
         self._handoffs = handoffs
+        self._sessions = sessions
         self._pseudonym_key = pseudonym_key
         self._channel = channel
         self._texts: Optional[EmergencyTexts] = None
@@ -41,8 +46,22 @@ class PausedSafetyNet:
             self._texts = EmergencyTexts.from_domain(load_settings())
         return self._texts
 
+    def _claimed_by_staff(self, conversation_id: str) -> bool:
+        """One indexed query: only a conversation a staff member has claimed can be paused
+        (the inbox pauses on claim, resumes on resolve)."""
+        from clinic.inbox.tables import TicketRow
+
+        with self._sessions() as session:
+            return session.execute(select(TicketRow.id).where(
+                TicketRow.conversation_id == conversation_id, TicketRow.state != "resolved",
+                TicketRow.claimed_at.is_not(None)).limit(1)).first() is not None
+
     async def is_paused(self, agent: Any, conversation_id: str) -> bool:
         if agent is None or agent.tracker_store is None:
+            return False
+        # Loading the whole tracker for every message doubled Rasa's own work and slowed the
+        # webhook's acknowledgements (docs/measurements.md): ask the inbox first.
+        if self._sessions is not None and not await asyncio.to_thread(self._claimed_by_staff, conversation_id):
             return False
         tracker = agent.tracker_store.retrieve(conversation_id)
         if inspect.isawaitable(tracker):
