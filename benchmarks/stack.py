@@ -33,12 +33,14 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, workdir: Path, model: Path, simulator_args: tuple = ()):
+    def __init__(self, workdir: Path, model: Path, simulator_args: tuple = (), ingress: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.model = Path(model)
         self.ports = {"actions": free_port(), "rasa": free_port(), "simulator": free_port(),
-                      "inbox": free_port()}
+                      "inbox": free_port(), "ingress": free_port()}
+        # ingress=True: webhooks go to the separate door (connectors/whatsapp/ingress.py).
+        self.ingress = ingress
         self.secrets = {
             "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
             "WHATSAPP_APP_SECRET": secrets.token_hex(32),
@@ -83,7 +85,19 @@ class Stack:
         self.start_actions()
         self.start_simulator()
         self.start_rasa()
+        if self.ingress:
+            self.start_ingress()
         return self
+
+    def webhook_url(self) -> str:
+        """Where Meta (the simulator) posts webhooks in this arrangement."""
+        door = "ingress" if self.ingress else "rasa"
+        return f"{self.url(door)}/webhooks/whatsapp/webhook"
+
+    def start_ingress(self) -> None:
+        self._start("ingress", [sys.executable, "-m", "connectors.whatsapp.ingress", "--host", "127.0.0.1",
+                                "--port", str(self.ports["ingress"]), "--rasa-url", self.url("rasa")])
+        self.wait_for(f"{self.url('ingress')}/webhooks/whatsapp/", "ingress")
 
     def start_actions(self) -> None:
         self._start("actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
@@ -94,7 +108,7 @@ class Stack:
         self._start("simulator", [
             sys.executable, "-m", "simulator", "--host", "127.0.0.1",
             "--port", str(self.ports["simulator"]),
-            "--webhook-url", f"{self.url('rasa')}/webhooks/whatsapp/webhook",
+            "--webhook-url", self.webhook_url(),
             "--auto-read", "0.2", "--delivered-delay", "0.05", *self.simulator_args,
         ])
         self.wait_for(f"{self.url('simulator')}/healthz", "simulator")

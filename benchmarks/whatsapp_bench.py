@@ -51,7 +51,7 @@ def webhook_body(wa_id: str, wamid: str, text: str) -> bytes:
 
 # ── (a) acknowledgement latency ─────────────────────────────────────────────────────────
 async def ack_latency(stack: Stack, rate: int, seconds: float, users: int) -> dict:
-    url = f"{stack.url('rasa')}/webhooks/whatsapp/webhook"
+    url = stack.webhook_url()
     # These webhooks bypass the simulator: tell it the patients wrote, so replies are allowed.
     for u in range(users):
         stack.sim(f"/_sim/users/1555900{u:04d}/window", {"open": True})
@@ -117,32 +117,40 @@ async def e2e_rest(stack: Stack, users: int, per_user: int) -> dict:
 
 
 async def e2e_whatsapp(stack: Stack, users: int, per_user: int) -> dict:
+    """Each patient listens to the simulator's event stream (as the chat page does) instead
+    of polling it: the REST client waits on its socket, so this one does too, and neither
+    burdens the machine with polling."""
     sim = stack.url("simulator")
     latencies = []
-    async with aiohttp.ClientSession() as session:
-        last_seq = max([m["seq"] for m in stack.sim("/_sim/messages")["messages"]] or [0])
-
-        async def count(wa_id: str) -> int:
-            # Only this run's messages: the log of earlier phases would make polling costly.
-            async with session.get(f"{sim}/_sim/messages", params={"to": wa_id, "after_seq": str(last_seq)}) as r:
-                return sum(1 for m in (await r.json())["messages"] if not m.get("error"))
-
-        async def say_and_wait(wa_id: str, text: str, expected: int) -> None:
-            await session.post(f"{sim}/_sim/users/{wa_id}/messages",
-                               json={"text": text, "name": "Bench", "wait": "none"})
-            deadline = time.monotonic() + 120
-            while await count(wa_id) < expected:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no reply for {wa_id}")
-                await asyncio.sleep(0.02)
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=180)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
 
         async def patient(u: int) -> None:
             wa_id = f"1555800{u:04d}"
-            await say_and_wait(wa_id, "hi", 2)  # warm-up: welcome + menu
-            for i in range(per_user):
-                started = time.perf_counter()
-                await say_and_wait(wa_id, QUESTIONS[i % len(QUESTIONS)], 3 + i)
-                latencies.append((time.perf_counter() - started) * 1000)
+            async with session.get(f"{sim}/_sim/stream", params={"user": wa_id}) as stream:
+                received = 0
+                event = None
+
+                async def wait_for(expected: int) -> None:
+                    nonlocal received, event
+                    while received < expected:
+                        line = (await asyncio.wait_for(stream.content.readline(), 120)).decode().strip()
+                        if line.startswith("event: "):
+                            event = line[7:]
+                        elif line.startswith("data: ") and event == "business_message":
+                            received += 1
+
+                async def say(text: str) -> None:
+                    await session.post(f"{sim}/_sim/users/{wa_id}/messages",
+                                       json={"text": text, "name": "Bench", "wait": "none"})
+
+                await say("hi")
+                await wait_for(2)  # warm-up: welcome + menu
+                for i in range(per_user):
+                    started = time.perf_counter()
+                    await say(QUESTIONS[i % len(QUESTIONS)])
+                    await wait_for(3 + i)
+                    latencies.append((time.perf_counter() - started) * 1000)
 
         start = time.perf_counter()
         await asyncio.gather(*(patient(u) for u in range(users)))
@@ -211,8 +219,10 @@ async def main_async(args) -> int:
         print("No trained model: run `make train` first.", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="wa-bench-") as tmp:
-        stack = Stack(Path(tmp), model)
-        print("Starting the action server, Rasa and the simulator...", flush=True)
+        stack = Stack(Path(tmp), model, ingress=args.ingress)
+        arrangement = ("separate webhook door (connectors/whatsapp/ingress.py)" if args.ingress
+                       else "webhooks into the Rasa process")
+        print(f"Starting the action server, Rasa and the simulator; {arrangement}...", flush=True)
         stack.start()
         try:
             # Steady state, not start-up: the first inferences build TensorFlow graphs.
@@ -253,6 +263,8 @@ async def main_async(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 100, 200])
+    parser.add_argument("--single-process", dest="ingress", action="store_false",
+                        help="webhooks into the Rasa process itself (default: the separate door)")
     parser.add_argument("--seconds", type=float, default=5.0, help="per offered rate")
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--per-user", type=int, default=5)

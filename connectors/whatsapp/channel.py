@@ -69,6 +69,10 @@ class WhatsAppInput(InputChannel):
         self.safety_net = PausedSafetyNet(HandoffRequests(sessions), self._pseudonym_key, CHANNEL_NAME,
                                           sessions)
         self._agent = None  # Rasa's agent, known once the server has started
+        # Ingress mode (connectors/whatsapp/ingress.py): a separate process takes the webhooks
+        # and calls this with the conversations that have new messages; Rasa's process only
+        # processes. None in the Rasa process itself, which submits to its processor.
+        self.on_new_conversations: Optional[Callable[[List[str]], None]] = None
         # One pooled HTTP client per event loop: replies are sent from the processing loop,
         # proactive messages (Rasa's trigger_intent) from Sanic's loop.
         self._client = self._graph_client()
@@ -142,6 +146,9 @@ class WhatsAppInput(InputChannel):
             await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
             self._worker.start()
             await asyncio.wrap_future(self._worker.submit(self.processor.recover(already_handled)))
+            # Messages another process stored (the ingress) whose notice was lost are picked
+            # up by a periodic look at the inbox.
+            self._worker.call_soon(self.processor.start_sweeping, self.settings.inbox_sweep_seconds)
 
         @blueprint.listener("before_server_stop")
         async def close_clients(_app, _loop) -> None:
@@ -168,6 +175,11 @@ class WhatsAppInput(InputChannel):
                 request.args.get("hub.verify_token"),
                 request.args.get("hub.challenge"),
             )
+            return response.text(text, status=status)
+
+        @blueprint.route("/process", methods=["POST"])
+        async def process(request: Request) -> HTTPResponse:
+            status, text = await self.process_notice(request.body or b"", request.headers.get(signature.HEADER))
             return response.text(text, status=status)
 
         @blueprint.route("/webhook", methods=["POST"])
@@ -216,10 +228,30 @@ class WhatsAppInput(InputChannel):
         duplicates = len(batch.messages) - len(new)
         if duplicates > 0:
             self.metrics.increment("inbound_duplicates", duplicates)
+        conversations = list(dict.fromkeys(i.conversation_id for i in new if not i.skip))
+        if self.on_new_conversations is not None:
+            self.on_new_conversations(conversations)
+        else:
+            self._submit(conversations)
+        return 200, "OK"
+
+    def _submit(self, conversations: List[str]) -> None:
         if self.processor is not None and self._worker.running:
-            for conversation_id in dict.fromkeys(i.conversation_id for i in new if not i.skip):
+            for conversation_id in conversations:
                 # Processing runs on the worker loop (see worker.py); this loop only acks.
                 self._worker.call_soon(self.processor.submit, conversation_id)
+
+    async def process_notice(self, body: bytes, signature_header: Optional[str]) -> Tuple[int, str]:
+        """From the separate ingress: 'these conversations have new messages in the inbox'.
+        Signed like Meta's webhooks (same app secret); carries ids only, never content."""
+        if not signature.verify(body, signature_header, self.settings.app_secret):
+            self.metrics.increment("process_notice_rejected")
+            return 403, "invalid signature"
+        try:
+            conversations = [str(c) for c in json.loads(body)["conversations"]][:1000]
+        except (ValueError, KeyError, TypeError):
+            return 400, "malformed notice"
+        self._submit(conversations)
         return 200, "OK"
 
     def _store_batch(self, batch: WebhookBatch) -> List[NewInbound]:

@@ -82,6 +82,25 @@ class InboxProcessor:
             logger.info("Resuming %d unprocessed WhatsApp message(s) from the inbox", waiting)
         return waiting
 
+    def start_sweeping(self, interval: float) -> None:
+        """Every ``interval`` seconds, process conversations with pending messages that no
+        worker has: messages stored by another process (the ingress) whose notice was lost."""
+        if interval > 0 and getattr(self, "_sweeper", None) is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep(interval))
+
+    async def _sweep(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                conversations = await asyncio.to_thread(self._store.pending_conversations)
+            except Exception:  # noqa: BLE001 - a database hiccup: try again next time
+                logger.exception("Inbox sweep failed")
+                continue
+            for conversation_id in conversations:
+                if conversation_id not in self._workers:
+                    self._metrics.increment("inbound_swept")
+                    self.submit(conversation_id)
+
     async def idle(self) -> None:
         """Wait until every conversation's queue is empty (tests, shutdown)."""
         while self._workers:

@@ -23,6 +23,7 @@ _ENV = {
     "api_base_url": ("WHATSAPP_API_BASE_URL", False),
     "send_rate_per_second": ("WHATSAPP_SEND_RATE", False),
     "max_concurrent_conversations": ("WHATSAPP_MAX_CONCURRENT_CONVERSATIONS", False),
+    "inbox_sweep_seconds": ("WHATSAPP_INBOX_SWEEP_SECONDS", False),
 }
 
 
@@ -40,6 +41,7 @@ class WhatsAppSettings:
     api_base_url: str = DEFAULT_API_BASE_URL
     send_rate_per_second: float = 80.0
     max_concurrent_conversations: int = 8
+    inbox_sweep_seconds: float = 2.0  # see processor.start_sweeping (0 = off)
 
     def __repr__(self) -> str:  # never print secrets
         return (
@@ -70,10 +72,13 @@ class WhatsAppSettings:
         try:
             rate = float(values["send_rate_per_second"] or 80)
             concurrency = int(values["max_concurrent_conversations"] or 8)
+            sweep = float(values["inbox_sweep_seconds"] or 2.0)
         except ValueError as exc:
             raise WhatsAppConfigError(f"WhatsApp channel: {exc}") from exc
         if rate <= 0 or concurrency <= 0:
             raise WhatsAppConfigError("WHATSAPP_SEND_RATE and concurrency must be positive")
+        if sweep < 0:
+            raise WhatsAppConfigError("WHATSAPP_INBOX_SWEEP_SECONDS must be 0 (off) or more")
         base_url = (values["api_base_url"] or DEFAULT_API_BASE_URL).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise WhatsAppConfigError("WHATSAPP_API_BASE_URL must be an http(s) URL")
@@ -86,4 +91,5 @@ class WhatsAppSettings:
             api_base_url=base_url,
             send_rate_per_second=rate,
             max_concurrent_conversations=concurrency,
+            inbox_sweep_seconds=sweep,
         )
