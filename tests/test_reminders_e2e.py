@@ -148,8 +148,15 @@ def test_reminder_template_then_confirm_tap_days_later(stack, clinic):
     age_tracker(stack, conversation_of(stack, wa_id), days=2)
     before = len(stack.replies(wa_id))
     stack.sim(f"/_sim/users/{wa_id}/tap", {"message_id": template["wamid"], "id": payloads[0]})
-    replies = stack.wait_for_replies(wa_id, before + 2)  # new-session welcome + the thanks
-    assert any("Thank you for confirming" in reply_text(m) for m in replies[before:])
+    # The thanks (after a new-session welcome when Rasa saw the session expired: whether it
+    # does depends on when Rasa saved the reminder's own events, so it is not asserted).
+    deadline = time.monotonic() + 60
+    while True:
+        replies = stack.wait_for_replies(wa_id, before + 1)
+        if any("Thank you for confirming" in reply_text(m) for m in replies[before:]):
+            break
+        assert time.monotonic() < deadline, [reply_text(m) for m in replies[before:]]
+        time.sleep(0.5)
     assert backend.appointment(first.id).confirmed_at is not None
     assert backend.appointment(second.id).confirmed_at is None  # the right appointment only
 
