@@ -1,5 +1,6 @@
 """The WhatsApp channel's door: handshake, signature, parsing, durable dedupe, privacy."""
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from sqlalchemy import text as sql
 
 from tests.connector_support import (
     APP_SECRET,
+    deliver,
     VERIFY_TOKEN,
     envelope,
     make_channel,
@@ -57,23 +59,23 @@ def test_handshake(channel, mode, token, challenge, expected):
 @pytest.mark.asyncio
 async def test_missing_or_wrong_signature_stores_nothing(channel):
     body, _ = signed(envelope(text(PATIENT, "hello")))
-    assert await channel.receive_webhook(body, None) == (401, "missing signature")
-    assert (await channel.receive_webhook(body, sign(body, "other-secret")))[0] == 403
-    assert (await channel.receive_webhook(body + b" ", sign(body, APP_SECRET)))[0] == 403
+    assert await deliver(channel, body, None) == (401, "missing signature")
+    assert (await deliver(channel, body, sign(body, "other-secret")))[0] == 403
+    assert (await deliver(channel, body + b" ", sign(body, APP_SECRET)))[0] == 403
     assert rows(channel, "wa_inbox") == []
 
 
 @pytest.mark.asyncio
 async def test_malformed_json_is_400_and_oversized_is_413(channel):
-    assert (await channel.receive_webhook(*signed(b"{not json")))[0] == 400
-    assert (await channel.receive_webhook(*signed(b"x" * (3 * 1024 * 1024 + 1))))[0] == 413
+    assert (await deliver(channel, *signed(b"{not json")))[0] == 400
+    assert (await deliver(channel, *signed(b"x" * (3 * 1024 * 1024 + 1))))[0] == 413
 
 
 @pytest.mark.asyncio
 async def test_message_is_stored_once_whatever_the_redeliveries(channel):
     payload = envelope(text(PATIENT, "what are your opening hours"))
     for _ in range(3):
-        assert await channel.receive_webhook(*signed(payload)) == (200, "OK")
+        assert await deliver(channel, *signed(payload)) == (200, "OK")
     [row] = rows(channel, "wa_inbox")
     assert row["state"] == "pending" and row["text"] == "what are your opening hours"
     assert channel.metrics.snapshot()["inbound_duplicates"] == 2
@@ -84,7 +86,7 @@ async def test_every_message_of_a_batch_is_stored_in_order(channel):
     messages = [text("111", "one"), text("222", "two"), text("111", "three")]
     payload = envelope(*messages)
     payload["entry"].append(envelope(text("333", "four"))["entry"][0])
-    assert (await channel.receive_webhook(*signed(payload)))[0] == 200
+    assert (await deliver(channel, *signed(payload)))[0] == 200
     stored = rows(channel, "wa_inbox")
     assert [r["text"] for r in stored] == ["one", "two", "three", "four"]
     conversations = [r["conversation_id"] for r in stored]
@@ -93,7 +95,7 @@ async def test_every_message_of_a_batch_is_stored_in_order(channel):
 
 @pytest.mark.asyncio
 async def test_conversations_are_pseudonymous_and_addresses_encrypted(channel):
-    await channel.receive_webhook(*signed(envelope(text(PATIENT, "hi"))))
+    await deliver(channel, *signed(envelope(text(PATIENT, "hi"))))
     [row] = rows(channel, "wa_inbox")
     assert row["conversation_id"] == channel.conversation_id(PATIENT)
     assert len(row["conversation_id"]) == 64 and PATIENT not in row["conversation_id"]
@@ -108,7 +110,7 @@ async def test_business_scoped_user_id_keys_the_conversation(channel):
     bsuid = "US.13491208655302741918"
     msg = text(PATIENT, "hello", from_user_id=bsuid)
     contacts = ({"profile": {"name": "P"}, "wa_id": PATIENT, "user_id": bsuid},)
-    await channel.receive_webhook(*signed(envelope(msg, contacts=contacts)))
+    await deliver(channel, *signed(envelope(msg, contacts=contacts)))
     [row] = rows(channel, "wa_inbox")
     assert row["conversation_id"] == channel.conversation_id(bsuid)
 
@@ -116,7 +118,7 @@ async def test_business_scoped_user_id_keys_the_conversation(channel):
 @pytest.mark.asyncio
 async def test_secrets_are_redacted_before_anything_is_stored(channel):
     card, iban = "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00"
-    await channel.receive_webhook(*signed(envelope(text(PATIENT, f"pay with {card}, refund {iban}"))))
+    await deliver(channel, *signed(envelope(text(PATIENT, f"pay with {card}, refund {iban}"))))
     [row] = rows(channel, "wa_inbox")
     assert row["text"] == "pay with [card number removed], refund [bank account removed]"
     assert row["redacted"] == "CREDIT_CARD,IBAN_CODE"
@@ -142,7 +144,7 @@ async def test_secrets_are_redacted_before_anything_is_stored(channel):
     ],
 )
 async def test_each_message_type_becomes_something_the_assistant_can_answer(channel, body, kind, assistant_reads):
-    await channel.receive_webhook(*signed(envelope(message(PATIENT, body))))
+    await deliver(channel, *signed(envelope(message(PATIENT, body))))
     [row] = rows(channel, "wa_inbox")
     assert (row["kind"], row["text"], row["state"]) == (kind, assistant_reads, "pending")
     assert "my rash" not in dump(channel)  # captions are not kept
@@ -151,7 +153,7 @@ async def test_each_message_type_becomes_something_the_assistant_can_answer(chan
 @pytest.mark.asyncio
 async def test_reactions_and_revocations_are_recorded_not_answered(channel):
     reaction = message(PATIENT, {"type": "reaction", "reaction": {"message_id": wamid(), "emoji": "👍"}})
-    await channel.receive_webhook(*signed(envelope(reaction)))
+    await deliver(channel, *signed(envelope(reaction)))
     [row] = rows(channel, "wa_inbox")
     assert row["state"] == "skipped" and row["text"] is None
 
@@ -164,10 +166,10 @@ async def test_statuses_never_move_backwards_and_failures_keep_their_error(chann
         return {"id": mid, "status": name, "timestamp": str(ts), "recipient_id": PATIENT, **extra}
 
     for item in [status(sent_id, "sent", 1), status(sent_id, "read", 3), status(sent_id, "delivered", 2)]:
-        await channel.receive_webhook(*signed(envelope(statuses=(item,))))
+        await deliver(channel, *signed(envelope(statuses=(item,))))
     error = {"code": 131026, "title": "Message undeliverable", "message": "Message undeliverable",
              "error_data": {"details": "Recipient is not a WhatsApp user"}}
-    await channel.receive_webhook(*signed(envelope(statuses=(status(failed_id, "failed", 5, errors=[error]),))))
+    await deliver(channel, *signed(envelope(statuses=(status(failed_id, "failed", 5, errors=[error]),))))
     by_id = {r["wamid"]: r for r in rows(channel, "wa_statuses")}
     assert by_id[sent_id]["status"] == "read"  # the late "delivered" was ignored
     assert (by_id[failed_id]["status"], by_id[failed_id]["error_code"]) == ("failed", 131026)
@@ -186,7 +188,7 @@ async def test_every_meta_example_is_accepted_without_crashing(channel):
         for entry in example.get("entry", []):
             for change in entry.get("changes", []):
                 ids.update(m["id"] for m in change.get("value", {}).get("messages", []))
-        assert (await channel.receive_webhook(*signed(example)))[0] == 200, name
+        assert (await deliver(channel, *signed(example)))[0] == 200, name
     # Meta's examples reuse some wamids: each distinct message is stored exactly once.
     assert len(ids) >= 8
     assert sorted(r["wamid"] for r in rows(channel, "wa_inbox")) == sorted(ids)
@@ -197,5 +199,70 @@ async def test_garbage_inside_a_valid_envelope_never_crashes(channel):
     payload = envelope(text(PATIENT, "ok"))
     payload["entry"][0]["changes"][0]["value"]["messages"].append({"type": "text"})  # no id/from
     payload["entry"].append("not an entry")
-    assert (await channel.receive_webhook(*signed(payload)))[0] == 200
+    assert (await deliver(channel, *signed(payload)))[0] == 200
     assert [r["text"] for r in rows(channel, "wa_inbox")] == ["ok"]
+
+
+def journal_text(channel) -> str:
+    return "".join(p.read_text() for p in sorted(channel.journal.directory.glob("*.jsonl")))
+
+
+@pytest.mark.asyncio
+async def test_the_200_comes_after_the_journal_holds_only_redacted_pseudonymous_records(channel):
+    card = "4111 1111 1111 1111"
+    body = envelope(text(PATIENT, f"my card is {card}"))
+    assert await channel.receive_webhook(*signed(body)) == (200, "OK")
+    # Durable before the 200: on disk, not yet in the database (the flusher's job).
+    written = journal_text(channel)
+    assert channel.conversation_id(PATIENT) in written and "[card number removed]" in written
+    assert PATIENT not in written and card not in written and "Synthetic Patient" not in written
+    assert rows(channel, "wa_inbox") == []
+    await channel.flush_journal()
+    assert [r["text"] for r in rows(channel, "wa_inbox")] == ["my card is [card number removed]"]
+    assert journal_text(channel) == ""  # applied segments are deleted
+
+
+@pytest.mark.asyncio
+async def test_webhooks_acknowledged_before_a_crash_reach_the_inbox_after_restart(tmp_path, monkeypatch):
+    first = make_channel(tmp_path, monkeypatch)
+    ids = [wamid(), wamid()]
+    for wid, words in zip(ids, ("first", "second")):
+        assert (await first.receive_webhook(*signed(envelope(text(PATIENT, words, id=wid)))))[0] == 200
+    status_id = "wamid.OUT1"
+    await first.receive_webhook(*signed(envelope(statuses=({"id": status_id, "status": "delivered",
+                                                            "timestamp": "1763800000",
+                                                            "recipient_id": PATIENT},))))
+    first.journal.close()  # the process dies: its lock goes with it, its files stay
+    second = make_channel(tmp_path, monkeypatch)
+    assert rows(second, "wa_inbox") == []
+    # What the Rasa process does at start-up, before recovery.
+    await asyncio.to_thread(second._drain_journal)
+    assert [(r["wamid"], r["text"], r["state"]) for r in rows(second, "wa_inbox")] == [
+        (ids[0], "first", "pending"), (ids[1], "second", "pending")]
+    assert [r["status"] for r in rows(second, "wa_statuses") if r["wamid"] == status_id] == ["delivered"]
+
+
+@pytest.mark.asyncio
+async def test_a_redelivery_while_the_first_copy_is_still_in_the_journal_is_stored_once(channel):
+    payload = envelope(text(PATIENT, "hello"))
+    for _ in range(3):
+        assert (await channel.receive_webhook(*signed(payload)))[0] == 200
+    await channel.flush_journal()
+    assert len(rows(channel, "wa_inbox")) == 1
+    assert channel.metrics.snapshot()["inbound_duplicates"] == 2
+
+
+@pytest.mark.asyncio
+async def test_the_journal_is_kept_while_the_database_is_down(channel, monkeypatch):
+    await channel.receive_webhook(*signed(envelope(text(PATIENT, "are you open today"))))
+
+    def database_down(*_args, **_kwargs):
+        raise OSError("database unavailable")
+
+    monkeypatch.setattr(channel.store, "accept", database_down)
+    with pytest.raises(OSError):
+        await channel.flush_journal()
+    assert "are you open today" in journal_text(channel)
+    monkeypatch.undo()
+    await channel.flush_journal()
+    assert [r["text"] for r in rows(channel, "wa_inbox")] == ["are you open today"]

@@ -18,6 +18,8 @@ import hmac
 import inspect
 import json
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -26,7 +28,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 import whatsapp.store  # noqa: F401  (registers the channel's tables before create_schema)
-from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequests
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from clinic.redaction import redact
@@ -39,6 +41,7 @@ from connectors.whatsapp.worker import WorkerLoop
 from whatsapp import signature
 from whatsapp.client import GraphClient
 from whatsapp.inbound import InboundMessage, StatusUpdate, WebhookBatch, parse_webhook
+from whatsapp.journal import InboxJournal
 from whatsapp.limits import WEBHOOK_BODY_MAX_BYTES
 from whatsapp.metrics import Metrics
 from whatsapp.sender import Sender
@@ -56,10 +59,16 @@ class WhatsAppInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         return cls(WhatsAppSettings.load(credentials))
 
-    def __init__(self, settings: WhatsAppSettings, database_url: Optional[str] = None) -> None:
+    def __init__(self, settings: WhatsAppSettings, database_url: Optional[str] = None,
+                 door: str = "channel") -> None:
         self.settings = settings
         self.metrics = Metrics()
         engine = make_engine(database_url)
+        # Each door (this channel in Rasa's process, or the separate ingress) owns a journal.
+        self.journal = InboxJournal(journal_directory(settings.journal_dir, str(engine.url)) / door,
+                                    fsync=settings.journal_fsync)
+        self._flush_wanted: Optional[asyncio.Event] = None
+        self._flusher: Optional[asyncio.Task] = None
         create_schema(engine)
         sessions = make_session_factory(engine)
         self.store = WhatsAppStore(sessions)
@@ -145,13 +154,18 @@ class WhatsAppInput(InputChannel):
             # Load the redaction recognizers now, not on the first patient's message.
             await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
             self._worker.start()
+            # Webhooks acknowledged before a crash but not yet in the inbox: in first, then
+            # recovery (which keeps each conversation's order), then the flusher takes over.
+            await asyncio.to_thread(self._drain_journal)
             await asyncio.wrap_future(self._worker.submit(self.processor.recover(already_handled)))
+            self.start_flushing()
             # Messages another process stored (the ingress) whose notice was lost are picked
             # up by a periodic look at the inbox.
             self._worker.call_soon(self.processor.start_sweeping, self.settings.inbox_sweep_seconds)
 
         @blueprint.listener("before_server_stop")
         async def close_clients(_app, _loop) -> None:
+            await self.stop_flushing()
             if self._worker.running:
                 await asyncio.wrap_future(self._worker.submit(self._client.close()))
                 self._worker.stop()
@@ -222,18 +236,96 @@ class WhatsAppInput(InputChannel):
         batch = parse_webhook(payload)
         for problem in batch.problems:
             logger.warning("Webhook item skipped: %s", problem)  # problems carry no content
-        new = await asyncio.to_thread(self._store_batch, batch)
+        # Durable before the 200: redacted, pseudonymised records appended to the door's
+        # journal (journal.py); the flusher moves them into the inbox and starts processing.
+        await asyncio.to_thread(self._journal_batch, batch)
         self.metrics.increment("webhook_accepted")
-        self.metrics.increment("inbound_new", len(new))
-        duplicates = len(batch.messages) - len(new)
-        if duplicates > 0:
-            self.metrics.increment("inbound_duplicates", duplicates)
+        self._wake_flusher()
+        return 200, "OK"
+
+    # ── journal → inbox ───────────────────────────────────────────────────────────────────
+    def _journal_batch(self, batch: WebhookBatch) -> None:
+        """Runs in a worker thread: redaction, pseudonyms, encryption, one append."""
+        records: List[dict] = []
+        for message in batch.messages:
+            prepared = self._prepare(message)
+            if prepared is not None:
+                item, address = prepared
+                records.append(_message_record(item, self._cipher.encrypt(address) if address else None))
+        records.extend(_status_record(status) for status in batch.statuses)
+        self.journal.append(records)
+
+    def _wake_flusher(self) -> None:
+        if self._flush_wanted is not None:
+            self._flush_wanted.set()
+
+    async def flush_journal(self) -> List[str]:
+        """Move every journalled record into the inbox now; returns the conversations that
+        got new messages (already handed to processing)."""
+        new = await asyncio.to_thread(self._drain_journal)
         conversations = list(dict.fromkeys(i.conversation_id for i in new if not i.skip))
         if self.on_new_conversations is not None:
             self.on_new_conversations(conversations)
         else:
             self._submit(conversations)
-        return 200, "OK"
+        return conversations
+
+    def start_flushing(self) -> None:
+        """Run the flusher on the current event loop (the one that receives webhooks)."""
+        if self._flusher is None:
+            self._flush_wanted = asyncio.Event()
+            self._flush_wanted.set()  # leftovers from before a restart
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
+
+    async def stop_flushing(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        await self.flush_journal()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            try:
+                await self.flush_journal()
+            except Exception:  # noqa: BLE001 - e.g. the database is down: keep the journal, retry
+                self.metrics.increment("journal_flush_failed")
+                logger.exception("Moving journalled webhooks into the inbox failed; retrying")
+                await asyncio.sleep(1.0)
+                self._flush_wanted.set()
+
+    def _drain_journal(self) -> List[NewInbound]:
+        new: List[NewInbound] = []
+        self.journal.drain(lambda records: new.extend(self._apply_records(records)))
+        return new
+
+    def _apply_records(self, records: List[dict]) -> List[NewInbound]:
+        """One journal segment into the database: messages and addresses in one transaction,
+        then the statuses in the order Meta sent them."""
+        items: List[NewInbound] = []
+        contacts: Dict[str, Tuple[str, dt.datetime]] = {}
+        statuses = []
+        for record in records:
+            if record.get("type") == "message":
+                item = _item_from_record(record)
+                items.append(item)
+                address = record.get("address_encrypted")
+                known = contacts.get(item.conversation_id)
+                if address and (known is None or item.received_at > known[1]):
+                    contacts[item.conversation_id] = (address, item.received_at)
+            elif record.get("type") == "status":
+                statuses.append(record)
+        new = self.store.accept(items, contacts)
+        self.metrics.increment("inbound_new", len(new))
+        if len(items) > len(new):
+            self.metrics.increment("inbound_duplicates", len(items) - len(new))
+        for record in statuses:
+            applied = self.store.record_status(
+                record["wamid"], record["status"], dt.datetime.fromisoformat(record["at"]),
+                record.get("code"), record.get("detail"))
+            self.metrics.increment(f"status_{record['status']}" if applied else "status_ignored_stale")
+        return new
 
     def _submit(self, conversations: List[str]) -> None:
         if self.processor is not None and self._worker.running:
@@ -253,25 +345,6 @@ class WhatsAppInput(InputChannel):
             return 400, "malformed notice"
         self._submit(conversations)
         return 200, "OK"
-
-    def _store_batch(self, batch: WebhookBatch) -> List[NewInbound]:
-        """Runs in a worker thread: redaction, pseudonyms, one database transaction."""
-        items: List[NewInbound] = []
-        contacts: Dict[str, Tuple[str, dt.datetime]] = {}
-        for message in batch.messages:
-            prepared = self._prepare(message)
-            if prepared is None:
-                continue
-            item, address = prepared
-            items.append(item)
-            if address:
-                known = contacts.get(item.conversation_id)
-                if known is None or item.received_at > known[1]:
-                    contacts[item.conversation_id] = (self._cipher.encrypt(address), item.received_at)
-        new = self.store.accept(items, contacts)
-        for status in batch.statuses:
-            self._record_status(status)
-        return new
 
     def _prepare(self, message: InboundMessage) -> Optional[Tuple[NewInbound, Optional[str]]]:
         sender_key = message.sender_key
@@ -296,16 +369,41 @@ class WhatsAppInput(InputChannel):
         )
         return item, address
 
-    def _record_status(self, status: StatusUpdate) -> None:
-        first_error = status.errors[0] if status.errors else None
-        applied = self.store.record_status(
-            status.message_id,
-            status.status,
-            dt.datetime.fromtimestamp(status.timestamp, dt.timezone.utc),
-            first_error.code if first_error else None,
-            (first_error.details or first_error.message) if first_error else None,
-        )
-        self.metrics.increment(f"status_{status.status}" if applied else "status_ignored_stale")
+
+def journal_directory(configured: str, database_url: str) -> Path:
+    """WHATSAPP_JOURNAL_DIR, else beside a SQLite database file (so each test or benchmark
+    stack, with its own database, has its own journal), else var/whatsapp-journal."""
+    if configured:
+        return Path(configured)
+    if database_url.startswith("sqlite:///") and ":memory:" not in database_url:
+        database = Path(database_url.removeprefix("sqlite:///"))
+        return database.with_name(database.name + "-whatsapp-journal")
+    if database_url.startswith("sqlite"):
+        return Path(tempfile.mkdtemp(prefix="whatsapp-journal-"))  # nothing else is durable either
+    return VAR_DIR / "whatsapp-journal"
+
+
+def _message_record(item: NewInbound, address_encrypted: Optional[str]) -> dict:
+    return {"type": "message", "wamid": item.wamid, "conversation_id": item.conversation_id,
+            "kind": item.kind, "text": item.text, "metadata": item.metadata,
+            "redacted": list(item.redacted), "received_at": item.received_at.isoformat(),
+            "skip": item.skip, "address_encrypted": address_encrypted}
+
+
+def _item_from_record(record: dict) -> NewInbound:
+    return NewInbound(
+        wamid=record["wamid"], conversation_id=record["conversation_id"], kind=record["kind"],
+        text=record.get("text"), metadata=record.get("metadata") or {},
+        redacted=tuple(record.get("redacted") or ()),
+        received_at=dt.datetime.fromisoformat(record["received_at"]), skip=bool(record.get("skip")))
+
+
+def _status_record(status: StatusUpdate) -> dict:
+    first_error = status.errors[0] if status.errors else None
+    return {"type": "status", "wamid": status.message_id, "status": status.status,
+            "at": dt.datetime.fromtimestamp(status.timestamp, dt.timezone.utc).isoformat(),
+            "code": first_error.code if first_error else None,
+            "detail": (first_error.details or first_error.message) if first_error else None}
 
 
 async def _tracker_has_message(app, message: PendingMessage) -> bool:

@@ -3,9 +3,10 @@
 Why: in one process, acknowledging Meta's webhooks competes with the model's inference for
 the same interpreter (the GIL) and the same cores, and at 100-200 messages a second the
 acknowledgement's tail latency grows (docs/measurements.md). Here the door does only what
-must happen before the 200 — check the signature, parse, redact, pseudonymise, store in the
-durable inbox — with the very code of the Rasa channel (``WhatsAppInput.receive_webhook``),
-then tells the assistant which conversations have new messages (``POST
+must happen before the 200 — check the signature, parse, redact, pseudonymise, append to its
+journal (whatsapp/journal.py) — with the very code of the Rasa channel
+(``WhatsAppInput.receive_webhook``); then it moves the records into the durable inbox and tells
+the assistant which conversations have new messages (``POST
 /webhooks/whatsapp/process``, signed with the app secret, ids only). If that notice is lost,
 the assistant's periodic look at the inbox finds the messages anyway
 (WHATSAPP_INBOX_SWEEP_SECONDS); nothing is lost and the inbox's unique wamid keeps anything
@@ -79,8 +80,12 @@ class Ingress:
         await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
         self._session = aiohttp.ClientSession()
         self._notifier = asyncio.get_running_loop().create_task(self._notify_forever())
+        # Moves journalled webhooks into the inbox (leftovers from a crash first), then notifies.
+        self.channel.start_flushing()
 
     async def stop(self, _app: web.Application) -> None:
+        await self.channel.stop_flushing()
+        await asyncio.sleep(0)  # let the notifier send the last notice
         if self._notifier is not None:
             self._notifier.cancel()
         if self._session is not None:
@@ -118,7 +123,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rasa-url", default=os.environ.get("RASA_URL", "http://127.0.0.1:5005"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    ingress = Ingress(WhatsAppInput(WhatsAppSettings.load()), args.rasa_url)
+    ingress = Ingress(WhatsAppInput(WhatsAppSettings.load(), door="ingress"), args.rasa_url)
     web.run_app(ingress.app(), host=args.host, port=args.port, access_log=None, print=None)
 
 

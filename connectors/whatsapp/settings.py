@@ -24,6 +24,8 @@ _ENV = {
     "send_rate_per_second": ("WHATSAPP_SEND_RATE", False),
     "max_concurrent_conversations": ("WHATSAPP_MAX_CONCURRENT_CONVERSATIONS", False),
     "inbox_sweep_seconds": ("WHATSAPP_INBOX_SWEEP_SECONDS", False),
+    "journal_dir": ("WHATSAPP_JOURNAL_DIR", False),
+    "journal_fsync": ("WHATSAPP_JOURNAL_FSYNC", False),
 }
 
 
@@ -42,6 +44,10 @@ class WhatsAppSettings:
     send_rate_per_second: float = 80.0
     max_concurrent_conversations: int = 8
     inbox_sweep_seconds: float = 2.0  # see processor.start_sweeping (0 = off)
+    # The door's journal (whatsapp/journal.py): "" = beside the SQLite database, or var/.
+    journal_dir: str = ""
+    # fsync every append: survives a power cut too, at ~ms per webhook.
+    journal_fsync: bool = False
 
     def __repr__(self) -> str:  # never print secrets
         return (
@@ -92,4 +98,6 @@ class WhatsAppSettings:
             send_rate_per_second=rate,
             max_concurrent_conversations=concurrency,
             inbox_sweep_seconds=sweep,
+            journal_dir=values["journal_dir"],
+            journal_fsync=values["journal_fsync"].lower() in ("1", "true", "yes", "on"),
         )
