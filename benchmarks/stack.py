@@ -39,7 +39,8 @@ class Stack:
         self.model = Path(model)
         self.ports = {"actions": free_port(), "rasa": free_port(), "simulator": free_port(),
                       "inbox": free_port(), "ingress": free_port()}
-        # ingress=True: webhooks go to the separate door (connectors/whatsapp/ingress.py).
+        # ingress=True: webhooks go to the WhatsApp gateway (connectors/whatsapp/ingress.py),
+        # which runs each turn through Rasa and sends the replies.
         self.ingress = ingress
         self.secrets = {
             "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
@@ -82,6 +83,8 @@ class Stack:
         )
 
     def start(self) -> "Stack":
+        if self.ingress:
+            self.env["WHATSAPP_GATEWAY"] = "1"  # Rasa leaves the inbox to the gateway
         self.start_actions()
         self.start_simulator()
         self.start_rasa()
@@ -202,7 +205,8 @@ class Stack:
         raise AssertionError(f"expected {count} replies to {wa_id}, got {len(found)}: {found}")
 
     def metrics(self) -> dict:
-        return self.call("rasa", "/webhooks/whatsapp/metrics")
+        """The WhatsApp channel's counters and inbox, from whichever process owns the inbox."""
+        return self.call("ingress" if self.ingress else "rasa", "/webhooks/whatsapp/metrics")
 
 
 def reply_text(message: dict) -> str:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the assistant with the embedded defaults: SQLite, the action server, Rasa with the
-# WhatsApp channel, and the local WhatsApp Cloud API simulator whose chat page you open in
-# a browser. No Meta account needed. Ctrl+C stops everything.
+# WhatsApp channel, the WhatsApp gateway (webhooks, inbox, replies: connectors/whatsapp/
+# ingress.py), and the local WhatsApp Cloud API simulator whose chat page you open in a browser. No Meta account needed. Ctrl+C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/train.sh
@@ -42,15 +42,20 @@ fi
 export CLINIC_PORTAL_URL="${CLINIC_PORTAL_URL:-http://localhost:$CLINIC_API_PORT/portal}"
 export REMINDER_POLL_SECONDS="${REMINDER_POLL_SECONDS:-5}"
 
-echo "Starting the action server, the assistant, the reminder scheduler, the clinic API, the staff inbox and the WhatsApp simulator (logs in var/logs/)..."
+echo "Starting the action server, the assistant, the WhatsApp gateway, the reminder scheduler, the clinic API, the staff inbox and the WhatsApp simulator (logs in var/logs/)..."
 rasa run actions --actions actions --port "$ACTIONS_PORT" > var/logs/actions.log 2>&1 &
 pids+=($!); actions_pid=$!
 # --enable-api: the reminder scheduler pushes reminders through Rasa's external-event
 # endpoint; the token keeps the API closed to everyone else.
-rasa run --model "$MODEL_PATH" --port "$RASA_PORT" --endpoints endpoints.yml \
+# WHATSAPP_GATEWAY=1: the gateway below takes Meta's webhooks and runs each turn through
+# Rasa, so acknowledgements and WhatsApp's bookkeeping never wait behind the model.
+WHATSAPP_GATEWAY=1 rasa run --model "$MODEL_PATH" --port "$RASA_PORT" --endpoints endpoints.yml \
   --credentials credentials.yml --interface 127.0.0.1 --enable-api --auth-token "$RASA_AUTH_TOKEN" \
   > var/logs/rasa.log 2>&1 &
 pids+=($!); rasa_pid=$!
+python -m connectors.whatsapp.ingress --host 127.0.0.1 --port "$WHATSAPP_GATEWAY_PORT" \
+  --rasa-url "http://127.0.0.1:$RASA_PORT" > var/logs/whatsapp-gateway.log 2>&1 &
+pids+=($!); gateway_pid=$!
 RASA_URL="http://127.0.0.1:$RASA_PORT" python -m clinic.reminders.scheduler > var/logs/reminders.log 2>&1 &
 pids+=($!)
 # Satisfaction surveys after fulfilled visits (a template with 1-5 taps), checked every minute.
@@ -65,7 +70,7 @@ INBOX_PORT="${INBOX_PORT:-8070}"
 python -m inbox --host 127.0.0.1 --port "$INBOX_PORT" --demo > var/logs/inbox.log 2>&1 &
 pids+=($!); inbox_pid=$!
 python -m simulator --host 127.0.0.1 --port "$SIMULATOR_PORT" \
-  --webhook-url "http://127.0.0.1:$RASA_PORT/webhooks/whatsapp/webhook" > var/logs/simulator.log 2>&1 &
+  --webhook-url "http://127.0.0.1:$WHATSAPP_GATEWAY_PORT/webhooks/whatsapp/webhook" > var/logs/simulator.log 2>&1 &
 pids+=($!); sim_pid=$!
 
 wait_for "http://127.0.0.1:$ACTIONS_PORT/health" "The action server" "$actions_pid" var/logs/actions.log
@@ -73,6 +78,7 @@ wait_for "http://127.0.0.1:$SIMULATOR_PORT/healthz" "The simulator" "$sim_pid" v
 wait_for "http://127.0.0.1:$CLINIC_API_PORT/api/health" "The clinic API" "$api_pid" var/logs/clinic-api.log
 wait_for "http://127.0.0.1:$INBOX_PORT/inbox/health" "The staff inbox" "$inbox_pid" var/logs/inbox.log
 wait_for "http://127.0.0.1:$RASA_PORT/webhooks/whatsapp/" "The assistant" "$rasa_pid" var/logs/rasa.log
+wait_for "http://127.0.0.1:$WHATSAPP_GATEWAY_PORT/webhooks/whatsapp/" "The WhatsApp gateway" "$gateway_pid" var/logs/whatsapp-gateway.log
 
 cat <<MSG
 

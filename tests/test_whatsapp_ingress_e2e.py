@@ -1,17 +1,21 @@
-"""The separate webhook door (connectors/whatsapp/ingress.py) end to end: the simulator posts
-to the ingress process, which stores and acknowledges; Rasa processes from the shared inbox.
-A conversation, a redelivered webhook, and a lost notice (the assistant finds the message
-by its inbox sweep): nothing lost, nothing answered twice."""
+"""The WhatsApp gateway (connectors/whatsapp/ingress.py) end to end: the simulator posts to the
+gateway, which acknowledges, runs each turn through Rasa (``/webhooks/whatsapp/turn``) and
+sends the replies. A conversation, a redelivered webhook, Rasa down while a patient writes
+(the message waits and is answered once Rasa is back), and a retried turn that Rasa had
+already taken in (its replies come back; it is not processed twice)."""
 
 from __future__ import annotations
 
-import sys
+import json
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from benchmarks.stack import Stack, reply_text
 from clinic.settings import load_settings
+from whatsapp.signature import sign
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
 SETTINGS = load_settings()
@@ -24,57 +28,84 @@ def patient() -> str:
 
 @pytest.fixture(scope="module")
 def stack(trained_model, tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("ingress-e2e"), trained_model, ingress=True)
-    running.env["WHATSAPP_INBOX_SWEEP_SECONDS"] = "1"
+    running = Stack(tmp_path_factory.mktemp("gateway-e2e"), trained_model, ingress=True)
     running.start()
     yield running
     running.stop()
 
 
-def test_a_conversation_through_the_separate_door(stack):
+def rasa_counters(stack: Stack) -> dict:
+    return stack.call("rasa", "/webhooks/whatsapp/metrics")["counters"]
+
+
+def test_a_conversation_through_the_gateway(stack):
     wa_id = patient()
     stack.say(wa_id, "hi")
     welcome, menu = stack.wait_for_replies(wa_id, 2)
     assert SETTINGS.clinic_name in reply_text(welcome)
+    assert menu["payload"]["type"] == "interactive"  # buttons survive the trip through /turn
     stack.say(wa_id, "where can I park")
     replies = stack.wait_for_replies(wa_id, 3)
     assert "Parking" in reply_text(replies[2])
-    # The webhooks reached the separate door, not Rasa's own.
-    assert ingress_counters(stack).get("webhook_accepted", 0) >= 2
-    assert stack.metrics()["counters"].get("webhook_accepted", 0) == 0
-
-
-def ingress_counters(stack: Stack) -> dict:
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(f"{stack.url('ingress')}/webhooks/whatsapp/", timeout=5) as response:
-        return json.load(response)["counters"]
+    # The webhooks reached the gateway, Rasa only took the turns.
+    assert stack.metrics()["counters"].get("webhook_accepted", 0) >= 2
+    assert rasa_counters(stack).get("webhook_accepted", 0) == 0
+    assert rasa_counters(stack).get("turn_processed", 0) >= 2
 
 
 def test_a_redelivered_webhook_is_not_answered_twice(stack):
     wa_id = patient()
     sent = stack.say(wa_id, "where can I park?")
     before = stack.wait_for_replies(wa_id, 2)  # welcome + parking answer
-    duplicates_before = ingress_counters(stack).get("inbound_duplicates", 0)
+    duplicates_before = stack.metrics()["counters"].get("inbound_duplicates", 0)
     for _ in range(2):
         result = stack.sim("/_sim/redeliver", {"wamid": sent["wamid"]})
         assert result["webhook"]["attempts"][-1]["status"] == 200
     time.sleep(3)
     assert len(stack.replies(wa_id)) == len(before)
-    assert ingress_counters(stack)["inbound_duplicates"] == duplicates_before + 2
+    assert stack.metrics()["counters"]["inbound_duplicates"] == duplicates_before + 2
 
 
-def test_a_lost_notice_is_made_good_by_the_inbox_sweep(stack):
-    # The door can't reach the assistant: it still stores and acknowledges; the assistant
-    # finds the message in the shared inbox on its next sweep.
-    stack.processes.pop("ingress").terminate()
-    stack._start("ingress", [sys.executable, "-m", "connectors.whatsapp.ingress",
-                             "--host", "127.0.0.1", "--port", str(stack.ports["ingress"]),
-                             "--rasa-url", "http://127.0.0.1:9"])
-    stack.wait_for(f"{stack.url('ingress')}/webhooks/whatsapp/", "ingress")
+def turn(stack: Stack, body: dict, secret: str = None) -> tuple:
+    raw = json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"{stack.url('rasa')}/webhooks/whatsapp/turn", data=raw, method="POST",
+        headers={"Content-Type": "application/json",
+                 "X-Hub-Signature-256": sign(raw, secret or stack.secrets["WHATSAPP_APP_SECRET"])})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_a_retried_turn_gets_the_same_replies_without_being_processed_again(stack):
+    message = {"wamid": "wamid.GATEWAYRETRY1", "conversation_id": "gateway-retry-test",
+               "kind": "text", "text": "what are your opening hours", "redacted": []}
+    status, first = turn(stack, message)
+    assert status == 200 and first["messages"] and "replayed" not in first
+    status, again = turn(stack, {**message, "attempts": 2})
+    assert status == 200 and again["replayed"] is True
+    assert [m["text"] for m in again["messages"]] == [m["text"] for m in first["messages"]]
+    tracker = stack.call("rasa", f"/conversations/gateway-retry-test/tracker?token={stack.secrets['RASA_AUTH_TOKEN']}")
+    assert [e.get("message_id") for e in tracker["events"] if e["event"] == "user"] == ["wamid.GATEWAYRETRY1"]
+
+
+def test_turns_must_be_signed_and_well_formed(stack):
+    message = {"wamid": "wamid.X", "conversation_id": "gateway-bad", "kind": "text", "text": "hi"}
+    assert turn(stack, message, secret="not-the-app-secret")[0] == 403
+    assert turn(stack, {"text": "no ids"})[0] == 400
+
+
+def test_a_message_written_while_rasa_is_down_is_answered_once_it_is_back(stack):
+    stack.kill("rasa")
     wa_id = patient()
     stack.say(wa_id, "hello")
-    welcome, _menu = stack.wait_for_replies(wa_id, 2, timeout=60)
+    time.sleep(4)
+    assert [m for m in stack.replies(wa_id) if not m.get("error")] == []  # nobody to answer yet
+    assert stack.metrics()["counters"].get("turn_retried", 0) >= 1
+    stack.start_rasa()
+    welcome, _menu = stack.wait_for_replies(wa_id, 2, timeout=120)
     assert SETTINGS.clinic_name in reply_text(welcome)
-    assert stack.metrics()["counters"].get("inbound_swept", 0) >= 1
+    time.sleep(2)
+    assert len([m for m in stack.replies(wa_id) if not m.get("error")]) == 2  # answered once

@@ -126,6 +126,9 @@ class PendingMessage:
     redacted: tuple[str, ...]
     state: str
     started_at: Optional[dt.datetime] = None
+    # More than 1: an earlier attempt was interrupted (crash, timeout), so the assistant may
+    # already have taken this message in.
+    attempts: int = 1
 
 
 class WhatsAppStore:
@@ -339,7 +342,7 @@ def _pending(row: InboxRow) -> PendingMessage:
         id=row.id, wamid=row.wamid, conversation_id=row.conversation_id, kind=row.kind,
         text=row.text, metadata=json.loads(row.metadata_json) if row.metadata_json else {},
         redacted=tuple(filter(None, (row.redacted or "").split(","))), state=row.state,
-        started_at=_aware(row.started_at),
+        started_at=_aware(row.started_at), attempts=row.attempts or 1,
     )
 
 

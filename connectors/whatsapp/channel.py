@@ -13,6 +13,7 @@ store never holds a phone number or the WhatsApp profile name.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import hmac
 import inspect
@@ -22,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -67,6 +68,9 @@ class WhatsAppInput(InputChannel):
         # Each door (this channel in Rasa's process, or the separate ingress) owns a journal.
         self.journal = InboxJournal(journal_directory(settings.journal_dir, str(engine.url)) / door,
                                     fsync=settings.journal_fsync)
+        # The acknowledgement's own thread: on the shared default pool it would queue behind
+        # the inbox's and the sender's database work.
+        self._door_thread = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="whatsapp-door")
         self._flush_wanted: Optional[asyncio.Event] = None
         self._flusher: Optional[asyncio.Task] = None
         create_schema(engine)
@@ -116,25 +120,7 @@ class WhatsAppInput(InputChannel):
 
         async def handle(message: PendingMessage) -> None:
             await self.sender.mark_read(message.wamid, typing=True)
-            # Paused for a staff member: Rasa will only log this message, so the emergency
-            # safety net is ours to run (and send at once, before Rasa logs it).
-            sent_by_safety_net = None
-            if message.text and await self.safety_net.is_paused(self._agent, message.conversation_id):
-                sent_by_safety_net = await self.safety_net.check(message.conversation_id, message.text)
-                for text in sent_by_safety_net or []:
-                    await WhatsAppOutput(self.sender).send_text_message(message.conversation_id, text)
-            await on_new_message(
-                UserMessage(
-                    text=message.text,
-                    output_channel=WhatsAppOutput(self.sender),
-                    sender_id=message.conversation_id,
-                    input_channel=self.name(),
-                    message_id=message.wamid,
-                    metadata={"whatsapp": {"kind": message.kind, "redacted": list(message.redacted)}},
-                )
-            )
-            if sent_by_safety_net:
-                await self.safety_net.log_in_tracker(self._agent, message.conversation_id, sent_by_safety_net)
+            await self._run_turn(on_new_message, message, WhatsAppOutput(self.sender))
 
         self.processor = InboxProcessor(
             self.store, handle, self.settings.max_concurrent_conversations, self.metrics
@@ -143,6 +129,14 @@ class WhatsAppInput(InputChannel):
         @blueprint.listener("after_server_start")
         async def resume_inbox(app, _loop) -> None:
             self._agent = getattr(app.ctx, "agent", None)
+            if self.settings.gateway:
+                # The gateway owns the inbox and its processing. Webhooks that still reach
+                # this door go into the inbox, where the gateway's sweep finds them.
+                if self.on_new_conversations is None:
+                    self.on_new_conversations = lambda _conversations: None
+                self.start_flushing()
+                return
+
             async def already_handled(message: PendingMessage) -> bool:
                 # Rasa saves the tracker after the replies went out: a crash in between
                 # leaves no trace in the tracker, but the replies are in our outbound log.
@@ -159,9 +153,6 @@ class WhatsAppInput(InputChannel):
             await asyncio.to_thread(self._drain_journal)
             await asyncio.wrap_future(self._worker.submit(self.processor.recover(already_handled)))
             self.start_flushing()
-            # Messages another process stored (the ingress) whose notice was lost are picked
-            # up by a periodic look at the inbox.
-            self._worker.call_soon(self.processor.start_sweeping, self.settings.inbox_sweep_seconds)
 
         @blueprint.listener("before_server_stop")
         async def close_clients(_app, _loop) -> None:
@@ -191,10 +182,11 @@ class WhatsAppInput(InputChannel):
             )
             return response.text(text, status=status)
 
-        @blueprint.route("/process", methods=["POST"])
-        async def process(request: Request) -> HTTPResponse:
-            status, text = await self.process_notice(request.body or b"", request.headers.get(signature.HEADER))
-            return response.text(text, status=status)
+        @blueprint.route("/turn", methods=["POST"])
+        async def turn(request: Request) -> HTTPResponse:
+            status, answer = await self.turn(on_new_message, request.body or b"",
+                                             request.headers.get(signature.HEADER))
+            return response.json(answer, status=status)
 
         @blueprint.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -238,7 +230,7 @@ class WhatsAppInput(InputChannel):
             logger.warning("Webhook item skipped: %s", problem)  # problems carry no content
         # Durable before the 200: redacted, pseudonymised records appended to the door's
         # journal (journal.py); the flusher moves them into the inbox and starts processing.
-        await asyncio.to_thread(self._journal_batch, batch)
+        await asyncio.get_running_loop().run_in_executor(self._door_thread, self._journal_batch, batch)
         self.metrics.increment("webhook_accepted")
         self._wake_flusher()
         return 200, "OK"
@@ -333,18 +325,58 @@ class WhatsAppInput(InputChannel):
                 # Processing runs on the worker loop (see worker.py); this loop only acks.
                 self._worker.call_soon(self.processor.submit, conversation_id)
 
-    async def process_notice(self, body: bytes, signature_header: Optional[str]) -> Tuple[int, str]:
-        """From the separate ingress: 'these conversations have new messages in the inbox'.
-        Signed like Meta's webhooks (same app secret); carries ids only, never content."""
+    # ── one turn: the patient's message in, the assistant's replies out ─────────────────────
+    async def _run_turn(self, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                        message: PendingMessage, output: OutputChannel) -> None:
+        # Paused for a staff member: Rasa will only log this message, so the emergency
+        # safety net is ours to run (and its guidance goes out first).
+        sent_by_safety_net = None
+        if message.text and await self.safety_net.is_paused(self._agent, message.conversation_id):
+            sent_by_safety_net = await self.safety_net.check(message.conversation_id, message.text)
+            for text in sent_by_safety_net or []:
+                await output.send_text_message(message.conversation_id, text)
+        await on_new_message(
+            UserMessage(
+                text=message.text,
+                output_channel=output,
+                sender_id=message.conversation_id,
+                input_channel=self.name(),
+                message_id=message.wamid,
+                metadata={"whatsapp": {"kind": message.kind, "redacted": list(message.redacted)}},
+            )
+        )
+        if sent_by_safety_net:
+            await self.safety_net.log_in_tracker(self._agent, message.conversation_id, sent_by_safety_net)
+
+    async def turn(self, on_new_message: Callable[[UserMessage], Awaitable[Any]], body: bytes,
+                   signature_header: Optional[str]) -> Tuple[int, Dict[str, Any]]:
+        """``POST /webhooks/whatsapp/turn`` from the gateway: one inbox message (already
+        redacted and pseudonymised; signed with the app secret like Meta's webhooks) through
+        the assistant; the answer is the replies, in order, for the gateway to send. A retried
+        turn (``attempts`` > 1) that the assistant already took in is not processed again:
+        the replies it gave then are returned instead."""
         if not signature.verify(body, signature_header, self.settings.app_secret):
-            self.metrics.increment("process_notice_rejected")
-            return 403, "invalid signature"
+            self.metrics.increment("turn_rejected")
+            return 403, {"error": "invalid signature"}
         try:
-            conversations = [str(c) for c in json.loads(body)["conversations"]][:1000]
+            fields = json.loads(body)
+            message = PendingMessage(
+                id=0, wamid=str(fields["wamid"]), conversation_id=str(fields["conversation_id"]),
+                kind=str(fields["kind"]), text=fields.get("text"), metadata={},
+                redacted=tuple(str(r) for r in fields.get("redacted") or ()), state="processing",
+                attempts=int(fields.get("attempts") or 1))
         except (ValueError, KeyError, TypeError):
-            return 400, "malformed notice"
-        self._submit(conversations)
-        return 200, "OK"
+            return 400, {"error": "malformed turn"}
+        if message.attempts > 1:
+            earlier = await _replies_already_given(self._agent, message)
+            if earlier is not None:
+                self.metrics.increment("turn_replayed")
+                return 200, {"messages": earlier, "replayed": True}
+        collector = CollectingOutputChannel()
+        await self._run_turn(on_new_message, message, collector)
+        self.metrics.increment("turn_processed")
+        return 200, {"messages": [{k: v for k, v in m.items() if k != "recipient_id"}
+                                  for m in collector.messages]}
 
     def _prepare(self, message: InboundMessage) -> Optional[Tuple[NewInbound, Optional[str]]]:
         sender_key = message.sender_key
@@ -421,3 +453,38 @@ async def _tracker_has_message(app, message: PendingMessage) -> bool:
         for event in tracker.events
         if type(event).__name__ == "UserUttered"
     )
+
+
+async def _replies_already_given(agent: Any, message: PendingMessage) -> Optional[List[Dict[str, Any]]]:
+    """If Rasa already logged this wamid: what the assistant answered it (the bot messages up
+    to the patient's next message), as the collecting channel gives them; else None."""
+    if agent is None or agent.tracker_store is None:
+        return None
+    # The full tracker: ``retrieve`` starts at the last SessionStarted, after the welcome.
+    store = agent.tracker_store
+    tracker = getattr(store, "retrieve_full_tracker", store.retrieve)(message.conversation_id)
+    if inspect.isawaitable(tracker):
+        tracker = await tracker
+    if tracker is None:
+        return None
+    replies: Optional[List[Dict[str, Any]]] = None
+    # A new session's welcome (sent by action_session_start) is logged before the message
+    # that opened the session.
+    session_preamble: Optional[List[Dict[str, Any]]] = None
+    for event in tracker.events:
+        kind = type(event).__name__
+        if kind == "ActionExecuted" and getattr(event, "action_name", None) == "action_session_start":
+            session_preamble = []
+        elif kind == "UserUttered":
+            if replies is not None:
+                break
+            if getattr(event, "message_id", None) == message.wamid:
+                replies = list(session_preamble or [])
+            session_preamble = None
+        elif kind == "BotUttered":
+            reply = {"text": event.text, **{k: v for k, v in (event.data or {}).items() if v is not None}}
+            if replies is not None:
+                replies.append(reply)
+            elif session_preamble is not None:
+                session_preamble.append(reply)
+    return replies

@@ -1,20 +1,28 @@
-"""The WhatsApp webhook door as a process of its own: ``python -m connectors.whatsapp.ingress``.
+"""The WhatsApp gateway, a process of its own: ``python -m connectors.whatsapp.ingress``.
 
-Why: in one process, acknowledging Meta's webhooks competes with the model's inference for
-the same interpreter (the GIL) and the same cores, and at 100-200 messages a second the
-acknowledgement's tail latency grows (docs/measurements.md). Here the door does only what
-must happen before the 200 — check the signature, parse, redact, pseudonymise, append to its
-journal (whatsapp/journal.py) — with the very code of the Rasa channel
-(``WhatsAppInput.receive_webhook``); then it moves the records into the durable inbox and tells
-the assistant which conversations have new messages (``POST
-/webhooks/whatsapp/process``, signed with the app secret, ids only). If that notice is lost,
-the assistant's periodic look at the inbox finds the messages anyway
-(WHATSAPP_INBOX_SWEEP_SECONDS); nothing is lost and the inbox's unique wamid keeps anything
-from being processed twice.
+Why: in one process, everything WhatsApp asks of us — acknowledging webhooks, the inbox's
+bookkeeping, marking messages read, sending replies, recording delivery statuses — shares
+one interpreter (the GIL) with the model's inference, and the assistant answered fewer
+messages a second through WhatsApp than through Rasa's REST channel (docs/measurements.md).
+Here that work runs beside Rasa instead, on the machine's other cores:
 
-Meta (or the simulator) then calls this process's ``/webhooks/whatsapp/webhook`` instead of
-Rasa's. Settings: the channel's WHATSAPP_* variables, CLINIC_DATABASE_URL (the same database
-as the assistant), ``--rasa-url``.
+- the door: signature, parsing, redaction, pseudonyms, the journal, 200 — the very code of
+  the Rasa channel (``WhatsAppInput.receive_webhook``); statuses too;
+- the inbox: each conversation's messages in arrival order, several conversations at once,
+  crash recovery at start-up, a periodic sweep (WHATSAPP_INBOX_SWEEP_SECONDS);
+- each turn goes to the assistant as one signed request (``POST /webhooks/whatsapp/turn``,
+  ids and redacted text only), exactly the work Rasa's REST channel asks of it; the gateway
+  sends the replies through the rate-limited, retrying sender.
+
+Nothing is lost when Rasa is down or restarting: the message stays in the inbox and the turn
+is retried until the assistant answers. Nothing is answered twice: a retried turn that Rasa
+had already taken in returns the replies it gave then, and replies already sent (the outbound
+log) are not sent again after a crash.
+
+Rasa runs with WHATSAPP_GATEWAY=1 (its channel then leaves the inbox to this process) and
+Meta (or the simulator) calls this process's ``/webhooks/whatsapp/webhook``. Settings: the
+channel's WHATSAPP_* variables, CLINIC_DATABASE_URL (the same database as the assistant),
+``--rasa-url``.
 """
 
 from __future__ import annotations
@@ -24,72 +32,126 @@ import asyncio
 import json
 import logging
 import os
-from typing import List, Optional, Set
+import random
+from typing import List, Optional
 
 import aiohttp
 from aiohttp import web
 
 from clinic.redaction import redact
 from connectors.whatsapp.channel import WhatsAppInput
+from connectors.whatsapp.output import WhatsAppOutput
+from connectors.whatsapp.processor import InboxProcessor
 from connectors.whatsapp.settings import WhatsAppSettings
+from connectors.whatsapp.worker import WorkerLoop
 from whatsapp import signature
+from whatsapp.store import PendingMessage
 
 logger = logging.getLogger(__name__)
 
 PATH = "/webhooks/whatsapp/webhook"
+# A turn waits behind the assistant's other work; under a burst that can take a while.
+TURN_TIMEOUT_SECONDS = 120.0
+RETRY_MAX_SECONDS = 30.0
+
+
+class TurnRefused(Exception):
+    """The assistant answered the turn with a client error (a bug, not an outage)."""
 
 
 class Ingress:
     def __init__(self, channel: WhatsAppInput, rasa_url: str) -> None:
         self.channel = channel
         self.rasa_url = rasa_url.rstrip("/")
-        self._pending: Set[str] = set()
-        self._wake = asyncio.Event()
         self._session: Optional[aiohttp.ClientSession] = None
-        self._notifier: Optional[asyncio.Task] = None
-        channel.on_new_conversations = self._queue
+        self.processor = InboxProcessor(channel.store, self._handle, channel.settings.max_concurrent_conversations,
+                                        channel.metrics)
+        channel.on_new_conversations = self._submit
+        # Turns and replies run on a loop of their own (a lower-priority thread, worker.py),
+        # so the acknowledgements on the web server's loop never queue behind them.
+        self._worker = WorkerLoop("whatsapp-gateway")
 
-    def _queue(self, conversations: List[str]) -> None:
-        if conversations:
-            self._pending.update(conversations)
-            self._wake.set()
+    def _submit(self, conversations: List[str]) -> None:
+        if self._worker.running:
+            for conversation_id in conversations:
+                self._worker.call_soon(self.processor.submit, conversation_id)
 
-    async def _notify_forever(self) -> None:
-        """Coalesces notices: one request carries every conversation that got messages
-        since the last one, so a burst of webhooks costs the assistant a few requests."""
+    # ── one message: mark read, the assistant's turn, the replies ───────────────────────────
+    async def _handle(self, message: PendingMessage) -> None:
+        sender = self.channel.sender
+        marking = asyncio.ensure_future(sender.mark_read(message.wamid, typing=True))
+        answer = await self._turn(message)
+        await marking
+        output = WhatsAppOutput(sender)
+        for reply in answer.get("messages") or []:
+            await output.send_response(message.conversation_id, reply)
+
+    async def _turn(self, message: PendingMessage) -> dict:
+        body = json.dumps({"wamid": message.wamid, "conversation_id": message.conversation_id,
+                           "kind": message.kind, "text": message.text, "redacted": list(message.redacted),
+                           "attempts": message.attempts}).encode()
+        delay = 0.5
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            conversations, self._pending = sorted(self._pending), set()
-            body = json.dumps({"conversations": conversations}).encode()
-            headers = {signature.HEADER: signature.sign(body, self.channel.settings.app_secret),
-                       "Content-Type": "application/json"}
             try:
-                async with self._session.post(f"{self.rasa_url}/webhooks/whatsapp/process", data=body,
-                                              headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as reply:
-                    if reply.status != 200:
-                        logger.warning("The assistant refused a notice (HTTP %s); its inbox sweep will "
-                                       "find the messages", reply.status)
+                async with self._session.post(
+                    f"{self.rasa_url}/webhooks/whatsapp/turn", data=body,
+                    headers={signature.HEADER: signature.sign(body, self.channel.settings.app_secret),
+                             "Content-Type": "application/json"},
+                    timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT_SECONDS),
+                ) as reply:
+                    if reply.status == 200:
+                        return await reply.json()
+                    if reply.status == 400:
+                        raise TurnRefused(f"HTTP {reply.status}")
+                    problem = f"HTTP {reply.status}"  # 403: secrets differ; 5xx: Rasa's trouble
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-                self.channel.metrics.increment("process_notice_failed")
-                logger.warning("Could not notify the assistant (%s); its inbox sweep will find the "
-                               "messages", type(error).__name__)
+                problem = type(error).__name__
+            # The assistant is down, restarting or overloaded: the message waits in the inbox.
+            # A retry may reach an assistant that already took the message in: say so, and it
+            # answers with the replies it gave instead of processing it again.
+            self.channel.metrics.increment("turn_retried")
+            logger.warning("The assistant did not take a turn (%s); retrying in %.1f s", problem, delay)
+            body = json.dumps({**json.loads(body), "attempts": max(2, message.attempts)}).encode()
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
 
+    # ── lifecycle ──────────────────────────────────────────────────────────────────────────
     async def start(self, _app: web.Application) -> None:
         # Load the redaction recognizers now, not on the first patient's message.
         await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
-        self._session = aiohttp.ClientSession()
-        self._notifier = asyncio.get_running_loop().create_task(self._notify_forever())
-        # Moves journalled webhooks into the inbox (leftovers from a crash first), then notifies.
+        # Webhooks acknowledged before a crash but not yet in the inbox go in first; then
+        # recovery (in each conversation's order); then the flusher and the sweep.
+        await asyncio.to_thread(self.channel._drain_journal)
+        self._worker.start()
+        await asyncio.wrap_future(self._worker.submit(self._start_processing()))
         self.channel.start_flushing()
+
+    async def _start_processing(self) -> None:
+        self._session = aiohttp.ClientSession()
+        store = self.channel.store
+
+        async def already_replied(message: PendingMessage) -> bool:
+            # Interrupted after its replies went out (they are in the outbound log): done.
+            # Otherwise it is requeued and its turn says it is a retry (see ``_turn``).
+            return await asyncio.to_thread(store.replied_since, message.conversation_id, message.started_at)
+
+        await self.processor.recover(already_replied)
+        self.processor.start_sweeping(self.channel.settings.inbox_sweep_seconds)
+
+    async def _stop_processing(self) -> None:
+        await self.processor.idle()
+        if self._session is not None:
+            await self._session.close()
+        await self.channel._client.close()
 
     async def stop(self, _app: web.Application) -> None:
         await self.channel.stop_flushing()
-        await asyncio.sleep(0)  # let the notifier send the last notice
-        if self._notifier is not None:
-            self._notifier.cancel()
-        if self._session is not None:
-            await self._session.close()
+        if self._worker.running:
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(self._worker.submit(self._stop_processing())), 30)
+            except asyncio.TimeoutError:
+                logger.warning("Stopping with turns in flight; they stay in the inbox for the next start")
+            self._worker.stop()
 
     async def verify(self, request: web.Request) -> web.Response:
         status, text = self.channel.handshake(request.query.get("hub.mode"), request.query.get("hub.verify_token"),
@@ -104,12 +166,19 @@ class Ingress:
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "counters": self.channel.metrics.snapshot()})
 
+    async def metrics(self, _request: web.Request) -> web.Response:
+        store = self.channel.store
+        return web.json_response({"counters": self.channel.metrics.snapshot(),
+                                  "inbox": await asyncio.to_thread(store.inbox_counts),
+                                  "outbound": await asyncio.to_thread(store.outbound_counts)})
+
     def app(self) -> web.Application:
         # Meta's batches are at most 3 MB; receive_webhook answers 413 above its own limit.
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_get(PATH, self.verify)
         app.router.add_post(PATH, self.receive)
         app.router.add_get("/webhooks/whatsapp/", self.health)
+        app.router.add_get("/webhooks/whatsapp/metrics", self.metrics)
         app.on_startup.append(self.start)
         app.on_cleanup.append(self.stop)
         return app

@@ -26,6 +26,7 @@ _ENV = {
     "inbox_sweep_seconds": ("WHATSAPP_INBOX_SWEEP_SECONDS", False),
     "journal_dir": ("WHATSAPP_JOURNAL_DIR", False),
     "journal_fsync": ("WHATSAPP_JOURNAL_FSYNC", False),
+    "gateway": ("WHATSAPP_GATEWAY", False),
 }
 
 
@@ -48,6 +49,10 @@ class WhatsAppSettings:
     journal_dir: str = ""
     # fsync every append: survives a power cut too, at ~ms per webhook.
     journal_fsync: bool = False
+    # A separate gateway process (connectors/whatsapp/ingress.py) takes the webhooks, runs
+    # each turn through this channel's /turn endpoint and sends the replies; Rasa's process
+    # then leaves the inbox alone.
+    gateway: bool = False
 
     def __repr__(self) -> str:  # never print secrets
         return (
@@ -99,5 +104,10 @@ class WhatsAppSettings:
             max_concurrent_conversations=concurrency,
             inbox_sweep_seconds=sweep,
             journal_dir=values["journal_dir"],
-            journal_fsync=values["journal_fsync"].lower() in ("1", "true", "yes", "on"),
+            journal_fsync=_flag(values["journal_fsync"]),
+            gateway=_flag(values["gateway"]),
         )
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
