@@ -1,2 +1,6 @@
 """Project extensions loaded by Rasa itself (named in config.yml): NLU components and the
 training-data importer. Thin wrappers; the logic lives in the Rasa-free ``clinic`` package."""
+
+from addons import rasa_patches as _rasa_patches
+
+_rasa_patches.apply()

@@ -2,9 +2,9 @@
 
 (a) Webhook acknowledgement latency (p50/p99) at 50, 100 and 200 messages/s offered
     (open loop: signed webhooks posted on schedule, whatever the server's pace).
-(b) End-to-end: closed-loop patients through WhatsApp (simulator → webhook → Rasa → Graph
-    API → simulator) and through Rasa's REST channel, same model, same run: throughput,
-    latency and their ratio.
+(b) End-to-end: closed-loop patients through WhatsApp (simulator → webhook → gateway → Rasa
+    → gateway → Graph API → simulator) and through Rasa's REST channel, same model, same
+    run, alternating rounds: throughput, latency and their ratio.
 (c) Outbound: the channel's sender against the simulator at the configured rate, with and
     without injected faults: rate, duplicates, losses.
 
@@ -96,12 +96,12 @@ QUESTIONS = ["what are your opening hours", "where can I park", "what should I b
              "do you accept my insurance", "where are you located"]
 
 
-async def e2e_rest(stack: Stack, users: int, per_user: int) -> dict:
+async def e2e_rest(stack: Stack, users: int, per_user: int, round_: int = 0) -> dict:
     url = f"{stack.url('rasa')}/webhooks/rest/webhook"
     latencies = []
     async with aiohttp.ClientSession() as session:
         async def patient(u: int) -> None:
-            sender = f"rest-bench-{u}"
+            sender = f"rest-bench-{round_}-{u}"
             await session.post(url, json={"sender": sender, "message": "hi"})  # warm-up: welcome
             for i in range(per_user):
                 started = time.perf_counter()
@@ -116,7 +116,7 @@ async def e2e_rest(stack: Stack, users: int, per_user: int) -> dict:
     return summary(latencies, elapsed, users * per_user)
 
 
-async def e2e_whatsapp(stack: Stack, users: int, per_user: int) -> dict:
+async def e2e_whatsapp(stack: Stack, users: int, per_user: int, round_: int = 0) -> dict:
     """Each patient listens to the simulator's event stream (as the chat page does) instead
     of polling it: the REST client waits on its socket, so this one does too, and neither
     burdens the machine with polling."""
@@ -126,7 +126,7 @@ async def e2e_whatsapp(stack: Stack, users: int, per_user: int) -> dict:
     async with aiohttp.ClientSession(timeout=timeout) as session:
 
         async def patient(u: int) -> None:
-            wa_id = f"1555800{u:04d}"
+            wa_id = f"155580{round_}{u:04d}"
             async with session.get(f"{sim}/_sim/stream", params={"user": wa_id}) as stream:
                 received = 0
                 event = None
@@ -159,8 +159,15 @@ async def e2e_whatsapp(stack: Stack, users: int, per_user: int) -> dict:
 
 
 def summary(latencies, elapsed, n) -> dict:
-    return {"n": n, "throughput": n / elapsed, "p50": percentile(latencies, 50),
-            "p95": percentile(latencies, 95), "mean": statistics.fmean(latencies)}
+    return {"n": n, "elapsed": elapsed, "latencies": latencies, "throughput": n / elapsed,
+            "p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+            "mean": statistics.fmean(latencies)}
+
+
+def pooled(results) -> dict:
+    """Several rounds of one path as one: all messages over all their time."""
+    return summary([x for r in results for x in r["latencies"]], sum(r["elapsed"] for r in results),
+                   sum(r["n"] for r in results))
 
 
 # ── (c) outbound send rate ──────────────────────────────────────────────────────────────
@@ -220,8 +227,8 @@ async def main_async(args) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="wa-bench-") as tmp:
         stack = Stack(Path(tmp), model, ingress=args.ingress)
-        arrangement = ("separate webhook door (connectors/whatsapp/ingress.py)" if args.ingress
-                       else "webhooks into the Rasa process")
+        arrangement = ("the WhatsApp gateway (connectors/whatsapp/ingress.py) takes the webhooks and "
+                       "runs the turns" if args.ingress else "webhooks into the Rasa process")
         print(f"Starting the action server, Rasa and the simulator; {arrangement}...", flush=True)
         stack.start()
         try:
@@ -239,9 +246,20 @@ async def main_async(args) -> int:
                 drained = await wait_inbox_drained(stack, timeout=600)
                 print(f"    inbox drained {drained:.0f} s after the burst", flush=True)
 
-            print(f"\n(b) end to end, closed loop: {args.users} patients × {args.per_user} questions")
-            rest = await e2e_rest(stack, args.users, args.per_user)
-            wa = await e2e_whatsapp(stack, args.users, args.per_user)
+            print(f"\n(b) end to end, closed loop: {args.users} patients × {args.per_user} questions, "
+                  f"{args.rounds} rounds per path")
+            # ABBA rounds (REST, WhatsApp, WhatsApp, REST, ...) with new patients each round, so
+            # neither path gains from going first or last (trackers and databases grow).
+            rounds = {"rest": [], "wa": []}
+            for number in range(args.rounds):
+                order = ("rest", "wa") if number % 2 == 0 else ("wa", "rest")
+                for path in order:
+                    run = e2e_rest if path == "rest" else e2e_whatsapp
+                    result = await run(stack, args.users, args.per_user, number)
+                    rounds[path].append(result)
+                    print(f"    round {number + 1} {'REST' if path == 'rest' else 'WhatsApp':8s} "
+                          f"{result['throughput']:.1f} msg/s", flush=True)
+            rest, wa = pooled(rounds["rest"]), pooled(rounds["wa"])
             for name, r in (("REST channel", rest), ("WhatsApp path", wa)):
                 print(f"    {name:14s} {r['throughput']:.1f} msg/s  p50 {r['p50']:.0f} ms  "
                       f"p95 {r['p95']:.0f} ms  mean {r['mean']:.0f} ms")
@@ -264,10 +282,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--single-process", dest="ingress", action="store_false",
-                        help="webhooks into the Rasa process itself (default: the separate door)")
+                        help="webhooks into the Rasa process itself (default: the WhatsApp gateway)")
     parser.add_argument("--seconds", type=float, default=5.0, help="per offered rate")
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--per-user", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=4, help="end-to-end rounds per path (ABBA order)")
     parser.add_argument("--messages", type=int, default=800)
     parser.add_argument("--recipients", type=int, default=100)
     parser.add_argument("--send-rate", type=float, default=80.0)

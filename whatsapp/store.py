@@ -297,24 +297,38 @@ class WhatsAppStore:
         self, wamid: str, status: str, at: dt.datetime, code: Optional[int], detail: Optional[str]
     ) -> bool:
         """Apply a status webhook; returns False when it was older news and ignored."""
+        return self.record_statuses([(wamid, status, at, code, detail)])[0]
+
+    def record_statuses(
+        self, updates: list[tuple[str, str, dt.datetime, Optional[int], Optional[str]]]
+    ) -> list[bool]:
+        """Apply status webhooks in order, in one transaction (a webhook batch brings many:
+        sent, delivered and read for every reply); whether each was applied."""
+        if not updates:
+            return []
         with self._sessions() as session, session.begin():
-            insert = _insert_for(session)
-            session.execute(
-                insert(StatusRow).values(wamid=wamid, updated_at=utcnow())
-                .on_conflict_do_nothing(index_elements=["wamid"])
-            )
-            # Row lock (PostgreSQL; SQLite serialises writers anyway): two webhooks for the
-            # same message must not both read the old status.
-            row = session.scalars(
-                select(StatusRow).where(StatusRow.wamid == wamid).with_for_update()
-            ).one()
-            if not status_supersedes(status, row.status):
-                return False
-            row.status, row.status_at = status, at
-            if status == "failed":
-                row.error_code, row.error_detail = code, (detail or "")[:300]
-            row.updated_at = utcnow()
-            return True
+            return [self._apply_status(session, *update) for update in updates]
+
+    @staticmethod
+    def _apply_status(session, wamid: str, status: str, at: dt.datetime, code: Optional[int],
+                      detail: Optional[str]) -> bool:
+        insert = _insert_for(session)
+        session.execute(
+            insert(StatusRow).values(wamid=wamid, updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["wamid"])
+        )
+        # Row lock (PostgreSQL; SQLite serialises writers anyway): two webhooks for the
+        # same message must not both read the old status.
+        row = session.scalars(
+            select(StatusRow).where(StatusRow.wamid == wamid).with_for_update()
+        ).one()
+        if not status_supersedes(status, row.status):
+            return False
+        row.status, row.status_at = status, at
+        if status == "failed":
+            row.error_code, row.error_detail = code, (detail or "")[:300]
+        row.updated_at = utcnow()
+        return True
 
     def status_of(self, wamid: str) -> Optional[StatusRow]:
         with self._sessions() as session:

@@ -312,11 +312,11 @@ class WhatsAppInput(InputChannel):
         self.metrics.increment("inbound_new", len(new))
         if len(items) > len(new):
             self.metrics.increment("inbound_duplicates", len(items) - len(new))
-        for record in statuses:
-            applied = self.store.record_status(
-                record["wamid"], record["status"], dt.datetime.fromisoformat(record["at"]),
-                record.get("code"), record.get("detail"))
-            self.metrics.increment(f"status_{record['status']}" if applied else "status_ignored_stale")
+        applied = self.store.record_statuses([
+            (r["wamid"], r["status"], dt.datetime.fromisoformat(r["at"]), r.get("code"), r.get("detail"))
+            for r in statuses])
+        for record, was_applied in zip(statuses, applied):
+            self.metrics.increment(f"status_{record['status']}" if was_applied else "status_ignored_stale")
         return new
 
     def _submit(self, conversations: List[str]) -> None:
@@ -327,11 +327,12 @@ class WhatsAppInput(InputChannel):
 
     # ── one turn: the patient's message in, the assistant's replies out ─────────────────────
     async def _run_turn(self, on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                        message: PendingMessage, output: OutputChannel) -> None:
+                        message: PendingMessage, output: OutputChannel,
+                        claimed: Optional[bool] = None) -> None:
         # Paused for a staff member: Rasa will only log this message, so the emergency
         # safety net is ours to run (and its guidance goes out first).
         sent_by_safety_net = None
-        if message.text and await self.safety_net.is_paused(self._agent, message.conversation_id):
+        if message.text and await self.safety_net.is_paused(self._agent, message.conversation_id, claimed):
             sent_by_safety_net = await self.safety_net.check(message.conversation_id, message.text)
             for text in sent_by_safety_net or []:
                 await output.send_text_message(message.conversation_id, text)
@@ -365,6 +366,8 @@ class WhatsAppInput(InputChannel):
                 kind=str(fields["kind"]), text=fields.get("text"), metadata={},
                 redacted=tuple(str(r) for r in fields.get("redacted") or ()), state="processing",
                 attempts=int(fields.get("attempts") or 1))
+            claimed = fields.get("claimed_by_staff")
+            claimed = None if claimed is None else bool(claimed)
         except (ValueError, KeyError, TypeError):
             return 400, {"error": "malformed turn"}
         if message.attempts > 1:
@@ -373,7 +376,7 @@ class WhatsAppInput(InputChannel):
                 self.metrics.increment("turn_replayed")
                 return 200, {"messages": earlier, "replayed": True}
         collector = CollectingOutputChannel()
-        await self._run_turn(on_new_message, message, collector)
+        await self._run_turn(on_new_message, message, collector, claimed)
         self.metrics.increment("turn_processed")
         return 200, {"messages": [{k: v for k, v in m.items() if k != "recipient_id"}
                                   for m in collector.messages]}

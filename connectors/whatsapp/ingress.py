@@ -53,6 +53,7 @@ PATH = "/webhooks/whatsapp/webhook"
 # A turn waits behind the assistant's other work; under a burst that can take a while.
 TURN_TIMEOUT_SECONDS = 120.0
 RETRY_MAX_SECONDS = 30.0
+GATEWAY_CONCURRENCY = 64
 
 
 class TurnRefused(Exception):
@@ -64,8 +65,12 @@ class Ingress:
         self.channel = channel
         self.rasa_url = rasa_url.rstrip("/")
         self._session: Optional[aiohttp.ClientSession] = None
-        self.processor = InboxProcessor(channel.store, self._handle, channel.settings.max_concurrent_conversations,
-                                        channel.metrics)
+        # Turns in flight at once. Here a turn is only a request waiting in Rasa's queue (not
+        # inference on this process's loop, as in Rasa's own channel), so allow more than the
+        # channel's default: with too few, Rasa idles while it awaits the action server.
+        concurrency = (channel.settings.max_concurrent_conversations
+                       if os.environ.get("WHATSAPP_MAX_CONCURRENT_CONVERSATIONS") else GATEWAY_CONCURRENCY)
+        self.processor = InboxProcessor(channel.store, self._handle, concurrency, channel.metrics)
         channel.on_new_conversations = self._submit
         # Turns and replies run on a loop of their own (a lower-priority thread, worker.py),
         # so the acknowledgements on the web server's loop never queue behind them.
@@ -87,9 +92,13 @@ class Ingress:
             await output.send_response(message.conversation_id, reply)
 
     async def _turn(self, message: PendingMessage) -> dict:
+        # Whether a staff member has the conversation (then Rasa checks whether it is paused,
+        # for the emergency safety net): asked here, so the assistant's process needn't.
+        claimed = bool(message.text) and await asyncio.to_thread(
+            self.channel.safety_net.claimed_by_staff, message.conversation_id)
         body = json.dumps({"wamid": message.wamid, "conversation_id": message.conversation_id,
                            "kind": message.kind, "text": message.text, "redacted": list(message.redacted),
-                           "attempts": message.attempts}).encode()
+                           "attempts": message.attempts, "claimed_by_staff": claimed}).encode()
         delay = 0.5
         while True:
             try:

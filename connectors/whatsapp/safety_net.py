@@ -46,7 +46,7 @@ class PausedSafetyNet:
             self._texts = EmergencyTexts.from_domain(load_settings())
         return self._texts
 
-    def _claimed_by_staff(self, conversation_id: str) -> bool:
+    def claimed_by_staff(self, conversation_id: str) -> bool:
         """One indexed query: only a conversation a staff member has claimed can be paused
         (the inbox pauses on claim, resumes on resolve)."""
         from clinic.inbox.tables import TicketRow
@@ -56,12 +56,15 @@ class PausedSafetyNet:
                 TicketRow.conversation_id == conversation_id, TicketRow.state != "resolved",
                 TicketRow.claimed_at.is_not(None)).limit(1)).first() is not None
 
-    async def is_paused(self, agent: Any, conversation_id: str) -> bool:
-        if agent is None or agent.tracker_store is None:
+    async def is_paused(self, agent: Any, conversation_id: str, claimed: Optional[bool] = None) -> bool:
+        """``claimed``: what the caller already asked the inbox (the gateway does, so Rasa's
+        process needn't); None: ask it here."""
+        if agent is None or agent.tracker_store is None or claimed is False:
             return False
         # Loading the whole tracker for every message doubled Rasa's own work and slowed the
         # webhook's acknowledgements (docs/measurements.md): ask the inbox first.
-        if self._sessions is not None and not await asyncio.to_thread(self._claimed_by_staff, conversation_id):
+        if claimed is None and self._sessions is not None and not await asyncio.to_thread(
+                self.claimed_by_staff, conversation_id):
             return False
         tracker = agent.tracker_store.retrieve(conversation_id)
         if inspect.isawaitable(tracker):
