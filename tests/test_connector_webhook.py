@@ -10,8 +10,8 @@ from sqlalchemy import text as sql
 
 from tests.connector_support import (
     APP_SECRET,
-    deliver,
     VERIFY_TOKEN,
+    deliver,
     envelope,
     make_channel,
     message,
@@ -226,7 +226,7 @@ async def test_the_200_comes_after_the_journal_holds_only_redacted_pseudonymous_
 async def test_webhooks_acknowledged_before_a_crash_reach_the_inbox_after_restart(tmp_path, monkeypatch):
     first = make_channel(tmp_path, monkeypatch)
     ids = [wamid(), wamid()]
-    for wid, words in zip(ids, ("first", "second")):
+    for wid, words in zip(ids, ("first", "second"), strict=False):
         assert (await first.receive_webhook(*signed(envelope(text(PATIENT, words, id=wid)))))[0] == 200
     status_id = "wamid.OUT1"
     await first.receive_webhook(*signed(envelope(statuses=({"id": status_id, "status": "delivered",

@@ -23,7 +23,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import (
+    CollectingOutputChannel,
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+)
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -315,7 +320,7 @@ class WhatsAppInput(InputChannel):
         applied = self.store.record_statuses([
             (r["wamid"], r["status"], dt.datetime.fromisoformat(r["at"]), r.get("code"), r.get("detail"))
             for r in statuses])
-        for record, was_applied in zip(statuses, applied):
+        for record, was_applied in zip(statuses, applied, strict=False):
             self.metrics.increment(f"status_{record['status']}" if was_applied else "status_ignored_stale")
         return new
 

@@ -53,7 +53,7 @@ PATH = "/webhooks/whatsapp/webhook"
 # A turn waits behind the assistant's other work; under a burst that can take a while.
 TURN_TIMEOUT_SECONDS = 120.0
 RETRY_MAX_SECONDS = 30.0
-GATEWAY_CONCURRENCY = 64
+GATEWAY_CONCURRENCY = 16
 
 
 class TurnRefused(Exception):
