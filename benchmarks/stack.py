@@ -33,15 +33,18 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, workdir: Path, model: Path, simulator_args: tuple = (), ingress: bool = False):
+    def __init__(self, workdir: Path, model: Path, simulator_args: tuple = (), ingress: bool = False,
+                 split: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.model = Path(model)
         self.ports = {"actions": free_port(), "rasa": free_port(), "simulator": free_port(),
-                      "inbox": free_port(), "ingress": free_port()}
+                      "inbox": free_port(), "ingress": free_port(), "relay": free_port()}
         # ingress=True: webhooks go to the WhatsApp gateway (connectors/whatsapp/ingress.py),
         # which runs each turn through Rasa and sends the replies.
-        self.ingress = ingress
+        self.ingress = ingress or split
+        # split=True: the gateway as two processes, a door (webhooks) and a relay (turns).
+        self.split = split
         self.secrets = {
             "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
             "WHATSAPP_APP_SECRET": secrets.token_hex(32),
@@ -97,9 +100,17 @@ class Stack:
         door = "ingress" if self.ingress else "rasa"
         return f"{self.url(door)}/webhooks/whatsapp/webhook"
 
-    def start_ingress(self) -> None:
-        self._start("ingress", [sys.executable, "-m", "connectors.whatsapp.ingress", "--host", "127.0.0.1",
-                                "--port", str(self.ports["ingress"]), "--rasa-url", self.url("rasa")])
+    def start_ingress(self, relay_url: Optional[str] = None) -> None:
+        command = [sys.executable, "-m", "connectors.whatsapp.ingress", "--host", "127.0.0.1",
+                   "--port", str(self.ports["ingress"]), "--rasa-url", self.url("rasa")]
+        if self.split and "relay" not in self.processes:
+            self._start("relay", [sys.executable, "-m", "connectors.whatsapp.ingress", "--role", "relay",
+                                  "--host", "127.0.0.1", "--port", str(self.ports["relay"]),
+                                  "--rasa-url", self.url("rasa")])
+            self.wait_for(f"{self.url('relay')}/webhooks/whatsapp/", "relay")
+        if self.split:
+            command += ["--role", "door", "--relay-url", relay_url or self.url("relay")]
+        self._start("ingress", command)
         self.wait_for(f"{self.url('ingress')}/webhooks/whatsapp/", "ingress")
 
     def start_actions(self) -> None:
@@ -206,6 +217,11 @@ class Stack:
 
     def metrics(self) -> dict:
         """The WhatsApp channel's counters and inbox, from whichever process owns the inbox."""
+        owner = "relay" if self.split else "ingress" if self.ingress else "rasa"
+        return self.call(owner, "/webhooks/whatsapp/metrics")
+
+    def door_metrics(self) -> dict:
+        """The counters of the process that takes the webhooks."""
         return self.call("ingress" if self.ingress else "rasa", "/webhooks/whatsapp/metrics")
 
 

@@ -226,9 +226,11 @@ async def main_async(args) -> int:
         print("No trained model: run `make train` first.", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="wa-bench-") as tmp:
-        stack = Stack(Path(tmp), model, ingress=args.ingress)
-        arrangement = ("the WhatsApp gateway (connectors/whatsapp/ingress.py) takes the webhooks and "
-                       "runs the turns" if args.ingress else "webhooks into the Rasa process")
+        split = args.ingress and not args.one_gateway
+        stack = Stack(Path(tmp), model, ingress=args.ingress, split=split)
+        arrangement = ("the WhatsApp gateway as a door process (webhooks) and a relay process (turns)"
+                       if split else "the WhatsApp gateway (connectors/whatsapp/ingress.py), one process"
+                       if args.ingress else "webhooks into the Rasa process")
         print(f"Starting the action server, Rasa and the simulator; {arrangement}...", flush=True)
         stack.start()
         try:
@@ -273,6 +275,8 @@ async def main_async(args) -> int:
                       f"dead letters {r['dead']}  duplicates {r['duplicates']}  lost {r['lost']}")
             counters = stack.metrics()["counters"]
             print(f"\nchannel counters: {json.dumps(counters)}")
+            if split:
+                print(f"door counters: {json.dumps(stack.door_metrics()['counters'])}")
         finally:
             stack.stop()
     return 0
@@ -283,6 +287,8 @@ def main() -> int:
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--single-process", dest="ingress", action="store_false",
                         help="webhooks into the Rasa process itself (default: the WhatsApp gateway)")
+    parser.add_argument("--one-gateway", action="store_true",
+                        help="the gateway as one process (default: a door process and a relay process)")
     parser.add_argument("--seconds", type=float, default=5.0, help="per offered rate")
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--per-user", type=int, default=5)

@@ -49,7 +49,7 @@ def make_engine(url: Optional[str] = None) -> Engine:
         # checkpoint when it closes) for every session, ~6 ms on the webhook path. A real
         # pool keeps connections open; SQLite connections may move between threads.
         options = {"poolclass": QueuePool, "pool_size": 5, "max_overflow": 10,
-                   "connect_args": {"check_same_thread": False}}
+                   "connect_args": {"check_same_thread": False, "timeout": 10}}
     engine = create_engine(url, future=True, pool_pre_ping=True, **options)
     if engine.dialect.name == "sqlite":
         # SQLite ignores foreign keys unless asked; several threads write: WAL lets readers
@@ -60,10 +60,12 @@ def make_engine(url: Optional[str] = None) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
             cursor = dbapi_connection.cursor()
+            # First: switching a new file to WAL needs a moment alone with it, and a process
+            # starting while another migrates must wait for that rather than fail.
+            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=10000")
             cursor.close()
 
     return engine

@@ -48,7 +48,7 @@ def test_a_conversation_through_the_gateway(stack):
     replies = stack.wait_for_replies(wa_id, 3)
     assert "Parking" in reply_text(replies[2])
     # The webhooks reached the gateway, Rasa only took the turns.
-    assert stack.metrics()["counters"].get("webhook_accepted", 0) >= 2
+    assert stack.door_metrics()["counters"].get("webhook_accepted", 0) >= 2
     assert rasa_counters(stack).get("webhook_accepted", 0) == 0
     assert rasa_counters(stack).get("turn_processed", 0) >= 2
 
@@ -57,13 +57,13 @@ def test_a_redelivered_webhook_is_not_answered_twice(stack):
     wa_id = patient()
     sent = stack.say(wa_id, "where can I park?")
     before = stack.wait_for_replies(wa_id, 2)  # welcome + parking answer
-    duplicates_before = stack.metrics()["counters"].get("inbound_duplicates", 0)
+    duplicates_before = stack.door_metrics()["counters"].get("inbound_duplicates", 0)
     for _ in range(2):
         result = stack.sim("/_sim/redeliver", {"wamid": sent["wamid"]})
         assert result["webhook"]["attempts"][-1]["status"] == 200
     time.sleep(3)
     assert len(stack.replies(wa_id)) == len(before)
-    assert stack.metrics()["counters"]["inbound_duplicates"] == duplicates_before + 2
+    assert stack.door_metrics()["counters"]["inbound_duplicates"] == duplicates_before + 2
 
 
 def turn(stack: Stack, body: dict, secret: str = None) -> tuple:
@@ -109,3 +109,36 @@ def test_a_message_written_while_rasa_is_down_is_answered_once_it_is_back(stack)
     assert SETTINGS.clinic_name in reply_text(welcome)
     time.sleep(2)
     assert len([m for m in stack.replies(wa_id) if not m.get("error")]) == 2  # answered once
+
+
+# ── the gateway as two processes: a door and a relay ─────────────────────────────────────
+@pytest.fixture(scope="module")
+def split_stack(trained_model, tmp_path_factory):
+    running = Stack(tmp_path_factory.mktemp("gateway-split-e2e"), trained_model, split=True)
+    running.env["WHATSAPP_INBOX_SWEEP_SECONDS"] = "1"
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_a_conversation_through_a_door_and_a_relay(split_stack):
+    wa_id = patient()
+    split_stack.say(wa_id, "where can I park")
+    replies = split_stack.wait_for_replies(wa_id, 2)  # welcome, parking
+    assert "Parking" in reply_text(replies[-1])
+    assert split_stack.door_metrics()["counters"].get("webhook_accepted", 0) >= 1
+    assert split_stack.door_metrics()["counters"].get("inbound_processed", 0) == 0  # the relay's job
+    assert split_stack.metrics()["counters"].get("inbound_processed", 0) >= 1
+
+
+def test_a_lost_notice_is_made_good_by_the_relays_sweep(split_stack):
+    # The door can't reach the relay: it still journals, stores and acknowledges; the relay
+    # finds the message in the inbox on its next sweep.
+    split_stack.processes.pop("ingress").terminate()
+    split_stack.start_ingress(relay_url="http://127.0.0.1:9")
+    wa_id = patient()
+    split_stack.say(wa_id, "hello")
+    welcome, _menu = split_stack.wait_for_replies(wa_id, 2, timeout=60)
+    assert SETTINGS.clinic_name in reply_text(welcome)
+    assert split_stack.door_metrics()["counters"].get("process_notice_failed", 0) >= 1
+    assert split_stack.metrics()["counters"].get("inbound_swept", 0) >= 1

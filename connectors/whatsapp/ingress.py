@@ -19,6 +19,11 @@ is retried until the assistant answers. Nothing is answered twice: a retried tur
 had already taken in returns the replies it gave then, and replies already sent (the outbound
 log) are not sent again after a crash.
 
+For busy numbers, run it as two processes: ``--role door --relay-url …`` (webhooks, journal,
+inbox; a signed notice with conversation ids tells the relay, whose sweep makes a lost notice
+good) and ``--role relay`` (turns and replies), so acknowledgements never share an
+interpreter with relaying replies (docs/measurements.md).
+
 Rasa runs with WHATSAPP_GATEWAY=1 (its channel then leaves the inbox to this process) and
 Meta (or the simulator) calls this process's ``/webhooks/whatsapp/webhook``. Settings: the
 channel's WHATSAPP_* variables, CLINIC_DATABASE_URL (the same database as the assistant),
@@ -33,7 +38,7 @@ import json
 import logging
 import os
 import random
-from typing import List, Optional
+from typing import List, Optional, Set
 
 import aiohttp
 from aiohttp import web
@@ -60,18 +65,35 @@ class TurnRefused(Exception):
     """The assistant answered the turn with a client error (a bug, not an outage)."""
 
 
+ROLES = ("all", "door", "relay")
+
+
 class Ingress:
-    def __init__(self, channel: WhatsAppInput, rasa_url: str) -> None:
+    """``role``: "all" (one process: door and relay), "door" (webhooks, journal, inbox; tells
+    the relay which conversations have new messages) or "relay" (turns and replies)."""
+
+    def __init__(self, channel: WhatsAppInput, rasa_url: str, role: str = "all",
+                 relay_url: Optional[str] = None) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        if role == "door" and not relay_url:
+            raise ValueError("a door needs --relay-url")
+        self.role = role
         self.channel = channel
         self.rasa_url = rasa_url.rstrip("/")
+        self.relay_url = (relay_url or "").rstrip("/")
         self._session: Optional[aiohttp.ClientSession] = None
+        self._pending_notice: Set[str] = set()
+        self._notice_wanted = asyncio.Event()
+        self._notifier: Optional[asyncio.Task] = None
+        self._notice_session: Optional[aiohttp.ClientSession] = None
         # Turns in flight at once. Here a turn is only a request waiting in Rasa's queue (not
         # inference on this process's loop, as in Rasa's own channel), so allow more than the
         # channel's default: with too few, Rasa idles while it awaits the action server.
         concurrency = (channel.settings.max_concurrent_conversations
                        if os.environ.get("WHATSAPP_MAX_CONCURRENT_CONVERSATIONS") else GATEWAY_CONCURRENCY)
         self.processor = InboxProcessor(channel.store, self._handle, concurrency, channel.metrics)
-        channel.on_new_conversations = self._submit
+        channel.on_new_conversations = self._queue_notice if role == "door" else self._submit
         # Turns and replies run on a loop of their own (a lower-priority thread, worker.py),
         # so the acknowledgements on the web server's loop never queue behind them.
         self._worker = WorkerLoop("whatsapp-gateway")
@@ -80,6 +102,48 @@ class Ingress:
         if self._worker.running:
             for conversation_id in conversations:
                 self._worker.call_soon(self.processor.submit, conversation_id)
+
+    # ── door → relay ───────────────────────────────────────────────────────────────────────
+    def _queue_notice(self, conversations: List[str]) -> None:
+        if conversations:
+            self._pending_notice.update(conversations)
+            self._notice_wanted.set()
+
+    async def _notify_forever(self) -> None:
+        """One notice carries every conversation that got messages since the last one, so a
+        burst of webhooks costs the relay a few requests. A lost notice is made good by the
+        relay's sweep of the inbox (WHATSAPP_INBOX_SWEEP_SECONDS)."""
+        while True:
+            await self._notice_wanted.wait()
+            self._notice_wanted.clear()
+            conversations, self._pending_notice = sorted(self._pending_notice), set()
+            body = json.dumps({"conversations": conversations}).encode()
+            headers = {signature.HEADER: signature.sign(body, self.channel.settings.app_secret),
+                       "Content-Type": "application/json"}
+            try:
+                async with self._notice_session.post(f"{self.relay_url}/webhooks/whatsapp/process", data=body,
+                                                     headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as reply:
+                    if reply.status != 200:
+                        logger.warning("The relay refused a notice (HTTP %s); its sweep will find the "
+                                       "messages", reply.status)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+                self.channel.metrics.increment("process_notice_failed")
+                logger.warning("Could not notify the relay (%s); its sweep will find the messages",
+                               type(error).__name__)
+
+    async def process_notice(self, request: web.Request) -> web.Response:
+        """The relay's side: "these conversations have new messages in the inbox" (ids only,
+        signed with the app secret like Meta's webhooks)."""
+        body = await request.read()
+        if not signature.verify(body, request.headers.get(signature.HEADER), self.channel.settings.app_secret):
+            self.channel.metrics.increment("process_notice_rejected")
+            return web.Response(text="invalid signature", status=403)
+        try:
+            conversations = [str(c) for c in json.loads(body)["conversations"]][:1000]
+        except (ValueError, KeyError, TypeError):
+            return web.Response(text="malformed notice", status=400)
+        self._submit(conversations)
+        return web.Response(text="OK")
 
     # ── one message: mark read, the assistant's turn, the replies ───────────────────────────
     async def _handle(self, message: PendingMessage) -> None:
@@ -126,14 +190,20 @@ class Ingress:
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────────
     async def start(self, _app: web.Application) -> None:
-        # Load the redaction recognizers now, not on the first patient's message.
-        await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
-        # Webhooks acknowledged before a crash but not yet in the inbox go in first; then
-        # recovery (in each conversation's order); then the flusher and the sweep.
-        await asyncio.to_thread(self.channel._drain_journal)
-        self._worker.start()
-        await asyncio.wrap_future(self._worker.submit(self._start_processing()))
-        self.channel.start_flushing()
+        if self.role != "relay":
+            # Load the redaction recognizers now, not on the first patient's message; then
+            # webhooks acknowledged before a crash but not yet in the inbox go in first.
+            await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
+            await asyncio.to_thread(self.channel._drain_journal)
+        if self.role != "door":
+            # Recovery (in each conversation's order), then the sweep.
+            self._worker.start()
+            await asyncio.wrap_future(self._worker.submit(self._start_processing()))
+        if self.role == "door":
+            self._notice_session = aiohttp.ClientSession()
+            self._notifier = asyncio.get_running_loop().create_task(self._notify_forever())
+        if self.role != "relay":
+            self.channel.start_flushing()
 
     async def _start_processing(self) -> None:
         self._session = aiohttp.ClientSession()
@@ -154,7 +224,12 @@ class Ingress:
         await self.channel._client.close()
 
     async def stop(self, _app: web.Application) -> None:
-        await self.channel.stop_flushing()
+        if self.role != "relay":
+            await self.channel.stop_flushing()
+        if self._notifier is not None:
+            await asyncio.sleep(0.1)  # let the last notice go
+            self._notifier.cancel()
+            await self._notice_session.close()
         if self._worker.running:
             try:
                 await asyncio.wait_for(asyncio.wrap_future(self._worker.submit(self._stop_processing())), 30)
@@ -184,8 +259,11 @@ class Ingress:
     def app(self) -> web.Application:
         # Meta's batches are at most 3 MB; receive_webhook answers 413 above its own limit.
         app = web.Application(client_max_size=4 * 1024 * 1024)
-        app.router.add_get(PATH, self.verify)
-        app.router.add_post(PATH, self.receive)
+        if self.role != "relay":
+            app.router.add_get(PATH, self.verify)
+            app.router.add_post(PATH, self.receive)
+        if self.role == "relay":
+            app.router.add_post("/webhooks/whatsapp/process", self.process_notice)
         app.router.add_get("/webhooks/whatsapp/", self.health)
         app.router.add_get("/webhooks/whatsapp/metrics", self.metrics)
         app.on_startup.append(self.start)
@@ -199,9 +277,16 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default=os.environ.get("WHATSAPP_INGRESS_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("WHATSAPP_INGRESS_PORT", "5006")))
     parser.add_argument("--rasa-url", default=os.environ.get("RASA_URL", "http://127.0.0.1:5005"))
+    parser.add_argument("--role", choices=ROLES, default="all",
+                        help="all: one process; door + relay: two processes, so acknowledgements never "
+                             "share an interpreter with relaying replies (busy numbers)")
+    parser.add_argument("--relay-url", help="for --role door: where the relay listens")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    ingress = Ingress(WhatsAppInput(WhatsAppSettings.load(), door="ingress"), args.rasa_url)
+    if args.role == "door" and not args.relay_url:
+        parser.error("--role door needs --relay-url")
+    channel = WhatsAppInput(WhatsAppSettings.load(), door="relay" if args.role == "relay" else "ingress")
+    ingress = Ingress(channel, args.rasa_url, role=args.role, relay_url=args.relay_url)
     web.run_app(ingress.app(), host=args.host, port=args.port, access_log=None, print=None)
 
 
