@@ -64,11 +64,32 @@ def make_engine(url: Optional[str] = None) -> Engine:
             # starting while another migrates must wait for that rather than fail.
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
     return engine
+
+
+def _switch_to_wal(cursor) -> None:
+    """WAL mode, once per database file. Switching needs the file to itself, and SQLite
+    answers "database is locked" at once (no busy handler) when another connection is busy
+    with it, e.g. a process migrating a new database while another starts: wait and retry
+    until the file is in WAL mode (whoever switched it)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:
