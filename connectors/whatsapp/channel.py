@@ -158,6 +158,8 @@ class WhatsAppInput(InputChannel):
             await asyncio.to_thread(self._drain_journal)
             await asyncio.wrap_future(self._worker.submit(self.processor.recover(already_handled)))
             self.start_flushing()
+            # A periodic look at the inbox: nothing stored there waits for a restart.
+            self._worker.call_soon(self.processor.start_sweeping, self.settings.inbox_sweep_seconds)
 
         @blueprint.listener("before_server_stop")
         async def close_clients(_app, _loop) -> None:
@@ -259,12 +261,16 @@ class WhatsAppInput(InputChannel):
     async def flush_journal(self) -> List[str]:
         """Move every journalled record into the inbox now; returns the conversations that
         got new messages (already handed to processing)."""
-        new = await asyncio.to_thread(self._drain_journal)
-        conversations = list(dict.fromkeys(i.conversation_id for i in new if not i.skip))
-        if self.on_new_conversations is not None:
-            self.on_new_conversations(conversations)
-        else:
-            self._submit(conversations)
+        new: List[NewInbound] = []
+        try:
+            await asyncio.to_thread(self._drain_journal, new)
+        finally:
+            # Also when a later segment failed: what reached the inbox gets processed now.
+            conversations = list(dict.fromkeys(i.conversation_id for i in new if not i.skip))
+            if self.on_new_conversations is not None:
+                self.on_new_conversations(conversations)
+            else:
+                self._submit(conversations)
         return conversations
 
     def start_flushing(self) -> None:
@@ -292,8 +298,10 @@ class WhatsAppInput(InputChannel):
                 await asyncio.sleep(1.0)
                 self._flush_wanted.set()
 
-    def _drain_journal(self) -> List[NewInbound]:
-        new: List[NewInbound] = []
+    def _drain_journal(self, new: Optional[List[NewInbound]] = None) -> List[NewInbound]:
+        """Journal → inbox; the messages that were new are appended to ``new`` as each
+        segment commits."""
+        new = [] if new is None else new
         self.journal.drain(lambda records: new.extend(self._apply_records(records)))
         return new
 
