@@ -236,7 +236,7 @@ async def test_webhooks_acknowledged_before_a_crash_reach_the_inbox_after_restar
     second = make_channel(tmp_path, monkeypatch)
     assert rows(second, "wa_inbox") == []
     # What the Rasa process does at start-up, before recovery.
-    await asyncio.to_thread(second._drain_journal)
+    await asyncio.to_thread(second.drain_journal)
     assert [(r["wamid"], r["text"], r["state"]) for r in rows(second, "wa_inbox")] == [
         (ids[0], "first", "pending"), (ids[1], "second", "pending")]
     assert [r["status"] for r in rows(second, "wa_statuses") if r["wamid"] == status_id] == ["delivered"]

@@ -116,6 +116,17 @@ class WhatsAppInput(InputChannel):
             self._proactive_sender = Sender(self._proactive_client, self.store, self._cipher, self.metrics)
         return WhatsAppOutput(self._proactive_sender)
 
+    async def metrics_report(self) -> Dict[str, Any]:
+        """Counters and inbox/outbound states (no patient data): ``GET …/metrics`` of Rasa's
+        channel and of the gateway."""
+        return {"counters": self.metrics.snapshot(),
+                "inbox": await asyncio.to_thread(self.store.inbox_counts),
+                "outbound": await asyncio.to_thread(self.store.outbound_counts)}
+
+    async def close_client(self) -> None:
+        """Close the pooled Graph API client (on the loop that used it)."""
+        await self._client.close()
+
     def conversation_id(self, sender_key: str) -> str:
         return contact_key(sender_key, CHANNEL_NAME, self._pseudonym_key)
 
@@ -155,7 +166,7 @@ class WhatsAppInput(InputChannel):
             self._worker.start()
             # Webhooks acknowledged before a crash but not yet in the inbox: in first, then
             # recovery (which keeps each conversation's order), then the flusher takes over.
-            await asyncio.to_thread(self._drain_journal)
+            await asyncio.to_thread(self.drain_journal)
             await asyncio.wrap_future(self._worker.submit(self.processor.recover(already_handled)))
             self.start_flushing()
             # A periodic look at the inbox: nothing stored there waits for a restart.
@@ -165,7 +176,7 @@ class WhatsAppInput(InputChannel):
         async def close_clients(_app, _loop) -> None:
             await self.stop_flushing()
             if self._worker.running:
-                await asyncio.wrap_future(self._worker.submit(self._client.close()))
+                await asyncio.wrap_future(self._worker.submit(self.close_client()))
                 self._worker.stop()
             if self._proactive_client is not None:
                 await self._proactive_client.close()
@@ -176,9 +187,7 @@ class WhatsAppInput(InputChannel):
 
         @blueprint.route("/metrics", methods=["GET"])
         async def metrics(_: Request) -> HTTPResponse:
-            inbox = await asyncio.to_thread(self.store.inbox_counts)
-            outbound = await asyncio.to_thread(self.store.outbound_counts)
-            return response.json({"counters": self.metrics.snapshot(), "inbox": inbox, "outbound": outbound})
+            return response.json(await self.metrics_report())
 
         @blueprint.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
@@ -263,7 +272,7 @@ class WhatsAppInput(InputChannel):
         got new messages (already handed to processing)."""
         new: List[NewInbound] = []
         try:
-            await asyncio.to_thread(self._drain_journal, new)
+            await asyncio.to_thread(self.drain_journal, new)
         finally:
             # Also when a later segment failed: what reached the inbox gets processed now.
             conversations = list(dict.fromkeys(i.conversation_id for i in new if not i.skip))
@@ -298,7 +307,7 @@ class WhatsAppInput(InputChannel):
                 await asyncio.sleep(1.0)
                 self._flush_wanted.set()
 
-    def _drain_journal(self, new: Optional[List[NewInbound]] = None) -> List[NewInbound]:
+    def drain_journal(self, new: Optional[List[NewInbound]] = None) -> List[NewInbound]:
         """Journal → inbox; the messages that were new are appended to ``new`` as each
         segment commits."""
         new = [] if new is None else new

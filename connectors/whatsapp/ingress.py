@@ -160,11 +160,12 @@ class Ingress:
         # for the emergency safety net): asked here, so the assistant's process needn't.
         claimed = bool(message.text) and await asyncio.to_thread(
             self.channel.safety_net.claimed_by_staff, message.conversation_id)
-        body = json.dumps({"wamid": message.wamid, "conversation_id": message.conversation_id,
-                           "kind": message.kind, "text": message.text, "redacted": list(message.redacted),
-                           "attempts": message.attempts, "claimed_by_staff": claimed}).encode()
+        fields = {"wamid": message.wamid, "conversation_id": message.conversation_id, "kind": message.kind,
+                  "text": message.text, "redacted": list(message.redacted), "attempts": message.attempts,
+                  "claimed_by_staff": claimed}
         delay = 0.5
         while True:
+            body = json.dumps(fields).encode()
             try:
                 async with self._session.post(
                     f"{self.rasa_url}/webhooks/whatsapp/turn", data=body,
@@ -184,7 +185,7 @@ class Ingress:
             # answers with the replies it gave instead of processing it again.
             self.channel.metrics.increment("turn_retried")
             logger.warning("The assistant did not take a turn (%s); retrying in %.1f s", problem, delay)
-            body = json.dumps({**json.loads(body), "attempts": max(2, message.attempts)}).encode()
+            fields["attempts"] = max(2, message.attempts)
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, RETRY_MAX_SECONDS)
 
@@ -194,7 +195,7 @@ class Ingress:
             # Load the redaction recognizers now, not on the first patient's message; then
             # webhooks acknowledged before a crash but not yet in the inbox go in first.
             await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
-            await asyncio.to_thread(self.channel._drain_journal)
+            await asyncio.to_thread(self.channel.drain_journal)
         if self.role != "door":
             # Recovery (in each conversation's order), then the sweep.
             self._worker.start()
@@ -221,7 +222,7 @@ class Ingress:
         await self.processor.idle()
         if self._session is not None:
             await self._session.close()
-        await self.channel._client.close()
+        await self.channel.close_client()
 
     async def stop(self, _app: web.Application) -> None:
         if self.role != "relay":
@@ -251,10 +252,7 @@ class Ingress:
         return web.json_response({"status": "ok", "counters": self.channel.metrics.snapshot()})
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        store = self.channel.store
-        return web.json_response({"counters": self.channel.metrics.snapshot(),
-                                  "inbox": await asyncio.to_thread(store.inbox_counts),
-                                  "outbound": await asyncio.to_thread(store.outbound_counts)})
+        return web.json_response(await self.channel.metrics_report())
 
     def app(self) -> web.Application:
         # Meta's batches are at most 3 MB; receive_webhook answers 413 above its own limit.
