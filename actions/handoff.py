@@ -23,8 +23,15 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conversation import recent_topics
+from actions.language import language_of
 from actions.services import Services, get_services
-from clinic.handoff.hours import describe_opening, describe_wait, next_opening, team_hours
+from clinic.handoff.hours import (
+    describe_hours,
+    describe_opening,
+    describe_wait,
+    next_opening,
+    team_hours,
+)
 from clinic.handoff.requests import Reason
 from clinic.handoff.teams import Team, parse_team, route
 from clinic.inbox.model import InvalidInput
@@ -92,7 +99,9 @@ class ActionRequestHuman(Action):
         team = route(asked_for, recent_topics(tracker))
         reason = handoff_reason(tracker)
         hours = team_hours(services.settings, team)
-        events: List[EventType] = [SlotSet("handoff_team", team.value), SlotSet("handoff_hours", hours.describe())]
+        language = language_of(tracker)
+        events: List[EventType] = [SlotSet("handoff_team", team.value),
+                                   SlotSet("handoff_hours", describe_hours(hours, language=language))]
         try:
             # Database work off the event loop, so other patients' actions keep flowing.
             queued = await asyncio.to_thread(record_handoff, services, tracker, team, reason)
@@ -106,9 +115,10 @@ class ActionRequestHuman(Action):
         if hours.is_open(now):
             minutes = await asyncio.to_thread(
                 services.inbox.expected_wait_minutes, team.value, tracker.sender_id)
-            return events + [SlotSet("handoff_result", "recorded"), SlotSet("handoff_wait", describe_wait(minutes))]
-        opening = next_opening(hours, now)
-        reply_from = describe_opening(opening, now) if opening else "the next opening day"
+            return events + [SlotSet("handoff_result", "recorded"),
+                             SlotSet("handoff_wait", describe_wait(minutes, language=language))]
+        # No opening within a week: "the next opening day", in the patient's language.
+        reply_from = describe_opening(next_opening(hours, now), now, language=language)
         return events + [SlotSet("handoff_result", "after_hours"), SlotSet("handoff_reply_from", reply_from)]
 
 
@@ -125,8 +135,9 @@ class ActionRequestCallback(Action):
         asked_for = next(tracker.get_latest_entity_values("team"), None)
         team = parse_team(asked_for) or parse_team(tracker.get_slot("handoff_team")) \
             or route(None, recent_topics(tracker))
+        hours = describe_hours(team_hours(services.settings, team), language=language_of(tracker))
         events: List[EventType] = [SlotSet("handoff_team", team.value),
-                                   SlotSet("handoff_hours", team_hours(services.settings, team).describe())]
+                                   SlotSet("handoff_hours", hours)]
         try:
             await asyncio.to_thread(services.inbox.request_callback, tracker.sender_id, team.value)
             result = "recorded"

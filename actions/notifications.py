@@ -19,6 +19,8 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 
 from actions.jobs import ScheduledJobAction
+from actions.labels import LABELS, label
+from actions.language import language_of
 from actions.reminders import first_name
 from actions.services import Services, get_services
 from clinic.db import create_schema, make_engine, make_session_factory
@@ -28,7 +30,7 @@ from clinic.portal.tokens import PortalTokens, load_token_key, portal_link
 from clinic.records.store import RecordStore
 from clinic.reminders import tables as t
 from clinic.reminders.dispatcher import skip_reason
-from clinic.scheduling.formatting import long_day
+from clinic.scheduling.formatting import on_day
 
 logger = logging.getLogger(__name__)
 
@@ -98,12 +100,35 @@ class ActionSendNotification(ScheduledJobAction):
             logger.info("Notification job %s skipped: %s", job.id, reason)
             return None
         patient = services.scheduling.find_patient(job.contact_key)
-        name = first_name(patient.name if patient else "")
-        return [SlotSet("notify_first_name", name), *_slots(notification, name, services, extra)]
+        language = language_of(tracker)
+        name = first_name(patient.name if patient else "", language)
+        return [SlotSet("notify_first_name", name),
+                *_slots(notification, name, services, extra, language)]
+
+
+def _model_label(prefix: str, code: str, english: dict, language: str) -> str:
+    # The model's table says which codes exist (an unknown one is an error, as it always
+    # was); actions/labels.py has their ru / zh wording.
+    text = english[code]
+    key = f"{prefix}.{code}"
+    return label(key, language) if key in LABELS else text
+
+
+def document_label(kind: str, language: str = "en") -> str:
+    """``sick note`` / ``больничный лист`` / ``病假条`` for a DOCUMENT_KINDS code."""
+    return _model_label("document", kind, m.DOCUMENT_KINDS, language)
+
+
+def billing_item_label(item: str, language: str = "en") -> str:
+    return _model_label("billing", item, m.BILLING_ITEMS, language)
+
+
+def billing_status_label(status: str, language: str = "en") -> str:
+    return _model_label("billing_status", status, m.BILLING_STATUSES, language)
 
 
 def _slots(notification: m.Notification, name: str, services: Services,
-           extra: NotificationServices) -> List[EventType]:
+           extra: NotificationServices, language: str = "en") -> List[EventType]:
     params = notification.params
     kind = notification.type
 
@@ -116,16 +141,17 @@ def _slots(notification: m.Notification, name: str, services: Services,
     if kind == m.RESULTS_READY:
         return [*link(params["document_id"], "results"), SlotSet("notification_to_send", "results_ready")]
     if kind == m.DOCUMENT_READY:
-        label = m.DOCUMENT_KINDS[params["document_kind"]]
+        document = document_label(params["document_kind"], language)
         if params["delivery"] == "portal":
-            return [SlotSet("notify_document", label), *link(params["document_id"], "document"),
+            return [SlotSet("notify_document", document), *link(params["document_id"], "document"),
                     SlotSet("notification_to_send", "document_ready")]
-        return [SlotSet("notify_document", label), SlotSet("notification_to_send", "document_collect")]
+        return [SlotSet("notify_document", document), SlotSet("notification_to_send", "document_collect")]
     if kind == m.BILLING_UPDATE:
-        item = m.BILLING_ITEMS[params["item"]]
+        item = billing_item_label(params["item"], language)
+        status = billing_status_label(params["status"], language)
         reference = params.get("reference")
         return [SlotSet("notify_billing", f"{item} {reference}" if reference else item),
-                SlotSet("notify_billing_status", m.BILLING_STATUSES[params["status"]]),
+                SlotSet("notify_billing_status", status),
                 SlotSet("notification_to_send", "billing_update")]
     if kind == m.QUEUE_CALLED:
         return [SlotSet("notify_ticket", params["ticket"]), SlotSet("notify_room", params["room"]),
@@ -136,6 +162,7 @@ def _slots(notification: m.Notification, name: str, services: Services,
                 SlotSet("notification_to_send", "queue_position")]
     if kind == m.FOLLOWUP:
         return [SlotSet("visit_first_name", name),
-                SlotSet("visit_date", long_day(dt.date.fromisoformat(params["visit_date"]))),
+                SlotSet("visit_date", on_day(dt.date.fromisoformat(params["visit_date"]),
+                                             language=language)),
                 SlotSet("notification_to_send", "followup")]
     raise ValueError(f"no message for notification type {kind!r}")

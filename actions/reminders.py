@@ -12,6 +12,9 @@ explains the whole guarantee).
 ``backend.confirm`` checks that the appointment is this contact's and still active. A tap
 on a cancelled appointment or from another contact gets a kind answer and changes nothing.
 Typed without an id ("I'll be there"), the contact's only upcoming appointment is meant.
+
+The values the templates quote are written in the conversation's ``language`` slot (the
+scheduler can set it with the push: clinic/reminders/rasa_client.py, ``language_for``).
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.jobs import ScheduledJobAction
+from actions.labels import label
+from actions.language import language_of
 from actions.services import Services, get_services
 from clinic.reminders import tables as t
 from clinic.reminders.dispatcher import skip_reason
 from clinic.reminders.store import Job
-from clinic.scheduling.formatting import long_day
+from clinic.scheduling.formatting import clock, on_day
 from clinic.scheduling.model import Appointment, InvalidTransition, NotFound, NotYours
+from clinic.scheduling.translations import location_name
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +44,26 @@ APPOINTMENT_ENTITY = "appointment_id"
 TO_SEND = {t.KIND_FOLLOWUP: "followup", t.KIND_RECALL: "recall"}  # otherwise "appointment"
 
 
-def first_name(full_name: str) -> str:
+def first_name(full_name: str, language: str = "en") -> str:
+    """The first name to greet with; without one, "Hi there" (or its ru / zh form)."""
     parts = (full_name or "").split()
-    return parts[0] if parts else "there"
+    return parts[0] if parts else label("no_first_name", language)
 
 
-def visit_slots(appointment: Appointment, services: Services) -> List[EventType]:
+def visit_slots(appointment: Appointment, services: Services,
+                language: str = "en") -> List[EventType]:
     """What the replies quote: when, with whom, where. Never the service (it could reveal
-    a condition to anyone who sees the patient's screen, and to Meta)."""
-    local = appointment.start.astimezone(services.settings.timezone)
+    a condition to anyone who sees the patient's screen, and to Meta).
+
+    ``visit_date`` is the day the visit happens on ("Tuesday 3 March", "во вторник,
+    3 марта", "3月3日星期二"): the responses put it where English says "on {visit_date}"."""
+    tz = services.settings.timezone
+    local = appointment.start.astimezone(tz)
     return [
-        SlotSet("visit_date", long_day(local.date())),
-        SlotSet("visit_time", f"{local:%H:%M}"),
+        SlotSet("visit_date", on_day(local.date(), language=language)),
+        SlotSet("visit_time", clock(appointment.start, tz, language=language)),
         SlotSet("visit_practitioner", appointment.practitioner.name),
-        SlotSet("visit_location", appointment.location.name),
+        SlotSet("visit_location", location_name(appointment.location, language)),
         SlotSet("visit_appointment_id", appointment.id),
     ]
 
@@ -87,9 +99,12 @@ class ActionSendReminder(ScheduledJobAction):
             logger.info("Reminder %s skipped: %s", job.id, reason)
             return None
         patient = services.scheduling.find_patient(job.contact_key)
-        events: List[EventType] = [SlotSet("visit_first_name", first_name(patient.name if patient else ""))]
+        language = language_of(tracker)
+        events: List[EventType] = [
+            SlotSet("visit_first_name", first_name(patient.name if patient else "", language))]
         if job.appointment_id:
-            events += visit_slots(services.scheduling.appointment(job.appointment_id), services)
+            events += visit_slots(services.scheduling.appointment(job.appointment_id), services,
+                                  language)
         events.append(SlotSet("reminder_to_send", TO_SEND.get(job.kind, "appointment")))
         return events
 
@@ -120,4 +135,5 @@ class ActionConfirmAppointment(Action):
             logger.exception("Could not confirm an appointment")
             return [SlotSet("confirm_result", "failed")]
         result = "already_confirmed" if before.confirmed_at is not None else "confirmed"
-        return visit_slots(confirmed, services) + [SlotSet("confirm_result", result)]
+        return visit_slots(confirmed, services, language_of(tracker)) + [
+            SlotSet("confirm_result", result)]

@@ -15,16 +15,30 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.labels import LABELS, label, people
+from actions.language import language_of
 from actions.notifications import get_notification_services
 from actions.services import get_services
+from clinic.notifications.model import BILLING_ITEMS, DOCUMENT_KINDS
 from clinic.portal.tokens import portal_link
 from clinic.records.answers import QUESTIONS, answer
-from clinic.scheduling.formatting import long_day
+from clinic.scheduling.formatting import by_day, clock
 
 logger = logging.getLogger(__name__)
 
 SLOTS = ("status_link", "status_expected", "status_document", "status_reference", "status_room",
          "status_position")
+# The answer carries the model's English label ("sick note", "invoice"); its code finds the
+# patient's wording in actions/labels.py ("document" is the answers' word for an unknown kind).
+_DOCUMENT_CODES = {english: code for code, english in DOCUMENT_KINDS.items()}
+_BILLING_CODES = {english: code for code, english in BILLING_ITEMS.items()}
+
+
+def patient_label(english: str, question: str, language: str) -> str:
+    prefix, codes = (("billing", _BILLING_CODES) if question == "billing_status"
+                     else ("document", _DOCUMENT_CODES))
+    key = f"{prefix}.{codes.get(english, english)}"
+    return label(key, language) if key in LABELS else english
 
 
 class ActionStatusLookup(Action):
@@ -56,20 +70,23 @@ class ActionStatusLookup(Action):
         if result.document_id:
             issued = extra.portal.issue(patient.id, result.document_id, result.purpose, source="chat")
             events.append(SlotSet("status_link", portal_link(services.settings.portal_url, issued.token)))
+        language = language_of(tracker)
         if result.expected is not None:
-            local = result.expected.astimezone(services.settings.timezone)
-            when = long_day(local.date()) if result.state != "queue_waiting" else f"{local:%H:%M}"
+            tz = services.settings.timezone
+            local = result.expected.astimezone(tz)
+            # "we expect them by {status_expected}": the date (or, in the queue, the time).
+            when = (by_day(local.date(), language=language) if result.state != "queue_waiting"
+                    else clock(result.expected, tz, language=language))
             events.append(SlotSet("status_expected", when))
-        label = result.label
+        document = patient_label(result.label, question, language) if result.label else None
         if result.reference and question == "billing_status":
-            label = f"{label} {result.reference}"
-        if label:
-            events.append(SlotSet("status_document", label))
+            document = f"{document} {result.reference}"
+        if document:
+            events.append(SlotSet("status_document", document))
         if result.reference:
             events.append(SlotSet("status_reference", result.reference))
         if result.room:
             events.append(SlotSet("status_room", result.room))
         if result.position is not None:
-            events.append(SlotSet("status_position", "nobody" if result.position == 0
-                                  else "1 person" if result.position == 1 else f"{result.position} people"))
+            events.append(SlotSet("status_position", people(result.position, language)))
         return events + [SlotSet("status_answer", result.state)]

@@ -1,4 +1,15 @@
-"""One performance patch for Rasa 3.6, applied when Rasa loads this package.
+"""Two small patches for Rasa 3.6, applied when Rasa loads this package.
+
+1. The most specific response variation wins (``most_specific_variations``). Rasa picks at
+   random among *all* conditional variations whose conditions hold. With one variation per
+   language (a condition on ``language``) next to variations conditioned on something else
+   (``red_flag_response: crisis``, ``status_expected: null``), a Russian crisis would draw
+   from the Russian emergency text, the English crisis text and the Russian crisis text.
+   Here only the matching variations with the most conditions are kept: the Russian crisis
+   text ([crisis, ru]) beats both. Responses without overlapping conditions behave exactly
+   as before (tests/test_rasa_patches.py).
+
+2. Performance:
 
 ``RemoteAction._validate_action_result`` checks every action server response with
 ``jsonschema.validate(result, schema)``. ``jsonschema.validate`` first checks the *schema*
@@ -42,8 +53,34 @@ def _validate_action_result(self, result: Dict[str, Any]) -> bool:
     return True
 
 
+def most_specific_variations(original):
+    """Wrap ``ResponseVariationFilter.responses_for_utter_action`` (see the module's 1.)."""
+
+    def responses_for_utter_action(self, utter_action, output_channel, filled_slots):
+        variations = original(self, utter_action, output_channel, filled_slots)
+        if not variations or not all(v.get("condition") for v in variations):
+            return variations
+        most = max(len(v["condition"]) for v in variations)
+        return [v for v in variations if len(v["condition"]) == most]
+
+    responses_for_utter_action.__wrapped__ = original  # type: ignore[attr-defined]
+    return responses_for_utter_action
+
+
+def _apply_variation_patch() -> bool:
+    try:
+        from rasa.core.nlg.generator import ResponseVariationFilter
+    except ImportError:  # the action server's process: nothing to patch
+        return False
+    current = ResponseVariationFilter.responses_for_utter_action
+    if not hasattr(current, "__wrapped__"):
+        ResponseVariationFilter.responses_for_utter_action = most_specific_variations(current)
+    return True
+
+
 def apply() -> bool:
-    """Install the patch if this Rasa has the method it replaces; returns whether it did."""
+    """Install the patches if this Rasa has what they replace; returns whether it did."""
+    _apply_variation_patch()
     try:
         from rasa.core.actions.action import RemoteAction
     except ImportError:  # the action server's process: nothing to patch

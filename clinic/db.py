@@ -111,6 +111,7 @@ MODEL_MODULES = (
     "clinic.records.tables",
     "clinic.broadcasts.tables",
     "clinic.surveys.tables",
+    "clinic.language.tables",
 )
 OPTIONAL_MODEL_MODULES = ("clinic.reminders.tables",)
 

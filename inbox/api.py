@@ -35,6 +35,7 @@ from inbox.schemas import (
     TextIn,
     TicketDetail,
     TicketOut,
+    TicketTemplateOut,
     TimelineOut,
     TransferIn,
     UserIn,
@@ -80,10 +81,9 @@ def me(request: Request, who: StaffMember = Depends(member)):
             summary="Active tickets per visible team, and the caller's own",
             description="Agents: their teams. Supervisors: every team. Admins: 403.")
 def queues(request: Request, who: StaffMember = Depends(member)):
-    inbox = deps(request).inbox
-    teams = inbox.queues(who.actor)
-    return Queues(mine=[TicketOut.of(t) for t in inbox.my_tickets(who.actor)],
-                  teams={team: [TicketOut.of(t) for t in tickets] for team, tickets in teams.items()})
+    overview = deps(request).inbox.overview(who.actor, resolved_limit=0)  # one read, one language query
+    return Queues(mine=[TicketOut.of(t) for t in overview.mine],
+                  teams={team: [TicketOut.of(t) for t in tickets] for team, tickets in overview.queues.items()})
 
 
 
@@ -149,8 +149,19 @@ def reply(ticket_id: RowId, body: TextIn, request: Request, who: StaffMember = D
 @router.get("/templates", response_model=List[TemplateOut], responses=ERRORS,
             summary="The approved WhatsApp templates staff may send outside the 24-hour window")
 def templates(request: Request, who: StaffMember = Depends(member)):
-    return [TemplateOut(name=t.name, language=t.language, label=t.label, body=t.body, params=list(t.params))
+    return [TemplateOut(name=t.name, language=t.language, label=t.label, body=t.body, params=list(t.params),
+                        translations={v.language: v.body for v in t.versions})
             for t in deps(request).inbox.templates]
+
+
+@router.get("/tickets/{ticket_id}/templates", response_model=List[TicketTemplateOut], responses=TICKET_ERRORS,
+            summary="The approved templates as they would be sent on this ticket (the patient's language)",
+            description="Each template once; `fallback` when it has no version in the patient's "
+                        "language and would go out in the clinic's default language.")
+def ticket_templates(ticket_id: RowId, request: Request, who: StaffMember = Depends(member)):
+    return [TicketTemplateOut(name=o.name, label=o.label, params=list(o.params), language=o.language,
+                              body=o.body, wanted=o.wanted, fallback=o.fallback)
+            for o in deps(request).inbox.ticket_templates(who.actor, ticket_id)]
 
 
 @router.post("/tickets/{ticket_id}/template", response_model=MessageOut, responses=TICKET_ERRORS,

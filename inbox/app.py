@@ -19,6 +19,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from clinic.inbox import sla
 from clinic.inbox.audit import AuditLog
+from clinic.inbox.languages import english_name
 from clinic.inbox.model import (
     Conflict,
     Forbidden,
@@ -145,6 +146,10 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     templates.env.filters["duration"] = sla.human
     templates.env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
     templates.env.globals["csrf_field"] = CSRF_FIELD
+    # A conversation's language: its own name ("Русский", "中文") and, for titles and notes,
+    # its English name ("Russian").
+    templates.env.filters["language_name"] = lambda code: inbox.catalogue.get(code).name
+    templates.env.filters["language_english"] = lambda code: english_name(inbox.catalogue, code)
     app.state.deps = Deps(inbox, staff, audit,
                           SessionCodec(secret_key, lambda: inbox.settings().idle_timeout_minutes * 60, clock),
                           cookie_secure, templates)

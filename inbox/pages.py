@@ -103,10 +103,9 @@ def logout(request: Request):
 # ── queues and tickets ──────────────────────────────────────────────────────────────────
 @router.get("/queues", response_class=HTMLResponse)
 def queues(request: Request, member: StaffMember = Depends(page_member)):
-    inbox = deps(request).inbox
-    return render(request, "queues.html", member=member, queues=inbox.queues(member.actor),
-                  mine=inbox.my_tickets(member.actor), resolved=inbox.recently_resolved(member.actor),
-                  overdue_minutes=inbox.settings().overdue_minutes)
+    overview = deps(request).inbox.overview(member.actor)  # one read, one language query
+    return render(request, "queues.html", member=member, queues=overview.queues, mine=overview.mine,
+                  resolved=overview.resolved, overdue_minutes=overview.overdue_minutes)
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
@@ -119,7 +118,7 @@ def ticket(ticket_id: RowId, request: Request, member: StaffMember = Depends(pag
     return render(request, "ticket.html", member=member, page=page, t=page.ticket, W=TicketState.WAITING,
                   A=TicketState.ASSIGNED, R=TicketState.RESOLVED, reasons=RESOLUTION_REASONS,
                   assignable=assignable, tasks=d.inbox.tasks_for_ticket(member.actor, ticket_id),
-                  templates=d.inbox.templates)
+                  templates=d.inbox.template_offers(page.ticket.language))
 
 
 def _ticket_action(request: Request, ticket_id: RowId, run) -> RedirectResponse:

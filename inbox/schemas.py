@@ -56,6 +56,8 @@ class TicketOut(BaseModel):
     reopen_count: int
     bot_paused: bool
     sla: SlaOut
+    language: str = Field(..., description="the conversation's language (en, ru, zh…; the clinic's "
+                                           "default when not known): templates are sent in it")
 
     @classmethod
     def of(cls, view: TicketView) -> "TicketOut":
@@ -94,10 +96,24 @@ class TextIn(BaseModel):
 
 class TemplateOut(BaseModel):
     name: str
-    language: str
+    language: str = Field(..., description="WhatsApp language code of `body`: the clinic's default language "
+                                           "(the first listed if the template has no version in it)")
     label: str
     body: str = Field(..., description="the approved text; {{1}}, {{2}}… are filled from `values`")
     params: List[str] = Field(..., description="what each value is, in order")
+    translations: Dict[str, str] = Field(..., description="WhatsApp language code → the approved text "
+                                                          "in it, for every language the template has")
+
+
+class TicketTemplateOut(BaseModel):
+    name: str
+    label: str
+    params: List[str]
+    language: str = Field(..., description="the WhatsApp language code it would be sent in")
+    body: str = Field(..., description="the approved text in that language")
+    wanted: str = Field(..., description="the WhatsApp language code of the patient's language")
+    fallback: bool = Field(..., description="no version in the patient's language: sent in the clinic's "
+                                            "default language instead (recorded on the ticket)")
 
 
 class TemplateIn(BaseModel):

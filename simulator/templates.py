@@ -14,6 +14,10 @@ A file may use the simple format below or Meta's own ``message_templates`` expor
         buttons:
           - {type: quick_reply, text: Confirm}
           - {type: url, text: Open portal, url: "https://portal.example/{{1}}"}
+
+``languages:`` shares one text between languages; a template whose text differs per language
+is listed once per language (each entry its own ``language`` and texts). The built-in clinic
+templates exist in en_US, ru and zh_CN (``BUILTIN_TRANSLATIONS``).
 """
 
 from __future__ import annotations
@@ -205,6 +209,183 @@ BUILTIN_TEMPLATES: List[Dict[str, Any]] = [
     },
 ]
 
+
+# The clinic's templates in the patient's other languages, as approved per language at Meta:
+# the same name, category, parameters ({{n}}) and buttons (type, order, URL) as the English
+# entry above; only the texts differ. "STOP" stays as it is (the opt-out keyword).
+BUILTIN_TRANSLATIONS: Dict[str, Dict[str, Dict[str, Any]]] = {
+    "appointment_reminder_v2": {
+        "ru": {
+            "header": "Напоминание о приёме",
+            "body": (
+                "Здравствуйте, {{1}}! Напоминаем о вашей записи на приём {{2}} в {{3}}: {{4}}, "
+                "{{5}}. Пожалуйста, подтвердите, перенесите или отмените запись с помощью "
+                "кнопок ниже."
+            ),
+            "footer": "Ответьте STOP, чтобы отключить напоминания",
+            "buttons": ["Подтвердить", "Перенести", "Отменить"],
+        },
+        "zh_CN": {
+            "header": "就诊提醒",
+            "body": (
+                "您好，{{1}}！提醒您：您已预约{{2}} {{3}}就诊，医生：{{4}}，地点：{{5}}。"
+                "请点击下方按钮确认、改期或取消预约。"
+            ),
+            "footer": "回复STOP即可停止提醒",
+            "buttons": ["确认", "改期", "取消"],
+        },
+    },
+    "visit_followup": {
+        "ru": {
+            "header": "После вашего визита",
+            "body": (
+                "Здравствуйте, {{1}}! Спасибо, что посетили {{2}} {{3}}. Надеемся, всё прошло "
+                "хорошо. Если у вас есть вопрос о визите, нажмите кнопку ниже, и наши сотрудники "
+                "свяжутся с вами."
+            ),
+            "footer": "Ответьте STOP, чтобы отключить напоминания",
+            "buttons": ["Всё хорошо", "Вопрос медсестре", "Записаться снова"],
+        },
+        "zh_CN": {
+            "header": "就诊回访",
+            "body": (
+                "您好，{{1}}！感谢您选择{{2}}，并于{{3}}前来就诊，希望一切顺利。"
+                "如果您对本次就诊有任何疑问，请点击下方按钮，我们的工作人员会与您联系。"
+            ),
+            "footer": "回复STOP即可停止提醒",
+            "buttons": ["一切都好", "咨询护士", "再次预约"],
+        },
+    },
+    "recall_reminder": {
+        "ru": {
+            "header": "Пора на плановый приём",
+            "body": (
+                "Здравствуйте, {{1}}! {{2}} приглашает вас записаться на плановый приём: "
+                "подошёл срок. Нажмите кнопку ниже, чтобы записаться, или уточните подробности "
+                "в регистратуре."
+            ),
+            "footer": "Ответьте STOP, чтобы отключить напоминания",
+            "buttons": ["Записаться", "Не сейчас", "Не напоминать"],
+        },
+        "zh_CN": {
+            "header": "定期就诊提醒",
+            "body": (
+                "您好，{{1}}！{{2}}提醒您，您的定期就诊时间已到，欢迎预约。"
+                "请点击下方按钮预约，或向前台咨询详情。"
+            ),
+            "footer": "回复STOP即可停止提醒",
+            "buttons": ["立即预约", "暂不需要", "停止提醒"],
+        },
+    },
+    "results_ready": {
+        "ru": {
+            "body": (
+                "Здравствуйте, {{1}}! Ваши результаты анализов готовы. В целях "
+                "конфиденциальности мы не присылаем их в WhatsApp: войдите на портал пациента "
+                "или позвоните в регистратуру."
+            ),
+            "buttons": ["Открыть портал"],
+        },
+        "zh_CN": {
+            "body": (
+                "您好，{{1}}！您的检查结果已出。为保护您的隐私，结果不会通过WhatsApp发送："
+                "请登录患者门户查看，或致电前台。"
+            ),
+            "buttons": ["打开患者门户"],
+        },
+    },
+    "document_ready": {
+        "ru": {
+            "body": (
+                "Здравствуйте, {{1}}! Документ «{{2}}» готов. В целях конфиденциальности мы не "
+                "присылаем его в WhatsApp: откройте его на портале пациента по защищённой ссылке."
+            ),
+            "buttons": ["Открыть портал"],
+        },
+        "zh_CN": {
+            "body": (
+                "您好，{{1}}！您的{{2}}已准备好。为保护您的隐私，文件不会通过WhatsApp发送："
+                "请在患者门户中安全查看。"
+            ),
+            "buttons": ["打开患者门户"],
+        },
+    },
+    "document_ready_collect": {
+        "ru": {
+            "body": (
+                "Здравствуйте, {{1}}! Документ «{{2}}» готов, его можно забрать в регистратуре "
+                "({{3}}). Пожалуйста, возьмите с собой документ, удостоверяющий личность."
+            ),
+        },
+        "zh_CN": {
+            "body": "您好，{{1}}！您的{{2}}已准备好，请到前台领取（{{3}}）。领取时请携带身份证件。",
+        },
+    },
+    "billing_update": {
+        "ru": {
+            "body": (
+                "Здравствуйте, {{1}}! Новости по документу «{{2}}»: {{3}}. "
+                "Если есть вопросы, нажмите кнопку ниже."
+            ),
+            "buttons": ["Вопрос по оплате"],
+        },
+        "zh_CN": {
+            "body": "您好，{{1}}！您的{{2}}状态有更新：{{3}}。如有疑问，请点击下方按钮。",
+            "buttons": ["咨询收费处"],
+        },
+    },
+    "queue_called": {
+        "ru": {
+            "header": "Ваша очередь",
+            "body": "Подошла ваша очередь, {{1}}! Талон {{2}}: пожалуйста, пройдите в {{3}}.",
+        },
+        "zh_CN": {
+            "header": "轮到您了",
+            "body": "轮到您了，{{1}}！您的号码是{{2}}，请前往{{3}}。",
+        },
+    },
+    "queue_position": {
+        "ru": {
+            "body": (
+                "Здравствуйте, {{1}}! Талон {{2}}: перед вами в очереди {{3}} чел., ожидание около "
+                "{{4}} мин. Мы напишем вам, когда подойдёт ваша очередь."
+            ),
+        },
+        "zh_CN": {
+            "body": (
+                "您好，{{1}}！您的号码是{{2}}，前面还有{{3}}人，预计等待约{{4}}分钟。"
+                "轮到您时，我们会通知您。"
+            ),
+        },
+    },
+}
+
+
+def _translated(item: Dict[str, Any], language: str, texts: Dict[str, Any]) -> Dict[str, Any]:
+    """``item`` (a built-in English entry) in ``language``: its texts replaced, all else kept."""
+    names = PLACEHOLDER.findall(item.get("body") or "")
+    if PLACEHOLDER.findall(texts["body"]) != names:
+        raise ValueError(f"{item['name']} ({language}): the body must use {names} in order")
+    buttons = item.get("buttons") or []
+    titles = texts.get("buttons") or []
+    if len(titles) != len(buttons):
+        raise ValueError(f"{item['name']} ({language}): {len(buttons)} button text(s) expected")
+    result = dict(item, language=language, body=texts["body"],
+                  buttons=[dict(button, text=title)
+                           for button, title in zip(buttons, titles, strict=True)])
+    for key in ("header", "footer"):
+        if item.get(key):
+            if not texts.get(key):
+                raise ValueError(f"{item['name']} ({language}): the {key} needs a translation")
+            result[key] = texts[key]
+    return result
+
+
+BUILTIN_TEMPLATES += [
+    _translated(item, language, texts)
+    for item in list(BUILTIN_TEMPLATES)
+    for language, texts in BUILTIN_TRANSLATIONS.get(item["name"], {}).items()
+]
 
 @dataclass
 class Template:

@@ -735,6 +735,189 @@ async def test_reschedule_widens_to_anyone_from_the_no_slots_button(clinic, disp
     assert events[-1] == SlotSet("requested_slot", "booking_slot")
 
 
+
+# --- in the patient's language (the `language` slot) ------------------------------------
+
+RU = {"language": "ru"}
+ZH = {"language": "zh"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, titles, anyone", [
+    ("ru", ["Анализ крови", "Приём терапевта", "Физиотерапия", "Вакцинация"], "Любой специалист"),
+    ("zh", ["验血", "全科门诊", "物理治疗", "疫苗接种"], "任何人"),
+])
+async def test_services_and_practitioners_are_offered_in_the_patients_language(
+        clinic, dispatcher, domain, language, titles, anyone):
+    await ActionAskBookingService().run(dispatcher, tracker(slots={"language": language}), domain)
+    [message] = dispatcher.messages
+    assert [b["title"] for b in message["buttons"]] == titles
+    # Payloads stay ids: what the patient taps is the same in every language.
+    assert [b["payload"] for b in message["buttons"]][0] == '/inform{"service": "blood_test"}'
+    dispatcher.messages.clear()
+    await ActionAskBookingPractitioner().run(dispatcher, tracker(
+        slots={"language": language, "booking_service": "blood_test"}), domain)
+    [message] = dispatcher.messages
+    assert message["appointment_service"] == titles[0]
+    assert [b["title"] for b in message["buttons"]] == [
+        anyone, "Nurse Camille Moreau", "Nurse Kenji Tanaka"]
+    assert message["buttons"][0]["payload"] == '/inform{"practitioner": "any"}'
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text, service_id, name", [
+    ("ru", "анализ крови", "blood_test", "Анализ крови"),
+    ("ru", "мне нужна прививка", "vaccination", "Вакцинация"),
+    ("zh", "验血", "blood_test", "验血"),
+    ("zh", "理疗", "physiotherapy", "物理治疗"),
+])
+async def test_a_service_typed_in_russian_or_chinese_is_matched(clinic, dispatcher, domain,
+                                                                language, text, service_id, name):
+    events = await validate(dispatcher, domain, text=text, requested="booking_service",
+                            slots={"language": language}, candidates={"booking_service": text})
+    assert SlotSet("booking_service", service_id) in events
+    assert SlotSet("appointment_service", name) in events
+    assert dispatcher.messages == []
+
+
+@pytest.mark.asyncio
+async def test_a_russian_first_message_prefills_service_and_time(clinic, dispatcher, domain):
+    text = "хочу записаться на прививку в пятницу утром"
+    events = await ActionStartBooking().run(
+        dispatcher, tracker("book_appointment", text, slots=RU), domain)
+    assert events[-3:] == [SlotSet("booking_service", "vaccination"),
+                           SlotSet("booking_preference", text),
+                           SlotSet("booking_window", window("friday morning"))]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text, same_as", [
+    ("ru", "в следующий вторник утром", "next Tuesday morning"),
+    ("ru", "завтра после 15", "tomorrow after 3pm"),
+    ("zh", "下周二上午", "next Tuesday morning"),
+    ("zh", "明天3点以后", "tomorrow after 3pm"),
+])
+async def test_a_preference_in_russian_or_chinese_is_kept_with_its_window(
+        clinic, dispatcher, domain, language, text, same_as):
+    events = await validate(dispatcher, domain, text=text,
+                            slots={"language": language, "booking_service": "gp_consultation",
+                                   "booking_practitioner": "any"},
+                            requested="booking_preference",
+                            candidates={"booking_preference": text})
+    assert events[:2] == [SlotSet("booking_preference", text),
+                          SlotSet("booking_window", window(same_as))]
+    assert dispatcher.messages == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text, response, variables", [
+    ("ru", "вчера", "utter_preference_in_past", {"day": "вторник, 9 июня"}),
+    ("ru", "31 февраля", "utter_preference_impossible_date", {}),
+    ("ru", "в воскресенье", "utter_preference_closed_day",
+     {"day": "в воскресенье, 14 июня", "opening_hours": "пн–пт 08:00–18:00, сб 09:00–12:00"}),
+    ("ru", "в субботу после обеда", "utter_preference_closed_hours",
+     {"day": "суббота, 13 июня", "hours": "09:00–12:00"}),
+    ("ru", "не знаю", "utter_preference_unclear", {}),
+    ("zh", "昨天", "utter_preference_in_past", {"day": "6月9日星期二"}),
+    ("zh", "2月31日", "utter_preference_impossible_date", {}),
+    ("zh", "周日", "utter_preference_closed_day",
+     {"day": "6月14日星期日", "opening_hours": "周一至周五 08:00–18:00，周六 09:00–12:00"}),
+    ("zh", "周六下午", "utter_preference_closed_hours",
+     {"day": "6月13日星期六", "hours": "09:00–12:00"}),
+    ("zh", "不知道", "utter_preference_unclear", {}),
+])
+async def test_unusable_preferences_are_explained_in_the_patients_language(
+        clinic, dispatcher, domain, language, text, response, variables):
+    events = await validate(dispatcher, domain, text=text,
+                            slots={"language": language, "booking_service": "gp_consultation",
+                                   "booking_practitioner": "any"},
+                            requested="booking_preference",
+                            candidates={"booking_preference": text})
+    assert events == [SlotSet("booking_preference", None), SlotSet("booking_window", None),
+                      SlotSet("requested_slot", "booking_preference")]
+    [message] = dispatcher.messages
+    assert message["response"] == response
+    assert {k: message[k] for k in variables} == variables
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, first_title, when", [
+    ("ru", "вт, 16 июн. 08:00 Okafor", "вторник, 16 июня 2026 г. в 08:00"),
+    ("zh", "6月16日周二 08:00 Okafor", "2026年6月16日星期二 08:00"),
+])
+async def test_free_times_are_listed_and_confirmed_in_the_patients_language(
+        clinic, dispatcher, domain, language, first_title, when):
+    slots = {"language": language, "booking_service": "gp_consultation",
+             "booking_practitioner": "any", "booking_window": window("next Tuesday morning")}
+    events = await ActionAskBookingSlot().run(dispatcher, tracker(slots=slots), domain)
+    [message] = dispatcher.messages
+    assert message["buttons"][0]["title"] == first_title
+    assert all(len(b["title"]) <= 24 for b in message["buttons"])
+    offers = events[0]["value"]
+    dispatcher.messages.clear()
+    # Typed "08:15" picks the offer at that time, as in English.
+    events = await validate(dispatcher, domain, text="08:15",
+                            slots={**slots, "booking_offers": offers},
+                            requested="booking_slot", candidates={"booking_slot": "08:15"})
+    values = {e["name"]: e["value"] for e in events}
+    assert values["booking_slot"] == offers[1]["id"]
+    assert values["appointment_when"] == when.replace("08:00", "08:15")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, buttons", [
+    ("ru", ["Другой день/время", "Любой специалист", "Помощь регистратуры"]),
+    ("zh", ["换个日期或时间", "任何有空的医护人员", "联系前台"]),
+])
+async def test_no_free_time_buttons_in_the_patients_language(clinic, dispatcher, domain,
+                                                             language, buttons):
+    slots = {"language": language, "booking_service": "gp_consultation",
+             "booking_practitioner": "okafor", "booking_window": window("saturday")}
+    await ActionAskBookingSlot().run(dispatcher, tracker(slots=slots), domain)
+    [message] = dispatcher.messages
+    assert [b["title"] for b in message["buttons"]] == buttons
+    assert [b["payload"] for b in message["buttons"]] == [
+        '/inform{"change": "time"}', '/inform{"practitioner": "any"}',
+        '/request_human{"team": "reception"}']
+
+
+@pytest.mark.asyncio
+async def test_booking_in_russian_quotes_the_russian_catalogue(clinic, dispatcher, domain):
+    slots = booked_slots(await offers_for(clinic, dispatcher, domain, service="blood_test"))
+    slots.update(patient_name="Мария Иванова", patient_birth_date="1985-03-14", **RU)
+    events = await ActionBookAppointment().run(dispatcher, tracker(slots=slots), domain)
+    values = {e["name"]: e["value"] for e in events}
+    assert values["booking_result"] == "booked"
+    assert values["appointment_when"] == "вторник, 16 июня 2026 г. в 08:00"
+    assert values["appointment_service"] == "Анализ крови"
+    assert values["appointment_location"] == "Riverside Family Clinic (основное отделение)"
+    assert values["appointment_preparation"].startswith("Можно ли есть и пить")
+
+
+@pytest.mark.asyncio
+async def test_listing_choosing_and_moving_in_chinese(clinic, dispatcher, domain):
+    first, second = two_appointments(clinic)
+    await ActionListAppointments().run(dispatcher, tracker("list_appointments", slots=ZH), domain)
+    message = dispatcher.messages[0]
+    assert message["appointment_when"] == "2026年6月16日星期二 08:00"
+    assert message["appointment_service"] == "全科门诊"
+    assert [b["title"] for b in message["buttons"]] == ["改约", "取消预约"]
+    assert dispatcher.messages[1]["appointment_service"] == "验血"
+    dispatcher.messages.clear()
+
+    await ActionAskAppointmentId().run(dispatcher, tracker(slots=RU), domain)
+    assert dispatcher.messages[0]["buttons"][0]["title"] == "вт, 16 июн. 08:00 Okafor"
+
+    new_slot = search(clinic, "gp_consultation", "friday afternoon", "okafor")[0]
+    events = await ActionRescheduleAppointment().run(dispatcher, tracker(slots={
+        "appointment_id": first.id, "booking_slot": new_slot.id, **ZH,
+        "booking_service": "gp_consultation", "booking_practitioner": "okafor"}), domain)
+    assert SlotSet("appointment_when", "2026年6月12日星期五 13:00") in events
+    events = await ActionCancelAppointment().run(dispatcher, tracker(
+        slots={"appointment_id": second.id, "cancel_confirmed": "yes", **RU}), domain)
+    assert SlotSet("appointment_service", "Анализ крови") in events
+
+
 # --- the domain has every response the actions send ----------------------------------------
 
 

@@ -16,7 +16,7 @@ from actions.handoff import (
     handoff_reason,
 )
 from actions.safety import ActionRaiseUrgentHandoff
-from clinic.handoff.hours import describe_opening, describe_wait, next_opening
+from clinic.handoff.hours import describe_hours, describe_opening, describe_wait, next_opening
 from clinic.handoff.requests import Reason
 from clinic.inbox.tables import HandoffRatingRow, TaskRow, TicketRow
 from clinic.privacy import contact_key
@@ -114,6 +114,80 @@ def test_opening_and_wait_wording():
     assert describe_opening(next_opening(hours, early), early) == "today at 08:00"
     assert describe_wait(1) == "about 5 minutes" and describe_wait(23) == "about 25 minutes"
     assert describe_wait(130) == "about 3 hours"
+
+
+@pytest.mark.parametrize("language, today, tomorrow, monday, unknown", [
+    ("en", "today at 08:00", "tomorrow at 08:00", "Monday at 08:00", "the next opening day"),
+    # Russian: "ответит … завтра в 08:00 / в понедельник в 08:00" (no preposition needed).
+    ("ru", "сегодня в 08:00", "завтра в 08:00", "в понедельник в 08:00",
+     "в ближайший рабочий день"),
+    ("zh", "今天 08:00", "明天 08:00", "星期一 08:00", "下一个工作日"),
+    ("fr", "today at 08:00", "tomorrow at 08:00", "Monday at 08:00", "the next opening day"),
+])
+def test_opening_wording_per_language(language, today, tomorrow, monday, unknown):
+    opening = dt.datetime(2026, 3, 3, 8, 0, tzinfo=BERLIN)
+    assert describe_opening(opening, TUESDAY_10 - dt.timedelta(hours=3), language=language) == today
+    assert describe_opening(opening + dt.timedelta(days=1), TUESDAY_21, language=language) == tomorrow
+    assert describe_opening(opening + dt.timedelta(days=6), TUESDAY_21, language=language) == monday
+    assert describe_opening(None, TUESDAY_21, language=language) == unknown
+    assert describe_opening(None, TUESDAY_21) == "the next opening day"
+    # "во вторник": Russian's preposition changes before a "в"-cluster.
+    assert describe_opening(opening + dt.timedelta(days=7), TUESDAY_21, language="ru") == \
+        "во вторник в 08:00"
+
+
+@pytest.mark.parametrize("minutes, en, ru, zh", [
+    (1, "about 5 minutes", "примерно 5 минут", "约5分钟"),
+    (23, "about 25 minutes", "примерно 25 минут", "约25分钟"),
+    (60, "about 60 minutes", "примерно 60 минут", "约60分钟"),
+    (61, "about 2 hours", "примерно 2 часа", "约2小时"),
+    (290, "about 5 hours", "примерно 5 часов", "约5小时"),
+    (1230, "about 21 hours", "примерно 21 час", "约21小时"),
+])
+def test_wait_wording_per_language(minutes, en, ru, zh):
+    assert describe_wait(minutes) == en
+    assert describe_wait(minutes, language="ru") == ru
+    assert describe_wait(minutes, language="zh") == zh
+
+
+def test_staffed_hours_wording_per_language():
+    from clinic.settings import OpeningHours
+
+    hours = OpeningHours.parse("mon-fri 08:00-18:00; sat 09:00-12:00")
+    assert describe_hours(hours) == hours.describe() == "Mon–Fri 08:00–18:00, Sat 09:00–12:00"
+    assert describe_hours(hours, language="ru") == "пн–пт 08:00–18:00, сб 09:00–12:00"
+    assert describe_hours(hours, language="zh") == "周一至周五 08:00–18:00，周六 09:00–12:00"
+    split = OpeningHours.parse("mon-thu 08:00-12:00; mon-thu 13:00-17:00; fri 08:00-12:00; sun 10:00-11:00")
+    assert describe_hours(split, language="ru") == \
+        "пн–чт 08:00–12:00 и 13:00–17:00, пт 08:00–12:00, вс 10:00–11:00"
+    assert describe_hours(split, language="zh") == \
+        "周一至周四 08:00–12:00、13:00–17:00，周五 08:00–12:00，周日 10:00–11:00"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, wait, reply_from, hours", [
+    ("ru", "примерно 5 минут", "завтра в 08:00", "пн–пт 08:00–18:00"),
+    ("zh", "约5分钟", "明天 08:00", "周一至周五 08:00–18:00"),
+])
+async def test_handoff_facts_in_the_patients_language(services, dispatcher, domain, language,
+                                                      wait, reply_from, hours):
+    language_slot = {"language": language}
+    at(services, TUESDAY_10)
+    events = await ActionRequestHuman().run(
+        dispatcher, tracker(user_event("request_human", entities=TEAM_NURSE), slots=language_slot),
+        domain)
+    assert slots_of(events)["handoff_wait"] == wait
+    assert slots_of(events)["handoff_hours"] == hours
+    at(services, TUESDAY_21)
+    events = await ActionRequestHuman().run(
+        dispatcher, tracker(user_event("request_human", entities=TEAM_NURSE), slots=language_slot,
+                            sender="other"), domain)
+    assert (slots_of(events)["handoff_result"], slots_of(events)["handoff_reply_from"]) == (
+        "after_hours", reply_from)
+    events = await ActionRequestCallback().run(dispatcher, tracker(
+        user_event("request_callback"), slots={**language_slot, "handoff_team": "nurse"}), domain)
+    assert slots_of(events)["handoff_hours"] == hours
+    assert dispatcher.messages == []
 
 
 @pytest.mark.asyncio

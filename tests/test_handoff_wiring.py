@@ -110,6 +110,27 @@ def test_templates_come_from_the_clinic_file(tmp_path, monkeypatch):
     assert template.render(["Ana"]) == "Hallo Ana"
 
 
+@pytest.mark.parametrize("language, code, body_start", [
+    ("ru", "ru", "Здравствуйте, Анна!"), ("zh", "zh_CN", "您好，Анна！"), ("en", "en_US", "Hi Анна,")])
+def test_the_whatsapp_gateway_sends_the_version_in_the_patients_language(world, language, code, body_start):
+    """What Meta receives: the template's name with the language code of the version the
+    inbox chose for the patient (the simulator approves all three)."""
+    from inbox.whatsapp_gateway import WhatsAppReplyGateway
+
+    gateway = WhatsAppReplyGateway.__new__(WhatsAppReplyGateway)  # no sender: capture the message
+    sent = []
+    gateway._deliver = lambda conversation_id, message, kind, text, message_id: (
+        sent.append((message, text)) or outcome_to_result(SendOutcome("sent", wamid="wamid.1")))
+    [offer] = [o for o in world.inbox.template_offers(language) if o.name == "results_ready"]
+    rendered = offer.template.render(["Анна"])
+    assert gateway.send_template(PATIENT, offer.template, ["Анна"], rendered, 1).ok
+    [(message, text)] = sent
+    payload = message.to_payload("15550001111")["template"]
+    assert (payload["name"], payload["language"]) == ("results_ready", {"code": code})
+    assert payload["components"][0]["parameters"] == [{"type": "text", "text": "Анна"}]
+    assert text.startswith(body_start)
+
+
 @pytest.mark.parametrize("outcome, delivery, detail", [
     (SendOutcome("sent", wamid="wamid.1"), Delivery.SENT, ""),
     (SendOutcome("refused", detail=OUTSIDE_WINDOW), Delivery.REFUSED, OUTSIDE_WINDOW_DETAIL),

@@ -13,6 +13,7 @@ import pytest
 
 from clinic.inbox.model import TicketState
 from clinic.inbox.testing import FakeRasa
+from clinic.language.memory import LanguageMemory
 from tests.inbox_support import PASSWORD, LiveClock, build_world, conversation, running_inbox
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -20,6 +21,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 SCREENSHOT = Path(tempfile.gettempdir()) / "inbox-ticket.png"
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> chest feels tight'
+REPLY = ("Hello, this is Nina from the nurse team. Please call 112 if it gets worse. "
+         "Здравствуйте, если станет хуже, звоните 112. 如果情况恶化，请拨打112。")
 
 # In CI (.ci/run installs Chromium) a missing browser is a failure, never a silent skip.
 pytestmark = pytest.mark.skipif(
@@ -35,6 +38,7 @@ def test_login_with_totp_claim_reply_resolve(tmp_path):
     world = build_world(tmp_path / "clinic.db", rasa, LiveClock())
     patient = conversation("browser-patient")
     rasa.say(patient, XSS)
+    LanguageMemory(world.sessions).remember(patient, "ru")
     ticket = world.inbox.open_for_handoff(patient, "nurse").ticket
     try:
         with running_inbox(world) as server, sync_api.sync_playwright() as pw:
@@ -59,10 +63,12 @@ def test_login_with_totp_claim_reply_resolve(tmp_path):
             page.click("#verify")
             page.wait_for_url("**/inbox/queues")
 
-            # The queue shows the waiting ticket; open it, claim it.
+            # The queue shows the waiting ticket and its language; open it, claim it.
+            assert page.inner_text(f"#ticket-row-{ticket.id} .lang") == "Русский"
             page.click(f"#ticket-row-{ticket.id} a")
             page.wait_for_url(f"**/inbox/tickets/{ticket.id}")
             assert page.inner_text("#state") == "waiting"
+            assert page.inner_text("#language") == "Русский"
             timeline = page.inner_text("#timeline")
             assert '<script>window.__xss=2</script>' in timeline  # shown as text…
             assert page.evaluate("window.__xss") is None          # …never run
@@ -72,12 +78,12 @@ def test_login_with_totp_claim_reply_resolve(tmp_path):
             assert rasa.paused(patient)
 
             # Reply: it reaches the conversation and shows once in the timeline.
-            page.fill("#reply-text", "Hello, this is Nina from the nurse team. Please call 112 if it gets worse.")
+            page.fill("#reply-text", REPLY)
             page.click("#reply")
             page.wait_for_selector(".msg-staff")
             assert page.locator(".msg-staff").count() == 1
-            assert "Please call 112" in page.inner_text(".msg-staff")
-            assert any("Please call 112" in (e.get("text") or "") for e in rasa.events(patient))
+            assert REPLY in page.inner_text(".msg-staff")
+            assert [e["text"] for e in rasa.events(patient) if e.get("metadata")] == [REPLY]  # as typed
             page.fill("#note-text", "Advised emergency number; follow up tomorrow")
             page.click("#add-note")
             page.wait_for_selector(".msg-note")

@@ -75,6 +75,7 @@ API = [
     ("POST", "/tickets/{t}/template", {"name": "results_ready", "values": ["Ana"]},
      dict(nina=OK, bill=NO, sara=NO, adam=NO)),
     ("GET", "/templates", None, dict(nina=OK, bill=OK, sara=OK, adam=OK)),
+    ("GET", "/tickets/{t}/templates", None, dict(nina=OK, bill=NO, sara=OK, adam=NO)),
     ("POST", "/tickets/{t}/notes", {"text": "note"}, dict(nina=OK, bill=NO, sara=OK, adam=NO)),
     ("POST", "/tickets/{t}/tasks", {"note": "call"}, dict(nina=OK, bill=NO, sara=OK, adam=NO)),
     ("GET", "/tasks", None, dict(nina=OK, bill=OK, sara=OK, adam=NO)),

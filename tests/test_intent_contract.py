@@ -1,6 +1,7 @@
 """The intent contract (README, "Intent contract") holds in domain and training data."""
 
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from rasa.shared.importers.importer import TrainingDataImporter
@@ -64,3 +65,36 @@ def test_no_example_is_labelled_with_two_intents(examples):
             owners[text].add(intent)
     clashes = {text: sorted(o) for text, o in owners.items() if len(o) > 1}
     assert clashes == {}
+
+
+# ── every language ───────────────────────────────────────────────────────────────────────
+LANGUAGE_DIRS = sorted(p for p in Path("data/nlu").iterdir() if p.is_dir())
+
+
+def _examples_in(directory: Path):
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    by_intent = defaultdict(set)
+    for message in load_data(str(directory)).intent_examples:
+        key = message.get("intent_response_key") or message.get("intent")
+        by_intent[key].add(message.get("text").strip().lower())
+    return by_intent
+
+
+@pytest.fixture(scope="module")
+def per_language():
+    return {d.name: _examples_in(d) for d in LANGUAGE_DIRS}
+
+
+def test_training_data_is_split_per_language():
+    assert {"en", "ru", "zh"} <= {d.name for d in LANGUAGE_DIRS}
+
+
+@pytest.mark.parametrize("language", [d.name for d in LANGUAGE_DIRS])
+def test_every_patient_intent_has_enough_examples_in_every_language(per_language, language):
+    """Intents patients type (English has >= 15 examples) need >= 15 in every language;
+    intents only machines send (one token, data/nlu/en/reminders.yml) are left out."""
+    typed = {intent for intent, texts in per_language["en"].items() if len(texts) >= MIN_EXAMPLES}
+    short = {intent: len(per_language[language].get(intent, ())) for intent in typed
+             if len(per_language[language].get(intent, ())) < MIN_EXAMPLES}
+    assert short == {}, f"{language}: too few examples {short}"

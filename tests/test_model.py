@@ -10,7 +10,8 @@ import yaml
 
 from tests.model_support import rasa
 
-CORPUS = yaml.safe_load(Path("tests/data/red_flag_corpus.yml").read_text(encoding="utf-8"))
+CORPORA = {path.stem: yaml.safe_load(path.read_text(encoding="utf-8"))
+           for path in sorted(Path("tests/data/red_flags").glob("*.yml"))}
 
 
 def test_data_validates_without_warnings():
@@ -57,9 +58,11 @@ def parse(agent, text):
 
 
 @pytest.mark.model
-def test_red_flags_reach_emergency_through_the_whole_pipeline(agent):
+@pytest.mark.parametrize("language", sorted(CORPORA))
+def test_red_flags_reach_emergency_through_the_whole_pipeline(agent, language):
+    corpus = CORPORA[language]
     missed, classifier_wrong = [], 0
-    for case in CORPUS["must_flag"]:
+    for case in corpus["must_flag"]:
         result = parse(agent, case["text"])
         if result["intent"]["name"] != "emergency":
             missed.append(case["text"])
@@ -67,7 +70,66 @@ def test_red_flags_reach_emergency_through_the_whole_pipeline(agent):
             classifier_wrong += 1
     assert missed == []
     # Report how often the safety net did work the classifier would not have done.
-    print(f"\nsafety net overrode the classifier on {classifier_wrong}/{len(CORPUS['must_flag'])}")
+    print(f"\n{language}: safety net overrode the classifier on {classifier_wrong}/{len(corpus['must_flag'])}")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("language", sorted(CORPORA))
+def test_no_false_alarm_on_ordinary_messages_through_the_pipeline(agent, language):
+    """No ordinary message raises the emergency protocol (guidance + urgent ticket). A few get
+    the one safety question when the classifier alone leans to `emergency`: counted."""
+    alarms, checks = [], 0
+    ordinary = CORPORA[language]["must_not_flag"]
+    for item in ordinary:
+        text = item["text"] if isinstance(item, dict) else item
+        intent = parse(agent, text)["intent"]["name"]
+        if intent == "emergency":
+            alarms.append(text)
+        checks += intent == "red_flag_check"
+    assert alarms == []
+    print(f"\n{language}: {checks}/{len(ordinary)} ordinary messages got the safety question")
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("language", sorted(CORPORA))
+def test_negated_mentions_get_the_safety_check_through_the_pipeline(agent, language):
+    wrong = []
+    for case in CORPORA[language]["must_check"]:
+        result = parse(agent, case["text"])
+        entities = {e["entity"]: e["value"] for e in result["entities"]}
+        if result["intent"]["name"] != "red_flag_check" or entities.get("red_flag") is None:
+            wrong.append((case["text"], result["intent"]["name"]))
+    assert wrong == []
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("text, language", [
+    ("У меня сильная боль в груди и трудно дышать", "ru"),
+    ("胸口很痛，喘不上气", "zh"),
+    ("I would like to book an appointment for next week please", "en"),
+])
+def test_red_flags_in_every_language_set_the_conversation_language(agent, text, language):
+    result = parse(agent, text)
+    entities = {e["entity"]: e["value"] for e in result["entities"]}
+    assert entities.get("language") == language
+    if language != "en":
+        assert result["intent"]["name"] == "emergency"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("text, language", [("Русский", "ru"), ("中文", "zh"), ("English", "en")])
+def test_naming_a_language_chooses_it(agent, text, language):
+    result = parse(agent, text)
+    assert result["intent"]["name"] == "choose_language"
+    assert {e["entity"]: e["value"] for e in result["entities"]}["language"] == language
+
+
+@pytest.mark.model
+def test_an_unsupported_language_is_recognised_and_red_flags_still_win(agent):
+    assert parse(agent, "Hola, necesito una cita con el médico para mañana")["intent"]["name"] == \
+        "unsupported_language"
+    # Spanish words, an English red flag: the safety net runs after the language check.
+    assert parse(agent, "Hola, mi padre collapsed y no respira, chest pain")["intent"]["name"] == "emergency"
 
 
 @pytest.mark.model

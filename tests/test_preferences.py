@@ -187,6 +187,169 @@ def test_window_survives_a_round_trip_through_a_slot_and_makes_a_query():
         window.earliest, window.latest, dt.time(6), dt.time(12))
 
 
+
+# --- Russian and Chinese ----------------------------------------------------------------
+# The same "now" (Thursday 26 March 2026, 10:30): each phrase means what its English
+# counterpart in the table above means.
+
+RU_WINDOWS = [
+    ("завтра утром", local(2026, 3, 27, 6), local(2026, 3, 27, 12), dt.time(6), dt.time(12)),
+    ("Завтра днём", local(2026, 3, 27, 12), local(2026, 3, 27, 17), dt.time(12), dt.time(17)),
+    # "после обеда" is the English "after lunch": from 12:00.
+    ("в следующий вторник после обеда", local(2026, 3, 31, 12), local(2026, 4, 1),
+     dt.time(12), None),
+    ("в следующую среду утром", local(2026, 4, 1, 6), local(2026, 4, 1, 12),
+     dt.time(6), dt.time(12)),
+    ("завтра после 15", local(2026, 3, 27, 15), local(2026, 3, 28), dt.time(15), None),
+    ("завтра после 3", local(2026, 3, 27, 15), local(2026, 3, 28), dt.time(15), None),
+    ("в пятницу", local(2026, 3, 27), local(2026, 3, 28), None, None),
+    ("в пт до 12", local(2026, 3, 27), local(2026, 3, 27, 12), None, dt.time(12)),
+    ("сегодня вечером", local(2026, 3, 26, 17), local(2026, 3, 26, 22), dt.time(17),
+     dt.time(22)),
+    ("в понедельник в 10 утра", local(2026, 3, 30, 10), local(2026, 3, 30, 11),
+     dt.time(10), dt.time(11)),
+    ("во вторник в 3 часа дня", local(2026, 3, 31, 15), local(2026, 3, 31, 16),
+     dt.time(15), dt.time(16)),
+    ("с 9 до 11 в понедельник", local(2026, 3, 30, 9), local(2026, 3, 30, 11),
+     dt.time(9), dt.time(11)),
+    ("в среду около 4", local(2026, 4, 1, 15), local(2026, 4, 1, 17), dt.time(15), dt.time(17)),
+    ("как можно скорее", NOW, local(2026, 4, 24), None, None),
+    ("в любое время на следующей неделе", local(2026, 3, 30), local(2026, 4, 6), None, None),
+    ("вечером", local(2026, 3, 26, 17), local(2026, 4, 23, 22), dt.time(17), dt.time(22)),
+    ("25 декабря", local(2026, 12, 25), local(2026, 12, 26), None, None),
+    ("1 апреля 2027 г.", local(2027, 4, 1), local(2027, 4, 2), None, None),
+    ("14-го числа", local(2026, 4, 14), local(2026, 4, 15), None, None),
+    ("в апреле", local(2026, 4, 1), local(2026, 5, 1), None, None),
+    ("на этой неделе", NOW, local(2026, 3, 30), None, None),
+    ("на следующих выходных", local(2026, 4, 4), local(2026, 4, 6), None, None),
+    ("в четверг", NOW, local(2026, 3, 27), None, None),
+]
+
+ZH_WINDOWS = [
+    ("明天上午", local(2026, 3, 27, 6), local(2026, 3, 27, 12), dt.time(6), dt.time(12)),
+    ("下周二下午", local(2026, 3, 31, 12), local(2026, 3, 31, 17), dt.time(12), dt.time(17)),
+    ("下星期三早上", local(2026, 4, 1, 6), local(2026, 4, 1, 12), dt.time(6), dt.time(12)),
+    ("明天3点以后", local(2026, 3, 27, 15), local(2026, 3, 28), dt.time(15), None),
+    ("明天下午三点以后", local(2026, 3, 27, 15), local(2026, 3, 28), dt.time(15), None),
+    ("周五", local(2026, 3, 27), local(2026, 3, 28), None, None),
+    ("周五12点前", local(2026, 3, 27), local(2026, 3, 27, 12), None, dt.time(12)),
+    ("今晚", local(2026, 3, 26, 17), local(2026, 3, 26, 22), dt.time(17), dt.time(22)),
+    ("周一上午10点", local(2026, 3, 30, 10), local(2026, 3, 30, 11), dt.time(10), dt.time(11)),
+    ("明天10点半", local(2026, 3, 27, 10, 30), local(2026, 3, 27, 11, 30),
+     dt.time(10, 30), dt.time(11, 30)),
+    ("周一9点到11点", local(2026, 3, 30, 9), local(2026, 3, 30, 11), dt.time(9), dt.time(11)),
+    ("周三4点左右", local(2026, 4, 1, 15), local(2026, 4, 1, 17), dt.time(15), dt.time(17)),
+    ("越快越好", NOW, local(2026, 4, 24), None, None),
+    ("下周任何时间都可以", local(2026, 3, 30), local(2026, 4, 6), None, None),
+    ("12月25日", local(2026, 12, 25), local(2026, 12, 26), None, None),
+    ("２０２７年４月１日", local(2027, 4, 1), local(2027, 4, 2), None, None),  # full-width
+    ("14号", local(2026, 4, 14), local(2026, 4, 15), None, None),
+    ("4月", local(2026, 4, 1), local(2026, 5, 1), None, None),
+    ("这周", NOW, local(2026, 3, 30), None, None),
+    ("下周末", local(2026, 4, 4), local(2026, 4, 6), None, None),
+    ("请帮我约明天中午", local(2026, 3, 27, 11, 30), local(2026, 3, 27, 13, 30),
+     dt.time(11, 30), dt.time(13, 30)),
+]
+
+
+@pytest.mark.parametrize("language, text, earliest, latest, day_start, day_end",
+                         [("ru", *row) for row in RU_WINDOWS] + [("zh", *row) for row in ZH_WINDOWS])
+def test_russian_and_chinese_preferences_become_windows(language, text, earliest, latest,
+                                                        day_start, day_end):
+    window = read(text, language=language)
+    assert (window.earliest, window.latest) == (earliest, latest)
+    assert (window.day_start, window.day_end) == (day_start, day_end)
+
+
+@pytest.mark.parametrize("language, text", [
+    ("ru", "послезавтра после 15"), ("ru", "в субботу после обеда"),
+    ("zh", "后天3点以后"), ("zh", "周六下午"),
+])
+def test_saturday_afternoon_is_closed_in_every_language(language, text):
+    # 28 March is a Saturday: open 09:00-12:00 only.
+    with pytest.raises(ClinicClosed) as raised:
+        read(text, language=language)
+    assert raised.value.day == dt.date(2026, 3, 28)
+    assert raised.value.hours_that_day == ((dt.time(9), dt.time(12)),)
+
+
+@pytest.mark.parametrize("language, text", [
+    ("ru", "послезавтра после 15"), ("zh", "后天3点以后"),
+])
+def test_day_after_tomorrow_after_3_on_an_open_day(language, text):
+    window = read(text, language=language, hours=None)
+    assert (window.earliest, window.latest) == (local(2026, 3, 28, 15), local(2026, 3, 29))
+
+
+@pytest.mark.parametrize("language, text", [
+    ("ru", "вчера"), ("ru", "в прошлый понедельник"), ("ru", "на прошлой неделе"),
+    ("ru", "3 марта"), ("ru", "2 дня назад"), ("ru", "сегодня в 8"),
+    ("zh", "昨天"), ("zh", "上周一"), ("zh", "上周"), ("zh", "3月3日"), ("zh", "前天"),
+    ("zh", "今天8点"),
+])
+def test_past_dates_are_refused_in_russian_and_chinese(language, text):
+    with pytest.raises(DateInPast):
+        read(text, language=language)
+
+
+@pytest.mark.parametrize("language, text", [
+    ("ru", "31 февраля"), ("ru", "30 февраля"), ("ru", "31 апреля"),
+    ("zh", "2月31日"), ("zh", "4月31号"), ("zh", "13月5日"),
+])
+def test_impossible_dates_are_refused_in_russian_and_chinese(language, text):
+    with pytest.raises(ImpossibleDate):
+        read(text, language=language)
+
+
+@pytest.mark.parametrize("language, text", [
+    ("ru", "в воскресенье"), ("ru", "через 3 дня"), ("ru", "воскресенье утром"),
+    ("zh", "周日"), ("zh", "星期天"), ("zh", "三天后"),
+])
+def test_closed_days_in_russian_and_chinese(language, text):
+    with pytest.raises(ClinicClosed) as raised:
+        read(text, language=language)
+    assert raised.value.day == dt.date(2026, 3, 29)
+
+
+@pytest.mark.parametrize("language, text", [
+    ("ru", "не знаю"), ("ru", "привет"), ("ru", "запишите меня пожалуйста"), ("ru", "да"),
+    ("zh", "你好"), ("zh", "不知道"), ("zh", "我想预约"), ("zh", "好的"),
+])
+def test_russian_and_chinese_text_without_a_day_or_time(language, text):
+    with pytest.raises(Unparseable):
+        read(text, language=language)
+
+
+def test_the_language_slot_does_not_have_to_be_right():
+    # Rules follow the script: an English conversation can still write Russian or Chinese,
+    # and a Russian one English.
+    assert read("завтра утром") == read("tomorrow morning")
+    assert read("下周二下午") == read("next tuesday afternoon")
+    assert read("tomorrow after 3", language="ru") == read("завтра после 3", language="ru")
+    assert read("friday", language="fr") == read("friday")  # unknown language: English
+
+
+def test_dateparser_reads_what_the_rules_leave_in_the_patients_language():
+    # "через месяц" (in a month) has no rule: dateparser reads it, in Russian first.
+    window = read("через месяц", language="ru", hours=None)
+    assert (window.earliest, window.latest) == (local(2026, 4, 26), local(2026, 4, 27))
+    assert read("через месяц", language="en", hours=None) == window  # the slot was wrong
+
+
+def test_russian_and_chinese_never_raise_anything_but_preference_errors():
+    from clinic.scheduling.preferences import PreferenceError
+
+    for text in ["до 25 декабря", "в 99", "с 25 до 26", "31.31", "0-го числа", "через 99 дней",
+                 "в следующий следующий вторник", "35 декабря", "после после 3", "в 24:00",
+                 "二十五点", "99月99日", "0号", "下下下周", "上午下午晚上", "3点到", "到11点",
+                 "十十十点", "周八", "明天昨天", "в 10 утра 3 часа дня", "ё" * 3000, "点" * 3000]:
+        try:
+            read(text, language="ru")
+            read(text, language="zh")
+        except PreferenceError:
+            pass
+
+
 # --- answers ----------------------------------------------------------------------------
 
 SERVICES = [

@@ -46,3 +46,43 @@ def test_the_schema_is_checked_once_not_per_response(action, monkeypatch):
     for _ in range(5):
         action._validate_action_result({"events": []})
     assert len(checks) == 1
+
+
+# ── the most specific response variation wins ───────────────────────────────────────────
+def _variation(text, **conditions):
+    variation = {"text": text}
+    if conditions:
+        variation["condition"] = [{"type": "slot", "name": k, "value": v} for k, v in conditions.items()]
+    return variation
+
+
+RESPONSES = {"utter_emergency": [
+    _variation("crisis en", red_flag_response="crisis"),
+    _variation("emergency en"),
+    _variation("emergency ru", language="ru"),
+    _variation("crisis ru", language="ru", red_flag_response="crisis"),
+]}
+
+
+@pytest.mark.parametrize("slots, expected", [
+    ({"language": "ru", "red_flag_response": "crisis"}, ["crisis ru"]),
+    ({"language": "ru", "red_flag_response": "emergency"}, ["emergency ru"]),
+    ({"language": None, "red_flag_response": "crisis"}, ["crisis en"]),
+    ({"language": None, "red_flag_response": None}, ["emergency en"]),
+])
+def test_the_most_specific_matching_variation_wins(slots, expected):
+    from rasa.core.nlg.generator import ResponseVariationFilter
+
+    chosen = ResponseVariationFilter(RESPONSES).responses_for_utter_action("utter_emergency", "rest", slots)
+    assert [v["text"] for v in chosen] == expected
+
+
+def test_without_overlapping_conditions_rasa_chooses_as_before():
+    from rasa.core.nlg.generator import ResponseVariationFilter
+
+    responses = {"utter_x": [_variation("a", language="ru"), _variation("b", language="ru"),
+                             _variation("c")]}
+    unpatched = ResponseVariationFilter.responses_for_utter_action.__wrapped__
+    for slots in ({"language": "ru"}, {"language": None}):
+        patched = ResponseVariationFilter(responses).responses_for_utter_action("utter_x", "rest", slots)
+        assert patched == unpatched(ResponseVariationFilter(responses), "utter_x", "rest", slots)

@@ -75,3 +75,51 @@ def test_messages_without_text_are_skipped(component):
     message = Message(data={})
     component.process([message])
     assert message.get("intent") is None
+
+
+@pytest.mark.parametrize(
+    "text, classified_as, category, resumed",
+    [
+        ("no chest pain, I just need a check-up booked", "book_appointment", "chest_pain", "book_appointment"),
+        ("what should I do if I get chest pain after the new tablets?", "faq", "chest_pain", "menu"),
+        ("I had a stroke in 2019, can I book my annual review?", "book_appointment", "stroke", "book_appointment"),
+    ],
+)
+def test_a_negated_or_hypothetical_red_flag_asks_once_instead_of_raising_the_alarm(
+    component, text, classified_as, category, resumed
+):
+    message = classified(text, classified_as)
+    component.process([message])
+    assert message.get("intent") == {"name": "red_flag_check", "confidence": 1.0}
+    entities = {e["entity"]: e["value"] for e in message.get("entities")}
+    assert entities["red_flag"] == category
+    assert entities["red_flag_label"]
+    # "No" goes on with what the patient asked (by payload), or the menu when that needs words.
+    assert entities["safety_check_intent"] == resumed
+    assert message.get("red_flags")["context"] in ("negated", "hypothetical", "historical")
+
+
+def test_an_affirmed_red_flag_next_to_a_negated_one_is_an_emergency(component):
+    message = classified("no chest pain but now I can't breathe", "clinical_question")
+    component.process([message])
+    assert message.get("intent")["name"] == "emergency"
+    assert {e["entity"]: e["value"] for e in message.get("entities")}["red_flag"] == "breathing"
+
+
+def test_the_classifier_alone_never_raises_the_full_protocol(component):
+    """No phrase matched, the classifier leans to emergency: one safety question instead
+    (its text gives the emergency number), in the conversation's language."""
+    message = classified("my grandad went grey and is sort of slumped over", "emergency", 0.83)
+    message.set("entities", [{"entity": "language", "value": "ru", "start": 0, "end": 5}])
+    component.process([message])
+    assert message.get("intent")["name"] == "red_flag_check"
+    entities = {e["entity"]: e["value"] for e in message.get("entities")}
+    assert entities["red_flag_response"] == "emergency"
+    assert entities["red_flag_label"] == "возможная экстренная ситуация"
+    assert "red_flag" not in entities
+
+
+def test_an_unsure_classifier_emergency_is_a_misunderstanding(component):
+    message = classified("I passed on the message to my husband", "emergency", 0.41)
+    component.process([message])
+    assert message.get("intent")["name"] == "nlu_fallback"

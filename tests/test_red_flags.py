@@ -1,4 +1,4 @@
-"""The red-flag detector (Rasa-free) on the clinician-reviewed phrase list."""
+"""The red-flag detector (Rasa-free) on the clinician-reviewed phrase lists, every language."""
 
 from pathlib import Path
 
@@ -7,9 +7,23 @@ import yaml
 
 from clinic.safety.red_flags import RedFlagDataError, RedFlagDetector, default_detector, normalise
 
-CORPUS = yaml.safe_load(
-    (Path(__file__).parent / "data" / "red_flag_corpus.yml").read_text(encoding="utf-8")
-)
+CORPUS_DIR = Path(__file__).parent / "data" / "red_flags"
+LANGUAGES = sorted(p.stem for p in Path("content/red_flags").glob("*.yml"))
+CORPORA = {lang: yaml.safe_load((CORPUS_DIR / f"{lang}.yml").read_text(encoding="utf-8"))
+           for lang in LANGUAGES}
+MIN_CORPUS = {"must_flag": 150, "must_not_flag": 150, "must_check": 40}
+
+
+def _text(item) -> str:
+    return item["text"] if isinstance(item, dict) else str(item)
+
+
+def _cases(section):
+    return [(lang, item) for lang in LANGUAGES for item in CORPORA[lang].get(section) or []]
+
+
+def _id(case) -> str:
+    return f"{case[0]}:{_text(case[1])[:45]}"
 
 
 @pytest.fixture(scope="module")
@@ -17,20 +31,49 @@ def detector() -> RedFlagDetector:
     return default_detector()
 
 
-@pytest.mark.parametrize("case", CORPUS["must_flag"], ids=lambda c: c["text"][:50])
+def test_every_language_has_a_list_and_a_corpus():
+    assert {"en", "ru", "zh"} <= set(LANGUAGES)
+    for lang in LANGUAGES:
+        assert (CORPUS_DIR / f"{lang}.yml").exists(), f"tests/data/red_flags/{lang}.yml is missing"
+
+
+@pytest.mark.parametrize("case", _cases("must_flag"), ids=_id)
 def test_red_flag_messages_are_caught(detector, case):
-    categories = [m.category.id for m in detector.detect(case["text"])]
-    assert case["category"] in categories
+    categories = [m.category.id for m in detector.detect(case[1]["text"])]
+    assert case[1]["category"] in categories
 
 
-@pytest.mark.parametrize("text", CORPUS["must_not_flag"], ids=lambda t: t[:50])
-def test_ordinary_messages_are_not_flagged(detector, text):
-    assert detector.detect(text) == []
+@pytest.mark.parametrize("case", _cases("must_not_flag"), ids=_id)
+def test_ordinary_messages_are_not_flagged(detector, case):
+    assert detector.detect_all(_text(case[1])) == []
 
 
-def test_corpus_covers_every_category(detector):
-    covered = {case["category"] for case in CORPUS["must_flag"]}
+@pytest.mark.parametrize("case", _cases("must_check"), ids=_id)
+def test_negated_hypothetical_and_historical_mentions_get_the_safety_check(detector, case):
+    assessment = detector.assess(case[1]["text"])
+    assert assessment.needs_check, [(m.category.id, m.context) for m in assessment.matches]
+    assert (case[1]["category"], case[1]["context"]) in {
+        (m.category.id, m.context) for m in assessment.matches}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_each_corpus_is_large_enough_and_covers_every_category(detector, language):
+    corpus = CORPORA[language]
+    for section, minimum in MIN_CORPUS.items():
+        assert len(corpus.get(section) or []) >= minimum, (language, section)
+    covered = {case["category"] for case in corpus["must_flag"]}
     assert {c.id for c in detector.categories} <= covered
+    assert {c["context"] for c in corpus["must_check"]} == {"negated", "hypothetical", "historical"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_language_lists_the_same_categories_with_the_same_response(language):
+    english = yaml.safe_load(Path("content/red_flags/en.yml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(Path(f"content/red_flags/{language}.yml").read_text(encoding="utf-8"))
+    assert data["reviewed_by"] and data["reviewed_on"]
+    assert {k: v.get("response", "emergency") for k, v in data["categories"].items()} == {
+        k: v.get("response", "emergency") for k, v in english["categories"].items()}
+    assert all(body.get("label") for body in data["categories"].values())
 
 
 def small(phrases, response="emergency"):
@@ -60,9 +103,65 @@ def test_gap_stands_for_up_to_three_words():
     assert not detector.detect("pain in my arm and then later my chest")  # too far apart
 
 
-def test_negation_is_deliberately_not_interpreted():
-    # A missed emergency costs more than an unneeded safety message.
+def test_without_context_cues_a_negated_mention_is_still_affirmed():
+    # A list with no `context` block interprets nothing: a spare alarm, never a missed one.
     assert small(["chest pain"]).detect("no chest pain, just a question")
+
+
+def with_context(phrases, **context):
+    return RedFlagDetector.from_data({"context": context, "categories": {
+        "test": {"label": "Test", "phrases": phrases}}})
+
+
+def test_a_cue_before_the_phrase_sets_its_context():
+    detector = with_context(["chest pain"], negation=["no"], hypothetical=["what if"],
+                            historical=["history of", "in <year>"], window=3)
+    assert detector.assess("no chest pain, just a question").matches[0].context == "negated"
+    assert detector.assess("what if I get chest pain").matches[0].context == "hypothetical"
+    assert detector.assess("history of chest pain").matches[0].context == "historical"
+    assert detector.assess("chest pain in 2019").matches[0].context == "historical"
+    assert detector.assess("no chest pain").needs_check
+    assert detector.detect("no chest pain") == []
+
+
+def test_punctuation_terminators_and_distance_end_a_cue():
+    detector = with_context(["chest pain"], negation=["no"], terminators=["but"], window=3)
+    for text in ["no, chest pain", "no fever but chest pain", "no I mean it is really bad chest pain"]:
+        assert detector.assess(text).matches[0].affirmed, text
+
+
+def test_pseudo_cues_cancel_a_negation():
+    detector = with_context(["chest pain"], negation=["not"], pseudo=["not sure"], window=4)
+    assert detector.assess("not sure it is chest pain").matches[0].affirmed
+    assert not detector.assess("it is not chest pain").matches[0].affirmed
+
+
+def test_an_affirmed_mention_wins_over_a_negated_one():
+    detector = with_context(["chest pain"], negation=["no"], window=2)
+    assessment = detector.assess("no chest pain yesterday, today chest pain")
+    assert assessment.emergency and not assessment.needs_check
+
+
+def test_russian_words_match_by_lemma():
+    detector = RedFlagDetector.from_data({"language": "ru", "categories": {
+        "x": {"phrases": ["потерять сознание"]}}})
+    for text in ["муж потерял сознание", "Она ПОТЕРЯЛА сознание!", "потеряв сознание"]:
+        assert detector.detect(text), text
+    assert not detector.detect("потерял ключи")
+
+
+def test_chinese_is_matched_character_by_character():
+    detector = RedFlagDetector.from_data({"language": "zh", "categories": {
+        "x": {"phrases": ["胸*痛"]}}})
+    assert detector.detect("我胸口很痛，怎么办")
+    assert detector.detect("胸 痛")
+    assert not detector.detect("头痛")
+
+
+def test_a_bare_yaml_boolean_is_rejected_with_a_hint():
+    with pytest.raises(RedFlagDataError, match="quotes"):
+        RedFlagDetector.from_data({"context": {"negation": [False]},
+                                   "categories": {"x": {"phrases": ["chest pain"]}}})
 
 
 def test_one_match_per_category_in_order_of_appearance():
@@ -122,7 +221,5 @@ def test_missing_or_broken_file(tmp_path):
         RedFlagDetector.from_file(broken)
 
 
-def test_project_list_is_documented_for_reviewers():
-    data = yaml.safe_load(Path("content/red_flags.yml").read_text(encoding="utf-8"))
-    assert data["reviewed_by"] and data["reviewed_on"]
-    assert all(body.get("label") for body in data["categories"].values())
+def test_project_lists_are_documented_for_reviewers():
+    assert Path("content/red_flags/README.md").exists()

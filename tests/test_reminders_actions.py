@@ -55,9 +55,9 @@ def tap(payload_entities: list, intent="confirm_appointment") -> dict:
             "parse_data": {"intent": {"name": intent, "confidence": 1.0}, "entities": payload_entities}}
 
 
-async def send(job_id, sender=CONVERSATION, intent="EXTERNAL_appointment_reminder"):
+async def send(job_id, sender=CONVERSATION, intent="EXTERNAL_appointment_reminder", slots=None):
     dispatcher = CollectingDispatcher()
-    tracker = make_tracker([SESSION_START, external(intent, job_id)], sender_id=sender)
+    tracker = make_tracker([SESSION_START, external(intent, job_id)], slots=slots, sender_id=sender)
     events = await ActionSendReminder().run(dispatcher, tracker, {})
     return events, dispatcher
 
@@ -132,9 +132,9 @@ async def test_event_without_a_job_asks_to_rephrase(env):
     assert [m["response"] for m in dispatcher.messages] == ["utter_ask_rephrase"]
 
 
-async def confirm(entities, sender=CONVERSATION):
+async def confirm(entities, sender=CONVERSATION, slots=None):
     dispatcher = CollectingDispatcher()
-    tracker = make_tracker([SESSION_START, tap(entities)], sender_id=sender)
+    tracker = make_tracker([SESSION_START, tap(entities)], slots=slots, sender_id=sender)
     return await ActionConfirmAppointment().run(dispatcher, tracker, {}), dispatcher
 
 
@@ -186,3 +186,69 @@ async def test_confirm_in_words_uses_the_only_upcoming_appointment(env):
     book(services, when=(2030, 1, 10, 14, 0))
     events, _ = await confirm([])
     assert events == [SlotSet("confirm_result", "choose")]
+
+
+# --- in the conversation's language ------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_reminder_values_in_russian(env):
+    from clinic.scheduling.translations import location_name
+
+    services, clock = env
+    appointment, _ = book(services)
+    clock.now = local(2030, 1, 8, 10, 0)
+    [job] = services.reminders.claim_due("w", clock.now, limit=1)
+
+    events, _ = await send(job.id, slots={"language": "ru"})
+
+    values = {e["name"]: e["value"] for e in events}
+    # "Напоминаем о вашей записи на приём {visit_date} в {visit_time}".
+    assert (values["visit_date"], values["visit_time"]) == ("в среду, 9 января", "10:00")
+    assert values["visit_location"] == location_name(appointment.location, "ru") != \
+        appointment.location.name
+    assert values["visit_first_name"] == "Sam"
+    assert values["reminder_to_send"] == "appointment"
+
+
+@pytest.mark.asyncio
+async def test_confirmation_values_in_chinese(env):
+    services, _ = env
+    appointment, _ = book(services)
+    events, _ = await confirm([{"entity": "appointment_id", "value": appointment.id}],
+                              slots={"language": "zh"})
+    values = {e["name"]: e["value"] for e in events}
+    assert (values["visit_date"], values["visit_time"]) == ("1月9日星期三", "10:00")
+    assert values["confirm_result"] == "confirmed"
+
+
+def test_greeting_without_a_first_name_per_language():
+    from actions.reminders import first_name
+
+    assert first_name("") == "there"
+    assert first_name("", "ru") == "уважаемый пациент"
+    assert first_name("  ", "zh") == "尊敬的患者"
+    assert first_name("Мария Иванова", "ru") == "Мария"
+
+
+def test_the_scheduler_can_send_the_contacts_language_with_the_push():
+    from clinic.reminders.rasa_client import RasaPusher
+    from clinic.reminders.store import Job
+
+    job = Job(id="rem_1", kind="appointment_24h", appointment_id="apt_1", recall_id=None,
+              patient_id="p1", contact_key="k", conversation_id=CONVERSATION, channel="whatsapp",
+              planned_for=None, due_at=local(2030, 1, 8, 10, 0), expires_at=local(2030, 1, 9, 10, 0),
+              status="dispatching", reason=None, attempts=0, claimed_by="w", sent_at=None)
+    plain = RasaPusher("http://rasa", None)
+    assert plain.entities(job) == {"reminder_job": "rem_1"}  # unchanged without a hook
+    languages = {"rem_1": "ru-RU"}
+    pusher = RasaPusher("http://rasa", None, language_for=lambda j: languages.get(j.id))
+    assert pusher.entities(job) == {"reminder_job": "rem_1", "language": "ru"}
+    languages["rem_1"] = None
+    assert pusher.entities(job) == {"reminder_job": "rem_1"}
+
+    def broken(_job):
+        raise RuntimeError("database down")
+
+    # A failed lookup never stops the reminder: it goes out in the conversation's language.
+    assert RasaPusher("http://rasa", None, language_for=broken).entities(job) == {"reminder_job": "rem_1"}

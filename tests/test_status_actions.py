@@ -54,9 +54,10 @@ def asks(intent: str) -> dict:
             "parse_data": {"intent": {"name": intent, "confidence": 0.9}, "entities": []}}
 
 
-async def lookup(intent: str, sender=CONVERSATION):
+async def lookup(intent: str, sender=CONVERSATION, slots=None):
     dispatcher = CollectingDispatcher()
-    events = await ActionStatusLookup().run(dispatcher, make_tracker([SESSION_START, asks(intent)], sender_id=sender), {})
+    events = await ActionStatusLookup().run(
+        dispatcher, make_tracker([SESSION_START, asks(intent)], slots=slots, sender_id=sender), {})
     assert dispatcher.messages == []  # the rules pick the reply
     return events
 
@@ -116,6 +117,30 @@ async def test_a_broken_database_still_gets_an_answer(env, monkeypatch):
     assert await lookup("document_status") == [SlotSet("status_answer", "failed")]
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, expected_by, prescription, claim, position", [
+    # "ожидаем их к {status_expected}": the date, weekday in brackets.
+    ("ru", "11 января (пт)", "рецепт", "страховое требование CLM-1", "3 человека"),
+    ("zh", "1月11日星期五", "处方", "保险理赔 CLM-1", "3人"),
+])
+async def test_status_facts_in_the_patients_language(env, language, expected_by, prescription, claim,
+                                                     position):
+    services, extra, clock = env
+    patient = register(services)
+    slots = {"language": language}
+    expected = dt.datetime(2030, 1, 11, 11, 0, tzinfo=dt.timezone.utc)
+    extra.records.put(patient.id, "result", "pending", expected_at=expected)
+    assert SlotSet("status_expected", expected_by) in await lookup("results_status", slots=slots)
+    extra.records.put(patient.id, "document", "ready_to_collect", subtype="prescription")
+    assert SlotSet("status_document", prescription) in await lookup("document_status", slots=slots)
+    extra.records.put(patient.id, "billing", "submitted", subtype="insurance_claim", reference="CLM-1")
+    assert SlotSet("status_document", claim) in await lookup("billing_status", slots=slots)
+    extra.records.put(patient.id, "queue", "waiting", reference="A042", position=3,
+                      expected_at=clock.now + dt.timedelta(minutes=20))
+    events = await lookup("queue_status", slots=slots)
+    assert SlotSet("status_position", position) in events
+    assert SlotSet("status_expected", "09:20") in events
+
 # ── action_send_notification ────────────────────────────────────────────────────────────
 def external(job_id: str) -> dict:
     return {"event": "user", "text": "EXTERNAL: EXTERNAL_notification", "input_channel": "whatsapp",
@@ -123,10 +148,10 @@ def external(job_id: str) -> dict:
                            "entities": [{"entity": "reminder_job", "value": job_id}]}}
 
 
-async def send(job_id, sender=CONVERSATION):
+async def send(job_id, sender=CONVERSATION, slots=None):
     dispatcher = CollectingDispatcher()
-    events = await ActionSendNotification().run(dispatcher, make_tracker([SESSION_START, external(job_id)],
-                                                                         sender_id=sender), {})
+    events = await ActionSendNotification().run(
+        dispatcher, make_tracker([SESSION_START, external(job_id)], slots=slots, sender_id=sender), {})
     return events, dispatcher
 
 
@@ -222,3 +247,39 @@ def test_demo_seeding_gives_registered_patients_records_once(env):
     sessions = services.reminders._sessions
     assert seed(sessions) == 1 and seed(sessions) == 0
     assert {r.kind for r in extra.records.records(patient.id)} == {"result", "document", "billing", "queue"}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, type_, params, expected", [
+    ("ru", "document_ready", {"document_kind": "sick_note", "delivery": "collect"},
+     [SlotSet("notify_document", "больничный лист"), SlotSet("notification_to_send", "document_collect")]),
+    ("zh", "document_ready", {"document_kind": "referral_letter", "delivery": "collect"},
+     [SlotSet("notify_document", "转诊信"), SlotSet("notification_to_send", "document_collect")]),
+    ("ru", "billing_update", {"item": "invoice", "status": "overdue", "reference": "INV-1"},
+     [SlotSet("notify_billing", "счёт INV-1"), SlotSet("notify_billing_status", "срок оплаты истёк"),
+      SlotSet("notification_to_send", "billing_update")]),
+    ("zh", "billing_update", {"item": "refund", "status": "refunded"},
+     [SlotSet("notify_billing", "退款"), SlotSet("notify_billing_status", "已退款"),
+      SlotSet("notification_to_send", "billing_update")]),
+    # "Спасибо, что посетили {clinic_name} {visit_date}".
+    ("ru", "followup", {"visit_date": "2030-01-07"},
+     [SlotSet("visit_first_name", "Sam"), SlotSet("visit_date", "в понедельник, 7 января"),
+      SlotSet("notification_to_send", "followup")]),
+    ("zh", "followup", {"visit_date": "2030-01-07"},
+     [SlotSet("visit_first_name", "Sam"), SlotSet("visit_date", "1月7日星期一"),
+      SlotSet("notification_to_send", "followup")]),
+])
+async def test_notification_values_in_the_patients_language(env, language, type_, params, expected):
+    job = notify(env, type_, params, f"evt-{language}-{type_}")
+    events, _ = await send(job.id, slots={"language": language})
+    assert events == [SlotSet("notify_first_name", "Sam")] + expected
+
+
+def test_every_document_and_billing_code_has_its_three_languages():
+    from actions.labels import LABELS
+    from clinic.notifications.model import BILLING_ITEMS, BILLING_STATUSES, DOCUMENT_KINDS
+
+    for prefix, table in (("document", DOCUMENT_KINDS), ("billing", BILLING_ITEMS),
+                          ("billing_status", BILLING_STATUSES)):
+        for code, english in table.items():
+            assert LABELS[f"{prefix}.{code}"]["en"] == english  # one source for English

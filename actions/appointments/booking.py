@@ -36,6 +36,8 @@ from actions.appointments.common import (
     services,
     still_free,
 )
+from actions.labels import label
+from actions.language import language_of
 from clinic.scheduling import formatting
 from clinic.scheduling.answers import (
     InvalidBirthDate,
@@ -49,6 +51,7 @@ from clinic.scheduling.answers import (
     wants_anyone,
 )
 from clinic.scheduling.model import SchedulingError, SlotUnavailable
+from clinic.scheduling.translations import service_name, with_translated_synonyms
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +71,13 @@ class ActionStartBooking(Action):
         events.append(SlotSet("booking_result", None))
         text = latest_text(tracker)
         if text:
-            catalogue = await call(services().scheduling.services)
+            catalogue = with_translated_synonyms(await call(services().scheduling.services))
             # Only a service named plainly: a close spelling of a word in a long first
             # message ("blood pressure check") is no reason to skip the question.
             service = match_service(text, catalogue, fuzzy=False)
             if service:
                 events.append(SlotSet("booking_service", service.id))
-            window = reads_as_preference(text)
+            window = reads_as_preference(text, language_of(tracker))
             if window:
                 events += [SlotSet("booking_preference", text),
                            SlotSet("booking_window", window.to_dict())]
@@ -123,7 +126,7 @@ class SlotChoiceValidation(NextQuestion):
                     "booking_preference": None}
         if text.startswith("/"):
             return {"booking_preference": None}  # a button of an earlier question
-        window = read_preference(text, dispatcher)
+        window = read_preference(text, dispatcher, language_of(tracker))
         if window is None:
             return {"booking_preference": None, "booking_window": None}
         return {"booking_preference": text, "booking_window": window.to_dict(),
@@ -150,7 +153,7 @@ class SlotChoiceValidation(NextQuestion):
             else:
                 chosen = _offer_at_time(text, offers)
             if chosen is None:
-                window = reads_as_preference(text)
+                window = reads_as_preference(text, language_of(tracker))
                 if window is not None:  # "actually, friday afternoon"
                     return {"booking_slot": None, "booking_offers": None,
                             "booking_preference": text, "booking_window": window.to_dict()}
@@ -180,7 +183,7 @@ class SlotChoiceValidation(NextQuestion):
             return await self.handle_change(change, dispatcher, tracker)
         if not text:
             return {"booking_confirmed": None}  # a button of another message: answered there
-        window = reads_as_preference(text)
+        window = reads_as_preference(text, language_of(tracker))
         if window is not None:
             return {"booking_confirmed": None, "booking_slot": None, "booking_offers": None,
                     "booking_preference": text, "booking_window": window.to_dict()}
@@ -216,7 +219,7 @@ class ValidateBookingForm(SlotChoiceValidation, FormValidationAction):
 
     async def validate_booking_service(self, value: Any, dispatcher: CollectingDispatcher,
                                        tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        catalogue = await call(services().scheduling.services)
+        catalogue = with_translated_synonyms(await call(services().scheduling.services))
         wanted = latest_entity(tracker, "service") or str(value or "")
         service = next((s for s in catalogue if s.id == wanted), None)
         if service is None and not wanted.startswith("/"):
@@ -224,8 +227,10 @@ class ValidateBookingForm(SlotChoiceValidation, FormValidationAction):
         if service is None:
             dispatcher.utter_message(response="utter_service_unknown")
             return {"booking_service": None}
-        result: Dict[Text, Any] = {"booking_service": service.id,
-                                   "appointment_service": service.name}
+        result: Dict[Text, Any] = {
+            "booking_service": service.id,
+            "appointment_service": service_name(service, language_of(tracker)),
+        }
         performers = await call(services().scheduling.practitioners, service.id)
         if len(performers) == 1:
             # Only one person does it: no point asking.
@@ -287,7 +292,9 @@ class ActionAskBookingService(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
         catalogue = await call(services().scheduling.services)
-        buttons = [{"title": s.name[:24], "payload": payload("inform", service=s.id)}
+        language = language_of(tracker)
+        buttons = [{"title": service_name(s, language)[:24],
+                    "payload": payload("inform", service=s.id)}
                    for s in catalogue[:10]]
         dispatcher.utter_message(response="utter_ask_booking_service", buttons=buttons)
         return []
@@ -302,11 +309,14 @@ class ActionAskBookingPractitioner(Action):
         service = service_named(tracker.get_slot("booking_service"))
         performers = await call(services().scheduling.practitioners,
                                 tracker.get_slot("booking_service"))
-        buttons = [{"title": "Anyone", "payload": payload("inform", practitioner=ANYONE)}]
+        language = language_of(tracker)
+        buttons = [{"title": label("anyone", language),
+                    "payload": payload("inform", practitioner=ANYONE)}]
         buttons += [{"title": p.name[:24], "payload": payload("inform", practitioner=p.id)}
                     for p in performers[:9]]
-        dispatcher.utter_message(response="utter_ask_booking_practitioner", buttons=buttons,
-                                 appointment_service=service.name if service else "")
+        dispatcher.utter_message(
+            response="utter_ask_booking_practitioner", buttons=buttons,
+            appointment_service=service_name(service, language) if service else "")
         return []
 
 
@@ -331,17 +341,19 @@ class ActionAskBookingSlot(Action):
         except SchedulingError:
             logger.exception("Slot search failed (service=%s)", service_id)
             slots = []
+        language = language_of(tracker)
         if not slots:
-            buttons = [{"title": "Another day or time", "payload": payload("inform", change="time")}]
+            buttons = [{"title": label("another_time", language),
+                        "payload": payload("inform", change="time")}]
             if practitioner not in (None, ANYONE):
-                buttons.append({"title": "Anyone available",
+                buttons.append({"title": label("anyone_available", language),
                                 "payload": payload("inform", practitioner=ANYONE)})
-            buttons.append({"title": "Talk to reception",
+            buttons.append({"title": label("talk_to_reception", language),
                             "payload": payload("request_human", team="reception")})
             dispatcher.utter_message(response="utter_no_slots", buttons=buttons)
             return [SlotSet("booking_offers", [])]
         with_practitioner = practitioner in (None, ANYONE)
-        offers = [offer_of(slot, with_practitioner) for slot in slots]
+        offers = [offer_of(slot, with_practitioner, language) for slot in slots]
         buttons = [{"title": o["title"], "payload": payload("inform", slot_id=o["id"])}
                    for o in offers]
         dispatcher.utter_message(response="utter_ask_booking_slot", buttons=buttons)
@@ -382,7 +394,8 @@ class ActionBookAppointment(Action):
         except Exception:  # noqa: BLE001 - the patient must still get an answer and a route
             logger.exception("Booking failed")
             return forget + [SlotSet("booking_result", "failed")]
-        details = formatting.appointment_variables(appointment, svc.settings.timezone)
+        details = formatting.appointment_variables(appointment, svc.settings.timezone,
+                                                   language=language_of(tracker))
         events = [SlotSet(name, None) for name in BOOKING_SLOTS]
         events += [SlotSet(name, details[name]) for name in ("appointment_id", *SUMMARY_SLOTS)]
         events.append(SlotSet("booking_result", "booked"))

@@ -30,6 +30,8 @@ from actions.appointments.common import (
     reads_as_preference,
     services,
 )
+from actions.labels import label
+from actions.language import language_of
 from clinic.scheduling import formatting
 from clinic.scheduling.answers import choice_index
 from clinic.scheduling.model import (
@@ -45,8 +47,9 @@ logger = logging.getLogger(__name__)
 MAX_LISTED = 5
 
 
-def _summary(appointment: Appointment) -> List[EventType]:
-    details = formatting.appointment_variables(appointment, services().settings.timezone)
+def _summary(appointment: Appointment, language: str) -> List[EventType]:
+    details = formatting.appointment_variables(appointment, services().settings.timezone,
+                                               language=language)
     return [SlotSet(name, details[name]) for name in ("appointment_id", *SUMMARY_SLOTS)]
 
 
@@ -97,9 +100,10 @@ class ActionAskAppointmentId(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
         tz = services().settings.timezone
+        language = language_of(tracker)
         upcoming = await _upcoming(tracker)
         buttons = [
-            {"title": f"{formatting.short_when(a.start, tz)} {formatting.surname(a.practitioner)}"[:24],
+            {"title": formatting.row_title(a.start, tz, a.practitioner, language=language),
              "payload": payload("inform", appointment_id=a.id)}
             for a in upcoming[:10]
         ]
@@ -128,7 +132,8 @@ class AppointmentChoiceValidation:
         if not appointment.status.is_active:
             dispatcher.utter_message(response="utter_appointment_not_active")
             return {"appointment_id": None}
-        result = {event["name"]: event["value"] for event in _summary(appointment)}
+        result = {event["name"]: event["value"]
+                  for event in _summary(appointment, language_of(tracker))}
         if tracker.active_loop_name == "reschedule_form":
             result.update(booking_service=appointment.service.id,
                           booking_practitioner=appointment.practitioner.id)
@@ -140,7 +145,7 @@ class AppointmentChoiceValidation:
         index = choice_index(text, len(upcoming))
         if index is not None:
             return upcoming[index].id
-        window = reads_as_preference(text)
+        window = reads_as_preference(text, language_of(tracker))
         if window is None:
             return None
         matching = [a for a in upcoming if window.earliest <= a.start < window.latest
@@ -201,7 +206,8 @@ class ActionRescheduleAppointment(Action):
             logger.exception("Reschedule failed")
             return [SlotSet("reschedule_result", "failed")]
         events: List[EventType] = [SlotSet(name, None) for name in BOOKING_SLOTS]
-        return events + _summary(moved) + [SlotSet("reschedule_result", "rescheduled")]
+        return events + _summary(moved, language_of(tracker)) + [
+            SlotSet("reschedule_result", "rescheduled")]
 
 
 class ActionCancelAppointment(Action):
@@ -226,7 +232,8 @@ class ActionCancelAppointment(Action):
         except Exception:  # noqa: BLE001
             logger.exception("Cancellation failed")
             return done + [SlotSet("cancel_result", "failed")]
-        return done + _summary(cancelled) + [SlotSet("cancel_result", "cancelled")]
+        return done + _summary(cancelled, language_of(tracker)) + [
+            SlotSet("cancel_result", "cancelled")]
 
 
 class ActionListAppointments(Action):
@@ -238,6 +245,7 @@ class ActionListAppointments(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
         tz = services().settings.timezone
+        language = language_of(tracker)
         try:
             upcoming = await _upcoming(tracker)
         except Exception:  # noqa: BLE001
@@ -246,11 +254,11 @@ class ActionListAppointments(Action):
         if not upcoming:
             return [SlotSet("appointment_lookup", "none")]
         for appointment in upcoming[:MAX_LISTED]:
-            details = formatting.appointment_variables(appointment, tz)
+            details = formatting.appointment_variables(appointment, tz, language=language)
             buttons = [
-                {"title": "Reschedule",
+                {"title": label("reschedule", language),
                  "payload": payload("reschedule_appointment", appointment_id=appointment.id)},
-                {"title": "Cancel",
+                {"title": label("cancel", language),
                  "payload": payload("cancel_appointment", appointment_id=appointment.id)},
             ]
             dispatcher.utter_message(response="utter_appointment_item", buttons=buttons,

@@ -16,6 +16,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.services import Services, get_services
+from clinic.handoff.hours import describe_hours, describe_windows
 from clinic.scheduling import formatting
 from clinic.scheduling.model import Service, Slot, SlotQuery
 from clinic.scheduling.preferences import (
@@ -74,37 +75,44 @@ def latest_text(tracker: Tracker) -> str:
     return "" if text.startswith("/") else text
 
 
-def read_preference(text: str, dispatcher: CollectingDispatcher) -> Optional[TimeWindow]:
-    """The window for ``text``, or ``None`` after telling the patient kindly why not."""
+def read_preference(text: str, dispatcher: CollectingDispatcher,
+                    language: str = "en") -> Optional[TimeWindow]:
+    """The window for ``text``, or ``None`` after telling the patient kindly why not (the
+    day and hours in the reply written in ``language``, the conversation's)."""
     svc = services()
     try:
         return parse_preference(text, now(), svc.settings.timezone,
-                                opening_hours=svc.settings.reception_hours.windows)
+                                opening_hours=svc.settings.reception_hours.windows,
+                                language=language)
     except DateInPast as error:
         dispatcher.utter_message(response="utter_preference_in_past",
-                                 day=formatting.long_day(error.day))
+                                 day=formatting.long_day(error.day, language=language))
     except ImpossibleDate:
         dispatcher.utter_message(response="utter_preference_impossible_date")
     except ClinicClosed as error:
-        hours = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in error.hours_that_day)
-        day = formatting.long_day(error.day)
+        hours = describe_windows(error.hours_that_day, language=language)
         if hours:  # open that day, but not at the hours asked for
-            dispatcher.utter_message(response="utter_preference_closed_hours", day=day,
-                                     hours=hours)
+            dispatcher.utter_message(response="utter_preference_closed_hours", hours=hours,
+                                     day=formatting.long_day(error.day, language=language))
         else:
-            dispatcher.utter_message(response="utter_preference_closed_day", day=day,
-                                     opening_hours=svc.settings.reception_hours.describe())
+            # "We're closed on {day}" / "Извините, {day} у нас выходной": the day it happens
+            # on ("в воскресенье, 29 марта").
+            dispatcher.utter_message(
+                response="utter_preference_closed_day",
+                day=formatting.on_day(error.day, language=language),
+                opening_hours=describe_hours(svc.settings.reception_hours, language=language))
     except PreferenceError:
         dispatcher.utter_message(response="utter_preference_unclear")
     return None
 
 
-def reads_as_preference(text: str) -> Optional[TimeWindow]:
+def reads_as_preference(text: str, language: str = "en") -> Optional[TimeWindow]:
     """Silent version: does ``text`` name a usable day or time?"""
     svc = services()
     try:
         return parse_preference(text, now(), svc.settings.timezone,
-                                opening_hours=svc.settings.reception_hours.windows)
+                                opening_hours=svc.settings.reception_hours.windows,
+                                language=language)
     except PreferenceError:
         return None
 
@@ -127,14 +135,14 @@ async def still_free(offer: Dict[str, Any], service_id: str) -> bool:
     return any(slot.id == offer["id"] for slot in found)
 
 
-def offer_of(slot: Slot, with_practitioner: bool) -> Dict[str, Any]:
+def offer_of(slot: Slot, with_practitioner: bool, language: str = "en") -> Dict[str, Any]:
     tz = services().settings.timezone
     return {
         "id": slot.id,
-        "title": formatting.slot_title(slot, tz, with_practitioner),
+        "title": formatting.slot_title(slot, tz, with_practitioner, language=language),
         "start": slot.start.isoformat(),
         "practitioner_id": slot.practitioner.id,
-        **formatting.slot_variables(slot, "", tz),
+        **formatting.slot_variables(slot, "", tz, language=language),
     }
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Sequence
 
 import yaml
 
+from clinic.language.responses import Variation, select_variation
 from clinic.safety.red_flags import RedFlagDetector, RedFlagMatch, default_detector
 from clinic.settings import PROJECT_ROOT, ClinicSettings
 
@@ -32,34 +33,42 @@ class Detected:
 
 @dataclasses.dataclass(frozen=True)
 class EmergencyTexts:
-    guidance: Mapping[str, str]  # response kind (emergency, crisis) -> text
-    flagged: str
-    not_flagged: str
+    """The emergency responses of domain/safety.yml, with the clinic's settings filled in,
+    chosen like Rasa chooses them (by ``red_flag_response`` and ``language``)."""
+
+    responses: Mapping[str, Sequence[Variation]]
+    values: Mapping[str, str]
 
     @classmethod
     def from_domain(cls, settings: ClinicSettings, path: Path = DOMAIN_SAFETY_FILE) -> "EmergencyTexts":
         responses = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("responses") or {}
-        values = settings.as_slots()
+        for name in ("utter_emergency", "utter_emergency_flagged", "utter_emergency_not_flagged"):
+            if select_variation(responses.get(name) or [], {}) is None:
+                raise ValueError(f"{path}: {name} needs a variant without condition")
+        return cls(responses, settings.as_slots())
 
-        def fill(text: str) -> str:
-            # Rasa fills {slot} from the tracker; here the slots are the clinic settings.
-            return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text.strip())
+    def _text(self, name: str, **slots: Any) -> str:
+        variation = select_variation(self.responses[name], slots) or select_variation(self.responses[name], {})
+        # Rasa fills {slot} from the tracker; here the slots are the clinic settings.
+        return _PLACEHOLDER.sub(lambda m: self.values.get(m.group(1), m.group(0)),
+                                str(variation["text"]).strip())
 
-        guidance: Dict[str, str] = {}
-        for variant in responses.get("utter_emergency") or []:
-            kind = "emergency"
-            for condition in variant.get("condition") or []:
-                if condition.get("name") == "red_flag_response":
-                    kind = str(condition.get("value"))
-            guidance.setdefault(kind, fill(variant["text"]))
-        if "emergency" not in guidance:
-            raise ValueError(f"{path}: utter_emergency needs a variant without condition")
-        guidance.setdefault("crisis", guidance["emergency"])
-        first = lambda name: fill((responses.get(name) or [{"text": ""}])[0]["text"])  # noqa: E731
-        return cls(guidance, first("utter_emergency_flagged"), first("utter_emergency_not_flagged"))
+    def for_response(self, response: str, language: Optional[str] = None) -> str:
+        return self._text("utter_emergency", red_flag_response=response, language=language)
 
-    def for_response(self, response: str) -> str:
-        return self.guidance.get(response) or self.guidance["emergency"]
+    def flagged_in(self, language: Optional[str] = None) -> str:
+        return self._text("utter_emergency_flagged", language=language)
+
+    def not_flagged_in(self, language: Optional[str] = None) -> str:
+        return self._text("utter_emergency_not_flagged", language=language)
+
+    @property
+    def flagged(self) -> str:
+        return self.flagged_in(None)
+
+    @property
+    def not_flagged(self) -> str:
+        return self.not_flagged_in(None)
 
 
 def detect(text: Optional[str], detector: Optional[RedFlagDetector] = None) -> Optional[Detected]:

@@ -13,6 +13,8 @@ written to an append-only, hash-chained audit log. Modules:
 - ``sla``       waiting time, time to first response and to resolution, overdue flag
 - ``ports``     what the inbox needs from the conversation side (protocols)
 - ``rasa_http`` those ports over Rasa's HTTP API
+- ``templates`` the approved WhatsApp templates, each name in one or more languages
+- ``languages`` the language of each ticket's conversation (contact language memory), in bulk
 - ``service``   ``Inbox``: every staff operation, with its permission check and audit row
 - ``testing``   database-backed stand-ins for the ports, for the inbox's own tests only
 """

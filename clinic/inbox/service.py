@@ -10,6 +10,10 @@ Permissions:
   replies, releases, transfers and resolves what they own;
 - supervisor: every queue; may also assign/reassign and act on any ticket;
 - admin: users, settings and the audit log only, no patient conversations.
+
+Languages: every ticket view carries its conversation's language (``TicketView.language``,
+from the contact language memory, one query per list); templates are offered and sent in
+it, falling back to the clinic's default language with a note and an audit detail.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +31,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from clinic.handoff.requests import HandoffRequest
 from clinic.handoff.teams import Team
 from clinic.inbox import audit, sla
+from clinic.inbox.languages import catalogue_code, conversation_languages, english_name
 from clinic.inbox.model import (
     BOT,
     SYSTEM,
@@ -56,7 +61,14 @@ from clinic.inbox.ports import (
 )
 from clinic.inbox.states import Event, next_state
 from clinic.inbox.tables import MessageRow, SettingRow, StaffRow, TaskRow, TicketRow
-from clinic.inbox.templates import ApprovedTemplate, load_templates
+from clinic.inbox.templates import (
+    ApprovedTemplate,
+    TemplateChoice,
+    TemplateOffer,
+    group_templates,
+    load_templates,
+)
+from clinic.language.catalogue import Catalogue, default_catalogue
 from clinic.privacy import ContactCipher
 
 logger = logging.getLogger(__name__)
@@ -117,6 +129,7 @@ class TicketView:
     reopen_count: int
     bot_paused: bool
     sla: sla.Sla
+    language: str  # the conversation's language code (content/languages.yml): en, ru, zh…
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +161,16 @@ class TicketPage:
     ticket: TicketView
     timeline: List[TimelineItem]
     transcript_error: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Overview:
+    """What the queue page shows, read together (one language query for all of it)."""
+
+    queues: Dict[str, List[TicketView]]
+    mine: List[TicketView]
+    resolved: List[TicketView]
+    overdue_minutes: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,10 +208,14 @@ class Inbox:
                  transcripts: TranscriptSource, control: ConversationControl, replies: ReplyGateway,
                  defaults: Optional[InboxSettings] = None,
                  clock: Callable[[], dt.datetime] = utcnow,
-                 templates: Optional[Tuple[ApprovedTemplate, ...]] = None) -> None:
+                 templates: Optional[Sequence[ApprovedTemplate]] = None,
+                 catalogue: Optional[Catalogue] = None) -> None:
         self._sessions = session_factory
-        # Approved WhatsApp templates staff may send outside the 24-hour window.
-        self.templates: Tuple[ApprovedTemplate, ...] = load_templates() if templates is None else templates
+        self.catalogue = catalogue or default_catalogue()
+        # Approved WhatsApp templates staff may send outside the 24-hour window: each name
+        # once, with its versions per language (clinic/inbox/templates.py).
+        self.templates: Tuple[TemplateChoice, ...] = group_templates(
+            load_templates() if templates is None else templates, self.default_template_language)
         self._cipher = cipher
         self.transcripts = transcripts
         self.control = control
@@ -288,37 +315,56 @@ class Inbox:
     # ── reading ─────────────────────────────────────────────────────────────────────────
     def queues(self, actor: Actor) -> Dict[str, List[TicketView]]:
         """Active tickets per visible team: urgent first, then overdue, then longest waiting;
-        assigned tickets after the waiting ones. Shows pseudonyms and timers only."""
+        assigned tickets after the waiting ones. Shows pseudonyms, languages and timers only."""
         teams = _visible_teams(actor)
         now = self._clock()
         overdue = self.settings().overdue_minutes
         with self._sessions() as session:
-            rows = list(session.scalars(
-                select(TicketRow).where(TicketRow.state != TicketState.RESOLVED.value,
-                                        TicketRow.team.in_(teams))
-            ))
-            views = [self._view(session, row, now, overdue) for row in rows]
-        result: Dict[str, List[TicketView]] = {team: [] for team in teams}
-        for view in sorted(views, key=_queue_order):
-            result[view.team].append(view)
-        return result
+            return _by_team(teams, self._views(session, _queue_rows(session, teams), now, overdue))
 
     def my_tickets(self, actor: Actor) -> List[TicketView]:
         _require_staff(actor)
         now = self._clock()
+        overdue = self.settings().overdue_minutes
         with self._sessions() as session:
-            rows = session.scalars(select(TicketRow).where(
-                TicketRow.assignee_id == actor.id, TicketRow.state == TicketState.ASSIGNED.value))
-            return sorted((self._view(session, row, now) for row in rows), key=_queue_order)
+            return sorted(self._views(session, _my_rows(session, actor), now, overdue), key=_queue_order)
 
     def recently_resolved(self, actor: Actor, limit: int = 20) -> List[TicketView]:
         teams = _visible_teams(actor)
         now = self._clock()
+        overdue = self.settings().overdue_minutes
         with self._sessions() as session:
-            rows = session.scalars(select(TicketRow).where(
-                TicketRow.state == TicketState.RESOLVED.value, TicketRow.team.in_(teams))
-                .order_by(TicketRow.resolved_at.desc()).limit(limit))
-            return [self._view(session, row, now) for row in rows]
+            return self._views(session, _resolved_rows(session, teams, limit), now, overdue)
+
+    def overview(self, actor: Actor, resolved_limit: int = 20) -> Overview:
+        """The queue page: ``queues``, ``my_tickets`` and ``recently_resolved`` in one read,
+        with one query for the languages of all their conversations."""
+        teams = _visible_teams(actor)
+        now = self._clock()
+        overdue = self.settings().overdue_minutes
+        with self._sessions() as session:
+            active, mine = _queue_rows(session, teams), _my_rows(session, actor)
+            resolved = _resolved_rows(session, teams, resolved_limit) if resolved_limit > 0 else []
+            views = self._views(session, active + mine + resolved, now, overdue)
+        queued, own = views[:len(active)], views[len(active):len(active) + len(mine)]
+        return Overview(_by_team(teams, queued), sorted(own, key=_queue_order),
+                        views[len(active) + len(mine):], overdue)
+
+    # ── templates ───────────────────────────────────────────────────────────────────────
+    @property
+    def default_template_language(self) -> str:
+        """The WhatsApp code of the clinic's default language: the templates' fallback."""
+        return self.catalogue.whatsapp_code(self.catalogue.default)
+
+    def template_offers(self, language: str) -> List[TemplateOffer]:
+        """Each approved template once, in the version for a patient speaking ``language``
+        (a catalogue code); ``offer.fallback`` when it is not in that language."""
+        wanted = self.catalogue.whatsapp_code(language)
+        return [choice.offer(wanted, self.default_template_language) for choice in self.templates]
+
+    def ticket_templates(self, actor: Actor, ticket_id: int) -> List[TemplateOffer]:
+        """The templates as they would be sent on this ticket (its conversation's language)."""
+        return self.template_offers(self.ticket(actor, ticket_id).language)
 
     def ticket(self, actor: Actor, ticket_id: int) -> TicketView:
         """The ticket's facts without its messages (not audited: no patient content)."""
@@ -433,21 +479,43 @@ class Inbox:
     def send_template(self, actor: Actor, ticket_id: int, name: str, values: List[str],
                       client: Optional[str] = None) -> InboxMessage:
         """Send one of the approved templates (``self.templates``): what staff do when the
-        patient's 24-hour window has closed. Stored and audited like a reply."""
-        template = next((t for t in self.templates if t.name == name), None)
-        if template is None:
+        patient's 24-hour window has closed. Stored and audited like a reply. Sent in the
+        conversation's language; without a version in it, in the clinic's default language,
+        and that is recorded (a note on the ticket, ``fallback_from`` in the audit row)."""
+        choice = next((t for t in self.templates if t.name == name), None)
+        if choice is None:
             raise InvalidInput(f"unknown template {name!r}; approved: {', '.join(t.name for t in self.templates)}")
+        language = self.ticket(actor, ticket_id).language
+        offer = choice.offer(self.catalogue.whatsapp_code(language), self.default_template_language)
+        template = offer.template
         checked = template.check(values)
         rendered = template.render(checked)
         gateway = self.replies
         if not hasattr(gateway, "send_template"):
             raise InvalidInput("templates cannot be sent from this server (no WhatsApp gateway)")
+        detail = f"template={template.name} language={template.language}"
+        note = None
+        if offer.fallback:
+            detail += f" fallback_from={offer.wanted}"
+            note = lambda result: self._fallback_note(offer, language, result)  # noqa: E731
         return self._deliver(actor, ticket_id, f"[template {template.name}] {rendered}", client,
                              lambda conversation_id, message_id: gateway.send_template(
-                                 conversation_id, template, checked, rendered, message_id))
+                                 conversation_id, template, checked, rendered, message_id),
+                             detail=detail, note=note)
+
+    def _fallback_note(self, offer: TemplateOffer, language: str, result: ReplyResult) -> str:
+        """The ticket note of a template sent in another language than the patient's, e.g.
+        "Sent in English (en_US): no Russian (ru) version of template results_ready".
+        """
+        sent_in = english_name(self.catalogue, catalogue_code(self.catalogue, offer.language) or offer.language)
+        wanted = english_name(self.catalogue, language)
+        what = "Sent" if result.ok else f"Not delivered ({result.delivery.value}); it was"
+        return (f"{what} in {sent_in} ({offer.language}): no {wanted} ({offer.wanted}) version of template "
+                f"{offer.name}.")
 
     def _deliver(self, actor: Actor, ticket_id: int, text: str, client: Optional[str],
-                 send: Callable[[str, int], ReplyResult]) -> InboxMessage:
+                 send: Callable[[str, int], ReplyResult], detail: str = "",
+                 note: Optional[Callable[[ReplyResult], str]] = None) -> InboxMessage:
         now = self._clock()
         with self._sessions.begin() as session:
             row = self._visible(session, actor, ticket_id)
@@ -476,9 +544,16 @@ class Inbox:
                         update(TicketRow).where(TicketRow.id == ticket_id, TicketRow.first_response_at.is_(None))
                         .values(first_response_at=done, version=TicketRow.version + 1)
                     )
+                extra = f" {detail}" if detail else ""
+                if note is not None:  # e.g. a template sent in another language: on the ticket
+                    note_row = MessageRow(ticket_id=ticket_id, kind=MessageKind.NOTE.value, author_id=actor.id,
+                                          text_encrypted=self._cipher.encrypt(note(result)), created_at=done)
+                    session.add(note_row)
+                    session.flush()
+                    extra += f" note={note_row.id}"
                 audit.append(session, actor, "reply_sent" if result.ok else "reply_not_delivered", at=done,
                              conversation_id=conversation_id, ticket_id=ticket_id, client=client,
-                             detail=f"message={message_id} delivery={result.delivery.value}")
+                             detail=f"message={message_id} delivery={result.delivery.value}{extra}")
                 return self._message(message, actor.username)
         return audit.retrying(record)
 
@@ -610,10 +685,22 @@ class Inbox:
             raise Forbidden("this ticket belongs to a team you are not in")
         return row
 
+    def _views(self, session: Session, rows: List[TicketRow], now: dt.datetime,
+               overdue_minutes: int) -> List[TicketView]:
+        """Views of many tickets: one query for their conversations' languages and one for
+        their assignees, whatever the number of rows."""
+        languages = conversation_languages(session, (row.conversation_id for row in rows), self.catalogue)
+        assignees = {row.assignee_id for row in rows if row.assignee_id}
+        if assignees:  # loaded into the session: _view's session.get finds them there
+            list(session.scalars(select(StaffRow).where(StaffRow.id.in_(sorted(assignees)))))
+        return [self._view(session, row, now, overdue_minutes, languages[row.conversation_id]) for row in rows]
+
     def _view(self, session: Session, row: TicketRow, now: dt.datetime,
-              overdue_minutes: Optional[int] = None) -> TicketView:
+              overdue_minutes: Optional[int] = None, language: Optional[str] = None) -> TicketView:
         if overdue_minutes is None:
             overdue_minutes = self.settings().overdue_minutes
+        if language is None:
+            language = conversation_languages(session, [row.conversation_id], self.catalogue)[row.conversation_id]
         assignee = session.get(StaffRow, row.assignee_id).display_name if row.assignee_id else None
         state = TicketState(row.state)
         return TicketView(
@@ -628,6 +715,7 @@ class Inbox:
             sla=sla.compute(state=state, opened_at=row.opened_at, waiting_since=row.waiting_since,
                             first_response_at=row.first_response_at, resolved_at=row.resolved_at,
                             now=now, overdue_minutes=overdue_minutes),
+            language=language,
         )
 
     def _messages(self, session: Session, ticket_id: int) -> List[InboxMessage]:
@@ -731,6 +819,29 @@ def _timeline(transcript: List[TranscriptMessage], messages: List[InboxMessage])
         items.append(TimelineItem(m.created_at, "note" if m.kind is MessageKind.NOTE else STAFF, m.text,
                                   author=m.author, delivery=m.delivery, delivery_detail=m.delivery_detail))
     return sorted(items, key=lambda item: item.at)
+
+
+def _queue_rows(session: Session, teams: List[str]) -> List[TicketRow]:
+    return list(session.scalars(select(TicketRow).where(
+        TicketRow.state != TicketState.RESOLVED.value, TicketRow.team.in_(teams))))
+
+
+def _my_rows(session: Session, actor: Actor) -> List[TicketRow]:
+    return list(session.scalars(select(TicketRow).where(
+        TicketRow.assignee_id == actor.id, TicketRow.state == TicketState.ASSIGNED.value)))
+
+
+def _resolved_rows(session: Session, teams: List[str], limit: int) -> List[TicketRow]:
+    return list(session.scalars(select(TicketRow).where(
+        TicketRow.state == TicketState.RESOLVED.value, TicketRow.team.in_(teams))
+        .order_by(TicketRow.resolved_at.desc()).limit(limit)))
+
+
+def _by_team(teams: List[str], views: List[TicketView]) -> Dict[str, List[TicketView]]:
+    result: Dict[str, List[TicketView]] = {team: [] for team in teams}
+    for view in sorted(views, key=_queue_order):
+        result[view.team].append(view)
+    return result
 
 
 def _queue_order(view: TicketView):

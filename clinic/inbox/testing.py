@@ -148,6 +148,8 @@ class RecordingReplyGateway:
     def __init__(self, rasa: RasaHttp) -> None:
         self._rasa = rasa
         self.delivered: List[tuple[str, str, int]] = []
+        # (conversation id, template name, WhatsApp language code, values) of each template
+        self.templates_sent: List[tuple[str, str, str, tuple]] = []
 
     def send(self, conversation_id: str, text: str, inbox_message_id: int) -> ReplyResult:
         try:
@@ -173,4 +175,5 @@ class RecordingReplyGateway:
         except Exception as exc:  # noqa: BLE001
             return ReplyResult(Delivery.FAILED, f"could not record the template ({exc})"[:300])
         self.delivered.append((conversation_id, f"[template {template.name}] {rendered}", inbox_message_id))
+        self.templates_sent.append((conversation_id, template.name, template.language, tuple(values)))
         return ReplyResult(Delivery.SENT)

@@ -13,17 +13,27 @@ logged: the session start, the slots carried over, the clinic settings refreshed
 welcome (a free-form welcome could not be delivered outside WhatsApp's 24-hour window
 anyway, and the template is the message the patient needs). A patient message arriving
 in the instant between the two calls would get a second session start: harmless.
+
+The reply's values (``visit_date``, ``visit_time``...) are written by the Rasa action in
+the conversation's ``language`` slot. A conversation that has never told Rasa its language
+(or a new session whose slots were not carried over) can be given the contact's language
+here: ``RasaPusher(..., language_for=lambda job: …)`` sends it as the ``language`` entity
+of the triggered intent, which fills the slot (domain/language.yml maps it from that
+entity) before the action runs. Without ``language_for`` nothing is sent and the slot keeps
+whatever it was (English when unset).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import quote
 
 import aiohttp
 
+from clinic.i18n import language_code
 from clinic.notifications.model import is_notification_kind
 from clinic.reminders import tables as t
 from clinic.reminders.dispatcher import PushResult
@@ -37,6 +47,7 @@ INTENT_FOR_KIND = {
 }
 APPOINTMENT_INTENT = "EXTERNAL_appointment_reminder"
 JOB_ENTITY = "reminder_job"
+LANGUAGE_ENTITY = "language"  # fills the `language` slot (domain/language.yml)
 NOT_CARRIED = {"requested_slot", "session_started_metadata"}
 
 
@@ -51,8 +62,12 @@ def intent_for(kind: str) -> str:
 
 class RasaPusher:
     def __init__(self, base_url: str, token: Optional[str], timeout_seconds: float = 30.0,
-                 settings_slots: Optional[Dict[str, str]] = None) -> None:
+                 settings_slots: Optional[Dict[str, str]] = None,
+                 language_for: Optional[Callable[[Job], Optional[str]]] = None) -> None:
         self.base_url = base_url.rstrip("/")
+        # The contact's language (en / ru / zh) for a job, or None: see the module's doc.
+        # Called in a worker thread, so it may read the database.
+        self._language_for = language_for
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._settings_slots = settings_slots or {}
@@ -76,11 +91,13 @@ class RasaPusher:
     async def __call__(self, job: Job) -> PushResult:
         conversation = quote(job.conversation_id, safe="")
         try:
+            entities = await asyncio.to_thread(self.entities, job) if self._language_for \
+                else self.entities(job)
             await self._ensure_session(conversation)
             async with self._http().post(
                 f"{self.base_url}/conversations/{conversation}/trigger_intent",
                 params=self._params(output_channel=job.channel),
-                json={"name": intent_for(job.kind), "entities": {JOB_ENTITY: job.id}},
+                json={"name": intent_for(job.kind), "entities": entities},
             ) as response:
                 if response.status == 200:
                     await response.read()
@@ -94,6 +111,20 @@ class RasaPusher:
             return PushResult(False, f"rasa error ({type(error).__name__})")
         except _RasaAnswer as error:
             return PushResult(False, str(error))
+
+    def entities(self, job: Job) -> Dict[str, str]:
+        """The triggered intent's entities: the job, and the contact's language if known."""
+        entities = {JOB_ENTITY: job.id}
+        language = None
+        if self._language_for is not None:
+            try:
+                language = self._language_for(job)
+            except Exception:  # noqa: BLE001 - the reminder matters more than its language
+                logger.warning("No language for job %s; sent in the conversation's", job.id,
+                               exc_info=True)
+        if language:  # normalised: "ru-RU" → ru; a language we don't speak → en
+            entities[LANGUAGE_ENTITY] = language_code(language)
+        return entities
 
     # ── session start without Rasa's output-channel-less session start ──────────────────
     async def _session_config(self) -> None:

@@ -33,6 +33,7 @@ from typing import Optional
 
 from clinic.consent import ConsentStore
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.language.memory import LanguageMemory
 from clinic.reminders.dispatcher import Dispatcher
 from clinic.reminders.planner import Recipient, plan_recalls
 from clinic.reminders.rasa_client import RasaPusher
@@ -62,9 +63,13 @@ def build(args) -> tuple:
     sessions = make_session_factory(engine)
     backend = SqlSchedulingBackend(sessions)
     store = ReminderStore(sessions)
+    # The contact's language (remembered by the WhatsApp door, keyed by the conversation):
+    # the reminder's template goes out in it.
+    languages = LanguageMemory(sessions)
     pusher = RasaPusher(args.rasa_url, os.environ.get("RASA_AUTH_TOKEN") or None,
                         timeout_seconds=_env_float("REMINDER_PUSH_TIMEOUT", 30),
-                        settings_slots=settings.as_slots())
+                        settings_slots=settings.as_slots(),
+                        language_for=lambda job: languages.recall(job.conversation_id))
     dispatcher = Dispatcher(
         store, backend, ConsentStore(sessions), policy.quiet, pusher,
         worker=f"{socket.gethostname()}:{os.getpid()}",

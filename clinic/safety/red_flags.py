@@ -1,18 +1,24 @@
 """Deterministic red-flag detector: finds emergency phrases in a patient's message.
 
 Why deterministic: a statistical classifier can miss a life-threatening message it was never
-trained on ("my husband went grey and collapsed"). The phrase list lives in
-``content/red_flags.yml`` so a clinician can review it; this module only knows how to match.
+trained on ("my husband went grey and collapsed"). The phrase lists live in
+``content/red_flags/<language>.yml`` (one file per language, same 16 categories) so a
+clinician can review them; this module only knows how to match.
 
-Matching rules (documented in that file for its reviewers):
+Every language's list runs on every message, whatever language the conversation is in: a
+Russian patient may write one line in English, and the language detector may be wrong.
+
+Matching rules (documented in content/red_flags/README.md for reviewers):
 - case and punctuation are ignored; words are compared by lemma (``bleeding`` = ``bleed``,
-  ``seizures`` = ``seizure``), using spaCy's blank English pipeline with lookup tables, so no
-  pretrained model is needed;
-- contractions are normalised (``can't``, ``cant``, ``cannot`` = ``can not``);
-- ``*`` in a phrase stands for up to three words (``pain in * chest`` matches
-  ``pain in my chest``).
-Negation is deliberately not interpreted: "no chest pain?" still raises the flag, because a
-missed emergency costs more than an unneeded safety message.
+  ``потерял`` = ``потерять``), Chinese character by character (clinic/safety/normalisers.py);
+- ``*`` in a phrase stands for a short gap (up to three words, four Chinese characters).
+
+Context (NegEx-style, per language in the file's ``context`` block): a match with a negation,
+hypothetical or historical cue shortly before it ("no chest pain", "what if I get chest
+pain", "had a stroke in 2019"), not cut off by a terminator ("but", punctuation), is not
+*affirmed*. An affirmed match means the full emergency protocol; a message whose matches are
+all non-affirmed gets one safety question instead ("do you have chest pain right now?").
+Anything not clearly negated is affirmed: a missed emergency costs more than a spare alarm.
 """
 
 from __future__ import annotations
@@ -20,22 +26,27 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
+from clinic.safety.normalisers import MAX_GAPS, YEAR_KEY, Token, normaliser_for
 from clinic.settings import PROJECT_ROOT
 
-DEFAULT_RED_FLAGS_FILE = PROJECT_ROOT / "content" / "red_flags.yml"
-MAX_GAP = 3  # words a "*" may stand for
+DEFAULT_RED_FLAGS_DIR = PROJECT_ROOT / "content" / "red_flags"
+DEFAULT_LANGUAGE = "en"
 GAP = "*"
+AFFIRMED = "affirmed"
+CONTEXT_KINDS = ("negated", "hypothetical", "historical")
+# Characters that end a cue's scope: "no, I can't breathe" is not a negation of the flag.
+SCOPE_BREAKS = set(".,!?;:\n。，！？；：、…")
 
-# spaCy splits contractions into pieces whose lookup lemma is not the full word.
-_LEMMA_FIXES = {"ca": "can", "wo": "will", "sha": "shall", "nt": "not", "n't": "not", "nt.": "not"}
+Key = FrozenSet[str]
+GAP_KEY: Key = frozenset({GAP})
 
 
 class RedFlagDataError(ValueError):
-    """The red-flag file is malformed; the message names the category and phrase."""
+    """A red-flag file is malformed; the message names the file, category and phrase."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,151 +63,322 @@ class RedFlagMatch:
     phrase: str
     start: int  # character offset of the first matched word in the message
     end: int  # character offset just after the last matched word
+    language: str = DEFAULT_LANGUAGE
+    context: str = AFFIRMED  # or negated / hypothetical / historical
+
+    @property
+    def affirmed(self) -> bool:
+        return self.context == AFFIRMED
+
+
+@dataclasses.dataclass(frozen=True)
+class Assessment:
+    """What a message asks of the safety net."""
+
+    matches: Tuple[RedFlagMatch, ...]
+
+    @property
+    def emergency(self) -> List[RedFlagMatch]:
+        return [m for m in self.matches if m.affirmed]
+
+    @property
+    def needs_check(self) -> bool:
+        """Red flags mentioned, none affirmed: ask once instead of raising the alarm."""
+        return bool(self.matches) and not self.emergency
+
+    @property
+    def chosen(self) -> Optional[RedFlagMatch]:
+        """The match that decides the wording: affirmed first, crisis before emergency."""
+        pool = self.emergency or list(self.matches)
+        return next((m for m in pool if m.category.response == "crisis"), pool[0] if pool else None)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Pattern:
     category: RedFlagCategory
     phrase: str
-    keys: tuple[str, ...]
+    keys: Tuple[Key, ...]
 
 
-@functools.lru_cache(maxsize=1)
-def _nlp():
-    # Imported lazily: spaCy is heavy and only needed once a detector is built.
-    import spacy
-
-    nlp = spacy.blank("en")
-    nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
-    nlp.initialize()
-    return nlp
+@dataclasses.dataclass(frozen=True)
+class _Context:
+    window: int = 5
+    before: Tuple[Tuple[str, Tuple[Key, ...]], ...] = ()  # (kind, cue)
+    after: Tuple[Tuple[str, Tuple[Key, ...]], ...] = ()
+    pseudo: Tuple[Tuple[Key, ...], ...] = ()
+    terminators: Tuple[Tuple[Key, ...], ...] = ()
 
 
-def normalise(text: str) -> list[str]:
-    """The comparison keys of ``text``: lower-cased lemmas, punctuation and emoji dropped."""
-    return [key for key, _, _ in _keyed_tokens(text)]
+class _LanguageList:
+    """One language's phrases and context cues, matched with that language's normaliser."""
 
+    def __init__(self, language: str, patterns: Sequence[_Pattern], context: _Context,
+                 check_label: Optional[str] = None):
+        self.language = language
+        # What the safety question calls a red flag only the classifier saw ("a possible emergency").
+        self.check_label = check_label
+        self.patterns = tuple(patterns)
+        self.context = context
+        self._normalise = normaliser_for(language)
+        self._max_gap = MAX_GAPS.get(language, 3)
+        self._by_first_key: Dict[str, List[_Pattern]] = {}
+        for pattern in patterns:
+            for key in pattern.keys[0]:
+                self._by_first_key.setdefault(key, []).append(pattern)
 
-def _keyed_tokens(text: str) -> list[tuple[str, int, int]]:
-    """(key, start, end) per word; offsets index the original text (same length)."""
-    # Lower-casing and straightening apostrophes keep every character at its offset.
-    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
-    tokens = []
-    for token in _nlp()(text):
-        if token.is_punct or token.is_space or not any(ch.isalnum() for ch in token.text):
-            continue
-        lemma = token.lemma_.lower() or token.text
-        tokens.append((_LEMMA_FIXES.get(lemma, lemma), token.idx, token.idx + len(token.text)))
-    return tokens
+    def detect(self, text: str) -> List[RedFlagMatch]:
+        tokens = self._normalise(text)
+        found: Dict[str, RedFlagMatch] = {}
+        for start, token in enumerate(tokens):
+            candidates: List[_Pattern] = []
+            for key in token.keys:
+                candidates.extend(self._by_first_key.get(key, ()))
+            for pattern in candidates:
+                previous = found.get(pattern.category.id)
+                if previous is not None and previous.affirmed:
+                    continue
+                end = _match_at(pattern.keys, tokens, start, self._max_gap)
+                if end is None:
+                    continue
+                context = self._context_of(text, tokens, start, end)
+                if previous is None or context == AFFIRMED:
+                    found[pattern.category.id] = RedFlagMatch(
+                        pattern.category, pattern.phrase, tokens[start].start,
+                        tokens[end - 1].end, self.language, context)
+        return list(found.values())
+
+    def _context_of(self, text: str, tokens: Sequence[Token], start: int, end: int) -> str:
+        ctx = self.context
+        if not ctx.before and not ctx.after:
+            return AFFIRMED
+        pseudo = _spans(ctx.pseudo, tokens, self._max_gap)
+        terminators = _spans(ctx.terminators, tokens, self._max_gap)
+
+        def clear(left_end: int, right_start: int) -> bool:
+            # No punctuation and no terminator word between the cue and the phrase.
+            gap_start = tokens[left_end - 1].end if left_end else 0
+            gap_end = tokens[right_start].start if right_start < len(tokens) else len(text)
+            if any(ch in SCOPE_BREAKS for ch in text[gap_start:gap_end]):
+                return False
+            return not any(s >= left_end and e <= right_start for s, e in terminators)
+
+        for kind, cue in ctx.before:
+            for s in range(max(0, start - ctx.window - len(cue) + 1), start):
+                e = _match_at(cue, tokens, s, self._max_gap)
+                if e is None or e > start or start - e >= ctx.window:
+                    continue
+                if any(ps <= s < pe or ps < e <= pe for ps, pe in pseudo):
+                    continue
+                if clear(e, start):
+                    return kind
+        for kind, cue in ctx.after:
+            for s in range(end, min(len(tokens), end + ctx.window)):
+                e = _match_at(cue, tokens, s, self._max_gap)
+                if e is None:
+                    continue
+                if any(ps <= s < pe for ps, pe in pseudo):
+                    continue
+                if clear(end, s):
+                    return kind
+        return AFFIRMED
 
 
 class RedFlagDetector:
-    """Matches messages against the clinician-reviewed phrase list."""
+    """Matches messages against the clinician-reviewed phrase lists of every language."""
 
-    def __init__(self, patterns: Sequence[_Pattern]):
-        self._by_first_key: dict[str, list[_Pattern]] = {}
-        for pattern in patterns:
-            self._by_first_key.setdefault(pattern.keys[0], []).append(pattern)
-        self.patterns = tuple(patterns)
-
-    @classmethod
-    def from_file(cls, path: Optional[Path] = None) -> "RedFlagDetector":
-        path = Path(path or DEFAULT_RED_FLAGS_FILE)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise RedFlagDataError(f"red-flag file not found: {path}") from exc
-        except yaml.YAMLError as exc:
-            raise RedFlagDataError(f"{path}: not valid YAML ({exc})") from exc
-        return cls.from_data(data, source=str(path))
-
-    @classmethod
-    def from_data(cls, data: object, source: str = "red flags") -> "RedFlagDetector":
-        if not isinstance(data, dict) or not isinstance(data.get("categories"), dict):
-            raise RedFlagDataError(f"{source}: expected a 'categories' mapping")
-        patterns: list[_Pattern] = []
-        for cat_id, body in data["categories"].items():
-            if not isinstance(body, dict) or not body.get("phrases"):
-                raise RedFlagDataError(f"{source}: category '{cat_id}' needs a list of phrases")
-            response = body.get("response", "emergency")
-            if response not in ("emergency", "crisis"):
-                raise RedFlagDataError(
-                    f"{source}: category '{cat_id}': response must be 'emergency' or 'crisis'"
-                )
-            category = RedFlagCategory(
-                id=str(cat_id), label=str(body.get("label", cat_id)), response=response
-            )
-            for phrase in body["phrases"]:
-                patterns.append(_compile(category, str(phrase), source))
-        if not patterns:
-            raise RedFlagDataError(f"{source}: no phrases")
-        return cls(patterns)
+    def __init__(self, lists: Sequence[_LanguageList]):
+        if not lists:
+            raise RedFlagDataError("no red-flag lists")
+        self._lists = tuple(lists)
+        self.patterns = tuple(p for lst in lists for p in lst.patterns)
 
     @property
-    def categories(self) -> list[RedFlagCategory]:
-        seen: dict[str, RedFlagCategory] = {}
+    def languages(self) -> List[str]:
+        return [lst.language for lst in self._lists]
+
+    def check_label(self, language: Optional[str]) -> str:
+        """The list's words for "a possible emergency" in ``language`` (else the first list's)."""
+        for lst in self._lists:
+            if lst.language == language and lst.check_label:
+                return lst.check_label
+        return next((lst.check_label for lst in self._lists if lst.check_label), "a possible emergency")
+
+    @classmethod
+    def from_path(cls, path: Union[Path, str, None] = None) -> "RedFlagDetector":
+        """A folder of ``<language>.yml`` files (the project's layout), or one file."""
+        path = Path(path or DEFAULT_RED_FLAGS_DIR)
+        if path.is_dir():
+            files = sorted(path.glob("*.yml"), key=lambda f: (f.stem != DEFAULT_LANGUAGE, f.stem))
+            if not files:
+                raise RedFlagDataError(f"no red-flag files (*.yml) in {path}")
+            return cls([_load_file(f) for f in files])
+        return cls.from_file(path)
+
+    @classmethod
+    def from_file(cls, path: Union[Path, str]) -> "RedFlagDetector":
+        return cls([_load_file(Path(path))])
+
+    @classmethod
+    def from_data(cls, data: object, source: str = "red flags",
+                  language: Optional[str] = None) -> "RedFlagDetector":
+        return cls([_parse(data, source, language)])
+
+    @property
+    def categories(self) -> List[RedFlagCategory]:
+        seen: Dict[str, RedFlagCategory] = {}
         for pattern in self.patterns:
             seen.setdefault(pattern.category.id, pattern.category)
         return list(seen.values())
 
-    def detect(self, text: str) -> list[RedFlagMatch]:
-        """All matches in ``text``, at most one per category, in order of appearance."""
+    def detect_all(self, text: str) -> List[RedFlagMatch]:
+        """Every category mentioned in ``text``, with its context, in order of appearance.
+        A category affirmed in any language's list counts as affirmed."""
         if not text or not text.strip():
             return []
-        tokens = _keyed_tokens(text)
-        keys = [key for key, _, _ in tokens]
-        found: dict[str, RedFlagMatch] = {}
-        for start, key in enumerate(keys):
-            for pattern in self._by_first_key.get(key, ()):
-                if pattern.category.id in found:
-                    continue
-                end = _match_at(pattern.keys, keys, start)
-                if end is not None:
-                    found[pattern.category.id] = RedFlagMatch(
-                        pattern.category, pattern.phrase, tokens[start][1], tokens[end - 1][2]
-                    )
+        found: Dict[str, RedFlagMatch] = {}
+        for lst in self._lists:
+            for match in lst.detect(text):
+                previous = found.get(match.category.id)
+                if previous is None or (match.affirmed and not previous.affirmed):
+                    found[match.category.id] = match
         return sorted(found.values(), key=lambda m: m.start)
 
+    def detect(self, text: str) -> List[RedFlagMatch]:
+        """The affirmed matches: what must get the full emergency protocol."""
+        return [m for m in self.detect_all(text) if m.affirmed]
 
-def _compile(category: RedFlagCategory, phrase: str, source: str) -> _Pattern:
+    def assess(self, text: str) -> Assessment:
+        return Assessment(tuple(self.detect_all(text)))
+
+
+def _load_file(path: Path) -> _LanguageList:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RedFlagDataError(f"red-flag file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise RedFlagDataError(f"{path}: not valid YAML ({exc})") from exc
+    return _parse(data, str(path), None if path.stem not in ("en", "ru", "zh") else path.stem)
+
+
+def _parse(data: object, source: str, language: Optional[str]) -> _LanguageList:
+    if not isinstance(data, dict) or not isinstance(data.get("categories"), dict):
+        raise RedFlagDataError(f"{source}: expected a 'categories' mapping")
+    language = str(data.get("language") or language or DEFAULT_LANGUAGE)
+    patterns: List[_Pattern] = []
+    for cat_id, body in data["categories"].items():
+        if not isinstance(body, dict) or not body.get("phrases"):
+            raise RedFlagDataError(f"{source}: category '{cat_id}' needs a list of phrases")
+        response = body.get("response", "emergency")
+        if response not in ("emergency", "crisis"):
+            raise RedFlagDataError(
+                f"{source}: category '{cat_id}': response must be 'emergency' or 'crisis'"
+            )
+        category = RedFlagCategory(id=str(cat_id), label=str(body.get("label", cat_id)),
+                                   response=response)
+        for phrase in body["phrases"]:
+            keys = _compile(phrase, language)
+            if not keys or keys[0] == GAP_KEY or keys[-1] == GAP_KEY:
+                raise RedFlagDataError(
+                    f"{source}: phrase {phrase!r} in '{cat_id}' must start and end with a word"
+                )
+            patterns.append(_Pattern(category, str(phrase), keys))
+    if not patterns:
+        raise RedFlagDataError(f"{source}: no phrases")
+    return _LanguageList(language, patterns, _parse_context(data.get("context"), source, language),
+                         str(data["check_label"]) if data.get("check_label") else None)
+
+
+def _parse_context(raw: object, source: str, language: str) -> _Context:
+    if raw is None:
+        return _Context()
+    if not isinstance(raw, dict):
+        raise RedFlagDataError(f"{source}: 'context' must be a mapping")
+
+    def cues(name: str) -> List[Tuple[Key, ...]]:
+        values = raw.get(name) or []
+        if not isinstance(values, list):
+            raise RedFlagDataError(f"{source}: context '{name}' must be a list")
+        compiled = []
+        for cue in values:
+            keys = _compile(cue, language)
+            if not keys or GAP_KEY in (keys[0], keys[-1]):
+                raise RedFlagDataError(f"{source}: context cue {cue!r} must start and end with a word")
+            compiled.append(keys)
+        return compiled
+
+    window = raw.get("window", 5)
+    if not isinstance(window, int) or not 1 <= window <= 20:
+        raise RedFlagDataError(f"{source}: context window must be a whole number from 1 to 20")
+    before = [("negated", c) for c in cues("negation")]
+    before += [("hypothetical", c) for c in cues("hypothetical")]
+    before += [("historical", c) for c in cues("historical")]
+    after = [("negated", c) for c in cues("negation_after")]
+    after += [("historical", c) for c in cues("historical")]
+    return _Context(window, tuple(before), tuple(after), tuple(cues("pseudo")),
+                    tuple(cues("terminators")))
+
+
+def _compile(phrase: object, language: str) -> Tuple[Key, ...]:
+    if not isinstance(phrase, str):
+        # YAML reads a bare no / yes / on as a boolean: the reviewer must quote it.
+        raise RedFlagDataError(f"{phrase!r} is not text: write it in quotes (\"no\", \"yes\")")
     # Each stretch between gaps is normalised as a whole, so contractions keep their context.
-    keys = list(_normalise_with_gaps(phrase))
-    if not keys or keys[0] == GAP or keys[-1] == GAP:
-        raise RedFlagDataError(
-            f"{source}: phrase {phrase!r} in '{category.id}' must start and end with a word"
-        )
-    return _Pattern(category, phrase, tuple(keys))
+    return tuple(_normalise_with_gaps(phrase, language))
 
 
-def _normalise_with_gaps(phrase: str) -> Iterator[str]:
+def _normalise_with_gaps(phrase: str, language: str) -> Iterator[Key]:
+    normalise = normaliser_for(language)
     for chunk_index, chunk in enumerate(phrase.split(GAP)):
         if chunk_index:
-            yield GAP
-        yield from normalise(chunk)
+            yield GAP_KEY
+        for part_index, part in enumerate(chunk.split(YEAR_KEY)):
+            if part_index:
+                yield frozenset({YEAR_KEY})
+            for token in normalise(part):
+                yield token.keys
 
 
-def _match_at(pattern: Sequence[str], keys: Sequence[str], start: int) -> Optional[int]:
-    """End index if ``pattern`` matches ``keys`` from ``start`` (``*`` = 0..MAX_GAP words)."""
+def normalise(text: str, language: str = DEFAULT_LANGUAGE) -> List[str]:
+    """The comparison keys of ``text`` (one per word; the sorted first key when a word has
+    several), for tests and reviewers."""
+    return [sorted(token.keys)[0] if len(token.keys) > 1 and language != "en"
+            else next(iter(token.keys)) for token in normaliser_for(language)(text)]
+
+
+def _match_at(pattern: Sequence[Key], tokens: Sequence[Token], start: int,
+              max_gap: int) -> Optional[int]:
+    """End index if ``pattern`` matches ``tokens`` from ``start`` (``*`` = 0..max_gap)."""
 
     def walk(p: int, k: int) -> Optional[int]:
         if p == len(pattern):
             return k
-        if pattern[p] == GAP:
-            for skip in range(MAX_GAP + 1):
-                if k + skip > len(keys):
+        if pattern[p] == GAP_KEY:
+            for skip in range(max_gap + 1):
+                if k + skip > len(tokens):
                     break
                 end = walk(p + 1, k + skip)
                 if end is not None:
                     return end
             return None
-        if k < len(keys) and keys[k] == pattern[p]:
+        if k < len(tokens) and pattern[p] & tokens[k].keys:
             return walk(p + 1, k + 1)
         return None
 
     return walk(0, start)
 
 
+def _spans(cues: Sequence[Tuple[Key, ...]], tokens: Sequence[Token], max_gap: int) -> List[Tuple[int, int]]:
+    spans = []
+    for cue in cues:
+        for start in range(len(tokens)):
+            end = _match_at(cue, tokens, start, max_gap)
+            if end is not None:
+                spans.append((start, end))
+    return spans
+
+
 @functools.lru_cache(maxsize=4)
 def default_detector(path: Optional[str] = None) -> RedFlagDetector:
-    """The detector for the project's phrase list, built once per process."""
-    return RedFlagDetector.from_file(Path(path) if path else None)
+    """The detector for the project's phrase lists, built once per process."""
+    return RedFlagDetector.from_path(Path(path) if path else None)

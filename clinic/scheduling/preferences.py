@@ -10,6 +10,11 @@ Why our own handling around dateparser: dateparser reads single dates well ("25 
 ("31 February") and it rolls a day-of-month that has passed back into the past ("the 14th").
 Every way a preference can't be used is a typed :class:`PreferenceError` the assistant turns
 into a kind reply; nothing here raises anything else for any input text.
+
+Russian and Chinese ("завтра утром", "下周二下午", "后天3点以后") are first rewritten into the
+English phrases read below (clinic/scheduling/preference_words.py), so every rule and every
+typed error is the same in the three languages; dateparser gets what is left with
+``languages=[language, the text's language, "en"]``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from zoneinfo import ZoneInfo
 
 import dateparser
 
+from clinic.i18n import language_code
 from clinic.scheduling.model import SlotQuery
+from clinic.scheduling.preference_words import has_cyrillic, has_han, to_english
 
 # How far ahead "as soon as possible" / "any time" / a bare "in the morning" looks.
 DEFAULT_HORIZON_DAYS = 28
@@ -76,6 +83,19 @@ _FILLER = re.compile(
     r"could i come|i'?m free|for me|sometime|some time|something|anything|one|a slot|"
     r"an appointment|appointment|slot|time|day|the|on|at|in|of|for|a|an|or|and|"
     r"around|about|during|if possible|possible|then)\b"
+)
+
+# Russian and Chinese words around a preference that name no day or time (what is left
+# after preference_words rewrote the rest), so they never reach dateparser as a "date".
+_FILLER_RU = re.compile(
+    r"\b(пожалуйста|пжл|спасибо|можно|мне|нам|меня|удобно|удобнее|хочу|хотел[аи]?|бы|"
+    r"записаться|запишите|запись|прием|приём|время|лучше|было|будет|хорошо|давайте|ну|да|"
+    r"ок|окей|и|или|а|в|во|на|к|по|тогда|когда|нибудь|где-то|если|возможно|получится|"
+    r"подойдет|подойдёт|подходит|устроит|свободно|свободное|есть|ли|как|у|вас|можете)\b"
+)
+_FILLER_ZH = re.compile(
+    r"请问|请|麻烦|谢谢|我想|我要|我|想|要|可以|能不能|能|吗|吧|呢|啊|嗯|好的|好|的|时候|时间|"
+    r"最好|预约|挂号|安排|一下|看看|有没有|有空|空|方便|行|就|那|在|是"
 )
 
 _HOUR = r"(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.|o'?clock)?"
@@ -182,18 +202,20 @@ def parse_preference(
     closed_dates: Collection[dt.date] = (),
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     date_order: str = "DMY",
+    language: Optional[str] = "en",
 ) -> TimeWindow:
     """Read ``text`` as of ``now``.
 
     ``opening_hours`` maps a weekday (0 = Monday) to the clinic's opening windows (e.g.
     ``ClinicSettings.reception_hours.windows``); a day without windows, or in
     ``closed_dates`` (public holidays), is closed. ``date_order`` reads numeric dates
-    ("3/4" is 3 April with DMY).
+    ("3/4" is 3 April with DMY). ``language`` (en, ru, zh; the conversation's) is the one
+    dateparser tries first; Russian and Chinese phrases are understood whatever it says.
     """
     now = now.astimezone(timezone)
     today = now.date()
     original = text or ""
-    remaining = _normalise(original)
+    remaining = to_english(_normalise(original))
     if not remaining:
         raise Unparseable("empty preference")
     reading = _Reading()
@@ -207,9 +229,11 @@ def parse_preference(
     remaining = _read_named_days(remaining, today, reading)
 
     leftover = _FILLER.sub(" ", remaining)
+    leftover = _FILLER_ZH.sub(" ", _FILLER_RU.sub(" ", leftover))
     leftover = re.sub(r"[^\w/.:-]+", " ", leftover).strip()
-    if re.search(r"[a-z]", leftover) and not reading.has_days:
-        day = _dateparser_day(leftover, now, timezone, date_order)
+    # Any letters (not only a-z): an untranslated Russian phrase goes to dateparser too.
+    if re.search(r"[^\W\d_]", leftover) and not reading.has_days:
+        day = _dateparser_day(leftover, now, timezone, date_order, language)
         if day is not None:
             reading.set_days(day)
             leftover = ""
@@ -482,7 +506,7 @@ def _resolve_day_month(day: int, month: int, year: Optional[int], today: dt.date
 
 
 def _dateparser_day(text: str, now: dt.datetime, timezone: ZoneInfo,
-                    date_order: str) -> Optional[dt.date]:
+                    date_order: str, language: Optional[str] = "en") -> Optional[dt.date]:
     settings = {
         "PREFER_DATES_FROM": "future",
         "TIMEZONE": str(timezone.key),
@@ -492,7 +516,11 @@ def _dateparser_day(text: str, now: dt.datetime, timezone: ZoneInfo,
         "STRICT_PARSING": False,
     }
     try:
-        parsed = dateparser.parse(text, languages=["en"], settings=settings)
+        # The conversation's language first, then the one the text is written in (the
+        # slot may be wrong), then English.
+        written_in = ["ru"] if has_cyrillic(text) else ["zh"] if has_han(text) else []
+        languages = list(dict.fromkeys([language_code(language), *written_in, "en"]))
+        parsed = dateparser.parse(text, languages=languages, settings=settings)
     except Exception:  # noqa: BLE001 - dateparser may raise on odd input; it's just "unread"
         return None
     if parsed is None:

@@ -36,6 +36,7 @@ from sanic.response import HTTPResponse
 import whatsapp.store  # noqa: F401  (registers the channel's tables before create_schema)
 from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequests
+from clinic.language.memory import LanguageMemory
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from clinic.redaction import redact
 from connectors.whatsapp.inbound_mapping import to_assistant_input
@@ -86,6 +87,9 @@ class WhatsAppInput(InputChannel):
         # Emergencies while a staff member has the conversation (Rasa paused): safety_net.py.
         self.safety_net = PausedSafetyNet(HandoffRequests(sessions), self._pseudonym_key, CHANNEL_NAME,
                                           sessions)
+        # The language of each contact's conversation (clinic.language.memory): decided per
+        # message before the assistant reads it, remembered across sessions.
+        self.languages = LanguageMemory(sessions)
         self._agent = None  # Rasa's agent, known once the server has started
         # Ingress mode (connectors/whatsapp/ingress.py): a separate process takes the webhooks
         # and calls this with the conversations that have new messages; Rasa's process only
@@ -353,11 +357,15 @@ class WhatsAppInput(InputChannel):
                         claimed: Optional[bool] = None) -> None:
         # Paused for a staff member: Rasa will only log this message, so the emergency
         # safety net is ours to run (and its guidance goes out first).
+        language = await self._language_of(message)
         sent_by_safety_net = None
         if message.text and await self.safety_net.is_paused(self._agent, message.conversation_id, claimed):
-            sent_by_safety_net = await self.safety_net.check(message.conversation_id, message.text)
+            sent_by_safety_net = await self.safety_net.check(message.conversation_id, message.text, language)
             for text in sent_by_safety_net or []:
                 await output.send_text_message(message.conversation_id, text)
+        metadata: Dict[str, Any] = {"whatsapp": {"kind": message.kind, "redacted": list(message.redacted)}}
+        if language:
+            metadata["language"] = language
         await on_new_message(
             UserMessage(
                 text=message.text,
@@ -365,11 +373,25 @@ class WhatsAppInput(InputChannel):
                 sender_id=message.conversation_id,
                 input_channel=self.name(),
                 message_id=message.wamid,
-                metadata={"whatsapp": {"kind": message.kind, "redacted": list(message.redacted)}},
+                metadata=metadata,
             )
         )
         if sent_by_safety_net:
             await self.safety_net.log_in_tracker(self._agent, message.conversation_id, sent_by_safety_net)
+
+    async def _language_of(self, message: PendingMessage) -> Optional[str]:
+        """The conversation's language after this message (detected, remembered per
+        contact). Best effort: without it the NLU component detects from the text alone."""
+        if not message.text:
+            return None
+        try:
+            decision = await asyncio.to_thread(self.languages.decide, message.conversation_id, message.text)
+        except Exception:  # noqa: BLE001 - the language must never cost the patient a reply
+            logger.exception("Language memory unavailable; the assistant detects from the text")
+            return None
+        if decision.changed:
+            self.metrics.increment(f"language_set_{decision.language}")
+        return decision.language
 
     async def turn(self, on_new_message: Callable[[UserMessage], Awaitable[Any]], body: bytes,
                    signature_header: Optional[str]) -> Tuple[int, Dict[str, Any]]:

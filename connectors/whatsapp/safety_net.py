@@ -71,9 +71,10 @@ class PausedSafetyNet:
             tracker = await tracker
         return tracker is not None and tracker.is_paused()
 
-    async def check(self, conversation_id: str, text: Optional[str]) -> Optional[List[str]]:
-        """The texts to send when ``text`` holds a red flag (and the urgent handoff is
-        raised), else None."""
+    async def check(self, conversation_id: str, text: Optional[str],
+                    language: Optional[str] = None) -> Optional[List[str]]:
+        """The texts to send, in the conversation's language, when ``text`` holds a red flag
+        (and the urgent handoff is raised), else None."""
         found: Optional[Detected] = await asyncio.to_thread(detect, text)
         if found is None:
             return None
@@ -85,11 +86,11 @@ class PausedSafetyNet:
             key = contact_key(conversation_id, self._channel, self._pseudonym_key)
             await asyncio.to_thread(self._handoffs.record, key, Team.NURSE, Reason.EMERGENCY, found.category,
                                     conversation_id=conversation_id)
-            follow_up = texts.flagged
+            follow_up = texts.flagged_in(language)
         except Exception:  # noqa: BLE001 - the guidance goes out regardless
             logger.exception("Could not raise the urgent handoff for a paused conversation")
-            follow_up = texts.not_flagged
-        return [texts.for_response(found.response), follow_up]
+            follow_up = texts.not_flagged_in(language)
+        return [texts.for_response(found.response, language), follow_up]
 
     async def log_in_tracker(self, agent: Any, conversation_id: str, texts: List[str]) -> None:
         """Add what was sent to the conversation (after Rasa logged the patient's message)."""

@@ -1,0 +1,90 @@
+"""Rasa tokenizer for English, Russian and Chinese in one model.
+
+Whitespace and punctuation split words as Rasa's ``WhitespaceTokenizer`` does; then
+- Chinese runs (no spaces between words) are segmented with jieba (the dictionary ships
+  inside the package), so "我想预约明天" gives 我 / 想 / 预约 / 明天, not one token;
+- Russian words get their dictionary lemma from pymorphy3 (dictionaries ship in
+  pymorphy3-dicts-ru) as the token's lemma, which the word-count featurizer uses, so
+  "записаться", "записаться", "запишите" share features with "записать".
+Rasa's own ``JiebaTokenizer`` cannot be used here: jieba cuts Cyrillic into single letters.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.nlu.tokenizers.tokenizer import Token
+from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.nlu.training_data.message import Message
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # its start-up banner is not for patients' logs
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+@functools.lru_cache(maxsize=1)
+def _morph():
+    import pymorphy3
+
+    return pymorphy3.MorphAnalyzer()
+
+
+@functools.lru_cache(maxsize=100_000)
+def russian_lemma(word: str) -> str:
+    parses = _morph().parse(word.lower().replace("ё", "е"))
+    return parses[0].normal_form.replace("ё", "е") if parses else word.lower()
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
+class MultilingualTokenizer(WhitespaceTokenizer):
+    @staticmethod
+    def not_supported_languages() -> Optional[List[Text]]:
+        return None
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return WhitespaceTokenizer.get_default_config()
+
+    def remove_emoji(self, text: Text) -> Text:
+        # Rasa's emoji pattern spans U+24C2..U+1F251, which holds every Chinese character:
+        # the plain WhitespaceTokenizer silently drops Chinese words next to other words.
+        if _HAN.search(text):
+            return text
+        return super().remove_emoji(text)
+
+    def tokenize(self, message: Message, attribute: Text) -> List[Token]:
+        tokens: List[Token] = []
+        for token in super().tokenize(message, attribute):
+            if _HAN.search(token.text):
+                tokens.extend(_segment(token))
+            elif _CYRILLIC.search(token.text):
+                tokens.append(Token(token.text, token.start, token.end, lemma=russian_lemma(token.text)))
+            else:
+                tokens.append(token)
+        return tokens
+
+
+def _segment(token: Token) -> List[Token]:
+    pieces = []
+    offset = 0
+    for word in _jieba().cut(token.text, HMM=True):
+        start = token.text.find(word, offset)
+        if start < 0:  # jieba never rewrites text; be safe anyway
+            start = offset
+        offset = start + len(word)
+        if word.strip():
+            pieces.append(Token(word, token.start + start, token.start + offset))
+    return pieces or [token]
