@@ -104,7 +104,9 @@ def status_of(backend, appointment_id: str) -> str:
 
 
 def last_interactive(messages: list) -> dict:
-    return next(m for m in reversed(messages) if (m.get("payload") or {}).get("type") == "interactive")
+    found = [m for m in messages if (m.get("payload") or {}).get("type") == "interactive"]
+    assert found, [reply_text(m) for m in messages]
+    return found[-1]
 
 
 @pytest.mark.parametrize("language, wa_id", [("ru", "15550108001"), ("zh", "15550108002")])
@@ -120,27 +122,35 @@ def test_a_patient_uses_the_whole_product_in_their_language(stack, language, wa_
     answer = patient.say(words["faq"])
     assert any("08:00" in reply_text(m) or "09:00" in reply_text(m) for m in answer)
 
-    # Booking: service, anyone, a day in their words, the first time, confirm, name, birth date.
-    replies = patient.say(words["book"])
-    replies = patient.tap(last_interactive(replies))  # the first service
-    replies = patient.tap(last_interactive(replies), choice=0)  # anyone / the first practitioner
-    replies = patient.say(words["when"])
-    replies = patient.tap(last_interactive(replies))  # the first free time
-    replies = patient.tap(last_interactive(replies), choice=0)  # yes, book it
-    replies = patient.say(words["name"])
-    replies = patient.say(words["birth"])
+    # Booking: the form asks in their language; the patient taps the first option of every
+    # list or button (service, practitioner, time, "yes"), and types a day, a name and a birth
+    # date in their own words when asked.
+    typed = iter([words["when"], words["name"], words["birth"]])
     backend = SqlSchedulingBackend(sessions)
     key = contact_key(conversation, "whatsapp", stack.env["CLINIC_PSEUDONYM_KEY"].encode())
+    replies = patient.say(words["book"])
+    for _ in range(10):
+        if backend.find_patient(key) is not None and backend.upcoming(key):
+            break
+        interactive = [m for m in replies if (m.get("payload") or {}).get("type") == "interactive"]
+        if interactive:
+            replies = patient.tap(interactive[-1])
+            continue
+        word = next(typed, None)
+        if word is None:
+            break
+        replies = patient.say(word)
     patient_record = backend.find_patient(key)
     assert patient_record is not None
     [booked] = backend.upcoming(key)
 
-    # Cancelling: which one / are you sure -> yes.
+    # Cancelling: (which one) and "are you sure?" -> the first button, "yes, cancel it".
     replies = patient.say(words["cancel"])
-    replies = patient.tap(last_interactive(replies), choice=0)
-    if status_of(backend, booked.id) != "cancelled":
-        patient.tap(last_interactive(patient.stack.replies(wa_id)), choice=0)
-    assert status_of(backend, booked.id) == "cancelled"
+    for _ in range(3):
+        if status_of(backend, booked.id) == "cancelled":
+            break
+        replies = patient.tap(last_interactive(replies), choice=0)
+    assert status_of(backend, booked.id) == "cancelled", [reply_text(m) for m in replies]
 
     # A person, then a red flag (emergency guidance in their language, urgent ticket).
     patient.say(words["human"])

@@ -128,3 +128,58 @@ def test_the_shipped_term_list_loads_and_is_lower_case():
     terms = phi_guard.default_terms()
     assert len(terms.diagnoses) > 50 and len(terms.analytes) > 40 and len(terms.medications) > 40
     assert all(t == t.lower() for t in terms.diagnoses + terms.analytes + terms.medications)
+
+
+def _cyrillic(text):
+    return any("\u0400" <= c <= "\u04ff" for c in text)
+
+
+def _han(text):
+    return any("\u4e00" <= c <= "\u9fff" for c in text)
+
+
+def test_the_corpus_covers_russian_and_chinese():
+    for kind in ("clinical", "ordinary"):
+        assert sum(map(_cyrillic, CORPUS[kind])) >= 40, kind
+        assert sum(map(_han, CORPUS[kind])) >= 40, kind
+
+
+@pytest.mark.parametrize("message,rule", [
+    ("Ваш уровень глюкозы 7,8 ммоль/л.", "lab_value"),
+    ("Гемоглобин понижен.", "lab_value"),
+    ("Тест на беременность положительный!", "test_result"),
+    ("У вас сахарный диабет 2 типа.", "diagnosis"),
+    ("Шифр диагноза Е11.9", "icd10_code"),  # a Cyrillic "Е"
+    ("По 2 таблетки 3 раза в день после еды.", "medication_dose"),
+    ("Ваш рецепт на аторвастатин готов.", "medication"),
+    ("您的血红蛋白为98克/升。", "lab_value"),
+    ("您的检测结果为阳性。", "test_result"),
+    ("您患有2型糖尿病。", "diagnosis"),
+    ("诊断：E11.9", "icd10_code"),
+    ("每日三次，每次2片，饭后服用。", "medication_dose"),
+    ("您的阿托伐他汀处方已开好。", "medication"),
+])
+def test_russian_and_chinese_rules(message, rule):
+    assert rule in rules_of(check(message)), rules_of(check(message))
+
+
+@pytest.mark.parametrize("message", [
+    "У вас сахарный диабет.", "Вам диагностировали сахарный диабет.", "Ваш сахарный диабет под контролем.",
+    "У вас выявлено подозрение на сахарный диабет.", "Вы наблюдаетесь с сахарным диабетом? Ваш анализ показал диабет.",
+])
+def test_russian_terms_match_in_every_inflection(message):
+    assert "diagnosis" in rules_of(check(message))
+
+
+def test_a_clinician_adds_a_russian_and_a_chinese_term(tmp_path):
+    data = yaml.safe_load((ROOT / "content" / "phi_terms.yml").read_text(encoding="utf-8"))
+    data["diagnoses"] += ["опоясывающий лишай", "带状疱疹"]
+    terms_file = tmp_path / "phi_terms.yml"
+    terms_file.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    terms = load_terms(terms_file)
+    assert rules_of(check("У вас опоясывающий лишай.", terms=terms)) == ["diagnosis"]
+    assert rules_of(check("У вас признаки опоясывающего лишая.", terms=terms)) == ["diagnosis"]
+    assert rules_of(check("Лечение опоясывающего лишая назначено.", terms=terms)) == ["diagnosis"]
+    assert rules_of(check("您患有带状疱疹。", terms=terms)) == ["diagnosis"]
+    assert check("Прививка от опоясывающего лишая с 60 лет.", terms=terms) == []
+    assert check("带状疱疹疫苗现已开放预约。", terms=terms) == []

@@ -19,6 +19,7 @@ import unicodedata
 from typing import Dict, List, Optional, Sequence
 
 from clinic.language.catalogue import Catalogue, default_catalogue
+from clinic.redaction import PLACEHOLDER_RE
 
 # Which lingua languages are written in which script (for the recognised ones).
 _SCRIPT_OF = {
@@ -27,7 +28,6 @@ _SCRIPT_OF = {
     "HAN": {"CHINESE"},
 }
 _URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
-_PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")  # redaction placeholders such as [CARD_NUMBER]
 STRONG_WORDS = 3
 STRONG_LETTERS = 12
 STRONG_HAN = 4
@@ -63,7 +63,8 @@ def _script(ch: str) -> Optional[str]:
 
 
 def _clean(text: str) -> str:
-    return _PLACEHOLDER.sub(" ", _URL.sub(" ", text or ""))
+    # Redaction placeholders ("[card number removed]") are our English, not the patient's.
+    return PLACEHOLDER_RE.sub(" ", _URL.sub(" ", text or ""))
 
 
 def detect(text: str, catalogue: Optional[Catalogue] = None) -> Detection:

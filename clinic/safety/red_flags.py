@@ -128,6 +128,7 @@ class _LanguageList:
 
     def detect(self, text: str) -> List[RedFlagMatch]:
         tokens = self._normalise(text)
+        self._spans_cache: Dict[str, List[Tuple[int, int]]] = {}
         found: Dict[str, RedFlagMatch] = {}
         for start, token in enumerate(tokens):
             candidates: List[_Pattern] = []
@@ -151,14 +152,19 @@ class _LanguageList:
         ctx = self.context
         if not ctx.before and not ctx.after:
             return AFFIRMED
-        pseudo = _spans(ctx.pseudo, tokens, self._max_gap)
-        terminators = _spans(ctx.terminators, tokens, self._max_gap)
+        # Computed once per message (a long list of pseudo cues made every match slow).
+        if "pseudo" not in self._spans_cache:
+            self._spans_cache["pseudo"] = _spans(ctx.pseudo, tokens, self._max_gap)
+            self._spans_cache["terminators"] = _spans(ctx.terminators, tokens, self._max_gap)
+        pseudo, terminators = self._spans_cache["pseudo"], self._spans_cache["terminators"]
+        breaks = SCOPE_BREAKS | ({" ", "\u3000"} if self.language == "zh" else set())
 
         def clear(left_end: int, right_start: int) -> bool:
             # No punctuation and no terminator word between the cue and the phrase.
             gap_start = tokens[left_end - 1].end if left_end else 0
             gap_end = tokens[right_start].start if right_start < len(tokens) else len(text)
-            if any(ch in SCOPE_BREAKS for ch in text[gap_start:gap_end]):
+            # Chinese chat uses a space where other languages put a comma.
+            if any(ch in breaks for ch in text[gap_start:gap_end]):
                 return False
             return not any(s >= left_end and e <= right_start for s, e in terminators)
 
@@ -172,7 +178,11 @@ class _LanguageList:
                 if clear(e, start):
                     return kind
         for kind, cue in ctx.after:
-            for s in range(end, min(len(tokens), end + ctx.window)):
+            # A negation right after the phrase only ("боли в груди нет"), not anywhere in
+            # the window: "抽搐了五分钟还没有停" is not a negated seizure. A time in the past
+            # may stand further on ("инсульт у мамы был 3 года назад").
+            reach = 2 if kind == "negated" else ctx.window
+            for s in range(end, min(len(tokens), end + reach)):
                 e = _match_at(cue, tokens, s, self._max_gap)
                 if e is None:
                     continue
