@@ -1,5 +1,5 @@
 """The short labels actions put into messages themselves (button titles, list values,
-fallback words), in en / ru / zh, in one table.
+fallback words), per language, from one table: content/labels.yml.
 
 Whole sentences belong in domain responses (with a variation per language); only what a
 response cannot hold lives here: titles of buttons built from live data and words that
@@ -10,57 +10,20 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
-from clinic.i18n import language_code, plural_category
+import yaml
 
-LABELS: Dict[str, Dict[str, str]] = {
-    # Buttons (≤ 20 characters: they may be shown as reply buttons).
-    "anyone": {"en": "Anyone", "ru": "Любой специалист", "zh": "任何人"},
-    "another_time": {"en": "Another day or time", "ru": "Другой день/время", "zh": "换个日期或时间"},
-    "anyone_available": {"en": "Anyone available", "ru": "Любой специалист",
-                         "zh": "任何有空的医护人员"},
-    "talk_to_reception": {"en": "Talk to reception", "ru": "Помощь регистратуры", "zh": "联系前台"},
-    "reschedule": {"en": "Reschedule", "ru": "Перенести", "zh": "改约"},
-    "cancel": {"en": "Cancel", "ru": "Отменить", "zh": "取消预约"},
-    # Greeting when the patient's name is unknown ("Hi there", "Здравствуйте, уважаемый
-    # пациент!", "尊敬的患者，您好").
-    "no_first_name": {"en": "there", "ru": "уважаемый пациент", "zh": "尊敬的患者"},
-    # Queue: who is ahead of the patient ("Перед вами: никого", "前面等候人数：0人").
-    "queue_nobody": {"en": "nobody", "ru": "никого", "zh": "0人"},
-    # Documents (clinic.notifications.model.DOCUMENT_KINDS), quoted as «{notify_document}».
-    "document.sick_note": {"en": "sick note", "ru": "больничный лист", "zh": "病假条"},
-    "document.records_copy": {"en": "copy of your records", "ru": "копия медицинской карты",
-                              "zh": "病历副本"},
-    "document.referral_letter": {"en": "referral letter", "ru": "направление", "zh": "转诊信"},
-    "document.prescription": {"en": "prescription", "ru": "рецепт", "zh": "处方"},
-    "document.certificate": {"en": "certificate", "ru": "справка", "zh": "证明"},
-    "document.document": {"en": "document", "ru": "документ", "zh": "文件"},
-    # Billing (BILLING_ITEMS, BILLING_STATUSES). The statuses follow "…: it" in English;
-    # in Russian and Chinese they follow a colon ("Новости по документу «счёт»: …"), so
-    # they are clauses of their own (no agreement with the item's gender needed).
-    "billing.invoice": {"en": "invoice", "ru": "счёт", "zh": "账单"},
-    "billing.insurance_claim": {"en": "insurance claim", "ru": "страховое требование",
-                                "zh": "保险理赔"},
-    "billing.refund": {"en": "refund", "ru": "возврат средств", "zh": "退款"},
-    "billing_status.issued": {"en": "has been issued", "ru": "ожидает оплаты", "zh": "已开具"},
-    "billing_status.paid": {"en": "has been paid, thank you", "ru": "оплата получена, спасибо",
-                            "zh": "已付款，谢谢"},
-    "billing_status.overdue": {"en": "is overdue", "ru": "срок оплаты истёк", "zh": "已逾期"},
-    "billing_status.submitted": {"en": "has been sent to your insurer",
-                                 "ru": "передано вашему страховщику",
-                                 "zh": "已提交给您的保险公司"},
-    "billing_status.approved": {"en": "has been approved", "ru": "страховщик одобрил",
-                                "zh": "已获批准"},
-    "billing_status.rejected": {"en": "was not accepted; our billing team can help",
-                                "ru": "страховщик отказал; наша команда по оплате поможет",
-                                "zh": "未获接受；我们的收费团队可以帮您"},
-    "billing_status.refunded": {"en": "has been refunded", "ru": "деньги возвращены",
-                                "zh": "已退款"},
-}
+from clinic.i18n import DEFAULT_LANGUAGE, language_code, plural_category
+from clinic.settings import PROJECT_ROOT
+
+LABELS_FILE = PROJECT_ROOT / "content" / "labels.yml"
+# Read once, when the action server imports this module.
+LABELS: Dict[str, Dict[str, str]] = yaml.safe_load(LABELS_FILE.read_text(encoding="utf-8"))["labels"]
 
 
 def label(key: str, language: Optional[str] = "en") -> str:
     """The label in ``language`` (English when the language is unknown)."""
-    return LABELS[key][language_code(language)]
+    labels = LABELS[key]
+    return labels.get(language_code(language)) or labels[DEFAULT_LANGUAGE]
 
 
 def people(count: int, language: Optional[str] = "en") -> str:

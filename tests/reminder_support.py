@@ -74,3 +74,10 @@ def make_clinic(tmp_path, reminder_policy: Optional[ReminderPolicy] = None, cloc
     planner = ReminderPlanner(reminder_policy or policy(), clock=clock)
     backend = SqlSchedulingBackend(sessions, listeners=(planner,), clock=clock)
     return Clinic(url, sessions, backend, planner, ReminderStore(sessions), ConsentStore(sessions), clock)
+
+
+def quiet_hours_away_from_now(tz) -> str:
+    """Quiet hours that can't start during an end-to-end test, whatever time it runs."""
+    now = dt.datetime.now(tz)
+    start, end = now + dt.timedelta(hours=6), now + dt.timedelta(hours=7)
+    return f"{start:%H:%M}-{end:%H:%M}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from clinic.broadcasts.runner import CampaignPaused, Runner
 from clinic.broadcasts.store import BroadcastStore, CampaignError
 from clinic.consent import HEALTH_TIPS, REMINDERS, ConsentStore
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.language.memory import LanguageMemory
 from clinic.privacy import ContactCipher
 from simulator.testing import TEST_ACCESS_TOKEN, running_simulator
 from whatsapp.client import GraphClient
@@ -278,8 +280,127 @@ def test_cli_create_status_and_errors(world, capsys):
 
     world.seed(3)
     assert main(["--database-url", world.url, "create", str(PROJECT_ROOT / "campaigns" / "flu_season.yml")]) == 0
-    assert "3 opted-in recipients queued" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 opted-in recipients queued" in out and "in en_US, ru, zh_CN, default en_US" in out
     assert main(["--database-url", world.url, "status", "flu_season"]) == 0
-    assert "0/3" in capsys.readouterr().out and "pending=3" in capsys.readouterr().out + "pending=3"
+    out = capsys.readouterr().out
+    assert "0/3" in out and "pending=3" in out and "language_fallbacks=0" in out
     assert main(["--database-url", world.url, "status", "nope"]) == 1
     assert "no campaign named" in capsys.readouterr().err
+
+
+# ── languages: each recipient's own, the campaign's default when it has no version ──────
+
+def remember(world, people, languages):
+    memory = LanguageMemory(world.sessions)
+    for (_, conversation, _), language in zip(people, languages, strict=True):
+        if language:
+            memory.remember(conversation, language)
+
+
+def sent_by_patient(messages):
+    """wa_id -> (language, body params) of the sends the simulator accepted."""
+    result = {}
+    for message in messages:
+        if message["status"] == "rejected":
+            continue
+        template = message["payload"]["template"]
+        body = [c for c in template.get("components", []) if c["type"] == "body"]
+        result[message["wa_id"]] = (template["language"]["code"],
+                                    [p["text"] for p in body[0]["parameters"]] if body else [])
+    return result
+
+
+@pytest.mark.asyncio
+async def test_each_recipient_gets_their_language_and_a_missing_one_falls_back_recorded(world):
+    people = world.seed(4)
+    remember(world, people, ["ru", "zh", None, "en"])
+    spec = campaign_file.load(PROJECT_ROOT / "campaigns" / "flu_season.yml")
+    # This clinic's health_tip is approved in English and Russian only: Chinese falls back.
+    by_language = {code: spec.params_by_language[code] for code in ("en_US", "ru")}
+    campaign = world.store.create("tips", spec.template, spec.language, by_language, spec.quick_replies, 50)
+    assert campaign.languages == ("en_US", "ru")
+    world.store.enqueue_segment(campaign.id)
+    async with running_simulator() as sim:
+        client, runner = world.runner(sim)
+        assert await runner.run(campaign.name) == t.DONE
+        await client.close()
+        messages = await received(sim)
+    sent = sent_by_patient(messages)
+    wa = [p[0] for p in people]
+    assert sent == {wa[0]: ("ru", by_language["ru"]), wa[1]: ("en_US", by_language["en_US"]),
+                    wa[2]: ("en_US", by_language["en_US"]), wa[3]: ("en_US", by_language["en_US"])}
+    russian = next(m for m in messages if m["wa_id"] == wa[0])
+    assert russian["rendered"]["body"].startswith("Совет о здоровье от Riverside Family Clinic: Начинается")
+    rows = world.statuses(campaign)
+    assert {key: (rows[key].status, rows[key].reason) for _, _, key in people} == {
+        people[0][2]: (t.SENT, None),
+        people[1][2]: (t.SENT, "language_fallback: zh_CN -> en_US (no approved zh_CN version)"),
+        people[2][2]: (t.SENT, None),  # language not known: the default, not a fallback
+        people[3][2]: (t.SENT, None)}
+    progress = world.store.progress(campaign.id)
+    assert progress.fallbacks == 1 and "language_fallbacks=1" in progress.line()
+    assert runner.figures.fallbacks == 1
+
+
+@pytest.mark.asyncio
+async def test_a_listed_version_meta_lacks_is_resent_in_the_default_and_not_tried_again(world):
+    people = world.seed(4)
+    remember(world, people, ["ru", "ru", "ru", None])
+    # hello_world exists at Meta (the simulator) in en_US only, but the campaign lists ru.
+    campaign = world.store.create("hello", "hello_world", "en_US", [], languages=["en_US", "ru"], rate=50)
+    world.store.enqueue_segment(campaign.id)
+    async with running_simulator() as sim:
+        client, runner = world.runner(sim, concurrency=1)
+        assert await runner.run(campaign.name) == t.DONE  # not paused: the default went out
+        await client.close()
+        messages = await received(sim)
+    [rejected] = [m for m in messages if m["status"] == "rejected"]  # tried once in this run
+    assert rejected["error"]["code"] == 132001 and rejected["payload"]["template"]["language"]["code"] == "ru"
+    assert {wa: language for wa, (language, _) in sent_by_patient(messages).items()} == {
+        p[0]: "en_US" for p in people}
+    [first] = [p for p in people if p[0] == rejected["wa_id"]]
+    rows = world.statuses(campaign)
+    assert rows[first[2]].reason == "language_fallback: ru -> en_US (Meta 132001: not approved in ru)"
+    for _, _, key in people[:3]:
+        if key != first[2]:
+            assert rows[key].reason == "language_fallback: ru -> en_US (Meta 132001 earlier in this run)"
+    assert rows[people[3][2]].reason is None
+    assert all(row.status == t.SENT for row in rows.values())
+    [record] = world.wa.outbound(first[1])
+    assert (record.state, record.error_code) == ("sent", 132001)
+    assert world.store.progress(campaign.id).fallbacks == 3
+
+
+def test_campaign_languages_from_files_and_old_files_still_work(world, tmp_path):
+    spec = campaign_file.load(PROJECT_ROOT / "campaigns" / "flu_season.yml")
+    assert (spec.language, spec.languages) == ("en_US", ("en_US", "ru", "zh_CN"))
+    assert spec.params == spec.params_by_language["en_US"] and len(set(map(len, spec.params_by_language.values()))) == 1
+    old = campaign_file.parse({"name": "x1", "template": "health_tip", "language": "en_US", "params": PARAMS})
+    assert (old.language, old.languages, old.params_by_language) == ("en_US", ("en_US",), {"en_US": PARAMS})
+    shared = campaign_file.parse({"name": "x1", "template": "health_tip", "languages": ["ru", "en_US"],
+                                  "language": "en_US", "params": PARAMS})
+    assert shared.languages == ("en_US", "ru") and shared.params_by_language["ru"] == PARAMS
+    implied = campaign_file.parse({"name": "x1", "template": "health_tip", "params": {"ru": PARAMS, "en_US": PARAMS}})
+    assert (implied.language, implied.languages) == ("ru", ("ru", "en_US"))
+    good = {"name": "x1", "template": "health_tip", "language": "en_US", "languages": ["en_US", "ru"],
+            "params": {"en_US": PARAMS, "ru": PARAMS}}
+    for change, why in [({"language": "zh_CN"}, "must be one of languages"),
+                        ({"languages": ["en_US", "en_US"]}, "twice"), ({"languages": []}, "languages"),
+                        ({"params": {"en_US": PARAMS}}, "missing"),
+                        ({"params": {"en_US": PARAMS, "ru": PARAMS, "zh_CN": PARAMS}}, "not in languages"),
+                        ({"params": {"en_US": PARAMS, "ru": PARAMS[:1]}}, "same number"),
+                        ({"params": {"en_US": PARAMS, "ru": ["Клиника", "Позвоните +7 495 123 45 67"]}}, "long number"),
+                        ({"params": {"en_US": PARAMS, "ru": ["Клиника", "Если у вас грипп, оставайтесь дома."]}},
+                         "PHI guard")]:
+        with pytest.raises(CampaignError, match=why):
+            campaign_file.parse({**good, **change})
+    # A campaign stored before languages existed (params_json a list) reads as one language.
+    campaign = world.store.create("old", "health_tip", "en_US", PARAMS)
+    with world.sessions() as session:
+        assert json.loads(session.get(t.CampaignRow, campaign.id).params_json) == PARAMS
+    assert (campaign.languages, campaign.params_for("ru")) == (("en_US",), PARAMS)
+    stored = world.store.create("new", spec.template, spec.language, spec.params_by_language)
+    again = world.store.campaign("new")
+    assert again.languages == ("en_US", "ru", "zh_CN") and again.params == spec.params
+    assert again.params_for("zh_CN") == spec.params_by_language["zh_CN"] and stored == again

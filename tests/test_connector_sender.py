@@ -185,3 +185,88 @@ async def test_a_status_arriving_before_the_send_is_recorded_is_kept(sender, gra
     assert sender.store.outbound("c1")[0].state == "sent"
     assert sender.store.status_of("wamid.OUT1").status == "delivered"
     assert not sender.store.record_status("wamid.OUT1", "sent", NOW, None, None)  # stale
+
+
+# ── a template Meta has not got in the patient's language (132001) ────────────────────────
+
+MISSING = (400, {"error": {"message": "(#132001) Template name does not exist in the translation",
+                           "type": "OAuthException", "code": 132001,
+                           "error_data": {"messaging_product": "whatsapp",
+                                          "details": "template name (visit_survey) does not exist in ru"}}})
+
+
+def survey(language, day):
+    return Template("visit_survey", language, ("Riverside", day), ("/rate1", "/rate2"))
+
+
+def template_sent(body):
+    return body["template"]["language"]["code"], [p["text"] for p in body["template"]["components"][0]["parameters"]]
+
+
+@pytest.mark.asyncio
+async def test_a_missing_translation_is_resent_once_in_the_callers_fallback_and_recorded(sender, graph):
+    add_contact(sender)
+    graph.script = [MISSING]
+    outcome = await sender.send("c1", survey("ru", "во вторник, 8 января"), "survey:srv_1",
+                                fallback=survey("en_US", "Tuesday 8 January"))
+    assert (outcome.state, outcome.wamid) == ("sent", "wamid.OUT2")
+    assert (outcome.language, outcome.fallback_from) == ("en_US", "ru")
+    assert [template_sent(m) for m in graph.received] == [
+        ("ru", ["Riverside", "во вторник, 8 января"]), ("en_US", ["Riverside", "Tuesday 8 January"])]
+    [row] = sender.store.outbound("c1")  # one message, one record, which says what happened
+    assert (row.state, row.wamid, row.error_code, row.attempts) == ("sent", "wamid.OUT2", 132001, 2)
+    assert row.error_detail.startswith("language_fallback: ru -> en_US (Meta 132001")
+    assert "does not exist in ru" in row.error_detail and row.payload_json is None
+    metrics = sender.metrics.snapshot()
+    assert metrics["outbound_template_fallback"] == 1 and metrics["outbound_sent"] == 1
+    assert "outbound_dead_letters" not in metrics
+
+
+@pytest.mark.asyncio
+async def test_a_fallback_language_code_resends_the_same_template_in_it(sender, graph):
+    add_contact(sender)
+    graph.script = [MISSING]
+    outcome = await sender.send("c1", survey("zh_CN", "x"), "survey:srv_1", fallback="en_US")
+    assert (outcome.state, outcome.fallback_from, outcome.language) == ("sent", "zh_CN", "en_US")
+    assert [template_sent(m)[0] for m in graph.received] == ["zh_CN", "en_US"]
+
+
+@pytest.mark.asyncio
+async def test_without_a_fallback_or_for_other_errors_a_refusal_is_still_a_dead_letter(sender, graph):
+    add_contact(sender)
+    graph.script = [MISSING]
+    outcome = await sender.send("c1", survey("ru", "x"), "survey:srv_1")  # the caller allowed none
+    assert (outcome.state, outcome.code, outcome.fallback_from) == ("dead", 132001, None)
+    graph.script = [(400, {"error": {"message": "(#131026) Message undeliverable", "code": 131026}})]
+    outcome = await sender.send("c1", survey("ru", "x"), "survey:srv_2", fallback=survey("en_US", "x"))
+    assert (outcome.state, outcome.code, outcome.fallback_from) == ("dead", 131026, None)
+    graph.script = [MISSING]
+    outcome = await sender.send("c1", survey("en_US", "x"), "survey:srv_3", fallback=survey("en_US", "x"))
+    assert (outcome.state, outcome.code) == ("dead", 132001)  # the same language again would fail the same way
+    assert len(graph.received) == 3  # no resend in any of these
+    assert [(r.state, r.error_code) for r in sender.store.outbound("c1")] == [
+        ("dead", 132001), ("dead", 131026), ("dead", 132001)]
+    assert "outbound_template_fallback" not in sender.metrics.snapshot()
+
+
+@pytest.mark.asyncio
+async def test_a_refused_fallback_is_a_dead_letter_after_exactly_one_resend(sender, graph):
+    add_contact(sender)
+    graph.script = [MISSING, MISSING]
+    outcome = await sender.send("c1", survey("ru", "x"), "survey:srv_1", fallback=survey("en_US", "x"))
+    assert (outcome.state, outcome.code, outcome.fallback_from, outcome.language) == ("dead", 132001, "ru", "en_US")
+    assert [template_sent(m)[0] for m in graph.received] == ["ru", "en_US"]  # once, not in a loop
+    [row] = sender.store.outbound("c1")
+    assert (row.state, row.error_code, row.attempts) == ("dead", 132001, 2)
+    assert "after language_fallback: ru -> en_US" in row.error_detail
+    assert sender.metrics.snapshot()["outbound_dead_letters"] == 1
+
+
+@pytest.mark.asyncio
+async def test_a_fallback_the_phi_guard_refuses_is_not_sent(sender, graph):
+    add_contact(sender)
+    graph.script = [MISSING]
+    outcome = await sender.send("c1", survey("ru", "x"), "survey:srv_1",
+                                fallback=survey("en_US", "your HIV test is positive"))
+    assert (outcome.state, outcome.code) == ("dead", 132001) and "blocked_phi" in outcome.detail
+    assert len(graph.received) == 1

@@ -307,3 +307,12 @@ def test_the_tokenizer_segments_chinese_and_lemmatises_russian():
     assert lemmas["врачам"] == "врач" and lemmas["записаться"] == "записаться"
     text = message.get("text")
     assert all(text[t.start:t.end] == t.text for t in tokens)
+
+
+def test_every_label_built_in_code_exists_in_every_language_and_fits_a_button():
+    from actions.labels import LABELS
+
+    for key, labels in LABELS.items():
+        assert set(LANGUAGES) <= set(labels), key
+        if not key.startswith(("document.", "billing", "no_first_name", "queue_")):
+            assert all(len(text) <= 20 for text in labels.values()), (key, labels)

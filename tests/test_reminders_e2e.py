@@ -25,23 +25,17 @@ from clinic.scheduling.demo_data import install_demo_clinic
 from clinic.scheduling.model import SlotQuery
 from clinic.scheduling.sql_backend import SqlSchedulingBackend
 from clinic.settings import load_settings
+from tests.reminder_support import quiet_hours_away_from_now
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
 SETTINGS = load_settings()
 TZ = SETTINGS.timezone
 
 
-def quiet_hours_away_from_now() -> str:
-    """Quiet hours that can't start during the test, whatever time it runs."""
-    now = dt.datetime.now(TZ)
-    start, end = now + dt.timedelta(hours=6), now + dt.timedelta(hours=7)
-    return f"{start:%H:%M}-{end:%H:%M}"
-
-
 @pytest.fixture(scope="module")
 def stack(trained_model, tmp_path_factory):
     running = Stack(tmp_path_factory.mktemp("reminders-e2e"), trained_model)
-    running.env["CLINIC_QUIET_HOURS"] = quiet_hours_away_from_now()
+    running.env["CLINIC_QUIET_HOURS"] = quiet_hours_away_from_now(TZ)
     running.start()
     running.start_scheduler(poll_seconds=0.3)
     yield running

@@ -634,3 +634,34 @@ def test_cli_refuses_to_start_without_secrets() -> None:
     result = subprocess.run([sys.executable, "-m", "simulator", "--port", "0"], cwd=PROJECT_ROOT,
                             env=env, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2 and "WHATSAPP_ACCESS_TOKEN" in result.stderr
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", ["visit_survey", "service_survey", "health_tip"])
+async def test_clinic_initiated_templates_are_approved_in_russian_and_chinese(sim, name: str) -> None:
+    """Surveys and the health-tip broadcast go out in the patient's language: every version
+    takes the English one's parameters and buttons (quick-reply payloads carry the answer)."""
+    from simulator.templates import TemplateRegistry
+
+    registry = TemplateRegistry()
+    english = registry.get(name, "en_US")
+    params = len(english.body_params())
+    buttons = [{"type": "button", "sub_type": "quick_reply", "index": index,
+                "parameters": [{"type": "payload", "payload": f"/answer{index}"}]}
+               for index in range(len(english.buttons))]
+    rendered = {}
+    for code in ("en_US", "ru", "zh_CN"):
+        version = registry.get(name, code)
+        assert (version.category, version.body_params(), [b["type"] for b in version.buttons]) == (
+            english.category, english.body_params(), [b["type"] for b in english.buttons])
+        assert all(len(b["text"]) <= 25 for b in version.buttons)  # Meta's button text limit
+        status, data = await sim.send(template(name, params, code, components=buttons))
+        assert status == 200, data
+        _, log = await sim.get("/_sim/messages", wamid=data["messages"][0]["id"])
+        rendered[code] = log["messages"][0]["rendered"]
+        assert "v0" in rendered[code]["body"]
+        assert [b["payload"] for b in rendered[code]["buttons"]] == [f"/answer{i}" for i in range(len(buttons))]
+    assert len({r["body"] for r in rendered.values()}) == 3  # three different texts
+    assert rendered["ru"]["footer"].startswith("Ответьте STOP") and "STOP" in rendered["zh_CN"]["footer"]
+    status, data = await sim.send(template(name, params, "de", components=buttons))
+    assert data["error"]["code"] == 132001  # no German version: Meta's answer the sender falls back on

@@ -3,6 +3,7 @@ template through the simulator, answered by the actions (rating, low score, comm
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -12,12 +13,13 @@ from rasa_sdk.events import SlotSet
 from sqlalchemy import select, text
 
 from actions.surveys import ActionRecordRating, ActionSaveSurveyComment, survey_store
+from clinic.language.memory import LanguageMemory
 from clinic.privacy import ContactCipher, contact_key
 from clinic.scheduling.model import AppointmentStatus
 from clinic.surveys import planner
 from clinic.surveys import tables as t
-from clinic.surveys.sender import SurveySender, rating_payload
-from clinic.surveys.store import SurveyStore
+from clinic.surveys.sender import SurveySender, rating_payload, survey_template
+from clinic.surveys.store import Survey, SurveyStore
 from simulator.testing import TEST_ACCESS_TOKEN, running_simulator
 from tests.conftest import SESSION_START, TEST_PSEUDONYM_KEY, make_tracker, user_event
 from tests.reminder_support import make_clinic
@@ -135,3 +137,165 @@ async def test_a_database_failure_is_told(services, dispatcher, domain):
         session.execute(text("DROP TABLE survey_requests"))
     tracker = make_tracker([SESSION_START, rate_event(4, "srv_0123456789ab")], sender_id=CONVERSATION)
     assert await ActionRecordRating().run(dispatcher, tracker, domain) == [SlotSet("survey_result", "failed")]
+
+
+# ── languages: the patient's, the clinic's default when a version is missing (recorded) ──
+
+def _three_fulfilled_visits(clinic, cipher):
+    """Visits of patients 1-3 (conv-0001..3), fulfilled, each with a WhatsApp address."""
+    local = dt.datetime(2030, 1, 8, 10, 0)
+    for n in (1, 2, 3):
+        appointment = clinic.book_at(local + dt.timedelta(hours=n - 1), n=n)
+        clinic.backend.set_status(appointment.id, AppointmentStatus.FULFILLED, "front desk")
+    with clinic.sessions() as session, session.begin():
+        for n in (1, 2, 3):
+            session.add(ContactRow(conversation_id=f"conv-{n:04d}", address_encrypted=cipher.encrypt(f"1555000123{n}"),
+                                   created_at=clinic.clock()))
+
+
+def _sent_templates(messages):
+    """wa_id -> (language, body params) of the sends the simulator accepted."""
+    result = {}
+    for message in messages:
+        if message["status"] == "rejected":
+            continue
+        template = message["payload"]["template"]
+        body = next(c for c in template["components"] if c["type"] == "body")
+        result[message["wa_id"]] = (template["language"]["code"], [p["text"] for p in body["parameters"]])
+    return result
+
+
+@pytest.mark.asyncio
+async def test_surveys_go_out_in_the_patients_language_and_a_missing_version_falls_back_recorded(tmp_path, capsys):
+    from clinic.surveys.__main__ import main as surveys_cli
+    from clinic.surveys.templates import ApprovedTemplates
+
+    clinic = make_clinic(tmp_path)
+    cipher = ContactCipher(Fernet.generate_key())
+    _three_fulfilled_visits(clinic, cipher)
+    clinic.clock.advance(days=1, hours=6)
+    memory = LanguageMemory(clinic.sessions)
+    memory.remember("conv-0001", "ru")
+    memory.remember("conv-0002", "zh")  # conv-0003: never said anything we could place
+    store = SurveyStore(clinic.sessions, cipher)
+    assert planner.plan(clinic.sessions, store, clinic.consent, clinic.clock()) == (3, 0)
+    # visit_survey approved in English and Russian only (not Chinese) for this clinic.
+    approved = ApprovedTemplates({"visit_survey": ("en_US", "ru"), "service_survey": ("en_US",)})
+    async with running_simulator() as sim:
+        client = GraphClient(sim.url, "v23.0", sim.config.phone_number_id, TEST_ACCESS_TOKEN)
+        sender = SurveySender(store, clinic.consent, Sender(client, WhatsAppStore(clinic.sessions), cipher, Metrics()),
+                              "w1", "Riverside", lambda _id: dt.date(2030, 1, 8), lambda _c: None,
+                              clock=clinic.clock, approved=approved)
+        assert await sender.send_due() == {t.SENT: 3}
+        await client.close()
+        _, data = await sim.get("/_sim/messages")
+    sent = _sent_templates(data["messages"])
+    assert sent == {
+        "15550001231": ("ru", ["Riverside", "во вторник, 8 января"]),  # the date in Russian too
+        "15550001232": ("en_US", ["Riverside", "Tuesday 8 January"]),  # no Chinese version: English
+        "15550001233": ("en_US", ["Riverside", "Tuesday 8 January"]),  # unknown language: the default
+    }
+    russian = next(m for m in data["messages"] if m["wa_id"] == "15550001231")
+    assert russian["rendered"]["body"].startswith("Спасибо, что посетили Riverside во вторник, 8 января.")
+    with clinic.sessions() as session:
+        reasons = {row.conversation_id: row.reason for row in session.scalars(select(t.SurveyRow))}
+    assert reasons == {"conv-0001": None,
+                       "conv-0002": "language_fallback: zh_CN -> en_US (no approved zh_CN version)",
+                       "conv-0003": None}  # the default for want of a known language is no fallback
+    assert store.fallbacks() == 1
+    assert surveys_cli(["--database-url", clinic.url, "status"]) == 0
+    assert "language fallbacks 1" in capsys.readouterr().out
+
+
+@pytest.mark.asyncio
+async def test_a_version_meta_refuses_is_resent_in_the_default_language_and_recorded(tmp_path):
+    clinic = make_clinic(tmp_path)
+    cipher = ContactCipher(Fernet.generate_key())
+    _three_fulfilled_visits(clinic, cipher)
+    clinic.clock.advance(days=1, hours=6)
+    LanguageMemory(clinic.sessions).remember("conv-0002", "zh")
+    store = SurveyStore(clinic.sessions, cipher)
+    planner.plan(clinic.sessions, store, clinic.consent, clinic.clock())
+    # content/templates.yml says visit_survey is approved in zh_CN, but at Meta (the
+    # simulator) that version is still pending review: 132001.
+    pending = tmp_path / "meta.yml"
+    pending.write_text("templates:\n  - name: visit_survey\n    language: zh_CN\n    status: PENDING\n"
+                       "    body: '感谢您选择{{1}}，并于{{2}}前来就诊。'\n", encoding="utf-8")
+    metrics = Metrics()
+    async with running_simulator(templates_path=str(pending)) as sim:
+        client = GraphClient(sim.url, "v23.0", sim.config.phone_number_id, TEST_ACCESS_TOKEN)
+        wa = WhatsAppStore(clinic.sessions)
+        sender = SurveySender(store, clinic.consent, Sender(client, wa, cipher, metrics), "w1", "Riverside",
+                              lambda _id: dt.date(2030, 1, 8), lambda _c: None, clock=clinic.clock)
+        assert await sender.send_due() == {t.SENT: 3}
+        await client.close()
+        _, data = await sim.get("/_sim/messages")
+    to_patient = [m for m in data["messages"] if m["wa_id"] == "15550001232"]
+    assert [(m["status"] == "rejected", m["payload"]["template"]["language"]["code"]) for m in to_patient] == [
+        (True, "zh_CN"), (False, "en_US")]
+    assert to_patient[0]["error"]["code"] == 132001
+    assert _sent_templates(to_patient)["15550001232"] == ("en_US", ["Riverside", "Tuesday 8 January"])
+    with clinic.sessions() as session:
+        survey = session.scalars(select(t.SurveyRow).where(t.SurveyRow.conversation_id == "conv-0002")).one()
+    assert survey.status == t.SENT and survey.wamid == to_patient[1]["wamid"]
+    assert survey.reason == "language_fallback: zh_CN -> en_US (Meta 132001: not approved in zh_CN)"
+    [record] = wa.outbound("conv-0002")  # one message, one record: it says what happened
+    assert (record.state, record.wamid, record.error_code) == ("sent", survey.wamid, 132001)
+    assert record.error_detail.startswith("language_fallback: zh_CN -> en_US")
+    assert metrics.snapshot()["outbound_template_fallback"] == 1
+    assert "outbound_dead_letters" not in metrics.snapshot()
+    assert store.fallbacks() == 1
+
+
+def test_survey_templates_and_dates_per_language():
+    survey = Survey("srv_0123456789ab", t.VISIT, "apt_1", "k", "conv-1", "whatsapp", t.SENDING, None)
+    day = dt.date(2030, 3, 31)
+    assert survey_template(survey, "Riverside", day, "zh_CN").body_params == ("Riverside", "3月31日星期日")
+    assert survey_template(survey, "Riverside", day, "ru").body_params == ("Riverside", "в воскресенье, 31 марта")
+    assert survey_template(survey, "Riverside", day).body_params == ("Riverside", "Sunday 31 March")
+    assert survey_template(survey, "Riverside", None, "ru").body_params == ("Riverside", "недавно")
+    assert survey_template(survey, "Riverside", None).body_params == ("Riverside", "your visit")
+    service = dataclasses.replace(survey, kind=t.REQUEST)
+    template = survey_template(service, "Riverside", None, "ru")
+    assert (template.name, template.language, template.body_params) == ("service_survey", "ru", ("Riverside",))
+
+
+def test_the_visit_day_the_command_reads_is_a_date_not_english_text(tmp_path):
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from clinic.surveys.__main__ import _visit_day
+
+    clinic = make_clinic(tmp_path)
+    appointment = clinic.book_at(dt.datetime(2030, 1, 8, 10, 0))
+    day = _visit_day(clinic.sessions, SimpleNamespace(timezone=ZoneInfo("Europe/Berlin")))
+    assert day(appointment.id) == dt.date(2030, 1, 8) and day("apt_nope") is None
+
+
+def test_approved_languages_are_in_one_file_that_matches_what_meta_has(tmp_path):
+    from clinic.language.catalogue import default_catalogue
+    from clinic.surveys.templates import ApprovedTemplates, TemplateDataError, load_approved
+    from simulator.templates import TemplateRegistry
+
+    approved = load_approved()
+    default = default_catalogue().whatsapp_code(default_catalogue().default)
+    registry = TemplateRegistry()  # the demo's Meta: every version listed exists there
+    for name in ("visit_survey", "service_survey"):
+        assert default in approved.approved_in(name)
+        for code in approved.approved_in(name):
+            assert registry.get(name, code).name == name
+    with pytest.raises(TemplateDataError, match="default language"):
+        ApprovedTemplates({"visit_survey": ("ru",), "service_survey": ("en_US",)}).require(
+            ("visit_survey", "service_survey"), "en_US")
+    with pytest.raises(TemplateDataError, match="not listed"):
+        ApprovedTemplates({}).approved_in("visit_survey")
+    for content, why in [("templates: []\n", "mapping"), ("templates:\n  visit_survey: [en_US, en_US]\n", "twice"),
+                         ("templates:\n  Visit-Survey: [en_US]\n", "only a-z"),
+                         ("templates:\n  visit_survey: [english please]\n", "codes")]:
+        path = tmp_path / "templates.yml"
+        path.write_text(content, encoding="utf-8")
+        with pytest.raises(TemplateDataError, match=why):
+            load_approved(path)
+    path.write_text("templates:\n  visit_survey: en_US\n", encoding="utf-8")
+    assert load_approved(path, environ={}).approved_in("visit_survey") == ("en_US",)
+    assert load_approved(environ={"CLINIC_TEMPLATES_FILE": str(path)}).languages == {"visit_survey": ("en_US",)}

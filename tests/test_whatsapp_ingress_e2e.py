@@ -134,7 +134,9 @@ def test_a_conversation_through_a_door_and_a_relay(split_stack):
 def test_a_lost_notice_is_made_good_by_the_relays_sweep(split_stack):
     # The door can't reach the relay: it still journals, stores and acknowledges; the relay
     # finds the message in the inbox on its next sweep.
-    split_stack.processes.pop("ingress").terminate()
+    door = split_stack.processes.pop("ingress")
+    door.terminate()
+    door.wait(timeout=30)  # it holds its journal's lock until it has exited
     split_stack.start_ingress(relay_url="http://127.0.0.1:9")
     wa_id = patient()
     split_stack.say(wa_id, "hello")

@@ -3,7 +3,8 @@
     create FILE.yml            create the campaign and queue its segment (opted-in contacts)
     run NAME [--rate R]        send it (throttled, paced, exactly once); Ctrl-C stops
                                cleanly and ``run`` again resumes; so does a crashed runner
-    status NAME                progress: pending / sending / sent / skipped / failed / unknown
+    status NAME                progress: pending / sending / sent / skipped / failed / unknown, and
+                               language_fallbacks (recipients who got the default language)
     list                       every campaign with its progress
     requeue-unknown NAME       resend rows whose fate a crash left unknown (may duplicate)
     cancel NAME                stop for good (rows not yet sent stay pending, never sent)
@@ -76,7 +77,8 @@ async def _run(store: BroadcastStore, name: str, rate: Optional[float], concurre
         await client.close()
     figures = runner.figures
     print(f"{name}: {state}; this run sent={figures.sent} skipped={figures.skipped} failed={figures.failed} "
-          f"deferred={figures.deferred} recovered={figures.reconciled} rate={figures.rate():.1f}/s", flush=True)
+          f"deferred={figures.deferred} language_fallbacks={figures.fallbacks} recovered={figures.reconciled} "
+          f"rate={figures.rate():.1f}/s", flush=True)
     print(store.progress(campaign.id).line(), flush=True)
     return 0
 
@@ -102,11 +104,12 @@ def main(argv=None) -> int:
         store = _store(args.database_url)
         if args.command == "create":
             spec = campaign_file.load(args.file)
-            campaign = store.create(spec.name, spec.template, spec.language, spec.params, spec.quick_replies,
-                                    spec.rate, spec.description, spec.topic)
+            campaign = store.create(spec.name, spec.template, spec.language,
+                                    spec.params_by_language or spec.params, spec.quick_replies,
+                                    spec.rate, spec.description, spec.topic, languages=spec.languages)
             queued = store.enqueue_segment(campaign.id)
-            print(f"created {campaign.name}: {queued} opted-in recipients queued (template {campaign.template}, "
-                  f"{campaign.rate:g} msg/s)")
+            print(f"created {campaign.name}: {queued} opted-in recipients queued (template {campaign.template} "
+                  f"in {', '.join(campaign.languages)}, default {campaign.language}; {campaign.rate:g} msg/s)")
             return 0
         if args.command == "run":
             if args.rate is not None and not 0 < args.rate <= campaign_file.MAX_RATE:

@@ -39,6 +39,16 @@ Exactly once
    once: a duplicate health tip to a patient is worse than a missing one); at most
    ``concurrency`` rows can be in that window. ``python -m clinic.broadcasts requeue-unknown``
    resends them if the clinic prefers.
+
+Languages
+---------
+Each recipient gets the template in their conversation's language (``clinic.language``)
+when the campaign lists it (``languages:`` in its file), else in the campaign's default
+``language``; such a fallback is recorded in the row's ``reason`` and counted in ``status``
+(``language_fallbacks=N``). A listed version Meta answers 132001 for is resent once in the
+default language by the sender (recorded the same way), and the rest of the run sends that
+language's recipients the default version directly (no second refused call each).
+Details: clinic/broadcasts/languages.py.
 """
 
 from __future__ import annotations
@@ -54,6 +64,13 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from clinic.broadcasts import tables as t
+from clinic.broadcasts.languages import (
+    LANGUAGE_FALLBACK,
+    ContactLanguages,
+    choose,
+    fallback_note,
+    with_note,
+)
 from clinic.broadcasts.store import BroadcastStore, Campaign, CampaignError, Recipient, utcnow
 from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS
 from whatsapp.outbound import Template
@@ -119,6 +136,7 @@ class RunFigures:
     skipped: int = 0
     failed: int = 0
     deferred: int = 0
+    fallbacks: int = 0  # rows sent (or tried) in the default language for want of theirs
     reconciled: Dict[str, int] = dataclasses.field(default_factory=dict)
     started: float = dataclasses.field(default_factory=time.monotonic)
     first_send: Optional[float] = None
@@ -134,12 +152,32 @@ class CampaignPaused(Exception):
     """A campaign-wide error: the campaign was paused (message says why)."""
 
 
+@dataclasses.dataclass
+class Versions:
+    """The campaign's template in each of its languages, and those Meta refused (132001)
+    during this run."""
+
+    default: str
+    templates: Dict[str, Template]
+    refused: set = dataclasses.field(default_factory=set)
+    wanted: Dict[int, Optional[str]] = dataclasses.field(default_factory=dict)  # row id -> contact's language
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> "Versions":
+        return cls(campaign.language, {
+            code: Template(campaign.template, code, tuple(campaign.params_for(code)), tuple(campaign.quick_replies))
+            for code in campaign.languages})
+
+
 class Runner:
     def __init__(self, store: BroadcastStore, sender, worker: str, *, concurrency: int = 8,
                  rate: Optional[float] = None, pacing_seconds: float = PAIR_RATE_WINDOW_SECONDS,
                  lease_ttl: dt.timedelta = dt.timedelta(seconds=60),
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 languages: Optional[ContactLanguages] = None) -> None:
         self.store = store
+        # conversation ids -> the WhatsApp code of each contact's language (None: not known)
+        self.languages = languages or ContactLanguages(store.sessions)
         self.sender = sender  # whatsapp.sender.Sender
         self.worker = worker
         self.concurrency = concurrency
@@ -158,7 +196,10 @@ class Runner:
             records = self.store.outbound_for(row.conversation_id, t.outbound_kind(row.id))
             sent = next((r for r in records if r.state == "sent"), None)
             if sent is not None:
-                outcome = (t.SENT, sent.wamid, "recovered: sent before the crash")
+                # The sender's own language fallback (132001) is on its record: keep it.
+                fell_back = (sent.error_detail or "").startswith(LANGUAGE_FALLBACK)
+                outcome = (t.SENT, sent.wamid,
+                           with_note("recovered: sent before the crash", fell_back and sent.error_detail))
             elif any(r.state == "sending" for r in records):
                 outcome = (t.UNKNOWN, None, "crashed during the Graph call: not resent (at most once)")
             elif records:
@@ -206,8 +247,7 @@ class Runner:
                         on_progress: Optional[Callable[[str], None]], progress_every: float) -> str:
         rate = self.rate_override or campaign.rate
         limiter = RateLimiter(rate)
-        template = Template(campaign.template, campaign.language, tuple(campaign.params),
-                            tuple(campaign.quick_replies))
+        versions = Versions.of(campaign)
         queue: asyncio.Queue = asyncio.Queue()
         paused: List[str] = []
         lease_renewed = time.monotonic()
@@ -223,7 +263,7 @@ class Runner:
                         # Not started: back to pending at once (a resume sends it).
                         await asyncio.to_thread(self.store.defer, row.id, self.worker, self.clock(), "stopped")
                         continue
-                    await self._one(row, template, limiter, paused)
+                    await self._one(row, versions, limiter, paused)
                 except Exception:  # noqa: BLE001 - one row's bug must not stop the campaign
                     logger.exception("Broadcast row %s: unexpected error (left for recovery)", row and row.id)
                 finally:
@@ -245,7 +285,7 @@ class Runner:
                 if queue.qsize() >= self.concurrency:
                     await asyncio.sleep(0.05)
                     continue
-                rows = await asyncio.to_thread(self.store.claim, campaign.id, self.worker, batch, self.clock())
+                rows = await asyncio.to_thread(self._claim, campaign.id, batch, versions)
                 for row in rows:
                     queue.put_nowait(row)
                 if rows:
@@ -278,12 +318,22 @@ class Runner:
             raise CampaignPaused(paused[0])
         return t.RUNNING
 
-    async def _one(self, row: Recipient, template: Template, limiter: RateLimiter, paused: List[str]) -> None:
+    def _claim(self, campaign_id: int, batch: int, versions: Versions) -> List[Recipient]:
+        """Claim due rows and read their contacts' languages in one query (not one per row
+        between a send slot and its send: that delay would bunch sends up at Meta)."""
+        rows = self.store.claim(campaign_id, self.worker, batch, self.clock())
+        if rows:
+            languages = self.languages.many([row.conversation_id for row in rows])
+            versions.wanted.update({row.id: languages.get(row.conversation_id) for row in rows})
+        return rows
+
+    async def _one(self, row: Recipient, versions: Versions, limiter: RateLimiter, paused: List[str]) -> None:
         defer_until = await asyncio.to_thread(self._pacing_until, row)
         if defer_until is not None:
             if await asyncio.to_thread(self.store.defer, row.id, self.worker, defer_until, "pacing"):
                 self.figures.deferred += 1
             return
+        wanted = versions.wanted.pop(row.id, None)  # read with the claim, for the whole batch
         await limiter.acquire()
         # Consent is read once more right before the send: an opt-out that arrived while
         # the row waited for its slot wins.
@@ -291,13 +341,25 @@ class Runner:
             if await asyncio.to_thread(self.store.finish, row.id, self.worker, t.SKIPPED, None, "opted_out"):
                 self.figures.skipped += 1
             return
-        outcome = await self.sender.send(row.conversation_id, template, t.outbound_kind(row.id))
+        choice = choose(wanted, tuple(versions.templates), versions.default, tuple(versions.refused),
+                        "Meta 132001 earlier in this run")
+        extra = {}
+        if choice.language != versions.default:
+            # Should Meta not have this version after all (132001), the sender sends the
+            # default one instead, once, and says so in the outcome.
+            extra["fallback"] = versions.templates[versions.default]
+        outcome = await self.sender.send(row.conversation_id, versions.templates[choice.language],
+                                         t.outbound_kind(row.id), **extra)
+        if getattr(outcome, "fallback_from", None):
+            versions.refused.add(outcome.fallback_from)
+        note = fallback_note(choice, outcome)
         if outcome.state == "sent":
             now = time.monotonic()
             self.figures.first_send = self.figures.first_send or now
             self.figures.last_send = now
             self.figures.sent += 1
-            await asyncio.to_thread(self.store.finish, row.id, self.worker, t.SENT, outcome.wamid)
+            self.figures.fallbacks += bool(note)
+            await asyncio.to_thread(self.store.finish, row.id, self.worker, t.SENT, outcome.wamid, note)
             return
         if outcome.code in CAMPAIGN_ERRORS:
             # Not this patient's fault: the row goes back, the campaign pauses.
@@ -305,8 +367,9 @@ class Runner:
             await asyncio.to_thread(self.store.finish, row.id, self.worker, t.PENDING, None, "campaign paused")
             return
         self.figures.failed += 1
+        self.figures.fallbacks += bool(note)
         await asyncio.to_thread(self.store.finish, row.id, self.worker, t.FAILED, None,
-                                f"{outcome.state}: {outcome.code or ''} {outcome.detail}".strip())
+                                with_note(f"{outcome.state}: {outcome.code or ''} {outcome.detail}".strip(), note))
 
     def _pacing_until(self, row: Recipient) -> Optional[dt.datetime]:
         last = self.store.last_outbound_at(row.conversation_id)

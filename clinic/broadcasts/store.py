@@ -2,6 +2,12 @@
 UPDATE, so two runners (or a runner and a restarted one) can never both own a row.
 
 Synchronous SQLAlchemy (2.0 style on 1.4): the async runner calls these in worker threads.
+
+A campaign's languages live in ``params_json``: a list (one language, the campaign's
+``language``: every campaign before languages were added) or a mapping ``{WhatsApp code:
+[params]}`` whose keys are the languages the template is approved in, the default
+(``language``) first. A recipient who got the default version for want of theirs has it in
+``reason`` (``language_fallback: ru -> en_US (...)``), counted by :meth:`BroadcastStore.progress`.
 """
 
 from __future__ import annotations
@@ -9,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import sessionmaker
 
 from clinic.broadcasts import tables as t
 from clinic.consent import HEALTH_TIPS, ConsentStore
+from whatsapp.sender import LANGUAGE_FALLBACK
 from whatsapp.store import OutboundRow
 
 
@@ -38,6 +45,16 @@ class Campaign:
     topic: str
     rate: float
     status: str
+    # Every language the template is approved in (the default, ``language``, first) and the
+    # parameters of each version.
+    params_by_language: Mapping[str, List[str]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def languages(self) -> Tuple[str, ...]:
+        return tuple(self.params_by_language) or (self.language,)
+
+    def params_for(self, language: str) -> List[str]:
+        return list(self.params_by_language.get(language, self.params))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +73,7 @@ class Progress:
     status: str
     counts: Dict[str, int]
     total: int
+    fallbacks: int = 0  # rows that got the default language for want of theirs
 
     @property
     def done(self) -> int:
@@ -64,12 +82,33 @@ class Progress:
     def line(self) -> str:
         parts = " ".join(f"{state}={self.counts.get(state, 0)}" for state in t.RECIPIENT_STATES)
         share = 100.0 * self.done / self.total if self.total else 100.0
-        return f"{self.campaign} [{self.status}] {self.done}/{self.total} ({share:.1f}%) {parts}"
+        return (f"{self.campaign} [{self.status}] {self.done}/{self.total} ({share:.1f}%) {parts} "
+                f"language_fallbacks={self.fallbacks}")
 
 
 def _campaign(row: t.CampaignRow) -> Campaign:
-    return Campaign(row.id, row.name, row.template, row.language, json.loads(row.params_json),
-                    json.loads(row.quick_replies_json), row.topic, row.rate, row.status)
+    stored = json.loads(row.params_json)
+    by_language = stored if isinstance(stored, dict) else {row.language: stored}
+    return Campaign(row.id, row.name, row.template, row.language, list(by_language.get(row.language, [])),
+                    json.loads(row.quick_replies_json), row.topic, row.rate, row.status, by_language)
+
+
+def _params_by_language(language: str, params: Union[Sequence[str], Mapping[str, Sequence[str]]],
+                        languages: Sequence[str]) -> Dict[str, List[str]]:
+    """Parameters per language, the default first (see the module docstring)."""
+    if isinstance(params, Mapping):
+        if language not in params:
+            raise CampaignError(f"no parameters for the default language {language}")
+        if languages and set(languages) != set(params):
+            raise CampaignError("the languages and the languages of the parameters differ")
+        codes = [language] + [code for code in params if code != language]
+        by_language = {code: list(params[code]) for code in codes}
+    else:
+        codes = [language] + [code for code in languages if code != language]
+        by_language = {code: list(params) for code in codes}
+    if len({len(values) for values in by_language.values()}) > 1:
+        raise CampaignError("every language needs the same number of parameters")
+    return by_language
 
 
 def _recipient(row: t.RecipientRow) -> Recipient:
@@ -81,16 +120,26 @@ class BroadcastStore:
         self._sessions = sessions
         self.consent = consent or ConsentStore(sessions)
 
+    @property
+    def sessions(self) -> sessionmaker:
+        return self._sessions
+
     # ── campaigns ───────────────────────────────────────────────────────────────────────
-    def create(self, name: str, template: str, language: str, params: Sequence[str],
+    def create(self, name: str, template: str, language: str,
+               params: Union[Sequence[str], Mapping[str, Sequence[str]]],
                quick_replies: Sequence[str] = (), rate: float = 60.0, description: str = "",
-               topic: str = HEALTH_TIPS, now: Optional[dt.datetime] = None) -> Campaign:
+               topic: str = HEALTH_TIPS, now: Optional[dt.datetime] = None,
+               languages: Sequence[str] = ()) -> Campaign:
+        """``language`` is the default; ``languages`` every approved one (the default added
+        when missing); ``params`` one list for every language or a mapping per language."""
         now = now or utcnow()
+        by_language = _params_by_language(language, params, languages)
+        stored = by_language[language] if len(by_language) == 1 else by_language
         with self._sessions() as session, session.begin():
             if session.scalars(select(t.CampaignRow.id).where(t.CampaignRow.name == name)).first():
                 raise CampaignError(f"a campaign named {name!r} already exists")
             row = t.CampaignRow(name=name, description=description or None, template=template,
-                                language=language, params_json=json.dumps(list(params)),
+                                language=language, params_json=json.dumps(stored, ensure_ascii=False),
                                 quick_replies_json=json.dumps(list(quick_replies)), topic=topic,
                                 rate=rate, status=t.DRAFT, created_at=now)
             session.add(row)
@@ -296,7 +345,11 @@ class BroadcastStore:
                 select(t.RecipientRow.status, func.count())
                 .where(t.RecipientRow.campaign_id == campaign_id)
                 .group_by(t.RecipientRow.status)).all())
-        return Progress(row.name, row.status, counts, sum(counts.values()))
+            fallbacks = session.scalar(
+                select(func.count()).select_from(t.RecipientRow)
+                .where(t.RecipientRow.campaign_id == campaign_id,
+                       t.RecipientRow.reason.like(f"{LANGUAGE_FALLBACK}%")))
+        return Progress(row.name, row.status, counts, sum(counts.values()), fallbacks or 0)
 
     def recipients(self, campaign_id: int) -> List[t.RecipientRow]:
         with self._sessions() as session:

@@ -2,7 +2,8 @@
 
     plan                 plan surveys for fulfilled visits and resolved tickets (idempotent)
     send [--loop S]      plan, then send what is due (once, or every S seconds until Ctrl-C)
-    status               counts by delivery status, answered, average rating
+    status               counts by delivery status, answered, average rating, and how many
+                         went out in the default language for want of the patient's
 
 Settings: CLINIC_DATABASE_URL, CLINIC_ENCRYPTION_KEY, and the channel's WHATSAPP_* settings.
 """
@@ -26,13 +27,14 @@ from clinic.surveys.store import SurveyStore
 
 
 def _visit_day(sessions, settings):
-    from clinic.scheduling.formatting import long_day
+    """appointment id → the visit's date in the clinic's time zone (the sender writes it in
+    the patient's language)."""
     from clinic.scheduling.tables import AppointmentRow
 
     def day(appointment_id: str):
         with sessions() as session:
             row = session.get(AppointmentRow, appointment_id)
-            return long_day(row.start.astimezone(settings.timezone).date()) if row else None
+            return row.start.astimezone(settings.timezone).date() if row else None
     return day
 
 
@@ -91,7 +93,8 @@ def main(argv=None) -> int:
             counts = dict(session.execute(select(t.SurveyRow.status, func.count()).group_by(t.SurveyRow.status)).all())
             answered, average = session.execute(select(func.count(t.SurveyRow.rating), func.avg(t.SurveyRow.rating))).one()
         print(f"surveys by status {counts}; answered {answered}; average rating "
-              f"{'-' if average is None else f'{average:.2f}'}")
+              f"{'-' if average is None else f'{average:.2f}'}; "
+              f"language fallbacks {SurveyStore(sessions).fallbacks()}")
     return 0
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from clinic.surveys import tables as t
+from whatsapp.sender import LANGUAGE_FALLBACK
 
 COMMENT_MAX = 1000
 
@@ -49,6 +50,10 @@ class SurveyStore:
     def __init__(self, sessions: sessionmaker, cipher=None):
         self._sessions = sessions
         self._cipher = cipher  # clinic.privacy.ContactCipher, for comments
+
+    @property
+    def sessions(self) -> sessionmaker:
+        return self._sessions
 
     def add(self, session, kind: str, subject_id: str, contact_key: str, conversation_id: str,
             channel: str, due_at: dt.datetime, now: dt.datetime) -> str:
@@ -136,6 +141,13 @@ class SurveyStore:
             if row is None or row.comment_encrypted is None or self._cipher is None:
                 return None
             return self._cipher.decrypt(row.comment_encrypted)
+
+    def fallbacks(self) -> int:
+        """Surveys sent (or tried) in the clinic's default language because the patient's
+        language had no approved version (the ``reason`` records it)."""
+        with self._sessions() as session:
+            return session.scalar(select(func.count()).select_from(t.SurveyRow)
+                                  .where(t.SurveyRow.reason.like(f"{LANGUAGE_FALLBACK}%")))
 
     def counts(self) -> Dict[str, int]:
         with self._sessions() as session:
