@@ -17,8 +17,8 @@ train:      ## Train models/assistant.tar.gz (skipped when nothing changed)
 validate:   ## Check data, domain and config with Rasa's validator
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/validate.py
 
-evaluate:   ## NLU cross-validation: reports and plots in results/nlu, accuracy and macro F1 printed
-	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_nlu.py
+evaluate:   ## NLU per language (en/ru/zh) and overall: 5-fold CV + 20% held-out split of one multilingual model; reports in results/nlu/[holdout/]<lang>/ (ARGS=--help)
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_nlu.py $(ARGS)
 
 benchmark:  ## Time a cold `rasa train` and print the model size
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/benchmark_train.py

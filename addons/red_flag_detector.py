@@ -74,13 +74,13 @@ class RedFlagDetector(GraphComponent):
         # Relative paths are resolved against the working directory (the project root): a
         # folder of <language>.yml files, or one file.
         return {"phrases_path": "content/red_flags", "intent": EMERGENCY_INTENT,
-                "check_intent": CHECK_INTENT, "classifier_check_threshold": 0.5,
+                "check_intent": CHECK_INTENT, "classifier_check_threshold": 0.9,
                 "fallback_intent": "nlu_fallback"}
 
     def __init__(self, config: Dict[Text, Any], detector: PhraseDetector) -> None:
         self._intent = config["intent"]
         self._check_intent = config.get("check_intent", CHECK_INTENT)
-        self._classifier_threshold = float(config.get("classifier_check_threshold", 0.5))
+        self._classifier_threshold = float(config.get("classifier_check_threshold", 0.9))
         self._fallback_intent = config.get("fallback_intent", "nlu_fallback")
         self._detector = detector
 

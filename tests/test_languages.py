@@ -316,3 +316,22 @@ def test_every_label_built_in_code_exists_in_every_language_and_fits_a_button():
         assert set(LANGUAGES) <= set(labels), key
         if not key.startswith(("document.", "billing", "no_first_name", "queue_")):
             assert all(len(text) <= 20 for text in labels.values()), (key, labels)
+
+
+def test_sentence_embeddings_are_offline_and_alike_across_languages():
+    """The featurizer's vectors: one 512-dimensional sentence feature per message, and the
+    same question in three languages lands closer than a different question."""
+    import numpy as np
+
+    from addons.sentence_embeddings import MultilingualSentenceEmbeddings, embed
+
+    vectors = embed(["во сколько вы открываетесь", "你们几点开门", "what time do you open",
+                     "where can I park my car"])
+    same = vectors[:3] @ vectors[2]
+    assert same.min() > float(vectors[3] @ vectors[2])
+    featurizer = MultilingualSentenceEmbeddings({"alias": "emb", "weight": 8.0}, "emb")
+    message = Message(data={"text": "хочу записаться к врачу"})
+    featurizer.process([message])
+    _sequence, sentence = message.get_dense_features("text")
+    assert sentence.features.shape == (1, 512)
+    assert np.isclose(np.linalg.norm(sentence.features), 8.0, atol=1e-3)

@@ -109,7 +109,7 @@ def test_an_affirmed_red_flag_next_to_a_negated_one_is_an_emergency(component):
 def test_the_classifier_alone_never_raises_the_full_protocol(component):
     """No phrase matched, the classifier leans to emergency: one safety question instead
     (its text gives the emergency number), in the conversation's language."""
-    message = classified("my grandad went grey and is sort of slumped over", "emergency", 0.83)
+    message = classified("my grandad went grey and is sort of slumped over", "emergency", 0.95)
     message.set("entities", [{"entity": "language", "value": "ru", "start": 0, "end": 5}])
     component.process([message])
     assert message.get("intent")["name"] == "red_flag_check"
@@ -120,6 +120,6 @@ def test_the_classifier_alone_never_raises_the_full_protocol(component):
 
 
 def test_an_unsure_classifier_emergency_is_a_misunderstanding(component):
-    message = classified("I passed on the message to my husband", "emergency", 0.41)
+    message = classified("I passed on the message to my husband", "emergency", 0.83)
     component.process([message])
     assert message.get("intent")["name"] == "nlu_fallback"

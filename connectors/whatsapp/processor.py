@@ -74,10 +74,11 @@ class InboxProcessor:
                 await asyncio.to_thread(self._store.requeue, message.id)
                 self._metrics.increment("inbound_recovered_requeued")
         conversations = await asyncio.to_thread(self._store.pending_conversations)
-        for conversation_id in conversations:
-            self.submit(conversation_id)
+        # Counted before the workers start: under load one may take a message at once.
         counts = await asyncio.to_thread(self._store.inbox_counts)
         waiting = counts.get("pending", 0)
+        for conversation_id in conversations:
+            self.submit(conversation_id)
         if waiting:
             logger.info("Resuming %d unprocessed WhatsApp message(s) from the inbox", waiting)
         return waiting
