@@ -80,6 +80,6 @@ class MultilingualSentenceEmbeddings(DenseFeaturizer, GraphComponent):
         for start in range(0, len(messages), BATCH):
             batch = messages[start:start + BATCH]
             vectors = embed([m.get(TEXT) for m in batch]) * self._weight
-            for message, vector in zip(batch, vectors):
+            for message, vector in zip(batch, vectors, strict=True):
                 self.add_features_to_message(sequence=None, sentence=vector[None, :],
                                              attribute=TEXT, message=message)

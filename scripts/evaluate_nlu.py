@@ -107,7 +107,8 @@ def main() -> int:
     parser.add_argument("--holdout", type=float, default=0.2, metavar="FRACTION",
                         help="share of each language's examples held out (default 0.2)")
     parser.add_argument("--seed", type=int, default=42, help="seed of folds and split")
-    parser.add_argument("--config", default="config.yml", help="pipeline to evaluate")
+    parser.add_argument("--config", default="config.yml",
+                        help="pipeline to evaluate (relative paths: from the repository root)")
     parser.add_argument("--nlu", default="data/nlu", help="NLU data: <dir>/<lang>/*.yml")
     parser.add_argument("--languages", default=",".join(LANGUAGES),
                         help="comma-separated subset of en,ru,zh (default all three)")
@@ -143,12 +144,13 @@ def main() -> int:
     data = load(Path(args.nlu), languages, min_count)
     print(f"NLU data: {len(data.examples)} testable examples "
           + ", ".join(f"{lang} {sum(e.language == lang for e in data.examples)}" for lang in languages)
-          + f"; {len(data.always_train)} placeholder examples always trained, never tested "
-          + f"({', '.join(sorted({e.full_intent for e in data.always_train})) or 'none'})")
-    print(f"Pipeline: {os.path.relpath(config, ROOT)}")
+          + f"; trained, never tested ({len(data.always_train)} examples of intents with fewer "
+          + f"than {min_count} in a language): "
+          + f"{', '.join(sorted({e.full_intent for e in data.always_train})) or 'none'}")
+    print(f"Pipeline: {display(Path(config))}")
 
     summary: Dict[str, object] = {
-        "config": os.path.relpath(config, ROOT), "seed": args.seed, "languages": languages,
+        "config": display(Path(config)), "seed": args.seed, "languages": languages,
         "examples": {lang: sum(e.language == lang for e in data.examples) for lang in languages},
     }
     if args.mode in ("both", "cv"):
@@ -168,9 +170,13 @@ def main() -> int:
         print_figures(f"Held-out split: {args.holdout:.0%} of each language, trained on the rest "
                       f"({elapsed:.0f} s)", figures, languages)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
-    print(f"\nReports, confusion matrices and predictions in {display(out)}/ "
-          f"(per language in {display(out)}/<lang>/"
-          + (f", held-out split in {display(out)}/holdout/" if "holdout" in summary else "") + ")")
+    where = []
+    if "cv" in summary:
+        where.append(f"cross-validation {display(out)}/ and {display(out)}/<lang>/")
+    if "holdout" in summary:
+        where.append(f"held-out split {display(out)}/holdout/ and {display(out)}/holdout/<lang>/")
+    print(f"\nReports, confusion matrices and predictions: {'; '.join(where)}; "
+          f"figures in {display(out)}/summary.json")
     return 0
 
 
