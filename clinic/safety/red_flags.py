@@ -128,7 +128,8 @@ class _LanguageList:
 
     def detect(self, text: str) -> List[RedFlagMatch]:
         tokens = self._normalise(text)
-        self._spans_cache: Dict[str, List[Tuple[int, int]]] = {}
+        # Per message, never on the instance: the detector is shared across threads.
+        spans: Dict[str, List[Tuple[int, int]]] = {}
         found: Dict[str, RedFlagMatch] = {}
         for start, token in enumerate(tokens):
             candidates: List[_Pattern] = []
@@ -141,22 +142,23 @@ class _LanguageList:
                 end = _match_at(pattern.keys, tokens, start, self._max_gap)
                 if end is None:
                     continue
-                context = self._context_of(text, tokens, start, end)
+                context = self._context_of(text, tokens, start, end, spans)
                 if previous is None or context == AFFIRMED:
                     found[pattern.category.id] = RedFlagMatch(
                         pattern.category, pattern.phrase, tokens[start].start,
                         tokens[end - 1].end, self.language, context)
         return list(found.values())
 
-    def _context_of(self, text: str, tokens: Sequence[Token], start: int, end: int) -> str:
+    def _context_of(self, text: str, tokens: Sequence[Token], start: int, end: int,
+                    spans: Dict[str, List[Tuple[int, int]]]) -> str:
         ctx = self.context
         if not ctx.before and not ctx.after:
             return AFFIRMED
         # Computed once per message (a long list of pseudo cues made every match slow).
-        if "pseudo" not in self._spans_cache:
-            self._spans_cache["pseudo"] = _spans(ctx.pseudo, tokens, self._max_gap)
-            self._spans_cache["terminators"] = _spans(ctx.terminators, tokens, self._max_gap)
-        pseudo, terminators = self._spans_cache["pseudo"], self._spans_cache["terminators"]
+        if "pseudo" not in spans:
+            spans["pseudo"] = _spans(ctx.pseudo, tokens, self._max_gap)
+            spans["terminators"] = _spans(ctx.terminators, tokens, self._max_gap)
+        pseudo, terminators = spans["pseudo"], spans["terminators"]
         breaks = SCOPE_BREAKS | ({" ", "\u3000"} if self.language == "zh" else set())
 
         def clear(left_end: int, right_start: int) -> bool:
