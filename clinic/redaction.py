@@ -4,6 +4,10 @@ Payment card numbers and IBANs are found by presidio-analyzer's pattern recogniz
 also validate their checksums (Luhn, mod-97), so ordinary numbers (dates, phone numbers,
 amounts) are left alone. US social security numbers use presidio's recognizer too; its bare
 patterns are weak, so weaker matches count only when the message mentions an SSN.
+After a word that names the number ("SSN", "social security", "card", "visa", "карта",
+"卡号", "СНИЛС", "身份证"…), a number of the right shape is removed whatever its checksum or
+validity: patients type sample, old and mistyped numbers, and those are still theirs. The
+checks only decide for numbers that come without such a word.
 Passwords, PINs and logins have no checksum: a short list of phrasings ("my password is …",
 "мой пароль …", "密码是…") finds the secret that follows. No spaCy model is needed (no NLP
 context is used).
@@ -52,7 +56,11 @@ PLACEHOLDERS = {
 PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in sorted(set(PLACEHOLDERS.values()))))
 
 STRONG_SCORE = 0.5  # presidio's score for a pattern it trusts on its own
-_SSN_CONTEXT = re.compile(r"\b(ssn|social security|soc sec)\b", re.IGNORECASE)
+# Words that name a US SSN, in the three languages. Latin words are bounded by Latin letters,
+# not \b: in "我的SSN是…" the Han letters are word characters and \b would not match.
+_SSN_KEYWORD = (r"(?:(?<![a-z])(?:ssn|ss\s*#|social\s+security|soc\.?\s*sec)(?![a-z])"
+                r"|социальн[а-яё]*\s+страхован[а-яё]*|社会安全(?:号|码)|社安号)")
+_SSN_CONTEXT = re.compile(_SSN_KEYWORD, re.IGNORECASE)
 _PASSWORD = re.compile(
     r"(?P<lead>\b(?:password|passcode|passwd|pwd|pin(?: code)?|login|log-in|username|user name"
     r"|cvv|cvc|security code)"
@@ -89,7 +97,9 @@ _ZH_PASSWORD = re.compile(
     re.IGNORECASE)
 
 # ── national numbers ──────────────────────────────────────────────────────────────────────
-_GAP = r"[^\d\n.?!。？！]{0,25}?"  # between a keyword and its number, within one sentence
+# Between a keyword and its number, within one sentence; the dot of "no." / "nr." / "ном."
+# ("card no. 4111…") abbreviates "number" and does not end the sentence.
+_GAP = r"(?:[^\d\n.?!。？！]|(?<=\bno)\.|(?<=\bnr)\.|(?<=\bном)\.){0,25}?"
 _SNILS_BARE = re.compile(r"(?<![\d+])\d{3}[- ]?\d{3}[- ]?\d{3}[- ]?\d{2}(?!\d)")
 _SNILS_AFTER_KEYWORD = re.compile(rf"(?:\bснилс[а-яё]*|\bsnils[a-z]*){_GAP}(?<!\d)(?P<number>\d(?:[ -]?\d){{8,11}})(?!\d)",
                                   re.IGNORECASE)
@@ -109,6 +119,21 @@ _CN_ID_AFTER_KEYWORD = re.compile(
 _CN_PROVINCES = frozenset("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 "
                           "61 62 63 64 65 71 81 82 83 91".split())
 _CN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+# A US SSN after its keyword, whatever presidio's validity rules say (area 000, 666 or 9xx,
+# group 00, serial 0000, the advertised sample 123-45-6789 are all still removed).
+_SSN_AFTER_KEYWORD = re.compile(
+    rf"{_SSN_KEYWORD}{_GAP}(?<![\d+])(?P<number>\d{{3}}[- .]?\d{{2}}[- .]?\d{{4}})(?!\d)",
+    re.IGNORECASE)
+# A payment card number (13-19 digits, ISO/IEC 7812) after a word naming a card, whether or
+# not it passes Luhn. Latin words bounded by Latin letters (see _SSN_KEYWORD); "карт…" also
+# covers "номер карты", "карточка"; every Chinese card word ends in 卡 (卡号, 银行卡, 信用卡…).
+_CARD_KEYWORD = (r"(?:(?<![a-z])(?:(?:credit|debit|bank|payment)?\s*cards?|cc|visa|master\s*card|amex"
+                 r"|american\s+express|maestro|union\s*pay|jcb|diners(?:\s+club)?)(?![a-z])"
+                 r"|\bкарт(?:[аыуе]|ой|ою|очк[а-яё]*)?(?![а-яё])|\bкредитк[а-яё]*|\bвиз[аыуе](?![а-яё])"
+                 r"|卡|银联)")
+_CARD_AFTER_KEYWORD = re.compile(
+    rf"{_CARD_KEYWORD}{_GAP}(?<![\d+])(?P<number>\d(?:[ -]?\d){{12,18}})(?!\d)",
+    re.IGNORECASE)
 # Card numbers presidio's pattern leaves out: Mir, Mastercard 2-series, UnionPay (up to 19).
 _EXTRA_CARD = re.compile(r"(?<!\d)(?:220[0-4]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720|62\d\d|81\d\d)"
                          r"(?:[ -]?\d){12,15}(?!\d)")
@@ -206,6 +231,10 @@ def _password_spans(norm: str) -> Iterable[Tuple[int, int]]:
 
 
 def _number_spans(norm: str) -> Iterable[Tuple[int, int, str]]:
+    for match in _SSN_AFTER_KEYWORD.finditer(norm):
+        yield match.start("number"), match.end("number"), "US_SSN"
+    for match in _CARD_AFTER_KEYWORD.finditer(norm):
+        yield match.start("number"), match.end("number"), "CREDIT_CARD"
     for match in _SNILS_AFTER_KEYWORD.finditer(norm):
         yield match.start("number"), match.end("number"), "RU_SNILS"
     han = bool(_HAN.search(norm))
