@@ -4,6 +4,7 @@ clinic_api/routes/; the app holds the shared services in ``app.state``."""
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import sessionmaker
 
 from clinic.api_keys import ApiKeys
@@ -14,7 +15,11 @@ from clinic_api.routes import appointments, notifications, portal, reports
 
 def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory: sessionmaker,
                settings=None, portal_tokens=None) -> FastAPI:
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /api/docs page loads Swagger UI's script, style sheet and
+    # icon from assets shipped in the fastapi-offline package, served by this app under
+    # /api/docs/static, not from a CDN: clinic networks are often cut off from the internet,
+    # and FastAPI's own page is blank there.
+    app = FastAPIOffline(
         title="Clinic assistant API",
         version="1",
         description="For the clinic's own systems: record appointment outcomes (arrived, "
@@ -22,6 +27,8 @@ def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory
                     "key (`Authorization: Bearer ck_…`) with the scope the endpoint names.",
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
+        static_url="/api/docs/static",
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
         redoc_url=None,
     )
     app.state.scheduling = scheduling
