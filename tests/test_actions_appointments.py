@@ -736,6 +736,124 @@ async def test_reschedule_widens_to_anyone_from_the_no_slots_button(clinic, disp
 
 
 
+def lindqvist_at_northgate(clinic):
+    """Dr Lindqvist sees patients at Northgate on Thursdays and at Riverside on Mondays."""
+    slot = search(clinic, "gp_consultation", "thursday 18 june at 13:00", "lindqvist")[0]
+    assert (slot.location.id, slot.start) == ("northgate", dt.datetime(2026, 6, 18, 13, tzinfo=TZ))
+    return book_for(clinic, SENDER, slot.id, name="Maria Jensen")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text", [
+    ("en", "the Monday after"), ("ru", "в понедельник после этого"), ("zh", "之后的周一"),
+])
+async def test_reschedule_reads_relative_days_from_the_appointment_being_moved(
+        clinic, dispatcher, domain, language, text):
+    # Thursday 18 June; today is Wednesday 10 June, whose "Monday" would be 15 June.
+    appointment = lindqvist_at_northgate(clinic)
+    events = await validate(dispatcher, domain, ValidateRescheduleForm(), text=text,
+                            slots={"appointment_id": appointment.id, "language": language,
+                                   "booking_service": "gp_consultation",
+                                   "booking_practitioner": "lindqvist"},
+                            requested="booking_preference",
+                            candidates={"booking_preference": text})
+    assert events == [
+        SlotSet("booking_preference", text),
+        SlotSet("booking_window", {"earliest": "2026-06-22T00:00:00+02:00",
+                                   "latest": "2026-06-23T00:00:00+02:00", "day_start": None,
+                                   "day_end": None, "single_day": True}),
+        SlotSet("booking_slot", None),
+        SlotSet("booking_offers", None),
+        SlotSet("requested_slot", "booking_slot"),
+    ]
+    assert dispatcher.messages == []
+
+
+@pytest.mark.asyncio
+async def test_reschedule_same_time_next_week_keeps_the_time_of_day(clinic, dispatcher, domain):
+    appointment = lindqvist_at_northgate(clinic)
+    events = await validate(dispatcher, domain, ValidateRescheduleForm(),
+                            text="same time next week",
+                            slots={"appointment_id": appointment.id,
+                                   "booking_service": "gp_consultation",
+                                   "booking_practitioner": "lindqvist"},
+                            requested="booking_preference",
+                            candidates={"booking_preference": "same time next week"})
+    assert events[1] == SlotSet("booking_window", {
+        "earliest": "2026-06-25T13:00:00+02:00", "latest": "2026-06-25T14:00:00+02:00",
+        "day_start": "13:00", "day_end": "14:00", "single_day": True})
+
+
+@pytest.mark.asyncio
+async def test_a_new_booking_reads_relative_days_from_today(clinic, dispatcher, domain):
+    events = await validate(dispatcher, domain, text="the Monday after",
+                            slots={"booking_service": "gp_consultation",
+                                   "booking_practitioner": "any"},
+                            requested="booking_preference",
+                            candidates={"booking_preference": "the Monday after"})
+    assert events[1]["value"]["earliest"] == "2026-06-15T00:00:00+02:00"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, new_location, old_location", [
+    ("en", "Riverside Family Clinic (main site)", "Northgate branch"),
+    ("ru", "Riverside Family Clinic (основное отделение)", "Филиал Northgate"),
+    ("zh", "Riverside Family Clinic（总院）", "Northgate分院"),
+])
+async def test_moving_to_another_site_is_said_when_offered_and_when_booked(
+        clinic, dispatcher, domain, language, new_location, old_location):
+    appointment = lindqvist_at_northgate(clinic)
+    text = "monday 22 june"  # "the Monday after": Dr Lindqvist is at Riverside on Mondays
+    slots = {"appointment_id": appointment.id, "language": language,
+             "booking_service": "gp_consultation", "booking_practitioner": "lindqvist",
+             "booking_preference": text, "booking_window": window(text)}
+    events = await ActionAskBookingSlot().run(dispatcher, tracker(slots=slots), domain)
+    slots["booking_offers"] = offers = events[0]["value"]
+    assert offers[0]["start"] == "2026-06-22T06:00:00+00:00"  # Monday 08:00, at Riverside
+    dispatcher.messages.clear()
+
+    notice = {"response": "utter_reschedule_other_site", "new_location": new_location,
+              "new_address": "12 Riverside Avenue, Rivertown", "old_location": old_location}
+    events = await validate(dispatcher, domain, ValidateRescheduleForm(),
+                            text=f'/inform{{"slot_id": "{offers[0]["id"]}"}}',
+                            entities=entity("slot_id", offers[0]["id"]), slots=slots,
+                            requested="booking_slot", candidates={"booking_slot": offers[0]["id"]})
+    assert events[0] == SlotSet("booking_slot", offers[0]["id"])
+    assert SlotSet("appointment_location", new_location) in events
+    assert events[-1] == SlotSet("requested_slot", "booking_confirmed")
+    assert [{k: m[k] for k in notice} for m in dispatcher.messages] == [notice]
+    dispatcher.messages.clear()
+
+    slots["booking_slot"] = offers[0]["id"]
+    events = await ActionRescheduleAppointment().run(dispatcher, tracker(slots=slots), domain)
+    assert events[-1] == SlotSet("reschedule_result", "rescheduled")
+    assert SlotSet("appointment_location", new_location) in events
+    assert [{k: m[k] for k in notice} for m in dispatcher.messages] == [notice]
+    assert clinic.scheduling.appointment(appointment.id).location.id == "riverside"
+
+
+@pytest.mark.asyncio
+async def test_moving_within_the_same_site_says_nothing_about_the_place(
+        clinic, dispatcher, domain):
+    appointment = lindqvist_at_northgate(clinic)
+    text = "thursday 25 june"  # "a week later": Northgate again
+    slots = {"appointment_id": appointment.id, "booking_service": "gp_consultation",
+             "booking_practitioner": "lindqvist", "booking_preference": text,
+             "booking_window": window(text)}
+    events = await ActionAskBookingSlot().run(dispatcher, tracker(slots=slots), domain)
+    slots["booking_offers"] = offers = events[0]["value"]
+    assert offers[0]["location_id"] == "northgate"
+    dispatcher.messages.clear()
+    await validate(dispatcher, domain, ValidateRescheduleForm(),
+                   text=f'/inform{{"slot_id": "{offers[0]["id"]}"}}',
+                   entities=entity("slot_id", offers[0]["id"]), slots=slots,
+                   requested="booking_slot", candidates={"booking_slot": offers[0]["id"]})
+    slots["booking_slot"] = offers[0]["id"]
+    events = await ActionRescheduleAppointment().run(dispatcher, tracker(slots=slots), domain)
+    assert events[-1] == SlotSet("reschedule_result", "rescheduled")
+    assert dispatcher.messages == []
+
+
 # --- in the patient's language (the `language` slot) ------------------------------------
 
 RU = {"language": "ru"}

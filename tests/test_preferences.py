@@ -350,6 +350,84 @@ def test_russian_and_chinese_never_raise_anything_but_preference_errors():
             pass
 
 
+# --- relative to the appointment being moved (the anchor) ------------------------------
+# Moving a Thursday 10 December 2026 10:00 appointment. "Now" is still 26 March 2026: without
+# the anchor, "the Monday after" was read as the coming Monday (30 March).
+
+APPOINTMENT = local(2026, 12, 10, 10)  # a Thursday
+
+
+@pytest.mark.parametrize("language, text, day", [
+    ("en", "the Monday after", 14), ("en", "a week later", 17), ("en", "the day after", 11),
+    ("en", "two days later", 12), ("en", "the following Tuesday", 15),
+    ("en", "the next day", 11), ("en", "the day before", 9),
+    ("ru", "в понедельник после этого", 14), ("ru", "через неделю после", 17),
+    ("ru", "на следующий день", 11), ("ru", "через два дня после приёма", 12),
+    ("ru", "на неделю позже", 17), ("ru", "накануне", 9),
+    ("zh", "之后的周一", 14), ("zh", "一周后", 17), ("zh", "第二天", 11), ("zh", "推迟两天", 12),
+    ("zh", "前一天", 9),
+])
+def test_relative_days_count_from_the_appointment_being_moved(language, text, day):
+    window = read(text, language=language, anchor=APPOINTMENT)
+    assert (window.earliest, window.latest) == (local(2026, 12, day), local(2026, 12, day + 1))
+    assert (window.day_start, window.day_end, window.single_day) == (None, None, True)
+
+
+@pytest.mark.parametrize("language, text", [
+    ("en", "same time next week"), ("en", "next week, same time"),
+    ("ru", "в то же время через неделю"), ("ru", "через неделю в это же время"),
+    ("zh", "同一时间下周"), ("zh", "下周同一时间"),
+])
+def test_same_time_next_week_keeps_the_appointments_time_a_week_later(language, text):
+    window = read(text, language=language, anchor=APPOINTMENT)
+    assert (window.earliest, window.latest) == (local(2026, 12, 17, 10), local(2026, 12, 17, 11))
+    assert (window.day_start, window.day_end) == (dt.time(10), dt.time(11))
+
+
+def test_same_time_with_another_day_keeps_the_appointments_time():
+    window = read("same time on friday", anchor=APPOINTMENT)
+    assert (window.earliest, window.latest) == (local(2026, 3, 27, 10), local(2026, 3, 27, 11))
+    # An hour the patient names wins over the appointment's.
+    window = read("the same day at 3", anchor=APPOINTMENT)
+    assert (window.earliest, window.day_start) == (local(2026, 12, 10, 15), dt.time(15))
+
+
+@pytest.mark.parametrize("language, text", [
+    ("en", "later that week"), ("ru", "позже на той же неделе"), ("zh", "那周晚些时候"),
+])
+def test_later_that_week_is_the_rest_of_the_appointments_week(language, text):
+    window = read(text, language=language, anchor=APPOINTMENT)
+    assert (window.earliest, window.latest) == (local(2026, 12, 11), local(2026, 12, 14))
+
+
+@pytest.mark.parametrize("language, text", [
+    ("en", "tomorrow"), ("en", "next Monday"), ("en", "10 December"), ("en", "in 3 days"),
+    ("en", "next week"), ("en", "the day after tomorrow"), ("en", "friday after 3"),
+    ("ru", "завтра"), ("ru", "в следующий понедельник"), ("ru", "через неделю"),
+    ("ru", "в понедельник после обеда"),
+    ("zh", "明天"), ("zh", "下周一"), ("zh", "三天后"), ("zh", "下周"),
+])
+def test_ordinary_phrases_still_count_from_today(language, text):
+    hours = None if text in ("in 3 days", "三天后") else HOURS  # 29 March is a Sunday
+    assert read(text, language=language, anchor=APPOINTMENT, hours=hours) == \
+        read(text, language=language, hours=hours)
+    assert read("tomorrow", anchor=APPOINTMENT).earliest == local(2026, 3, 27)
+
+
+def test_without_an_anchor_relative_phrases_count_from_today():
+    assert read("the day after").earliest == local(2026, 3, 27)
+    assert read("the Monday after").earliest == local(2026, 3, 30)
+    with pytest.raises(Unparseable):
+        read("same time")  # no appointment, no time to keep
+
+
+def test_relative_days_are_still_checked_against_today_and_opening_hours():
+    with pytest.raises(DateInPast):
+        read("the day before", anchor=local(2026, 3, 26, 9))  # the appointment is today
+    with pytest.raises(ClinicClosed):
+        read("three days later", anchor=APPOINTMENT)  # Sunday 13 December
+
+
 # --- answers ----------------------------------------------------------------------------
 
 SERVICES = [

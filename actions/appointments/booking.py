@@ -100,6 +100,12 @@ class SlotChoiceValidation(NextQuestion):
     """Validators shared by ``booking_form`` and ``reschedule_form``: the day/time
     preference, the slot picked from the list, and the final yes/no."""
 
+    async def preference_anchor(self, tracker: Tracker) -> Optional[dt.datetime]:
+        """What "the day after", "a week later", "same time"... count from. A new booking
+        has nothing to refer back to (they count from today); a move overrides this with
+        the start of the appointment being moved."""
+        return None
+
     async def handle_change(self, change: str, dispatcher: CollectingDispatcher,
                             tracker: Tracker) -> Dict[Text, Any]:
         cleared: Dict[Text, Any] = {"booking_slot": None, "booking_confirmed": None,
@@ -126,7 +132,8 @@ class SlotChoiceValidation(NextQuestion):
                     "booking_preference": None}
         if text.startswith("/"):
             return {"booking_preference": None}  # a button of an earlier question
-        window = read_preference(text, dispatcher, language_of(tracker))
+        window = read_preference(text, dispatcher, language_of(tracker),
+                                 await self.preference_anchor(tracker))
         if window is None:
             return {"booking_preference": None, "booking_window": None}
         return {"booking_preference": text, "booking_window": window.to_dict(),
@@ -153,7 +160,8 @@ class SlotChoiceValidation(NextQuestion):
             else:
                 chosen = _offer_at_time(text, offers)
             if chosen is None:
-                window = reads_as_preference(text, language_of(tracker))
+                window = reads_as_preference(text, language_of(tracker),
+                                             await self.preference_anchor(tracker))
                 if window is not None:  # "actually, friday afternoon"
                     return {"booking_slot": None, "booking_offers": None,
                             "booking_preference": text, "booking_window": window.to_dict()}
@@ -183,7 +191,8 @@ class SlotChoiceValidation(NextQuestion):
             return await self.handle_change(change, dispatcher, tracker)
         if not text:
             return {"booking_confirmed": None}  # a button of another message: answered there
-        window = reads_as_preference(text, language_of(tracker))
+        window = reads_as_preference(text, language_of(tracker),
+                                     await self.preference_anchor(tracker))
         if window is not None:
             return {"booking_confirmed": None, "booking_slot": None, "booking_offers": None,
                     "booking_preference": text, "booking_window": window.to_dict()}

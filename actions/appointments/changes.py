@@ -9,6 +9,7 @@ message reveals nothing. ``reschedule_form`` / ``cancel_form`` then ask what is 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any, Dict, List, Optional, Text
 
@@ -37,10 +38,12 @@ from clinic.scheduling.answers import choice_index
 from clinic.scheduling.model import (
     Appointment,
     InvalidTransition,
+    Location,
     NotFound,
     NotYours,
     SlotUnavailable,
 )
+from clinic.scheduling.translations import location_name
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,31 @@ def _summary(appointment: Appointment, language: str) -> List[EventType]:
 async def _upcoming(tracker: Tracker) -> List[Appointment]:
     svc = services()
     return await call(svc.scheduling.upcoming, svc.contact_key_for(tracker), now())
+
+
+async def _being_moved(tracker: Tracker) -> Optional[Appointment]:
+    """The patient's appointment the reschedule form is moving, if one is chosen."""
+    appointment_id = tracker.get_slot("appointment_id")
+    if not appointment_id:
+        return None
+    svc = services()
+    try:
+        return await call(svc.scheduling.appointment, appointment_id,
+                          svc.contact_key_for(tracker))
+    except (NotFound, NotYours):
+        return None
+    except Exception:  # noqa: BLE001 - the question still gets an answer, from today
+        logger.exception("Looking up the appointment being moved failed")
+        return None
+
+
+def _say_other_site(dispatcher: CollectingDispatcher, before: Location, after_name: str,
+                    after_address: str, language: str) -> None:
+    """A move may land at another of the clinic's sites (a practitioner who works at two,
+    or "anyone"): the patient must not find out at the wrong door."""
+    dispatcher.utter_message(response="utter_reschedule_other_site", new_location=after_name,
+                             new_address=after_address,
+                             old_location=location_name(before, language))
 
 
 class ActionFindAppointment(Action):
@@ -167,6 +195,31 @@ class ValidateRescheduleForm(AppointmentChoiceValidation, SlotChoiceValidation,
             return {"booking_practitioner": ANYONE, "booking_slot": None, "booking_offers": None}
         return {"booking_practitioner": value}
 
+    async def preference_anchor(self, tracker: Tracker) -> Optional[dt.datetime]:
+        # "The Monday after", "a week later", "same time next week": after the appointment
+        # being moved, not after today.
+        moving = await _being_moved(tracker)
+        return moving.start if moving is not None else None
+
+    async def validate_booking_slot(self, value: Any, dispatcher: CollectingDispatcher,
+                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        result = await super().validate_booking_slot(value, dispatcher, tracker, domain)
+        chosen = result.get("booking_slot")
+        offer = next((o for o in tracker.get_slot("booking_offers") or []
+                      if o.get("id") == chosen), None) if chosen else None
+        moving = await _being_moved(tracker) if offer else None
+        if offer and moving:
+            # Said before "Shall I book this?", so the patient agrees to the new place too.
+            # Offers kept from before they carried the site's id are compared by address.
+            if "location_id" in offer:
+                elsewhere = offer["location_id"] != moving.location.id
+            else:
+                elsewhere = offer.get("appointment_address") != moving.location.address
+            if elsewhere:
+                _say_other_site(dispatcher, moving.location, offer["appointment_location"],
+                                offer["appointment_address"], language_of(tracker))
+        return result
+
 
 class ValidateCancelForm(AppointmentChoiceValidation, NextQuestion, FormValidationAction):
     def name(self) -> Text:
@@ -191,10 +244,13 @@ class ActionRescheduleAppointment(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
         svc = services()
+        appointment_id = tracker.get_slot("appointment_id")
+        key = svc.contact_key_for(tracker)
         try:
-            moved = await call(svc.scheduling.reschedule, tracker.get_slot("appointment_id"),
-                               svc.contact_key_for(tracker), tracker.get_slot("booking_slot"),
-                               now())
+            # Read first: the confirmation says so when the site changed.
+            before = await call(svc.scheduling.appointment, appointment_id, key)
+            moved = await call(svc.scheduling.reschedule, appointment_id, key,
+                               tracker.get_slot("booking_slot"), now())
         except SlotUnavailable:
             return [SlotSet("booking_slot", None), SlotSet("booking_confirmed", None),
                     SlotSet("booking_offers", None), SlotSet("reschedule_result", "slot_taken")]
@@ -205,8 +261,12 @@ class ActionRescheduleAppointment(Action):
         except Exception:  # noqa: BLE001
             logger.exception("Reschedule failed")
             return [SlotSet("reschedule_result", "failed")]
+        language = language_of(tracker)
+        if moved.location.id != before.location.id:
+            _say_other_site(dispatcher, before.location, location_name(moved.location, language),
+                            moved.location.address, language)
         events: List[EventType] = [SlotSet(name, None) for name in BOOKING_SLOTS]
-        return events + _summary(moved, language_of(tracker)) + [
+        return events + _summary(moved, language) + [
             SlotSet("reschedule_result", "rescheduled")]
 
 

@@ -76,14 +76,17 @@ def latest_text(tracker: Tracker) -> str:
 
 
 def read_preference(text: str, dispatcher: CollectingDispatcher,
-                    language: str = "en") -> Optional[TimeWindow]:
+                    language: str = "en",
+                    anchor: Optional[dt.datetime] = None) -> Optional[TimeWindow]:
     """The window for ``text``, or ``None`` after telling the patient kindly why not (the
-    day and hours in the reply written in ``language``, the conversation's)."""
+    day and hours in the reply written in ``language``, the conversation's). ``anchor``:
+    what "the day after", "a week later", "same time"... refer to (the start of the
+    appointment being moved; see clinic/scheduling/preferences.py)."""
     svc = services()
     try:
         return parse_preference(text, now(), svc.settings.timezone,
                                 opening_hours=svc.settings.reception_hours.windows,
-                                language=language)
+                                language=language, anchor=anchor)
     except DateInPast as error:
         dispatcher.utter_message(response="utter_preference_in_past",
                                  day=formatting.long_day(error.day, language=language))
@@ -106,13 +109,14 @@ def read_preference(text: str, dispatcher: CollectingDispatcher,
     return None
 
 
-def reads_as_preference(text: str, language: str = "en") -> Optional[TimeWindow]:
+def reads_as_preference(text: str, language: str = "en",
+                        anchor: Optional[dt.datetime] = None) -> Optional[TimeWindow]:
     """Silent version: does ``text`` name a usable day or time?"""
     svc = services()
     try:
         return parse_preference(text, now(), svc.settings.timezone,
                                 opening_hours=svc.settings.reception_hours.windows,
-                                language=language)
+                                language=language, anchor=anchor)
     except PreferenceError:
         return None
 
@@ -142,6 +146,8 @@ def offer_of(slot: Slot, with_practitioner: bool, language: str = "en") -> Dict[
         "title": formatting.slot_title(slot, tz, with_practitioner, language=language),
         "start": slot.start.isoformat(),
         "practitioner_id": slot.practitioner.id,
+        # A move compares it with the appointment's site (names differ by language).
+        "location_id": slot.location.id,
         **formatting.slot_variables(slot, "", tz, language=language),
     }
 

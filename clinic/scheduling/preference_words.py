@@ -11,6 +11,8 @@ language. Each rule below maps a phrase patients write to its English equivalent
     послезавтра после 15             → day after tomorrow after 15
     明天上午 / 下周二下午             → tomorrow morning / next tuesday afternoon
     后天3点以后 / 12点前              → day after tomorrow after 3 / before 12
+    через неделю после / 一周后       → 1 weeks later (from the appointment being moved)
+    в понедельник после этого / 之后的周一 → the monday after
 
 The rules are chosen by the script of the text (Cyrillic, Han), not by the conversation's
 ``language`` slot, so a preference is read the same when the slot is wrong or unset; the
@@ -122,6 +124,22 @@ def _ru_month(word: str) -> str:
     return word
 
 
+# What "после" / "до" point back to in "через неделю после этого", "в понедельник после
+# приёма": the appointment being moved.
+_RU_IT = r"(?:этого|того|него|нее|записи|приема|визита|этой даты|той даты|этого дня|того дня)"
+# "после обеда", "после работы", "после 15" are times of day, not "after the appointment".
+_RU_NOT_A_TIME = r"(?!\s+(?:обеда|работы|школы|уроков|\d))"
+_RU_UNITS = {"день": "day", "дня": "day", "дней": "day", "неделю": "week", "недели": "week",
+             "недель": "week", "неделя": "week"}
+_RU_UNIT = "|".join(sorted(_RU_UNITS, key=len, reverse=True))
+
+
+def _ru_offset(match: re.Match, direction: str) -> str:
+    """"через две недели после этого" → "2 weeks later"; "на день раньше" → "1 days earlier"."""
+    count = _ru_number(match.group("count")) if match.group("count") else 1
+    return f"{count} {_RU_UNITS[match.group('unit')]}s {direction}"
+
+
 def _ru_clock_with_part_of_day(match: re.Match) -> str:
     hour, minute, part = match.group(1), match.group(2), match.group(3)
     return _time_token(hour, minute, "am" if part in ("утра", "ночи") else "pm")
@@ -136,6 +154,34 @@ def _ru_rules() -> List[Rule]:
          r"чем раньше,? тем лучше|срочно|прямо сейчас)\b", "asap"),
         (r"\b(?:в любое время|любое время|в любой день|любой день|когда угодно|"
          r"без разницы|все равно|неважно|не важно|не имеет значения)\b", "any time"),
+        # Relative to the appointment being moved (preferences.py reads them from its
+        # start): before "через неделю" (= next week), "следующий вторник" (= next tuesday),
+        # "после 15" and "днём" (= afternoon) take the words.
+        (r"\b(?:в |во )?(?:то|это|тоже) же время\b|\bв тоже время\b", "same time"),
+        (r"\b(?:в )?(?:тот|этот) же день\b", "same day"),
+        (r"\b(?:позже|позднее|ближе к концу|в конце) (?:на )?(?:той|этой) же недел[еи]\b|"
+         r"\b(?:позже|позднее) на той неделе\b", "later that week"),
+        (r"\b(?:на |в )?(?:той|этой|ту|эту) же недел[еюи]\b", "that week"),
+        (r"\b(?:на )?(?:следующий|другой) день\b|\bследующим днем\b|"
+         r"\b(?:на )?день (?:спустя|позже|позднее)\b|\bднем (?:позже|позднее)\b|"
+         rf"\bчерез день после\s+{_RU_IT}\b", "the next day"),
+        (rf"\bнакануне\b|\bза день до\s+{_RU_IT}\b|\b(?:на )?день раньше\b|\bднем раньше\b",
+         "the day before"),
+        (rf"\bчерез\s+(?:(?P<count>{_RU_NUMBER})\s+)?(?P<unit>{_RU_UNIT})\s+после"
+         rf"(?:\s+{_RU_IT}\b)?{_RU_NOT_A_TIME}", lambda m: _ru_offset(m, "later")),
+        (rf"\b(?:на\s+|спустя\s+)?(?:(?P<count>{_RU_NUMBER})\s+)?(?P<unit>{_RU_UNIT})\s+"
+         r"(?:позже|позднее|спустя)\b", lambda m: _ru_offset(m, "later")),
+        (rf"\bспустя\s+(?:(?P<count>{_RU_NUMBER})\s+)?(?P<unit>{_RU_UNIT})\b",
+         lambda m: _ru_offset(m, "later")),
+        (rf"\bна\s+(?:(?P<count>{_RU_NUMBER})\s+)?(?P<unit>{_RU_UNIT})\s+(?:раньше|ранее)\b",
+         lambda m: _ru_offset(m, "earlier")),
+        (r"\b(?:неделей|недели) (?:позже|позднее)\b", "1 weeks later"),
+        (rf"\b(?:в |во |на )?следующ(?:ий|ую|ее|ей)\s+(?:за\s+(?:этим|ним|ней|нею)|после\s+{_RU_IT})"
+         rf"\s+({_RU_WEEKDAY})\b", lambda m: f"the following {_ru_weekday(m)}"),
+        (rf"\b(?:в |во |на )?({_RU_WEEKDAY})\s+после(?:\s+{_RU_IT}\b|(?=\s*$))",
+         lambda m: f"the {_ru_weekday(m)} after"),
+        (rf"\b(?:в |во |на )?({_RU_WEEKDAY})\s+(?:до|перед)\s+{_RU_IT}\b",
+         lambda m: f"the {_ru_weekday(m)} before"),
         # The past: typed errors, as in English.
         (r"\bпозавчера\b", "2 days ago"),
         (r"\bвчера\b", "yesterday"),
@@ -238,11 +284,13 @@ def _zh_number(text: str) -> int:
 
 def _prepare_chinese(text: str) -> str:
     # Full-width digits and punctuation (１０：３０，) as ASCII; Chinese numerals before a
-    # unit ("三点", "十二月二十五日") as digits; "早一点" ("a bit earlier") is not 1 o'clock.
+    # unit ("三点", "十二月二十五日") as digits; "早一点" ("a bit earlier") is not 1 o'clock,
+    # nor is the "一时" of "同一时间" ("the same time": 时间/时段/时候 are words for time).
     text = unicodedata.normalize("NFKC", text)
     text = re.sub(r"[。、，,；;！!？?～~…]+", " ", text)
     text = re.sub(r"(?:早|晚|快|再)一点|一点儿", " ", text)
-    text = re.sub(r"([零〇一二两三四五六七八九十]{1,3})(?=\s*(?:点|时|號|号|日|天|个|月|分|刻|年))",
+    text = re.sub(r"([零〇一二两三四五六七八九十]{1,3})"
+                  r"(?=\s*(?:点|时(?![间段候])|號|号|日|天|个|月|分|刻|年))",
                   lambda m: str(_zh_number(m.group(1))), text)
     return text
 
@@ -292,12 +340,40 @@ def _zh_range(match: re.Match) -> str:
     return f"between {first} and {second}"
 
 
+# A count as written before 天 (already digits: "两天" → "2天") or 周/星期 (still "一周").
+_ZH_COUNT = r"(\d{1,2}|[一二两三四五六七八九十]{1,3})"
+_ZH_WEEKS = r"(?:周|个?星期|个?礼拜)"
+
+
+def _zh_offset(match: re.Match, direction: str) -> str:
+    """"一周后" → "1 weeks later"; "推迟2天" → "2 days later"."""
+    count, unit = match.group(1), match.group(2)
+    return f"{_zh_number(count)} {'days' if unit == '天' else 'weeks'} {direction}"
+
+
 def _zh_rules() -> List[Rule]:
     week = _ZH_WEEK
     return [
         (r"越快越好|越早越好|尽快|尽早|最快|最早|马上|立刻|立即|赶紧|急", "asap"),
         (r"随时|任何时间|任何时候|什么时候都(?:行|可以)|哪天都(?:行|可以)|都可以|都行|无所谓",
          "any time"),
+        # Relative to the appointment being moved (preferences.py reads them from its
+        # start): before "下周" (= next week), "周一" and "N天后" (= in N days, from today).
+        (r"同[一1]个?(?:时间|时段)|相同的?(?:时间|时段)|同样的?时间|一样的时间|原来的时间",
+         "same time"),
+        (r"同[一1]天|当天|那[一1]?天", "same day"),
+        (rf"(?:那|同[一1]|当|那[一1])个?{week}的?(?:晚些时候|稍晚|后几天|后面几天)", "later that week"),
+        (rf"(?:那|同[一1]|当|那[一1])个?{week}(?![一二三四五六日天1-7末])", "that week"),
+        (r"第[二2][天日]|次日|隔天|翌日|后[一1]天", "the next day"),
+        (r"前[一1]天|提前[一1]天|早[一1]天", "the day before"),
+        (rf"(?:晚|推迟|推后|往后推|往后挪|延后|延迟|顺延)\s*{_ZH_COUNT}\s*(天|{_ZH_WEEKS})",
+         lambda m: _zh_offset(m, "later")),
+        (rf"(?:早|提前|提早|往前推|往前挪)\s*{_ZH_COUNT}\s*(天|{_ZH_WEEKS})",
+         lambda m: _zh_offset(m, "earlier")),
+        (rf"{_ZH_COUNT}\s*({_ZH_WEEKS})\s*(?:以后|之后|后|後)", lambda m: _zh_offset(m, "later")),
+        (rf"(?:那之后|之后|以后|随后|其后|再往后)的?\s*{week}{_ZH_WEEKDAY}",
+         lambda m: f"the {_zh_weekday(m)} after"),
+        (rf"(?:之后|随后|再往后)的?(?:那|一)?{week}(?![一二三四五六日天1-7末])", "the following week"),
         # The past.
         (r"前天", "2 days ago"),
         (r"昨天|昨日|昨晚", "yesterday"),

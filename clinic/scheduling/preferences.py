@@ -15,6 +15,13 @@ Russian and Chinese ("завтра утром", "下周二下午", "后天3点�
 English phrases read below (clinic/scheduling/preference_words.py), so every rule and every
 typed error is the same in the three languages; dateparser gets what is left with
 ``languages=[language, the text's language, "en"]``.
+
+Relative to what? "tomorrow", "next Monday", "in 3 days" and "10 December" count from
+today. Phrases that point back to another moment ("the Monday after", "the day after",
+"a week later", "same time next week", "later that week", "через неделю после", "第二天",
+"之后的周一", "一周后") count from the ``anchor`` when one is given: the start of the
+appointment being moved. Without it they count from today (there is nothing else for them
+to mean), and "same time" means nothing.
 """
 
 from __future__ import annotations
@@ -102,6 +109,12 @@ _HOUR = r"(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.|o'?clock)?"
 _NAMED_TIMES = {"noon": dt.time(12, 0), "midday": dt.time(12, 0), "lunch": dt.time(12, 0),
                 "lunchtime": dt.time(12, 0)}
 _TIME_TOKEN = rf"(?:{_HOUR}|(noon|midday|lunchtime|lunch))"
+
+# Counts in anchored offsets ("two days later", "a week earlier"); Russian and Chinese
+# arrive as digits.
+_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "a couple of": 2, "couple of": 2, "three": 3,
+           "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+_COUNT_RE = r"\d{1,2}|" + "|".join(sorted(_COUNTS, key=len, reverse=True))
 
 
 class PreferenceError(ValueError):
@@ -203,6 +216,7 @@ def parse_preference(
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     date_order: str = "DMY",
     language: Optional[str] = "en",
+    anchor: Optional[dt.datetime] = None,
 ) -> TimeWindow:
     """Read ``text`` as of ``now``.
 
@@ -211,9 +225,13 @@ def parse_preference(
     ``closed_dates`` (public holidays), is closed. ``date_order`` reads numeric dates
     ("3/4" is 3 April with DMY). ``language`` (en, ru, zh; the conversation's) is the one
     dateparser tries first; Russian and Chinese phrases are understood whatever it says.
+    ``anchor`` (aware) is what "the day after", "a week later", "the Monday after",
+    "same time"... refer to: the start of the appointment being moved. Everything else
+    still counts from ``now``, and nothing before today is ever offered.
     """
     now = now.astimezone(timezone)
     today = now.date()
+    local_anchor = anchor.astimezone(timezone) if anchor is not None else None
     original = text or ""
     remaining = to_english(_normalise(original))
     if not remaining:
@@ -224,6 +242,9 @@ def parse_preference(
     if _ASAP.search(remaining):
         reading.asap = True
         remaining = _ASAP.sub(" ", remaining)
+    # Before the readers of "next week", "tomorrow", "monday": "the monday after" must not
+    # be read as this coming Monday, nor "the day after" as "the day after tomorrow".
+    remaining = _read_anchored(remaining, today, local_anchor, reading)
     remaining = _read_ranges(remaining, today, reading)
     remaining = _read_explicit_dates(remaining, today, reading, date_order)
     remaining = _read_named_days(remaining, today, reading)
@@ -314,11 +335,7 @@ def _read_times_of_day(text: str, reading: _Reading) -> str:
             return match.group(0)  # "at 25.12" is not a time; leave it for the date readers
         if start:
             spread = 60 if match.group(1) in ("around", "about", "ish") else 0
-            centre = dt.datetime.combine(dt.date(2000, 1, 1), start)
-            first = centre - dt.timedelta(minutes=spread)
-            last = centre + dt.timedelta(minutes=60)
-            reading.day_start = first.time() if first.date() == centre.date() else dt.time(0, 0)
-            reading.day_end = last.time() if last.date() == centre.date() else dt.time(23, 59)
+            reading.day_start, reading.day_end = _hour_from(start, spread)
         return " "
 
     # A bare number is only a time with "at"/"around" or an am/pm/":mm" marker.
@@ -340,6 +357,110 @@ def _read_times_of_day(text: str, reading: _Reading) -> str:
         # "morning after 3": nothing matches; keep the explicit hour, drop the part of day.
         reading.day_end = None
     return text
+
+
+def _hour_from(start: dt.time, minutes_before: int = 0) -> Tuple[dt.time, dt.time]:
+    """"at 10": 10:00-11:00 ("around 10": from 09:00), kept inside the day."""
+    centre = dt.datetime.combine(dt.date(2000, 1, 1), start)
+    first = centre - dt.timedelta(minutes=minutes_before)
+    last = centre + dt.timedelta(minutes=60)
+    return (first.time() if first.date() == centre.date() else dt.time(0, 0),
+            last.time() if last.date() == centre.date() else dt.time(23, 59))
+
+
+# Phrases that count from the anchor (the appointment being moved), in the order tried:
+# longer phrases before the shorter ones inside them ("later that week" before "that week").
+# Each gives (first day, last day) from the anchor's day; ``None`` for the last is "the
+# same day". What is not matched here is read as usual, from today.
+_ANCHORED: Tuple[Tuple[str, str], ...] = (
+    # "two days later", "a week after that", "3 weeks afterwards" (not "2 days after
+    # tomorrow", which counts from today).
+    ("later", rf"\b(?P<count>{_COUNT_RE}) (?P<unit>day|week)s? (?:later|after(?:wards?)?"
+              r"(?: (?:that|it))?|from (?:then|that(?: day| date)?))\b"
+              r"(?! (?:tomorrow|today|next)\b)"),
+    ("earlier", rf"\b(?P<count>{_COUNT_RE}) (?P<unit>day|week)s? (?:earlier|before(?:hand)?"
+                r"(?: (?:that|it))?)\b(?! (?:yesterday|today|last)\b)"),
+    # "the day after" (not "the day after tomorrow"), "the next day", "the following day".
+    ("next_day", r"\b(?:(?:on )?the )?(?:next|following) day\b|"
+                 r"\b(?:on )?the day after\b(?! (?:tomorrow|next)\b)"),
+    ("day_before", r"\b(?:on )?the day before\b(?! (?:yesterday|last)\b)"),
+    # "the Monday after", "the following Tuesday", "the next Friday after that".
+    ("weekday_after", rf"\b(?:on )?(?:the )?(?:next )?(?P<weekday>{_WEEKDAY_RE}) "
+                      r"(?:after|following)\b(?! next\b)|"
+                      rf"\b(?:on )?(?:the )?following (?P<weekday2>{_WEEKDAY_RE})\b"),
+    ("weekday_before", rf"\b(?:on )?(?:the )?(?P<weekday>{_WEEKDAY_RE}) before\b"
+                       r"(?! (?:next|last)\b)"),
+    ("week_after", r"\b(?:the )?(?:following week|week after)\b(?! next\b)"),
+    ("week_before", r"\b(?:the )?(?:previous|preceding) week\b|\bthe week before\b"),
+    ("later_that_week", r"\blater (?:on )?(?:in )?(?:that|the same|that same|the) week\b"),
+    ("earlier_that_week", r"\bearlier (?:on )?(?:in )?(?:that|the same|that same|the) week\b"),
+    ("that_week", r"\b(?:in )?(?:(?:the |that )?same|that) week\b"),
+    ("that_day", r"\b(?:on )?(?:(?:the |that )?same|that) day\b"),
+)
+_ANCHORED_RE = tuple((name, re.compile(pattern)) for name, pattern in _ANCHORED)
+_SAME_TIME = re.compile(r"\b(?:at )?(?:the |that )?same time(?: of (?:the )?day)?\b")
+
+
+def _read_anchored(text: str, today: dt.date, anchor: Optional[dt.datetime],
+                   reading: _Reading) -> str:
+    """Phrases relative to the appointment being moved (``anchor``, local), or to today
+    when there is none."""
+    same_time = _SAME_TIME.search(text)
+    if same_time:
+        text = text[: same_time.start()] + " " + text[same_time.end():]
+        if anchor is not None:
+            # The appointment's time of day, unless the patient also named an hour.
+            if reading.day_start is None and reading.day_end is None:
+                reading.day_start, reading.day_end = _hour_from(anchor.time().replace(
+                    second=0, microsecond=0))
+            # "same time next week" is a week after the appointment, not next week's range.
+            text = re.sub(r"\b(?:the )?(?:next|following) week\b|\bthe week after\b(?! next)",
+                          " a week later ", text)
+    base = anchor.date() if anchor is not None else today
+    for name, pattern in _ANCHORED_RE:
+        match = pattern.search(text)
+        if not match:
+            continue
+        first, last = _anchored_days(name, match, base)
+        if first > last:
+            raise Unparseable(f"nothing is {match.group(0)!r} {base.isoformat()}")
+        reading.set_days(first, last)
+        return text[: match.start()] + " " + text[match.end():]
+    return text
+
+
+def _anchored_days(name: str, match: re.Match, base: dt.date) -> Tuple[dt.date, dt.date]:
+    groups = match.groupdict()
+    if name in ("later", "earlier"):
+        count = groups["count"]
+        amount = int(count) if count.isdigit() else _COUNTS[count]
+        days = amount * (7 if groups["unit"] == "week" else 1)
+        day = base + dt.timedelta(days=days if name == "later" else -days)
+        return day, day
+    if name in ("next_day", "day_before"):
+        day = base + dt.timedelta(days=1 if name == "next_day" else -1)
+        return day, day
+    if name == "weekday_after":
+        weekday = _WEEKDAY_ALIASES[groups.get("weekday") or groups["weekday2"]]
+        # Strictly after: the Monday after a Monday appointment is a week later.
+        day = base + dt.timedelta(days=(weekday - base.weekday() - 1) % 7 + 1)
+        return day, day
+    if name == "weekday_before":
+        weekday = _WEEKDAY_ALIASES[groups["weekday"]]
+        day = base - dt.timedelta(days=(base.weekday() - weekday - 1) % 7 + 1)
+        return day, day
+    monday, sunday = _monday(base), _monday(base) + dt.timedelta(days=6)
+    if name == "week_after":
+        return monday + dt.timedelta(days=7), sunday + dt.timedelta(days=7)
+    if name == "week_before":
+        return monday - dt.timedelta(days=7), sunday - dt.timedelta(days=7)
+    if name == "later_that_week":
+        return base + dt.timedelta(days=1), sunday
+    if name == "earlier_that_week":
+        return monday, base - dt.timedelta(days=1)
+    if name == "that_week":
+        return monday, sunday
+    return base, base  # that_day
 
 
 def _monday(day: dt.date) -> dt.date:
