@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, Iterator, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.conversation import recent_topics
+from actions.conversation import intent_of, session_user_events
 from actions.language import language_of
 from actions.services import Services, get_services
 from clinic.handoff.hours import (
@@ -33,21 +33,28 @@ from clinic.handoff.hours import (
     team_hours,
 )
 from clinic.handoff.requests import Reason
-from clinic.handoff.teams import Team, parse_team, route
+from clinic.handoff.routing import default_routing_words
+from clinic.handoff.teams import Said, Team, parse_team, route
 from clinic.inbox.model import InvalidInput
 
 logger = logging.getLogger(__name__)
+
+# Forced by addons/long_message.py: a message too long to classify goes to a person.
+LONG_MESSAGE_INTENT = "long_message"
 
 # The latest intent (or the offer it answers) -> why the patient is handed over.
 _REASON_BY_INTENT = {
     "frustration": Reason.FRUSTRATION,
     "clinical_question": Reason.CLINICAL_QUESTION,
+    # The assistant declined to guess what a long message wants: a fallback of the
+    # assistant's, not a request of the patient's (the inbox knows no other reason for it).
+    LONG_MESSAGE_INTENT: Reason.BOT_FALLBACK,
 }
 _FALLBACK_OFFERS = {"utter_offer_human"}
 
 
 def handoff_reason(tracker: Tracker) -> Reason:
-    intent = (tracker.latest_message or {}).get("intent", {}).get("name")
+    intent = latest_intent(tracker)
     if intent in _REASON_BY_INTENT:
         return _REASON_BY_INTENT[intent]
     if intent == "affirm" and _last_bot_action(tracker) in _FALLBACK_OFFERS:
@@ -65,6 +72,33 @@ def _last_bot_action(tracker: Tracker) -> Optional[str]:
             seen_user = True
         elif seen_user and event.get("event") == "action" and event.get("name") != "action_listen":
             return event.get("name")
+    return None
+
+
+def recent_said(tracker: Tracker) -> Iterator[Said]:
+    """The session's user messages, most recent first, as routing reads them. A button's
+    payload ("/request_human") is not the patient's words, so only its intent counts."""
+    for event in reversed(session_user_events(tracker)):
+        text = event.get("text") or ""
+        yield Said(text="" if text.startswith("/") else text, topic=intent_of(event))
+
+
+def latest_intent(tracker: Tracker) -> Optional[str]:
+    return (tracker.latest_message or {}).get("intent", {}).get("name")
+
+
+def route_team(tracker: Tracker, asked_for: Optional[str]) -> Team:
+    """The team named, else the one the conversation's words and topics point to, latest
+    message first (content/routing.yml, clinic/handoff/teams.py), else reception."""
+    try:
+        team_for_text = default_routing_words().team_for
+    except Exception:  # noqa: BLE001 - a bad edit of the word lists must not cost a handoff
+        logger.exception("content/routing.yml could not be loaded: routing by topics only")
+        team_for_text = _no_words
+    return route(asked_for, recent_said(tracker), team_for_text)
+
+
+def _no_words(text: str) -> Optional[Team]:
     return None
 
 
@@ -94,9 +128,13 @@ class ActionRequestHuman(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
         services = get_services()
-        # The team named in *this* message (entity), not one remembered from earlier.
-        asked_for = next(tracker.get_latest_entity_values("team"), None)
-        team = route(asked_for, recent_topics(tracker))
+        # The team named in *this* message (entity), not one remembered from earlier. In a
+        # long message a team's name is as likely noise as a request ("the nurse told me to
+        # park…"): there the words as a whole decide.
+        asked_for = None if latest_intent(tracker) == LONG_MESSAGE_INTENT else \
+            next(tracker.get_latest_entity_values("team"), None)
+        # Off the event loop: the first call loads the word lists and spaCy (seconds).
+        team = await asyncio.to_thread(route_team, tracker, asked_for)
         reason = handoff_reason(tracker)
         hours = team_hours(services.settings, team)
         language = language_of(tracker)
@@ -134,7 +172,7 @@ class ActionRequestCallback(Action):
         services = get_services()
         asked_for = next(tracker.get_latest_entity_values("team"), None)
         team = parse_team(asked_for) or parse_team(tracker.get_slot("handoff_team")) \
-            or route(None, recent_topics(tracker))
+            or await asyncio.to_thread(route_team, tracker, None)
         hours = describe_hours(team_hours(services.settings, team), language=language_of(tracker))
         events: List[EventType] = [SlotSet("handoff_team", team.value),
                                    SlotSet("handoff_hours", hours)]

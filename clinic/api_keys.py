@@ -27,6 +27,7 @@ SCOPES = {
     "reports:read": "read aggregate reports (no patient data)",
     "notifications:write": "notify patients (results/documents ready, billing, queue, follow-up) and read their status",
     "portal:verify": "verify and use up portal link tokens (the clinic's patient portal)",
+    "portal:links": "mint single-use portal links for a patient to upload a document (insurance card, referral letter)",
 }
 
 

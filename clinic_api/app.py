@@ -44,8 +44,7 @@ def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory
     app.include_router(appointments.router)
     app.include_router(reports.router)
     app.include_router(notifications.router)
-    app.include_router(portal.router)
-    app.include_router(portal.pages)  # the demo portal: {portal_url} = http://localhost:<port>/portal
+    portal.install(app)  # the portal API, the demo portal pages, and HTML errors under /portal
     return app
 
 

@@ -36,6 +36,7 @@ def main(argv=None) -> None:
     print(f"Staff inbox: http://{args.host}:{args.port}/inbox/login", flush=True)
     app = create_app(built.inbox, built.staff, built.audit, secret_key=built.secret_key,
                      cookie_secure=built.cookie_secure)
+    app.state.documents = built.documents  # the ticket page lists them (inbox/documents.py)
     # access_log off: paths carry ticket ids; every view and action is in the audit log.
     # ws="none": no websockets here, and Rasa pins a websockets release too old for uvicorn's.
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, ws="none", log_level="info")

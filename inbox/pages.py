@@ -13,6 +13,7 @@ from clinic.inbox.model import Forbidden, InboxError, Role, TicketState
 from clinic.inbox.service import RESOLUTION_REASONS
 from clinic.inbox.staff import LoginFailed, StaffMember
 from inbox.app import check_csrf, client_of, current_member, deps, session_of
+from inbox.documents import ticket_documents
 from inbox.schemas import RowId
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
@@ -118,7 +119,8 @@ def ticket(ticket_id: RowId, request: Request, member: StaffMember = Depends(pag
     return render(request, "ticket.html", member=member, page=page, t=page.ticket, W=TicketState.WAITING,
                   A=TicketState.ASSIGNED, R=TicketState.RESOLVED, reasons=RESOLUTION_REASONS,
                   assignable=assignable, tasks=d.inbox.tasks_for_ticket(member.actor, ticket_id),
-                  templates=d.inbox.template_offers(page.ticket.language))
+                  templates=d.inbox.template_offers(page.ticket.language),
+                  documents=ticket_documents(request, page.ticket.conversation_id))
 
 
 def _ticket_action(request: Request, ticket_id: RowId, run) -> RedirectResponse:

@@ -2,6 +2,7 @@
 gateway, session secret.
 
 Settings: ``CLINIC_DATABASE_URL``, ``CLINIC_ENCRYPTION_KEY`` (or var/encryption.key),
+``CLINIC_DOCUMENT_KEY`` (or var/document.key: patients' uploaded documents),
 ``RASA_URL`` + ``RASA_AUTH_TOKEN``, ``INBOX_SECRET_KEY`` (or var/inbox-session.key),
 ``INBOX_COOKIE_SECURE=1`` behind HTTPS, ``INBOX_OVERDUE_MINUTES``,
 ``INBOX_IDLE_TIMEOUT_MINUTES`` (admins can change both on the settings page),
@@ -26,6 +27,7 @@ from clinic.inbox.ports import ReplyGateway, ReplyResult
 from clinic.inbox.rasa_http import RasaConversationControl, RasaHttp, RasaTranscriptSource
 from clinic.inbox.service import Inbox
 from clinic.inbox.staff import StaffAccounts
+from clinic.portal.uploads import DocumentCipher, Uploads
 from clinic.privacy import ContactCipher, _secret_from
 
 SESSION_KEY_FILE = VAR_DIR / "inbox-session.key"
@@ -45,6 +47,7 @@ class Built:
     audit: AuditLog
     secret_key: str
     cookie_secure: bool
+    documents: Optional[Uploads] = None  # patients' uploads (clinic/portal/uploads.py), read-only here
 
 
 def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = None,
@@ -72,4 +75,5 @@ def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = 
     secret = _secret_from(environ, "INBOX_SECRET_KEY", SESSION_KEY_FILE,
                           lambda: secrets.token_hex(32).encode()).decode()
     return Built(inbox, StaffAccounts(sessions, cipher), AuditLog(sessions), secret,
-                 environ.get("INBOX_COOKIE_SECURE", "") in ("1", "true", "yes"))
+                 environ.get("INBOX_COOKIE_SECURE", "") in ("1", "true", "yes"),
+                 Uploads(sessions, DocumentCipher.from_environment(environ)))

@@ -28,7 +28,7 @@ python -m clinic.scheduling.demo_data --weeks 4 > var/logs/demo-data.log 2>&1 \
   || { echo "Could not prepare the clinic database; see var/logs/demo-data.log" >&2; exit 1; }
 # A development API key for the clinic API (shown below), with every scope; made again
 # when the scopes change.
-DEV_KEY_SCOPES="appointments:read appointments:write reports:read notifications:write portal:verify"
+DEV_KEY_SCOPES="appointments:read appointments:write reports:read notifications:write portal:verify portal:links"
 if [ ! -s var/dev-api-key ] || [ "$(cat var/dev-api-key.scopes 2>/dev/null)" != "$DEV_KEY_SCOPES" ]; then
   old_name=$(cat var/dev-api-key.name 2>/dev/null || echo demo-clinic-system)
   python -m clinic_api.keys revoke "$old_name" >/dev/null 2>&1 || true

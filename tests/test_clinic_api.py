@@ -91,6 +91,8 @@ ENDPOINTS = [
       "params": {"document_id": "lab-1"}}),
     ("GET", "/api/v1/notifications/{event_id}", "notifications:write", None),
     ("POST", "/api/v1/portal/tokens/verify", "portal:verify", {"token": "not-a-token"}),
+    # Upload links (tests/test_portal_uploads.py has the behaviour): an unknown patient is a 200.
+    ("POST", "/api/v1/portal/upload-links", "portal:links", {"patient_id": "pat_contract"}),
 ]
 CONTRACT_EVENT = "contract-get-1"
 

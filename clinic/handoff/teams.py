@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 
 class Team(str, enum.Enum):
@@ -34,12 +35,32 @@ def parse_team(value: Optional[str]) -> Optional[Team]:
         return None
 
 
-def route(explicit: Optional[str], recent_topics: Iterable[str]) -> Team:
-    """The team asked for, else the one that fits the most recent topic, else reception."""
+@dataclasses.dataclass(frozen=True)
+class Said:
+    """One patient message as routing sees it: the words (empty for a button tap) and the
+    topic the assistant understood (an intent or FAQ key)."""
+
+    text: str = ""
+    topic: str = ""
+
+
+def route(
+    explicit: Optional[str],
+    recent: Iterable[Said],
+    team_for_text: Callable[[str], Optional[Team]] = lambda text: None,
+) -> Team:
+    """The team asked for; else, reading the messages most recent first, the first whose
+    words name a team's subject (``team_for_text``, clinic/handoff/routing.py) or whose topic
+    belongs to a team; else reception.
+
+    Words come before the topic because the topic of "I want to talk to a real person about
+    my bill" is only `request_human`: the word "bill" is what says billing.
+    """
     team = parse_team(explicit)
     if team:
         return team
-    for topic in recent_topics:  # most recent first
-        if topic in _TOPIC_TEAMS:
-            return _TOPIC_TEAMS[topic]
+    for said in recent:
+        team = (team_for_text(said.text) if said.text else None) or _TOPIC_TEAMS.get(said.topic)
+        if team:
+            return team
     return FALLBACK_TEAM

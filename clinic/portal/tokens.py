@@ -23,6 +23,12 @@ A token is ``base64url(24 random bytes ‖ first 16 bytes of HMAC-SHA256(key, ra
   factor does.
 * **Second factor.** The demo portal asks for the patient's date of birth; after
   ``MAX_FAILED_CHECKS`` wrong answers the token is locked.
+* **Upload links** (purpose ``upload``, clinic/portal/uploads.py) open an upload form
+  instead of a document: they are bound to the conversation they were sent to (the patient
+  may not have booked yet) and used up by the upload itself, in the same transaction that
+  stores the file (``redeem(..., within=…)``). They need no second factor: the page shows
+  nothing about the patient, and a link opened by someone else can only add a file that
+  staff see next to the conversation.
 * **Typed errors.** ``forged`` (bad signature or shape), ``unknown`` (signed but not in the
   database: purged, or from a restored backup), ``expired``, ``used``, ``locked``,
   ``wrong_patient`` (the portal's signed-in patient is someone else).
@@ -44,7 +50,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from clinic.db import VAR_DIR
 from clinic.portal.tables import PortalAccessRow, PortalTokenRow
@@ -55,7 +61,8 @@ RANDOM_BYTES = 24
 TAG_BYTES = 16
 TOKEN_LENGTH = 54  # base64url of 40 bytes, no padding
 MAX_FAILED_CHECKS = 5
-PURPOSES = ("results", "document", "billing")
+PURPOSES = ("results", "document", "billing", "upload")
+UPLOAD = "upload"
 
 FORGED = "forged"
 UNKNOWN = "unknown"
@@ -90,11 +97,12 @@ class Grant:
     """What a valid token opens."""
 
     token_id: str
-    patient_id: str
+    patient_id: Optional[str]  # None only for an upload link to a patient not yet known
     document_id: str
     purpose: str
     expires_at: dt.datetime
     used_at: Optional[dt.datetime] = None
+    conversation_id: Optional[str] = None  # set for upload links
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,11 +132,15 @@ class PortalTokens:
         self._clock = clock
 
     # ── issuing ─────────────────────────────────────────────────────────────────────────
-    def issue(self, patient_id: str, document_id: str, purpose: str, source: Optional[str] = None,
-              lifetime: Optional[dt.timedelta] = None) -> Issued:
+    def issue(self, patient_id: Optional[str], document_id: str, purpose: str, source: Optional[str] = None,
+              lifetime: Optional[dt.timedelta] = None, conversation_id: Optional[str] = None) -> Issued:
         if purpose not in PURPOSES:
             raise ValueError(f"purpose must be one of {PURPOSES}")
-        if not patient_id or not document_id:
+        if purpose == UPLOAD:
+            # Where the file goes; a patient is optional (a first-time patient's referral letter).
+            if not conversation_id or not document_id:
+                raise ValueError("an upload link is bound to a conversation and a document kind")
+        elif not patient_id or not document_id:
             raise ValueError("a token is bound to a patient and a document")
         random_part = secrets.token_bytes(RANDOM_BYTES)
         token = base64.urlsafe_b64encode(random_part + self._tag(random_part)).decode("ascii").rstrip("=")
@@ -136,8 +148,9 @@ class PortalTokens:
         expires_at = now + (lifetime or self.lifetime)
         token_id = "ptk_" + secrets.token_hex(8)
         with self._sessions() as session, session.begin():
-            session.add(PortalTokenRow(id=token_id, token_hash=_hash(token), patient_id=patient_id,
+            session.add(PortalTokenRow(id=token_id, token_hash=_hash(token), patient_id=patient_id or None,
                                        document_id=document_id, purpose=purpose, source=(source or "")[:80] or None,
+                                       conversation_id=conversation_id or None,
                                        created_at=now, expires_at=expires_at, failed_checks=0))
         return Issued(token, token_id, expires_at)
 
@@ -163,23 +176,33 @@ class PortalTokens:
         self.log(row.id, "opened", via)
         return grant
 
-    def redeem(self, token: str, patient_id: Optional[str] = None, via: str = "portal") -> Grant:
-        """Use the token up (once): the caller may now show the document."""
+    def redeem(self, token: str, patient_id: Optional[str] = None, via: str = "portal",
+               within: Optional[Callable[[Session, Grant], None]] = None) -> Grant:
+        """Use the token up (once): the caller may now show the document.
+
+        ``within(session, grant)`` runs in the transaction that uses the token up, after the
+        conditional UPDATE has won: what it writes (an uploaded file) commits exactly when
+        the token is used, and an error in it leaves the token unused for another try.
+        """
         row = self._row(token, via)
         self._usable(row, patient_id, via)
         now = self._clock()
+        grant = _grant(row, used_at=now)
         with self._sessions() as session, session.begin():
             result = session.execute(
                 update(PortalTokenRow)
                 .where(PortalTokenRow.id == row.id, PortalTokenRow.used_at.is_(None),
                        PortalTokenRow.locked_at.is_(None), PortalTokenRow.expires_at > now)
                 .values(used_at=now).execution_options(synchronize_session=False))
-        if result.rowcount != 1:
+            won = result.rowcount == 1
+            if won and within is not None:
+                within(session, grant)
+        if not won:
             # Someone redeemed (or it expired) between our read and our write.
             self.log(row.id, USED, via)
             raise TokenError(USED, row.id)
         self.log(row.id, "redeemed", via)
-        return Grant(row.id, row.patient_id, row.document_id, row.purpose, row.expires_at, now)
+        return grant
 
     def second_factor_failed(self, token_id: str, via: str = "portal") -> bool:
         """Count a wrong second factor; True when the token is now locked."""
@@ -222,7 +245,7 @@ class PortalTokens:
         if reason:
             self.log(row.id, reason, via)
             raise TokenError(reason, row.id)
-        return Grant(row.id, row.patient_id, row.document_id, row.purpose, row.expires_at, row.used_at)
+        return _grant(row, row.used_at)
 
     # ── the access log ─────────────────────────────────────────────────────────────────
     def log(self, token_ref: str, outcome: str, via: str) -> None:
@@ -234,6 +257,11 @@ class PortalTokens:
         with self._sessions() as session:
             rows = session.scalars(select(PortalAccessRow).order_by(PortalAccessRow.id.desc()).limit(limit))
             return [{"at": r.at, "token_ref": r.token_ref, "outcome": r.outcome, "via": r.via} for r in rows]
+
+
+def _grant(row: PortalTokenRow, used_at: Optional[dt.datetime]) -> Grant:
+    return Grant(row.id, row.patient_id, row.document_id, row.purpose, row.expires_at, used_at,
+                 row.conversation_id)
 
 
 def portal_link(portal_url: str, token: str) -> str:

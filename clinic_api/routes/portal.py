@@ -10,28 +10,55 @@
   portal. It checks the link, asks for the patient's date of birth, then redeems the token
   and shows a synthetic document. Expired, used, locked and forged links get a clear page.
   Responses are never cached, never framed, and send no Referer (the URL holds the token).
+  An *upload* link (clinic/portal/uploads.py) opens an upload form instead: PDF, JPEG or
+  PNG up to 10 MB, recognised from the bytes; the file is stored encrypted and the link is
+  used up by the upload.
+* ``POST /api/v1/portal/upload-links`` (scope ``portal:links``): a single-use upload link
+  for a patient (insurance card, referral letter), bound to the patient's conversation.
+  The action server mints the same links with ``clinic.portal.uploads.issue_upload_link``.
+* ``GET /portal``: what the portal is (links arrive in the chat; no account, no password).
+  Every page under ``/portal`` — unknown addresses, wrong methods, malformed requests and
+  server errors included — answers an HTML page in the patient's language, never JSON.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
-from typing import Optional
+import logging
+import urllib.parse
+from pathlib import Path
+from typing import Any, AsyncIterator, Literal, Optional, Tuple
 
-from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from clinic.api_keys import ApiClient
+from clinic.language.memory import LanguageMemory
+from clinic.portal import texts
 from clinic.portal import tokens as tk
+from clinic.portal import uploads as up
 from clinic.portal.demo_documents import demo_document, patient_facts
+from clinic.portal.tables import PortalTokenRow
 from clinic.records.store import RecordStore
 from clinic_api.auth import require_scope
 from clinic_api.routes.common import ERRORS
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/api/v1/portal", tags=["portal"])
 pages = APIRouter(prefix="/portal", include_in_schema=False)
 VERIFY = require_scope("portal:verify")
+LINKS = require_scope("portal:links")
 
 
 class VerifyRequest(BaseModel):
@@ -66,6 +93,41 @@ def verify(body: VerifyRequest, request: Request, client: ApiClient = Depends(VE
                           purpose=grant.purpose, expires_at=grant.expires_at)
 
 
+class UploadLinkRequest(BaseModel):
+    patient_id: str = Field(..., min_length=1, max_length=32, description="the patient, as in notifications")
+    kind: Literal["insurance_card", "referral_letter", "document"] = Field(
+        "document", description="what the patient is asked to send; the upload page names it")
+
+
+class UploadLinkResponse(BaseModel):
+    status: Literal["issued", "patient_not_reachable"] = Field(
+        ..., description="`patient_not_reachable`: the assistant has no conversation with this patient")
+    url: Optional[str] = Field(None, description="`{portal_url}/t/<token>`: for the patient only; it works "
+                                                 "once, until `expires_at`")
+    expires_at: Optional[dt.datetime] = None
+
+
+@router.post("/upload-links", response_model=UploadLinkResponse, responses={**ERRORS},
+             summary="Mint a single-use link for a patient to upload a document",
+             description="Scope: `portal:links`. For documents the assistant asks patients not to send in "
+                         "the chat (insurance cards, referral letters). The file goes to the patient's "
+                         "conversation: staff see it on the inbox ticket. PDF, JPEG or PNG, up to 10 MB; "
+                         "stored encrypted. The answer carries the link: pass it to the patient only.")
+def upload_link(body: UploadLinkRequest, request: Request, client: ApiClient = Depends(LINKS)) -> UploadLinkResponse:
+    from clinic.scheduling.tables import PatientRow
+
+    state = request.app.state
+    with state.sessions() as session:
+        patient = session.get(PatientRow, body.patient_id)
+        conversation = patient.conversation_id if patient is not None else None
+    if not conversation:
+        return UploadLinkResponse(status="patient_not_reachable")
+    url, issued = up.issue_upload_link(state.portal_tokens, state.settings.portal_url, conversation, body.kind,
+                                       patient_id=body.patient_id, source=client.actor)
+    state.portal_tokens.log(issued.token_id, "upload_link_issued", client.actor)
+    return UploadLinkResponse(status="issued", url=url, expires_at=issued.expires_at)
+
+
 # ── the demo portal ─────────────────────────────────────────────────────────────────────
 HEADERS = {
     "Cache-Control": "no-store",
@@ -77,100 +139,300 @@ HEADERS = {
     "X-Robots-Tag": "noindex",
 }
 DEMO = "portal_demo"
+HOME = "/portal"
+# A request to an upload link may carry the file plus the multipart framing; past this it is
+# refused as too large without being kept.
+BODY_LIMIT = up.MAX_BYTES + 64 * 1024
+# Past BODY_LIMIT the rest is still read and dropped, up to this much, so that the browser,
+# which sends the whole file before reading the answer, shows the "too large" page rather
+# than a reset connection. Beyond it the connection is cut.
+DRAIN_LIMIT = 4 * up.MAX_BYTES
+FORM_LIMIT = 4096  # the date-of-birth form
+ACCEPT = "application/pdf,image/jpeg,image/png,.pdf,.jpg,.jpeg,.png"
 
+# error → (HTTP status, the texts.yml family)
 _REFUSALS = {
-    tk.EXPIRED: (410, "This link has expired",
-                 "For your security, portal links work for a limited time. Ask the assistant on WhatsApp "
-                 "again (for example \"are my results ready?\") to get a new link."),
-    tk.USED: (410, "This link has already been used",
-              "Each portal link works once. If that wasn't you, please call reception. To see your document "
-              "again, ask the assistant on WhatsApp for a new link."),
-    tk.LOCKED: (410, "This link is locked",
-                "The date of birth was entered wrongly too many times, so this link no longer works. "
-                "Ask the assistant on WhatsApp for a new link, or call reception."),
-    tk.FORGED: (404, "This link is not valid",
-                "The link may be incomplete: open it directly from the WhatsApp message, or ask the "
-                "assistant for a new one."),
-    tk.UNKNOWN: (404, "This link is not valid",
-                 "The link may be incomplete: open it directly from the WhatsApp message, or ask the "
-                 "assistant for a new one."),
-    tk.WRONG_PATIENT: (403, "This link is for someone else", "Please sign in as the patient the link was sent to."),
+    tk.EXPIRED: (410, "expired"),
+    tk.USED: (410, "used"),
+    tk.LOCKED: (410, "locked"),
+    tk.FORGED: (404, "invalid"),
+    tk.UNKNOWN: (404, "invalid"),
+    tk.WRONG_PATIENT: (403, "wrong_patient"),
 }
+_UPLOAD_STATUS = {up.TOO_LARGE: 413, up.WRONG_TYPE: 415, up.NO_FILE: 400}
+_TEMPLATES = Environment(loader=FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates" / "portal")),
+                         autoescape=True)
 
 
-def _page(request: Request, title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    clinic = html.escape(request.app.state.settings.clinic_name)
-    document = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)} · {clinic} portal</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}}
-header{{color:#2d6a4f;font-weight:600;margin-bottom:1.5rem}} .demo{{background:#fff3cd;padding:.5rem;font-size:.9rem}}
-label{{display:block;margin:.75rem 0 .25rem}} input,button{{font-size:1rem;padding:.5rem}}
-button{{background:#2d6a4f;color:#fff;border:0;border-radius:4px;margin-top:.75rem}}
-.error{{color:#a4161a}} table{{border-collapse:collapse;width:100%}} td{{border-bottom:1px solid #ddd;padding:.4rem}}
-</style></head><body>
-<header>{clinic} · patient portal</header>
-<p class="demo">Demo portal of the clinic assistant: synthetic documents only.</p>
-<h1>{html.escape(title)}</h1>
-{body}
-</body></html>"""
-    return HTMLResponse(document, status_code=status_code, headers=HEADERS)
+def _render(request: Request, template: str, language: str, title: str, status_code: int = 200,
+            **context: Any) -> HTMLResponse:
+    settings = request.app.state.settings
+
+    def t(key: str, **values: Any) -> str:
+        return texts.text(key, language, **values)
+
+    page = _TEMPLATES.get_template(template).render(
+        t=t, title=title, language=language, html_lang=texts.html_lang(language), languages=texts.language_names(),
+        clinic=settings.clinic_name, reception_phone=settings.reception_phone,
+        emergency_number=settings.emergency_number, portal_home=HOME, max_mb=up.MAX_BYTES // (1024 * 1024),
+        demo=context.pop("demo", False), landing=context.pop("landing", False), **context)
+    return HTMLResponse(page, status_code=status_code, headers=HEADERS)
 
 
-def _refusal(request: Request, reason: str) -> HTMLResponse:
-    status_code, title, text = _REFUSALS.get(reason, _REFUSALS[tk.UNKNOWN])
-    reception = html.escape(request.app.state.settings.reception_phone)
-    return _page(request, title, f'<p id="refusal" data-reason="{reason}">{html.escape(text)}</p>'
-                                 f"<p>Reception: {reception}</p>", status_code)
+# ── which language ──────────────────────────────────────────────────────────────────────
+def _language(request: Request, conversation_id: Optional[str] = None) -> str:
+    """?lang=, then the conversation's language, then Accept-Language (clinic/portal/texts.py)."""
+    remembered = None
+    if conversation_id:
+        remembered = LanguageMemory(request.app.state.sessions).recall(conversation_id)
+    return texts.pick(texts.choice(request.query_params.get("lang")), remembered,
+                      texts.from_accept_language(request.headers.get("accept-language")))
 
 
-def _form(request: Request, error: str = "") -> HTMLResponse:
-    message = f'<p class="error" id="error">{html.escape(error)}</p>' if error else ""
-    return _page(request, "Confirm it's you", f"""{message}
-<p>To open your document, please enter your date of birth.</p>
-<form method="post" autocomplete="off">
-<label for="birth_date">Date of birth</label>
-<input id="birth_date" name="birth_date" type="date" required>
-<br><button type="submit" id="open">Open document</button>
-</form>""")
+def _token_conversation(sessions: sessionmaker, token_id: Optional[str]) -> Optional[str]:
+    """The conversation a link was sent to: its own (upload links) or its patient's."""
+    if not token_id:
+        return None
+    from clinic.scheduling.tables import PatientRow
+
+    with sessions() as session:
+        row = session.get(PortalTokenRow, token_id)
+        if row is None:
+            return None
+        if row.conversation_id:
+            return row.conversation_id
+        patient = session.get(PatientRow, row.patient_id) if row.patient_id else None
+        return patient.conversation_id if patient is not None else None
+
+
+def _token_language(request: Request, token_id: Optional[str]) -> str:
+    return _language(request, _token_conversation(request.app.state.sessions, token_id))
+
+
+# ── pages ───────────────────────────────────────────────────────────────────────────────
+def _message(request: Request, language: str, family: str, reason: str, status_code: int) -> HTMLResponse:
+    return _render(request, "message.html", language, texts.text(f"{family}.title", language), status_code,
+                   message=texts.text(f"{family}.text", language), reason=reason)
+
+
+def _refusal(request: Request, error: tk.TokenError) -> HTMLResponse:
+    status_code, family = _REFUSALS.get(error.reason, _REFUSALS[tk.UNKNOWN])
+    return _message(request, _token_language(request, error.token_id), f"refusal.{family}", error.reason,
+                    status_code)
+
+
+def _confirm_form(request: Request, language: str, wrong: bool = False) -> HTMLResponse:
+    error = texts.text("wrong_birth_date", language) if wrong else ""
+    return _render(request, "confirm.html", language, texts.text("confirm_title", language), demo=True, error=error)
+
+
+def _upload_form(request: Request, grant: tk.Grant, language: str, refused: Optional[str] = None) -> HTMLResponse:
+    kind = grant.document_id if grant.document_id in up.KINDS else "document"
+    title = texts.text("upload_title", language, kind=texts.text(f"kind.{kind}", language))
+    error = texts.text(f"upload.{refused}", language, max_mb=up.MAX_BYTES // (1024 * 1024)) if refused else ""
+    return _render(request, "upload.html", language, title, _UPLOAD_STATUS.get(refused or "", 200),
+                   error=error, error_reason=refused or "", accept=ACCEPT)
+
+
+@pages.api_route("", methods=["GET", "HEAD"], response_class=HTMLResponse)
+def landing(request: Request) -> HTMLResponse:
+    """What the portal is: links arrive in the chat; nothing to sign in to."""
+    language = _language(request)
+    return _render(request, "landing.html", language, texts.text("landing_title", language), landing=True)
 
 
 @pages.get("/t/{token}", response_class=HTMLResponse)
-def open_link(token: str, request: Request):
+def open_link(token: str, request: Request) -> HTMLResponse:
     portal: tk.PortalTokens = request.app.state.portal_tokens
-    try:
-        portal.check(token, via=DEMO)
-    except tk.TokenError as error:
-        return _refusal(request, error.reason)
-    return _form(request)
-
-
-@pages.post("/t/{token}", response_class=HTMLResponse)
-def show_document(token: str, request: Request, birth_date: str = Form("", max_length=40)):
-    portal: tk.PortalTokens = request.app.state.portal_tokens
-    sessions = request.app.state.sessions
     try:
         grant = portal.check(token, via=DEMO)
     except tk.TokenError as error:
-        return _refusal(request, error.reason)
-    facts = patient_facts(sessions, grant.patient_id)
+        return _refusal(request, error)
+    language = _token_language(request, grant.token_id)
+    if grant.purpose == tk.UPLOAD:
+        return _upload_form(request, grant, language)
+    return _confirm_form(request, language)
+
+
+@pages.post("/t/{token}", response_class=HTMLResponse)
+async def post_link(token: str, request: Request) -> Response:
+    """The date of birth of a results link, or the file of an upload link. Async: the body
+    is read here, within limits, rather than parsed in advance by FastAPI (which would
+    spool a large file to a temporary file on disk, unencrypted)."""
+    portal: tk.PortalTokens = request.app.state.portal_tokens
+    try:
+        grant = await run_in_threadpool(portal.check, token, None, DEMO)
+    except tk.TokenError as error:
+        await _drain(request)
+        return await run_in_threadpool(_refusal, request, error)
+    if grant.purpose == tk.UPLOAD:
+        return await _receive_upload(token, grant, request)
+    body, over = await _read_capped(request, FORM_LIMIT)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if over or content_type != "application/x-www-form-urlencoded":
+        language = await run_in_threadpool(_token_language, request, grant.token_id)
+        return _message(request, language, "bad_request", "bad_request", 400)
+    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=5)
+    birth_date = (fields.get("birth_date") or [""])[0][:40]
+    return await run_in_threadpool(_show_document, token, grant, request, birth_date)
+
+
+def _show_document(token: str, grant: tk.Grant, request: Request, birth_date: str) -> HTMLResponse:
+    portal: tk.PortalTokens = request.app.state.portal_tokens
+    sessions = request.app.state.sessions
+    language = _token_language(request, grant.token_id)
+    facts = patient_facts(sessions, grant.patient_id) if grant.patient_id else None
     try:
         given = dt.date.fromisoformat(birth_date.strip())
     except ValueError:
         given = None
     if facts is None or given != facts[1]:
         if portal.second_factor_failed(grant.token_id, via=DEMO):
-            return _refusal(request, tk.LOCKED)
-        return _form(request, "That date of birth doesn't match our records. Please try again.")
+            return _refusal(request, tk.TokenError(tk.LOCKED, grant.token_id))
+        return _confirm_form(request, language, wrong=True)
     try:
         grant = portal.redeem(token, via=DEMO)
     except tk.TokenError as error:
-        return _refusal(request, error.reason)
-    record = RecordStore(sessions).find_document(grant.patient_id, grant.document_id)
+        return _refusal(request, error)
+    record = RecordStore(sessions).find_document(grant.patient_id or "", grant.document_id)
     document = demo_document(grant.purpose, record.subtype if record else None, grant.document_id, facts[0])
-    rows = "".join(f"<tr><td>{html.escape(label)}</td><td>{html.escape(value)}</td></tr>"
-                   for label, value in document.lines)
-    return _page(request, document.title,
-                 f'<table id="document">{rows}</table><p><em>{html.escape(document.note)}</em></p>'
-                 "<p>This link has now been used. Ask the assistant for a new one to see this again.</p>")
+    return _render(request, "document.html", language, document.title, demo=True, document=document)
+
+
+# ── uploads ─────────────────────────────────────────────────────────────────────────────
+class _InMemoryMultiPartParser(MultiPartParser):
+    # Starlette spools a file part over 1 MB to a temporary file: the patient's document
+    # would sit on disk unencrypted. The body is capped at BODY_LIMIT, so keeping the part
+    # in memory is bounded too.
+    spool_max_size = BODY_LIMIT + 1
+
+
+def uploads_of(request: Request) -> up.Uploads:
+    """The upload service, made on first use (reading or creating var/document.key then,
+    not when the app starts: most API processes and tests never receive a file)."""
+    state = request.app.state
+    if getattr(state, "uploads", None) is None:
+        state.uploads = up.Uploads(state.sessions, up.DocumentCipher.from_environment(), state.portal_tokens)
+    return state.uploads
+
+
+async def _receive_upload(token: str, grant: tk.Grant, request: Request) -> HTMLResponse:
+    language = await run_in_threadpool(_token_language, request, grant.token_id)
+    filename, data, too_large = await _read_upload(request)
+    try:
+        info = await run_in_threadpool(uploads_of(request).receive, token, filename, data, DEMO, too_large)
+    except tk.TokenError as error:
+        return await run_in_threadpool(_refusal, request, error)
+    except up.UploadRefused as refused:
+        return _upload_form(request, grant, language, refused.reason)
+    return _render(request, "uploaded.html", language, texts.text("uploaded_title", language), name=info.name)
+
+
+async def _read_upload(request: Request) -> Tuple[Optional[str], Optional[bytes], bool]:
+    """(file name, bytes, too large) of the form's ``document`` part, read in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        return None, None, True  # not worth reading at all
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        await _drain(request)
+        return None, None, False
+    over = [False]
+
+    async def capped() -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > BODY_LIMIT:
+                over[0] = True
+                if total > DRAIN_LIMIT:
+                    break
+                continue  # read and dropped: see DRAIN_LIMIT
+            yield chunk
+
+    parser = _InMemoryMultiPartParser(request.headers, capped(), max_files=1, max_fields=5, max_part_size=1024)
+    try:
+        form = await parser.parse()
+    except (MultiPartException, ClientDisconnect):
+        return None, None, over[0]
+    try:
+        part = form.get("document")
+        if over[0] or not isinstance(part, UploadFile):
+            return None, None, over[0]
+        return part.filename, await part.read(), False
+    finally:
+        await form.close()
+
+
+async def _read_capped(request: Request, limit: int) -> Tuple[bytes, bool]:
+    chunks, total = [], 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                return b"", True
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return b"", True
+    return b"".join(chunks), False
+
+
+async def _drain(request: Request) -> None:
+    """Read and drop what the browser is still sending (bounded): see DRAIN_LIMIT."""
+    total = 0
+    try:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > DRAIN_LIMIT:
+                return
+    except (ClientDisconnect, RuntimeError):  # RuntimeError: the body was already read
+        return
+
+
+# ── never raw JSON under /portal ────────────────────────────────────────────────────────
+def _patient_facing(request: Request) -> bool:
+    path = request.url.path
+    return path == HOME or path.startswith(HOME + "/")
+
+
+def _error_page(request: Request, status_code: int) -> HTMLResponse:
+    family = "not_found" if status_code == 404 else "bad_request"
+    return _message(request, _language(request), family, family, status_code)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if not _patient_facing(request):
+        return await http_exception_handler(request, exc)
+    page = await run_in_threadpool(_error_page, request, exc.status_code)
+    for name, value in (exc.headers or {}).items():  # e.g. Allow on a 405
+        page.headers[name] = value
+    return page
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    if not _patient_facing(request):
+        return await request_validation_exception_handler(request, exc)
+    return await run_in_threadpool(_error_page, request, 400)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Starlette logs the exception after this answer; nothing here repeats request data.
+    if not _patient_facing(request):
+        return PlainTextResponse("Internal Server Error", status_code=500)
+    # No conversation lookup: the database may be what failed.
+    return _message(request, _language(request), "server_error", "server_error", 500)
+
+
+def install(app: FastAPI) -> None:
+    """Mount the portal API and pages, and make every answer under /portal a page."""
+    app.include_router(router)
+    app.include_router(pages)  # the demo portal: {portal_url} = http://localhost:<port>/portal
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        # make run prints http://localhost:8090/ in places: a patient landing there sees the portal.
+        return RedirectResponse(HOME, status_code=303)
+
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(Exception, _server_error)

@@ -1,0 +1,80 @@
+"""Documents patients sent through a secure upload link (clinic/portal/uploads.py), for staff:
+the list on the ticket page (templates/_documents.html) and the download, decrypted on the
+fly and never stored in clear.
+
+Who may download: whoever may see the ticket (``Inbox.ticket``: the ticket's team or its
+assignee, supervisors; not administrators), and only a document of that ticket's
+conversation. Each download writes ``document_downloaded`` (the upload's id, never its
+name) to the inbox's audit log in the same transaction that reads the document, so a
+document cannot leave without its audit row. The file is always sent as an attachment with
+its sniffed type: never rendered inside the inbox's pages.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import urllib.parse
+from typing import List, Optional
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from clinic.inbox import audit
+from clinic.inbox.model import NotFound, utcnow
+from clinic.inbox.staff import StaffMember
+from clinic.portal.uploads import DocumentKeyError, UploadInfo, Uploads
+from inbox.app import client_of, current_member, deps
+from inbox.schemas import RowId
+
+router = APIRouter(prefix="/inbox", include_in_schema=False)
+UPLOAD_ID = re.compile(r"^pup_[0-9a-f]{16}$")
+
+
+def _uploads(request: Request) -> Optional[Uploads]:
+    """Set by ``python -m inbox`` (inbox/wiring.py); None where uploads are not wired."""
+    return getattr(request.app.state, "documents", None)
+
+
+def ticket_documents(request: Request, conversation_id: str) -> Optional[List[UploadInfo]]:
+    """The conversation's documents for the ticket page (None: the section is not shown)."""
+    uploads = _uploads(request)
+    return uploads.for_conversation(conversation_id) if uploads is not None else None
+
+
+def _attachment(name: str) -> str:
+    """Content-Disposition for any file name (RFC 6266: an ASCII fallback and the UTF-8 name)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    ascii_name = re.sub(r'[^A-Za-z0-9._ -]', "_", ascii_name).strip() or "document"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+
+
+@router.get("/tickets/{ticket_id}/documents/{upload_id}")
+def download(ticket_id: RowId, upload_id: str, request: Request,
+             member: StaffMember = Depends(current_member)) -> Response:
+    d, uploads = deps(request), _uploads(request)
+    if uploads is None or not UPLOAD_ID.match(upload_id):
+        raise NotFound("no such document")
+    view = d.inbox.ticket(member.actor, ticket_id)  # Forbidden / NotFound as for the ticket itself
+    now = utcnow()
+
+    def run():
+        with audit.transaction(uploads.sessions) as session:
+            found = uploads.read(session, upload_id, view.conversation_id)
+            if found is None:
+                raise NotFound("no such document in this conversation")
+            audit.append(session, member.actor, "document_downloaded", at=now, conversation_id=view.conversation_id,
+                         ticket_id=view.id, detail=upload_id, client=client_of(request))
+            return found
+
+    try:
+        info, content = audit.retrying(run)
+    except DocumentKeyError as error:
+        return d.templates.TemplateResponse(request, "error.html", {
+            "status": 500, "message": f"This document cannot be opened: {error}.", "member": member},
+            status_code=500)
+    return Response(content, media_type=info.media_type, headers={
+        "Content-Disposition": _attachment(info.name),
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    })
