@@ -22,6 +22,7 @@ from inbox.schemas import (
     MessageOut,
     NewUserOut,
     NoteIn,
+    PatientOut,
     Problem,
     Queues,
     ResolveIn,
@@ -94,7 +95,8 @@ def ticket(ticket_id: RowId, request: Request, who: StaffMember = Depends(member
     page = deps(request).inbox.open_ticket_page(who.actor, ticket_id, client_of(request))
     return TicketDetail(ticket=TicketOut.of(page.ticket),
                         timeline=[TimelineOut(**item.__dict__) for item in page.timeline],
-                        transcript_error=page.transcript_error)
+                        transcript_error=page.transcript_error,
+                        patient=PatientOut(**page.patient.__dict__) if page.patient else None)
 
 
 def _action(result) -> ActionOut:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from clinic.inbox import sla
 from clinic.inbox.audit import AuditLog
+from clinic.inbox.labels import reason_label, red_flag_label
 from clinic.inbox.languages import english_name
 from clinic.inbox.model import (
     Conflict,
@@ -30,6 +32,8 @@ from clinic.inbox.model import (
 )
 from clinic.inbox.service import Inbox
 from clinic.inbox.staff import StaffAccounts, StaffMember
+from clinic.settings import load_settings
+from inbox.formatting import local_time, whatsapp_html
 from inbox.security import (
     COOKIE,
     CSRF_FIELD,
@@ -126,7 +130,9 @@ class SessionMiddleware(BaseHTTPMiddleware):
 
 def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_key: str,
                cookie_secure: bool = False, clock: Callable[[], float] = time.time,
-               background_seconds: float = 30.0) -> FastAPI:
+               background_seconds: float = 30.0, timezone: Optional[dt.tzinfo] = None) -> FastAPI:
+    """``timezone``: the one times are shown in, by default the clinic's (content/clinic.yml)."""
+    timezone = timezone or load_settings().timezone
     app = FastAPI(
         title="Clinic staff inbox API",
         version="1",
@@ -144,7 +150,13 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     )
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescape on for .html
     templates.env.filters["duration"] = sla.human
-    templates.env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+    # Stored in UTC, read by staff in the clinic's time zone.
+    templates.env.filters["when"] = lambda moment: local_time(moment, timezone)
+    # Message texts as the patient's WhatsApp shows them (*bold*…), escaped first.
+    templates.env.filters["whatsapp"] = whatsapp_html
+    # Codes tickets store (patient_request, chest_pain), in words.
+    templates.env.filters["reason_label"] = reason_label
+    templates.env.filters["red_flag_label"] = red_flag_label
     templates.env.globals["csrf_field"] = CSRF_FIELD
     # A conversation's language: its own name ("Русский", "中文") and, for titles and notes,
     # its English name ("Russian").

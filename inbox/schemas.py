@@ -58,6 +58,9 @@ class TicketOut(BaseModel):
     sla: SlaOut
     language: str = Field(..., description="the conversation's language (en, ru, zh…; the clinic's "
                                            "default when not known): templates are sent in it")
+    patient_label: str = Field(..., description="what staff call the patient, e.g. \"Patient 4F2K\": "
+                                                "derived from the pseudonym, the same for every ticket "
+                                                "of the conversation")
 
     @classmethod
     def of(cls, view: TicketView) -> "TicketOut":
@@ -72,17 +75,28 @@ class ActionOut(BaseModel):
 
 class TimelineOut(BaseModel):
     at: dt.datetime
-    sender: str = Field(..., description="patient | bot | staff | note (internal)")
-    text: str
+    sender: str = Field(..., description="patient | bot | staff | note (internal) | notice (sent to the "
+                                         "patient by the inbox itself, e.g. who has joined)")
+    text: str = Field(..., description="as the patient saw it: a tapped button's title, not its payload")
     author: Optional[str]
     delivery: Optional[str]
     delivery_detail: Optional[str]
+    buttons: List[str] = Field([], description="the titles of a bot message's buttons")
+    tapped: bool = Field(False, description="the patient tapped a button; `text` is its title")
+
+
+class PatientOut(BaseModel):
+    label: str
+    name: Optional[str] = Field(None, description="from the clinic's patient record, when the contact has one")
+    birth_date: Optional[dt.date]
+    earlier_tickets: int = Field(..., description="tickets of this conversation opened before this one")
 
 
 class TicketDetail(BaseModel):
     ticket: TicketOut
     timeline: List[TimelineOut]
     transcript_error: Optional[str]
+    patient: Optional[PatientOut]
 
 
 class Queues(BaseModel):

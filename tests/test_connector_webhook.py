@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from rasa.core.channels.channel import CollectingOutputChannel
 from sqlalchemy import create_engine
 from sqlalchemy import text as sql
 
@@ -148,6 +149,39 @@ async def test_each_message_type_becomes_something_the_assistant_can_answer(chan
     [row] = rows(channel, "wa_inbox")
     assert (row["kind"], row["text"], row["state"]) == (kind, assistant_reads, "pending")
     assert "my rash" not in dump(channel)  # captions are not kept
+
+
+@pytest.mark.asyncio
+async def test_a_tapped_buttons_title_goes_with_its_payload_into_rasas_log(channel):
+    """The assistant reads the payload ("/deny"); Rasa logs the title the patient tapped with
+    it, so the staff inbox's transcript shows "I'll wait here", not a code."""
+    taps = [
+        {"type": "interactive", "interactive": {"type": "button_reply",
+                                                "button_reply": {"id": "/deny", "title": "I'll wait here"}}},
+        {"type": "button", "button": {"payload": "/affirm", "text": "Confirm 4111 1111 1111 1111"}},
+        {"type": "interactive", "interactive": {"type": "list_reply", "list_reply": {"id": "row-7", "title": "Billing"}}},
+    ]
+    for tap in taps:
+        await deliver(channel, *signed(envelope(message(PATIENT, tap))))
+    stored = [(r["text"], json.loads(r["metadata_json"] or "{}")) for r in rows(channel, "wa_inbox")]
+    assert stored == [("/deny", {"title": "I'll wait here"}),
+                      ("/affirm", {"title": "Confirm [card number removed]"}),  # redacted like text
+                      ("Billing", {})]  # the assistant reads the title itself: nothing to add
+    logged = []
+
+    async def on_new_message(user_message) -> None:
+        logged.append(user_message)
+
+    conversation_id = rows(channel, "wa_inbox")[0]["conversation_id"]
+    pending = channel.store.next_pending(conversation_id)
+    await channel._run_turn(on_new_message, pending, CollectingOutputChannel(), claimed=False)
+    # The gateway's turn (ingress.py sends the inbox message's metadata along).
+    body = json.dumps({"wamid": "wamid.turn", "conversation_id": conversation_id, "kind": "button_reply",
+                       "text": "/request_callback", "metadata": {"title": "Call me back"}}).encode()
+    status, _ = await channel.turn(on_new_message, body, sign(body, APP_SECRET))
+    assert status == 200
+    assert [(m.text, m.metadata["whatsapp"].get("title")) for m in logged] == [
+        ("/deny", "I'll wait here"), ("/request_callback", "Call me back")]
 
 
 @pytest.mark.asyncio

@@ -131,9 +131,12 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
     ticket = ticket_for(staff, conv)
     assert (ticket["team"], ticket["state"], ticket["reason"]) == ("reception", "waiting", "patient_request")
 
-    # 2. Staff claim it: the assistant is paused.
+    # 2. Staff claim it: the assistant is paused, and the patient is told who has joined.
     claimed = api(staff, "POST", f"/tickets/{ticket['id']}/claim")
     assert claimed["warning"] is None and claimed["ticket"]["bot_paused"] is True
+    [joined] = new_replies(stack, wa_id, seen, 1)
+    seen += 1
+    assert reply_text(joined) == "Demo from our reception team has joined the chat and will reply to you here."
 
     # 3. Staff reply: it reaches the patient through WhatsApp, and the transcript, once.
     reply = api(staff, "POST", f"/tickets/{ticket['id']}/reply", text="Hello, this is Demo from reception.")
@@ -172,6 +175,9 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
         time.sleep(0.5)
     assert guidance_in_transcript()
     api(staff, "POST", f"/tickets/{ticket['id']}/claim")  # the nurse (same demo agent) takes it
+    [joined] = new_replies(stack, wa_id, seen, 1)
+    seen += 1
+    assert reply_text(joined) == "Demo from our nurse team has joined the chat and will reply to you here."
 
     # 6. Outside the 24-hour window free text is refused; an approved template goes out.
     with create_engine(stack.env["CLINIC_DATABASE_URL"], future=True).begin() as db:

@@ -1,9 +1,12 @@
 """The staff inbox in a real browser (Debian's Chromium driven by Playwright): log in with
 password and TOTP (first login shows the key), claim a waiting ticket, reply, resolve; the
-patient's hostile text stays text, the bot is paused and resumed over Rasa's HTTP API."""
+patient's hostile text stays text, the bot is paused and resumed over Rasa's HTTP API; the
+page names the patient by a friendly label, shows tapped buttons by their titles, WhatsApp's
+*bold* as bold and times in the clinic's time zone; the patient is told who has joined."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 from pathlib import Path
@@ -12,6 +15,7 @@ import pyotp
 import pytest
 
 from clinic.inbox.model import TicketState
+from clinic.inbox.rasa_http import RasaHttp
 from clinic.inbox.testing import FakeRasa
 from clinic.language.memory import LanguageMemory
 from tests.inbox_support import PASSWORD, LiveClock, build_world, conversation, running_inbox
@@ -23,6 +27,18 @@ SCREENSHOT = Path(tempfile.gettempdir()) / "inbox-ticket.png"
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> chest feels tight'
 REPLY = ("Hello, this is Nina from the nurse team. Please call 112 if it gets worse. "
          "Здравствуйте, если станет хуже, звоните 112. 如果情况恶化，请拨打112。")
+JOINED_RU = "К чату подключается Nina из команды медсестёр. Ответ придёт здесь, в этом чате."
+# Earlier in the conversation: the assistant's buttons and the patient's tap, as the
+# WhatsApp channel logs them (payload for the assistant, title with it). 08:05 UTC is 09:05
+# in the clinic (content/clinic.yml: Europe/Berlin, CET in January).
+EARLIER = dt.datetime(2026, 1, 15, 8, 5, tzinfo=dt.timezone.utc).timestamp()
+BUTTONS_AND_TAP = [
+    {"event": "bot", "text": "Our *nurse team* isn't available right now.", "timestamp": EARLIER,
+     "data": {"buttons": [{"title": "Call me back", "payload": "/request_callback"},
+                          {"title": "I'll wait here", "payload": "/deny"}]}},
+    {"event": "user", "text": "/deny", "timestamp": EARLIER + 60,
+     "metadata": {"whatsapp": {"kind": "button_reply", "redacted": [], "title": "I'll wait here"}}},
+]
 
 # In CI (.ci/run installs Chromium) a missing browser is a failure, never a silent skip.
 pytestmark = pytest.mark.skipif(
@@ -37,6 +53,7 @@ def test_login_with_totp_claim_reply_resolve(tmp_path):
     rasa.start()
     world = build_world(tmp_path / "clinic.db", rasa, LiveClock())
     patient = conversation("browser-patient")
+    RasaHttp(rasa.url, rasa.token).append(patient, BUTTONS_AND_TAP)
     rasa.say(patient, XSS)
     LanguageMemory(world.sessions).remember(patient, "ru")
     ticket = world.inbox.open_for_handoff(patient, "nurse").ticket
@@ -72,10 +89,19 @@ def test_login_with_totp_claim_reply_resolve(tmp_path):
             timeline = page.inner_text("#timeline")
             assert '<script>window.__xss=2</script>' in timeline  # shown as text…
             assert page.evaluate("window.__xss") is None          # …never run
+            # Who the patient is, what they saw and when, for staff.
+            assert page.inner_text("#patient-label") == ticket.patient_label != patient
+            assert page.inner_text("#timeline .msg-patient .text >> nth=0") == "I'll wait here"
+            assert "/deny" not in timeline
+            assert page.inner_text("#timeline .msg-bot strong") == "nurse team"  # *bold*, rendered
+            assert "*" not in page.inner_text("#timeline .msg-bot >> nth=0")
+            assert page.inner_text("#timeline .msg-bot .at >> nth=0") == "2026-01-15 09:05 CET"
             page.click("#claim")
             page.wait_for_selector("#reply-text")
             assert page.inner_text("#state") == "assigned" and page.inner_text("#owner") == "Nina"
             assert rasa.paused(patient)
+            # The patient was told who joined, in Russian; staff see it as the inbox's notice.
+            assert page.inner_text(".msg-notice .text") == JOINED_RU
 
             # Reply: it reaches the conversation and shows once in the timeline.
             page.fill("#reply-text", REPLY)
@@ -83,7 +109,8 @@ def test_login_with_totp_claim_reply_resolve(tmp_path):
             page.wait_for_selector(".msg-staff")
             assert page.locator(".msg-staff").count() == 1
             assert REPLY in page.inner_text(".msg-staff")
-            assert [e["text"] for e in rasa.events(patient) if e.get("metadata")] == [REPLY]  # as typed
+            sent = [e["text"] for e in rasa.events(patient) if e.get("metadata", {}).get("inbox_message_id")]
+            assert sent == [JOINED_RU, REPLY]  # the reply as typed
             page.fill("#note-text", "Advised emergency number; follow up tomorrow")
             page.click("#add-note")
             page.wait_for_selector(".msg-note")

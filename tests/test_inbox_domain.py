@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 
 import pytest
+import yaml
 from sqlalchemy import select, text
 
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
 from clinic.inbox import sla, states
+from clinic.inbox.labels import HANDOFF_REASON_LABELS, reason_label, red_flag_label
 from clinic.inbox.model import (
     Conflict,
     Delivery,
@@ -27,15 +30,21 @@ from clinic.inbox.model import (
     aware,
     check_conversation_id,
 )
+from clinic.inbox.patients import friendly_label
 from clinic.inbox.ports import OUTSIDE_WINDOW_DETAIL, TranscriptUnavailable
+from clinic.inbox.rasa_http import RasaHttp
+from clinic.inbox.service import HANDOFF_REASONS
 from clinic.inbox.staff import LoginFailed
 from clinic.inbox.states import Event
 from clinic.inbox.tables import AuditRow, MessageRow, StaffRow, TicketRow
 from clinic.inbox.testing import FakeRasa
+from clinic.safety.red_flags import DEFAULT_RED_FLAGS_DIR
+from clinic.scheduling.sql_backend import SqlSchedulingBackend
 from tests.inbox_support import PASSWORD, build_world, conversation
 
 PATIENT = conversation("patient-1")
 OTHER = conversation("patient-2")
+JOINED_NURSE_EN = "{name} from our nurse team has joined the chat and will reply to you here."
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +173,7 @@ def test_claim_pauses_the_bot_and_resolve_resumes_it_next_message_goes_to_the_bo
     assert not world.rasa.paused(PATIENT) and world.inbox.mode(PATIENT) == "bot"
     assert world.rasa.say(PATIENT, "thanks!")  # resolved -> the next message goes to the bot
     actions = [r.action for r in audit_rows(world)]
-    assert actions[-4:] == ["ticket_claimed", "bot_paused", "ticket_resolved", "bot_resumed"]
+    assert actions[-5:] == ["ticket_claimed", "bot_paused", "join_notice_sent", "ticket_resolved", "bot_resumed"]
 
 
 def test_emergency_while_a_human_has_the_conversation(world):
@@ -202,7 +211,8 @@ def test_reply_goes_to_the_patient_and_notes_never_do(world):
     note = world.inbox.add_note(nina, ticket.id, "Check lab system first")
     reply = world.inbox.reply(nina, ticket.id, "Your results are in the portal.")
     assert reply.delivery == Delivery.SENT.value and note.delivery is None
-    assert [d[1] for d in world.replies.delivered] == ["Your results are in the portal."]
+    assert [d[1] for d in world.replies.delivered] == [JOINED_NURSE_EN.format(name="Nina"),
+                                                       "Your results are in the portal."]
     tracker_texts = [e.get("text") for e in world.rasa.events(PATIENT)]
     assert "Your results are in the portal." in tracker_texts
     assert "Check lab system first" not in tracker_texts
@@ -211,6 +221,7 @@ def test_reply_goes_to_the_patient_and_notes_never_do(world):
         stored = [m.text_encrypted for m in session.scalars(select(MessageRow))]
     assert stored and all("portal" not in s and "lab system" not in s for s in stored)
     view = world.inbox.ticket(nina, ticket.id)
+    # The join notice at the claim was automatic: the first response is what Nina wrote.
     assert view.first_response_at == world.clock() and view.sla.first_response_seconds == 180
     # The page shows the patient, the bot, the reply once (from the tracker) and the note.
     page = world.inbox.open_ticket_page(nina, ticket.id)
@@ -381,6 +392,131 @@ def test_settings_are_checked(world):
         world.inbox.update_settings(actor(world, "sara"), {"overdue_minutes": 5})
 
 
+# ── telling the patient who has joined ─────────────────────────────────────────────────
+def test_claiming_tells_the_patient_who_has_joined_once_through_the_reply_gateway(world):
+    nina, sara = actor(world, "nina"), actor(world, "sara")
+    ticket = world.inbox.open_for_handoff(PATIENT, "nurse").ticket
+    world.rasa.say(PATIENT, "I need a nurse")
+    claimed = world.inbox.claim(nina, ticket.id)
+    notice = JOINED_NURSE_EN.format(name="Nina")
+    assert claimed.warning is None
+    assert world.replies.delivered[-1][:2] == (PATIENT, notice)  # sent after the bot was paused
+    assert [e["event"] for e in world.rasa.events(PATIENT)][-2:] == ["pause", "bot"]
+    # Once in the transcript, as the inbox's own words in Nina's name, not as her reply.
+    page = world.inbox.open_ticket_page(nina, ticket.id)
+    assert [(i.sender, i.author) for i in page.timeline if i.text == notice] == [("notice", "Nina")]
+    row = [r for r in audit_rows(world) if r.action == "join_notice_sent"][-1]
+    assert (row.actor, row.ticket_id, row.conversation_id) == ("system", ticket.id, PATIENT)
+    assert "staff=nina language=en delivery=sent" in row.detail and "joined" not in row.detail
+    assert world.inbox.ticket(nina, ticket.id).first_response_at is None  # automatic: not a response
+    # A supervisor hands it to Noah: the patient hears who has the chat now. Assigned to the
+    # same owner again: nothing new to say.
+    world.inbox.assign(sara, ticket.id, world.members["noah"].id)
+    assert world.replies.delivered[-1][1] == JOINED_NURSE_EN.format(name="Noah")
+    sent = len(world.replies.delivered)
+    world.inbox.assign(sara, ticket.id, world.members["noah"].id)
+    assert len(world.replies.delivered) == sent
+
+
+def test_staff_without_a_name_of_their_own_are_announced_by_their_team(world):
+    # No display name given: the account shows its login name, which is not for patients.
+    account = world.staff.create("r.klein", PASSWORD, Role.AGENT, ["reception"], by=actor(world, "adam"))
+    ticket = world.inbox.open_for_handoff(PATIENT, "reception").ticket
+    world.rasa.say(PATIENT, "hello")
+    world.inbox.claim(account.member.actor, ticket.id)
+    assert world.replies.delivered[-1][1] == (
+        "Someone from our reception team has joined the chat and will reply to you here.")
+
+
+def test_when_the_patient_cannot_be_told_staff_are(world):
+    nina = actor(world, "nina")
+    ticket = world.inbox.open_for_handoff(PATIENT, "nurse").ticket
+    world.rasa.say(PATIENT, "hi", at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=25))
+    result = world.inbox.claim(nina, ticket.id)
+    assert result.ticket.state is TicketState.ASSIGNED and result.ticket.bot_paused
+    assert result.warning == f"The patient was not told that Nina joined: {OUTSIDE_WINDOW_DETAIL}."
+    assert audit_rows(world)[-1].action == "join_notice_not_delivered"
+    [notice] = [i for i in world.inbox.open_ticket_page(nina, ticket.id).timeline if i.sender == "notice"]
+    assert (notice.delivery, notice.delivery_detail) == (Delivery.REFUSED.value, OUTSIDE_WINDOW_DETAIL)
+
+
+# ── who the patient is ──────────────────────────────────────────────────────────────────
+FRIENDLY = re.compile(r"^Patient [0-9A-HJKMNP-TV-Z]{4}$")  # Crockford base 32: no I, L, O, U
+
+
+def test_every_view_names_the_patient_with_a_stable_friendly_label(world):
+    nina = actor(world, "nina")
+    ticket = world.inbox.open_for_handoff(PATIENT, "nurse").ticket
+    other = world.inbox.open_for_handoff(OTHER, "nurse").ticket
+    assert FRIENDLY.match(ticket.patient_label) and ticket.patient_label != other.patient_label
+    # Derived from the pseudonym alone: the same in every process and after every upgrade
+    # (staff write it down, say it on the phone).
+    assert (ticket.patient_label, other.patient_label) == ("Patient 9M1A", "Patient HV8X")
+    assert FRIENDLY.match(friendly_label("rest-demo-7"))
+    assert {t.id: t.patient_label for t in world.inbox.queues(nina)["nurse"]} == {
+        ticket.id: "Patient 9M1A", other.id: "Patient HV8X"}
+    assert world.inbox.open_ticket_page(nina, ticket.id).patient.label == "Patient 9M1A"
+
+
+def test_the_ticket_page_names_a_patient_the_clinic_knows_and_counts_earlier_tickets(world):
+    nina, sara = actor(world, "nina"), actor(world, "sara")
+    contact = "c" * 64  # the pseudonymous contact key both the booking and the handoff store
+    SqlSchedulingBackend(world.sessions).register_patient(contact, "Anna Petrova", dt.date(1984, 5, 17),
+                                                          PATIENT, "whatsapp")
+    first = world.inbox.open_for_handoff(PATIENT, "nurse", contact_key=contact).ticket
+    page = world.inbox.open_ticket_page(nina, first.id)
+    assert (page.patient.name, page.patient.birth_date, page.patient.earlier_tickets) == (
+        "Anna Petrova", dt.date(1984, 5, 17), 0)
+    assert audit_rows(world)[-1].action == "ticket_viewed"  # seen on an audited view only
+    assert "Anna" not in repr(world.inbox.queues(nina))  # the queue shows labels only
+    world.inbox.resolve(nina, first.id, "answered")
+    world.clock.advance(days=3)
+    second = world.inbox.open_for_handoff(PATIENT, "billing", contact_key=contact).ticket
+    assert second.id != first.id
+    assert world.inbox.open_ticket_page(sara, second.id).patient.earlier_tickets == 1
+    # A contact the clinic has no record of: the label only.
+    unknown = world.inbox.open_for_handoff(OTHER, "nurse", contact_key="d" * 64).ticket
+    facts = world.inbox.open_ticket_page(nina, unknown.id).patient
+    assert (facts.known, facts.name, facts.birth_date, facts.label) == (False, None, None, unknown.patient_label)
+
+
+# ── the transcript as the patient saw it, codes in words ────────────────────────────────
+def test_the_transcript_shows_what_the_patient_saw(world):
+    at = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.timezone.utc).timestamp()
+    RasaHttp(world.rasa.url, world.rasa.token).append(PATIENT, [
+        {"event": "bot", "text": "Our *nurse team* isn't available right now.", "timestamp": at,
+         "data": {"buttons": [{"title": "Call me back", "payload": "/request_callback"},
+                              {"title": "I'll wait here", "payload": "/deny"}]}},
+        # What the WhatsApp channel writes: the payload for the assistant, the title with it.
+        {"event": "user", "text": "/deny", "timestamp": at + 10,
+         "metadata": {"whatsapp": {"kind": "button_reply", "redacted": [], "title": "I'll wait here"}}},
+        # A channel that records no title: the button with that payload, last shown.
+        {"event": "user", "text": "/request_callback", "timestamp": at + 20},
+        {"event": "user", "text": '/media_message{"media_kind":"voice"}', "timestamp": at + 30},
+        {"event": "user", "text": "why /deny?", "timestamp": at + 40},
+    ])
+    ticket = world.inbox.open_for_handoff(PATIENT, "nurse").ticket
+    timeline = world.inbox.open_ticket_page(actor(world, "nina"), ticket.id).timeline
+    assert [(i.sender, i.text, i.tapped) for i in timeline] == [
+        ("bot", "Our *nurse team* isn't available right now.", False),
+        ("patient", "I'll wait here", True),
+        ("patient", "Call me back", True),
+        ("patient", "[voice message]", False),
+        ("patient", "why /deny?", False),  # typed text stays as typed
+    ]
+    assert timeline[0].buttons == ("Call me back", "I'll wait here")
+
+
+def test_reasons_and_red_flag_categories_are_words_for_staff():
+    assert set(HANDOFF_REASON_LABELS) == set(HANDOFF_REASONS)
+    assert reason_label("patient_request") == "Patient asked for a person"
+    assert red_flag_label("chest_pain") == "Chest pain or pressure"
+    # Every category: the label clinicians reviewed in the default language's list.
+    listed = yaml.safe_load((DEFAULT_RED_FLAGS_DIR / "en.yml").read_text(encoding="utf-8"))["categories"]
+    assert {key: red_flag_label(key) for key in listed} == {key: body["label"] for key, body in listed.items()}
+    assert red_flag_label("new_category") == "New category" and reason_label("new_reason") == "New reason"
+
+
 # ── Rasa down ───────────────────────────────────────────────────────────────────────────
 def test_rasa_down_claim_still_works_warns_and_sync_catches_up(world):
     nina = actor(world, "nina")
@@ -500,8 +636,10 @@ def test_every_view_and_action_writes_exactly_one_row_naming_who_and_what(world)
         before = world.audit.count()
         step()
         rows = audit_rows(world)[before:]
-        # bot_paused / bot_resumed follow claims and resolutions: what Rasa confirmed
-        main = [r for r in rows if r.action not in ("bot_paused", "bot_resumed")]
+        # bot_paused / bot_resumed follow claims and resolutions: what Rasa confirmed; the
+        # join notice follows claims and assignments: the system told the patient
+        main = [r for r in rows if r.action not in ("bot_paused", "bot_resumed", "join_notice_sent")]
+        assert all(r.actor == "system" for r in rows if r not in main)
         assert [r.action for r in main] == [action], action
         assert aware(main[0].at) == world.clock()
         if action not in ("settings_changed",):

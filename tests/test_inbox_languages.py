@@ -15,6 +15,12 @@ import yaml
 from sqlalchemy import event, select
 
 from clinic.inbox.model import Delivery, InvalidInput
+from clinic.inbox.patient_texts import (
+    DEFAULT_FILE,
+    PatientTextsError,
+    default_patient_texts,
+    load_patient_texts,
+)
 from clinic.inbox.service import Inbox
 from clinic.inbox.tables import AuditRow, MessageRow
 from clinic.inbox.templates import (
@@ -33,6 +39,12 @@ from tests.test_inbox_web import server as server  # noqa: F401  (module fixture
 RUSSIAN = "Здравствуйте, Анна! Результаты готовы — позвоните нам, пожалуйста. Ёлка 🙂 <b>важно</b> & «кавычки»"
 CHINESE = "您好，王女士！您的检查结果已出，请致电前台。<i>重要</i> & “引号” 😊"
 _counter = itertools.count(1)
+# What the patient is told when Nina (nurse team) claims the conversation.
+JOINED = {
+    "en": "Nina from our nurse team has joined the chat and will reply to you here.",
+    "ru": "К чату подключается Nina из команды медсестёр. Ответ придёт здесь, в этом чате.",
+    "zh": "护士团队的Nina已加入对话，将在这里回复您。",
+}
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +159,8 @@ def test_replies_in_russian_and_chinese_go_through_unchanged(world, language, te
     reply = world.inbox.reply(nina(world), ticket.id, f"  {text}\n")
     assert reply.delivery == Delivery.SENT.value and reply.text == text  # only trimmed
     assert world.replies.delivered[-1][1] == text
-    assert [e["text"] for e in world.rasa.events(patient) if e.get("metadata", {}).get("inbox_message_id")] == [text]
+    assert [e["text"] for e in world.rasa.events(patient) if e.get("metadata", {}).get("inbox_message_id")] == [
+        JOINED[language], text]  # who has joined (at the claim), then the reply
     # Stored encrypted, read back exactly; shown once in the timeline.
     with world.sessions() as session:
         stored = session.get(MessageRow, reply.id).text_encrypted
@@ -162,6 +175,54 @@ def test_replies_in_russian_and_chinese_go_through_unchanged(world, language, te
     assert world.inbox.reply(nina(world), ticket.id, wide).text == wide.strip()
     with pytest.raises(InvalidInput):
         world.inbox.reply(nina(world), ticket.id, "я" * 4097)
+
+
+# ── who has joined, in the patient's language ───────────────────────────────────────────
+@pytest.mark.parametrize("language", sorted(JOINED))
+def test_the_patient_is_told_who_has_joined_in_their_language(world, language):
+    patient = conversation(f"joined-{language}")
+    speaks(world, patient, language)
+    ticket = claimed(world, patient)
+    assert world.replies.delivered[-1][:2] == (patient, JOINED[language])
+    row = [r for r in audit_rows(world) if r.action == "join_notice_sent"][-1]
+    assert row.ticket_id == ticket.id and f"language={language}" in row.detail
+
+
+def test_a_conversation_in_an_unknown_language_is_told_in_the_default_one(world):
+    patient = conversation("joined-unknown")
+    claimed(world, patient)
+    assert world.replies.delivered[-1][1] == JOINED["en"]
+
+
+def test_every_inbox_text_and_team_exists_in_every_language():
+    raw = yaml.safe_load(DEFAULT_FILE.read_text(encoding="utf-8"))
+    codes = set(default_catalogue().codes)
+    for table in ("messages", "teams"):
+        for key, by_language in raw[table].items():
+            assert set(by_language) == codes, f"{table}.{key}"
+    assert set(raw["teams"]) == {"nurse", "billing", "reception"}
+    texts = default_patient_texts()
+    for code in codes:
+        for team, words in raw["teams"].items():
+            assert words[code] in texts.staff_joined(code, "Nina", team) and "Nina" in texts.staff_joined(code, "Nina", team)
+            assert words[code] in texts.staff_joined(code, None, team) and "{" not in texts.staff_joined(code, None, team)
+
+
+def test_a_broken_inbox_texts_file_is_refused_with_the_entry_named(tmp_path):
+    path = tmp_path / "inbox.yml"
+    path.write_text(yaml.safe_dump({"messages": {"staff_joined": {"ru": "{name}"}, "staff_joined_team": {"en": "x"}},
+                                    "teams": {}}, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PatientTextsError, match="messages.staff_joined needs a text in 'en'"):
+        load_patient_texts(path)
+    path.write_text(yaml.safe_dump({"messages": {"staff_joined": {"en": "{nmae} joined"},
+                                                 "staff_joined_team": {"en": "x"}}, "teams": {}}), encoding="utf-8")
+    with pytest.raises(PatientTextsError, match=r"messages.staff_joined.en: only \{name\} and \{team\}"):
+        load_patient_texts(path)
+    # A language without a text of its own falls back to the default language.
+    path.write_text(yaml.safe_dump({"messages": {"staff_joined": {"en": "{name} ({team})"},
+                                                 "staff_joined_team": {"en": "{team}"}},
+                                    "teams": {"nurse": {"en": "nurses"}}}), encoding="utf-8")
+    assert load_patient_texts(path).staff_joined("ru", "Nina", "nurse") == "Nina (nurses)"
 
 
 # ── templates in the patient's language ─────────────────────────────────────────────────

@@ -4,12 +4,16 @@ login with password + TOTP, the role matrix (every role × every API endpoint an
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import re
 
 import pytest
 import requests
 
+from clinic.inbox.rasa_http import RasaHttp
 from clinic.inbox.testing import FakeRasa
+from clinic.scheduling.sql_backend import SqlSchedulingBackend
 from tests.inbox_support import (
     PASSWORD,
     LiveClock,
@@ -19,6 +23,7 @@ from tests.inbox_support import (
     login,
     running_inbox,
 )
+from whatsapp.store import WhatsAppStore
 
 _counter = itertools.count(1)
 
@@ -218,6 +223,54 @@ def test_patient_text_is_escaped_everywhere(server, clients):
     # And no inline script could run anyway.
     csp = nina.get(f"{server.url}/inbox/queues").headers["Content-Security-Policy"]
     assert "script-src" not in csp and "default-src 'none'" in csp
+
+
+# ── who the patient is, codes in words, the clinic's time ───────────────────────────────
+def test_the_ticket_page_says_who_the_patient_is_in_words_and_in_the_clinics_time(server, clients):
+    world = server.world
+    conv = conversation(f"who-{next(_counter)}")
+    contact = conversation(f"contact-{conv}")  # the pseudonymous contact key of booking and handoff
+    SqlSchedulingBackend(world.sessions).register_patient(contact, "Anna Petrova", dt.date(1984, 5, 17),
+                                                          conv, "whatsapp")
+    # The channel knows where to send (encrypted); no staff role may see the number.
+    phone = "15550107777"  # synthetic
+    WhatsAppStore(world.sessions).accept([], {conv: (world.inbox._cipher.encrypt(phone),
+                                                     dt.datetime.now(dt.timezone.utc))})
+    at = dt.datetime(2026, 1, 15, 8, 5, tzinfo=dt.timezone.utc)  # 09:05 in the clinic (Europe/Berlin, CET)
+    RasaHttp(world.rasa.url, world.rasa.token).append(conv, [
+        {"event": "bot", "text": "Our *nurse team* isn't available right now.", "timestamp": at.timestamp(),
+         "data": {"buttons": [{"title": "Call me back", "payload": "/request_callback"},
+                              {"title": "I'll wait here", "payload": "/deny"}]}},
+        {"event": "user", "text": "/deny", "timestamp": at.timestamp() + 60,
+         "metadata": {"whatsapp": {"kind": "button_reply", "redacted": [], "title": "I'll wait here"}}},
+    ])
+    world.rasa.say(conv, "my chest hurts")
+    ticket = world.inbox.open_for_handoff(conv, "nurse", "emergency", "chest_pain", contact_key=contact).ticket
+    nina = clients["nina"]
+
+    html = nina.get(f"{server.url}/inbox/tickets/{ticket.id}").text
+    assert f'<strong id="patient-label">{ticket.patient_label}</strong>' in html
+    assert "Anna Petrova" in html and "1984-05-17" in html and '<dd id="earlier-tickets">0</dd>' in html
+    assert "Emergency (red flag)" in html and "urgent: Chest pain or pressure" in html
+    assert "chest_pain" not in html and ">emergency<" not in html
+    assert "I&#39;ll wait here" in html and "/deny" not in html and "tapped a button" in html
+    assert "Our <strong>nurse team</strong> isn&#39;t available right now." in html
+    assert "2026-01-15 09:05 CET" in html and "2026-01-15 09:06 CET" in html and "UTC" not in html
+    assert phone not in html
+
+    queue = nina.get(f"{server.url}/inbox/queues").text
+    row = re.search(rf'id="ticket-row-{ticket.id}".*?</tr>', queue, re.S).group(0)
+    assert f'<td class="patient">{ticket.patient_label}</td>' in row and "Chest pain or pressure" in row
+    assert conv[:10] not in queue and "Anna" not in queue and phone not in queue  # labels only in lists
+
+    detail = nina.get(f"{server.url}/inbox/api/v1/tickets/{ticket.id}").json()
+    assert detail["ticket"]["patient_label"] == ticket.patient_label
+    assert detail["patient"] == {"label": ticket.patient_label, "name": "Anna Petrova",
+                                 "birth_date": "1984-05-17", "earlier_tickets": 0}
+    assert [(i["text"], i["tapped"]) for i in detail["timeline"] if i["sender"] == "patient"] == [
+        ("I'll wait here", True), ("my chest hurts", False)]
+    assert detail["timeline"][0]["buttons"] == ["Call me back", "I'll wait here"]
+    assert phone not in str(detail)
 
 
 # ── sessions ────────────────────────────────────────────────────────────────────────────

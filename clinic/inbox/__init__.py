@@ -15,6 +15,10 @@ written to an append-only, hash-chained audit log. Modules:
 - ``rasa_http`` those ports over Rasa's HTTP API
 - ``templates`` the approved WhatsApp templates, each name in one or more languages
 - ``languages`` the language of each ticket's conversation (contact language memory), in bulk
+- ``patients``  who the patient is for staff: a friendly label, name and birth date from the
+                clinic's patient record, earlier tickets
+- ``labels``    words for the codes tickets store (reasons, red-flag categories)
+- ``patient_texts`` what the inbox itself tells a patient (who has joined), per language
 - ``service``   ``Inbox``: every staff operation, with its permission check and audit row
 - ``testing``   database-backed stand-ins for the ports, for the inbox's own tests only
 """

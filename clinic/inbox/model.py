@@ -27,8 +27,9 @@ class Role(str, enum.Enum):
 
 
 class MessageKind(str, enum.Enum):
-    REPLY = "reply"  # goes to the patient
-    NOTE = "note"    # internal: never sent to the patient, never in Rasa's tracker
+    REPLY = "reply"    # goes to the patient
+    NOTE = "note"      # internal: never sent to the patient, never in Rasa's tracker
+    NOTICE = "notice"  # goes to the patient, sent by the inbox itself ("Nina has joined the chat")
 
 
 class Delivery(str, enum.Enum):

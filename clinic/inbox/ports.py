@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import List, Optional, Protocol, runtime_checkable
+from typing import List, Optional, Protocol, Tuple, runtime_checkable
 
 from clinic.inbox.model import Delivery
 
@@ -31,8 +31,10 @@ OUTSIDE_WINDOW_DETAIL = "outside the 24-hour window: pick a template"
 class TranscriptMessage:
     at: dt.datetime
     sender: str                       # patient | bot | staff
-    text: str
+    text: str                         # what the patient saw: a tapped button's title, not its payload
     inbox_message_id: Optional[int] = None  # for staff replies the inbox sent
+    buttons: Tuple[str, ...] = ()     # a bot message's button titles, as the patient saw them
+    tapped: bool = False              # a patient's button or list tap (``text`` is its title)
 
 
 class TranscriptUnavailable(Exception):

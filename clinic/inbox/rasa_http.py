@@ -19,9 +19,11 @@ reminders use.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
-from typing import Any, Dict, List, Optional
+import re
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import quote
 
 import requests
@@ -134,31 +136,70 @@ def staff_reply_event(text: str, inbox_message_id: int, at: Optional[dt.datetime
 
 
 def parse_events(events: List[Dict[str, Any]]) -> List[TranscriptMessage]:
-    """User and bot messages of a Rasa tracker dump, oldest first."""
+    """User and bot messages of a Rasa tracker dump, oldest first, as the patient saw them:
+    a tapped button is shown by its title, not the payload the assistant read ("/deny")."""
     result = []
+    offered: Dict[str, str] = {}  # payload -> title of the buttons last shown to the patient
     for event in events:
         kind = event.get("event")
         if kind not in ("user", "bot"):
             continue
+        data = event.get("data") or {}
+        buttons = [b for b in data.get("buttons") or [] if isinstance(b, dict)] if kind == "bot" else []
         text = event.get("text")
         if not text:
-            data = event.get("data") or {}
-            buttons = data.get("buttons") or []
-            if kind == "bot" and buttons:
-                text = "[buttons] " + " · ".join(str(b.get("title", "")) for b in buttons)
+            if buttons:
+                text = ""  # the buttons are the message (``buttons`` below)
             elif kind == "bot" and data.get("custom"):
                 text = "[rich message]"
             else:
                 continue
         metadata = event.get("metadata") or {}
-        inbox_id = metadata.get("inbox_message_id")
         at = dt.datetime.fromtimestamp(float(event.get("timestamp") or 0), dt.timezone.utc)
         if kind == "user":
-            result.append(TranscriptMessage(at, PATIENT, str(text)))
-        else:
-            result.append(TranscriptMessage(at, STAFF if inbox_id is not None else BOT, str(text),
-                                            inbox_message_id=int(inbox_id) if inbox_id is not None else None))
+            shown, tapped = _as_the_patient_saw_it(str(text), metadata, offered)
+            result.append(TranscriptMessage(at, PATIENT, shown, tapped=tapped))
+            continue
+        if buttons:
+            offered = {str(b.get("payload") or b.get("title") or ""): str(b.get("title") or "") for b in buttons}
+        inbox_id = metadata.get("inbox_message_id")
+        result.append(TranscriptMessage(at, STAFF if inbox_id is not None else BOT, str(text),
+                                        inbox_message_id=int(inbox_id) if inbox_id is not None else None,
+                                        buttons=tuple(str(b.get("title") or "") for b in buttons)))
     return result
+
+
+# What the WhatsApp door gives the assistant for messages that aren't text
+# (connectors/whatsapp/inbound_mapping.py), in words for staff.
+_MEDIA_WORDS = {"voice": "voice message", "audio": "audio", "image": "photo", "video": "video",
+                "document": "document", "sticker": "sticker", "contacts": "contact card",
+                "other": "a message the assistant can't read"}
+_PAYLOAD = re.compile(r"^/(?P<intent>[A-Za-z0-9_]+)(?P<entities>\{.*\})?$", re.S)
+
+
+def _as_the_patient_saw_it(text: str, metadata: Dict[str, Any], offered: Dict[str, str]) -> Tuple[str, bool]:
+    """(text, tapped). A payload becomes the title the patient tapped: the one the channel
+    recorded with the message (``metadata.whatsapp.title``), else the title of the button
+    with that payload in the assistant's last buttons (channels that record none, older
+    conversations). Media the door turned into an intent become words ("[photo]")."""
+    channel = metadata.get("whatsapp") if isinstance(metadata.get("whatsapp"), dict) else {}
+    title = channel.get("title")
+    if isinstance(title, str) and title.strip():
+        return title.strip(), True
+    match = _PAYLOAD.match(text.strip())
+    if match is None:
+        return text, False
+    if text.strip() in offered and offered[text.strip()]:
+        return offered[text.strip()], True
+    try:
+        entities = json.loads(match["entities"]) if match["entities"] else {}
+    except ValueError:
+        entities = {}
+    if match["intent"] == "media_message" and isinstance(entities, dict):
+        return f"[{_MEDIA_WORDS.get(str(entities.get('media_kind')), _MEDIA_WORDS['other'])}]", False
+    if match["intent"] == "share_location":
+        return "[location shared]", False
+    return text, False
 
 
 def _describe(response: requests.Response) -> str:

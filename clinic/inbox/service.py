@@ -14,6 +14,12 @@ Permissions:
 Languages: every ticket view carries its conversation's language (``TicketView.language``,
 from the contact language memory, one query per list); templates are offered and sent in
 it, falling back to the clinic's default language with a note and an audit detail.
+
+The patient: every view carries a friendly label ("Patient 4F2K") instead of the pseudonym;
+the ticket page (audited) adds the name and date of birth from the clinic's patient record
+when the contact has one, and the number of earlier tickets (``clinic/inbox/patients.py``).
+When staff take a conversation over (claim, or assigned by a supervisor), the patient is
+told who has joined, in their language (content/inbox.yml), through the reply gateway.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ from clinic.inbox.model import (
     check_conversation_id,
     utcnow,
 )
+from clinic.inbox.patient_texts import PatientTexts, default_patient_texts
+from clinic.inbox.patients import PatientFacts, friendly_label, patient_facts
 from clinic.inbox.ports import (
     STAFF,
     ControlFailed,
@@ -130,6 +138,7 @@ class TicketView:
     bot_paused: bool
     sla: sla.Sla
     language: str  # the conversation's language code (content/languages.yml): en, ru, zh…
+    patient_label: str  # "Patient 4F2K": stable per conversation, what staff call the patient
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,14 +155,17 @@ class InboxMessage:
 
 @dataclasses.dataclass(frozen=True)
 class TimelineItem:
-    """One line of the ticket page: the patient, the bot, a staff reply or an internal note."""
+    """One line of the ticket page: the patient, the bot, a staff reply, an internal note or
+    a notice the inbox sent the patient itself."""
 
     at: dt.datetime
-    sender: str            # patient | bot | staff | note
-    text: str
+    sender: str            # patient | bot | staff | note | notice (sent by the inbox itself)
+    text: str              # as the patient saw it: a tapped button's title, not its payload
     author: Optional[str] = None
     delivery: Optional[str] = None
     delivery_detail: Optional[str] = None
+    buttons: Tuple[str, ...] = ()  # the titles of a bot message's buttons
+    tapped: bool = False           # the patient tapped a button (``text`` is its title)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +173,7 @@ class TicketPage:
     ticket: TicketView
     timeline: List[TimelineItem]
     transcript_error: Optional[str]
+    patient: Optional[PatientFacts] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,9 +222,12 @@ class Inbox:
                  defaults: Optional[InboxSettings] = None,
                  clock: Callable[[], dt.datetime] = utcnow,
                  templates: Optional[Sequence[ApprovedTemplate]] = None,
-                 catalogue: Optional[Catalogue] = None) -> None:
+                 catalogue: Optional[Catalogue] = None,
+                 patient_texts: Optional[PatientTexts] = None) -> None:
         self._sessions = session_factory
         self.catalogue = catalogue or default_catalogue()
+        # What the inbox itself tells patients (who has joined), per language.
+        self.patient_texts = patient_texts or default_patient_texts()
         # Approved WhatsApp templates staff may send outside the 24-hour window: each name
         # once, with its versions per language (clinic/inbox/templates.py).
         self.templates: Tuple[TemplateChoice, ...] = group_templates(
@@ -377,20 +393,21 @@ class Inbox:
         """The ticket with its transcript, replies and notes. Audited (a transcript view)."""
         now = self._clock()
 
-        def run() -> Tuple[TicketView, List[InboxMessage]]:
+        def run() -> Tuple[TicketView, List[InboxMessage], PatientFacts]:
             with audit.transaction(self._sessions) as session:
                 row = self._visible(session, actor, ticket_id)
+                # The audit row covers what the page shows: transcript, name and birth date.
                 audit.append(session, actor, "ticket_viewed", at=now, conversation_id=row.conversation_id,
                              ticket_id=row.id, client=client)
-                return self._view(session, row, now), self._messages(session, row.id)
-        view, messages = audit.retrying(run)
+                return self._view(session, row, now), self._messages(session, row.id), patient_facts(session, row)
+        view, messages, patient = audit.retrying(run)
         transcript: List[TranscriptMessage] = []
         error = None
         try:
             transcript = self.transcripts.messages(view.conversation_id)
         except TranscriptUnavailable as exc:
             error = f"The conversation could not be loaded ({exc}). Replies and notes below are complete."
-        return TicketPage(view, _timeline(transcript, messages), error)
+        return TicketPage(view, _timeline(transcript, messages), error, patient)
 
     # ── staff actions ───────────────────────────────────────────────────────────────────
     def claim(self, actor: Actor, ticket_id: int, client: Optional[str] = None) -> ActionResult:
@@ -399,18 +416,22 @@ class Inbox:
                 raise Forbidden("you can only claim tickets of your own teams")
             self._take(row, actor.id, Event.CLAIM, now)
             return f"team={row.team}"
-        return self._act(actor, ticket_id, "ticket_claimed", change, client, pause=True)
+        return self._act(actor, ticket_id, "ticket_claimed", change, client, pause=True, announce=lambda: True)
 
     def assign(self, actor: Actor, ticket_id: int, staff_id: int, client: Optional[str] = None) -> ActionResult:
         _require_role(actor, Role.SUPERVISOR)
+
+        new_owner = [False]  # reassigning to the owner again tells the patient nothing new
 
         def change(session: Session, row: TicketRow, now: dt.datetime) -> str:
             target = session.get(StaffRow, staff_id)
             if target is None or target.disabled or target.role == Role.ADMIN.value:
                 raise InvalidInput("assign to an active agent or supervisor")
+            new_owner[0] = row.assignee_id != target.id
             self._take(row, target.id, Event.ASSIGN, now)
             return f"to={target.username} team={row.team}"
-        return self._act(actor, ticket_id, "ticket_assigned", change, client, pause=True)
+        return self._act(actor, ticket_id, "ticket_assigned", change, client, pause=True,
+                         announce=lambda: new_owner[0])
 
     def release(self, actor: Actor, ticket_id: int, client: Optional[str] = None) -> ActionResult:
         def change(session: Session, row: TicketRow, now: dt.datetime) -> str:
@@ -528,11 +549,7 @@ class Inbox:
             session.add(message)
             session.flush()
             message_id, conversation_id = message.id, row.conversation_id
-        try:
-            result = send(conversation_id, message_id)
-        except Exception as exc:  # noqa: BLE001 - a gateway bug must not lose the reply
-            logger.exception("Reply gateway failed (message %s)", message_id)
-            result = ReplyResult(Delivery.FAILED, f"could not send ({exc.__class__.__name__}); try again")
+        result = _send_safely(lambda: send(conversation_id, message_id), message_id)
 
         def record() -> InboxMessage:
             done = self._clock()
@@ -625,7 +642,8 @@ class Inbox:
     # ── internals ───────────────────────────────────────────────────────────────────────
     def _act(self, actor: Actor, ticket_id: int, action: str,
              change: Callable[[Session, TicketRow, dt.datetime], str], client: Optional[str],
-             pause: bool = False, resume: bool = False) -> ActionResult:
+             pause: bool = False, resume: bool = False,
+             announce: Callable[[], bool] = lambda: False) -> ActionResult:
         def run() -> TicketView:
             now = self._clock()
             try:
@@ -639,13 +657,55 @@ class Inbox:
             except StaleDataError:
                 raise Conflict("someone else changed this ticket just now; reload it") from None
         view = audit.retrying(run)
-        warning = None
+        warnings: List[str] = []
         if (pause and not view.bot_paused) or (resume and view.bot_paused):
             if self._apply_bot(view.id, view.conversation_id, pause=pause):
-                warning = ("The assistant could not be paused yet; it may still answer. Retrying."
-                           if pause else "The assistant could not be resumed yet. Retrying.")
+                warnings.append("The assistant could not be paused yet; it may still answer. Retrying."
+                                if pause else "The assistant could not be resumed yet. Retrying.")
             view = self.ticket_unchecked(view.id)
-        return ActionResult(view, warning)
+        # After the pause: the patient's answer to "Nina has joined" must reach Nina, not
+        # the assistant.
+        if announce():
+            not_told = self._announce_join(view.id)
+            if not_told:
+                warnings.append(not_told)
+        return ActionResult(view, " ".join(warnings) or None)
+
+    def _announce_join(self, ticket_id: int) -> Optional[str]:
+        """Tell the patient who has taken the conversation over ("Nina from our nurse team
+        has joined the chat…"), in the conversation's language, through the reply gateway
+        (so the WhatsApp window check, the tracker copy and the delivery outcome are those
+        of any reply). Stored as a ``notice`` message in the owner's name, audited as the
+        system's doing. Not a first response: the SLA waits for what staff write. Returns
+        a warning for staff when the patient could not be told."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            row = session.get(TicketRow, ticket_id)
+            owner = session.get(StaffRow, row.assignee_id) if row is not None and row.assignee_id else None
+            if owner is None:
+                return None
+            language = conversation_languages(session, [row.conversation_id], self.catalogue)[row.conversation_id]
+            text = self.patient_texts.staff_joined(language, _first_name(owner), row.team)
+            message = MessageRow(ticket_id=row.id, kind=MessageKind.NOTICE.value, author_id=owner.id,
+                                 text_encrypted=self._cipher.encrypt(text), created_at=now, delivery="sending")
+            session.add(message)
+            session.flush()
+            message_id, conversation_id = message.id, row.conversation_id
+            owner_name, owner_username = owner.display_name, owner.username
+        result = _send_safely(lambda: self.replies.send(conversation_id, text, message_id), message_id)
+
+        def record() -> None:
+            with audit.transaction(self._sessions) as session:
+                stored = session.get(MessageRow, message_id)
+                stored.delivery, stored.delivery_detail = result.delivery.value, result.detail[:300]
+                audit.append(session, SYSTEM, "join_notice_sent" if result.ok else "join_notice_not_delivered",
+                             at=self._clock(), conversation_id=conversation_id, ticket_id=ticket_id,
+                             detail=f"message={message_id} staff={owner_username} language={language} "
+                                    f"delivery={result.delivery.value}")
+        audit.retrying(record)
+        if result.ok:
+            return None
+        return f"The patient was not told that {owner_name} joined: {result.detail or result.delivery.value}."
 
     def ticket_unchecked(self, ticket_id: int) -> TicketView:
         with self._sessions() as session:
@@ -716,6 +776,7 @@ class Inbox:
                             first_response_at=row.first_response_at, resolved_at=row.resolved_at,
                             now=now, overdue_minutes=overdue_minutes),
             language=language,
+            patient_label=friendly_label(row.conversation_id),
         )
 
     def _messages(self, session: Session, ticket_id: int) -> List[InboxMessage]:
@@ -812,13 +873,38 @@ def _active_ticket(session: Session, conversation_id: str) -> Optional[TicketRow
 
 def _timeline(transcript: List[TranscriptMessage], messages: List[InboxMessage]) -> List[TimelineItem]:
     in_transcript = {m.inbox_message_id for m in transcript if m.inbox_message_id is not None}
-    items = [TimelineItem(m.at, m.sender, m.text) for m in transcript]
+    notices = {m.id: m for m in messages if m.kind is MessageKind.NOTICE}
+    items = []
+    for m in transcript:
+        notice = notices.get(m.inbox_message_id) if m.inbox_message_id is not None else None
+        if notice is not None:  # the inbox's own words, not something staff typed
+            items.append(TimelineItem(m.at, "notice", m.text, author=notice.author))
+        else:
+            items.append(TimelineItem(m.at, m.sender, m.text, buttons=m.buttons, tapped=m.tapped))
+    sender = {MessageKind.NOTE: "note", MessageKind.NOTICE: "notice", MessageKind.REPLY: STAFF}
     for m in messages:
-        if m.kind is MessageKind.REPLY and m.id in in_transcript:
+        if m.kind is not MessageKind.NOTE and m.id in in_transcript:
             continue  # the gateway appended it to the tracker: shown once
-        items.append(TimelineItem(m.created_at, "note" if m.kind is MessageKind.NOTE else STAFF, m.text,
+        items.append(TimelineItem(m.created_at, sender[m.kind], m.text,
                                   author=m.author, delivery=m.delivery, delivery_detail=m.delivery_detail))
     return sorted(items, key=lambda item: item.at)
+
+
+def _send_safely(send: Callable[[], ReplyResult], message_id: int) -> ReplyResult:
+    try:
+        return send()
+    except Exception as exc:  # noqa: BLE001 - a gateway bug must not lose the message
+        logger.exception("Reply gateway failed (message %s)", message_id)
+        return ReplyResult(Delivery.FAILED, f"could not send ({exc.__class__.__name__}); try again")
+
+
+def _first_name(staff: StaffRow) -> Optional[str]:
+    """The first word of the staff member's display name, for the patient; None when the
+    account has none of its own (it then holds the login name, which is not for patients)."""
+    name = (staff.display_name or "").strip()
+    if not name or name == staff.username:
+        return None
+    return name.split()[0]
 
 
 def _queue_rows(session: Session, teams: List[str]) -> List[TicketRow]:

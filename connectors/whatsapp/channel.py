@@ -364,6 +364,10 @@ class WhatsAppInput(InputChannel):
             for text in sent_by_safety_net or []:
                 await output.send_text_message(message.conversation_id, text)
         metadata: Dict[str, Any] = {"whatsapp": {"kind": message.kind, "redacted": list(message.redacted)}}
+        if message.metadata.get("title"):
+            # Rasa keeps the metadata with the user event: the staff inbox's transcript
+            # shows this title instead of the payload the assistant reads.
+            metadata["whatsapp"]["title"] = message.metadata["title"]
         if language:
             metadata["language"] = language
         await on_new_message(
@@ -405,9 +409,12 @@ class WhatsAppInput(InputChannel):
             return 403, {"error": "invalid signature"}
         try:
             fields = json.loads(body)
+            extra = fields.get("metadata")
+            title = extra.get("title") if isinstance(extra, dict) else None
             message = PendingMessage(
                 id=0, wamid=str(fields["wamid"]), conversation_id=str(fields["conversation_id"]),
-                kind=str(fields["kind"]), text=fields.get("text"), metadata={},
+                kind=str(fields["kind"]), text=fields.get("text"),
+                metadata={"title": title} if isinstance(title, str) and title else {},
                 redacted=tuple(str(r) for r in fields.get("redacted") or ()), state="processing",
                 attempts=int(fields.get("attempts") or 1))
             claimed = fields.get("claimed_by_staff")
@@ -441,7 +448,7 @@ class WhatsAppInput(InputChannel):
             conversation_id=self.conversation_id(sender_key),
             kind=assistant_input.kind,
             text=assistant_input.text,
-            metadata={},
+            metadata={"title": assistant_input.title} if assistant_input.title else {},
             redacted=assistant_input.redacted,
             received_at=dt.datetime.fromtimestamp(message.timestamp, dt.timezone.utc),
             skip=assistant_input.text is None,

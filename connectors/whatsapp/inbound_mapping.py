@@ -24,6 +24,10 @@ class AssistantInput:
     kind: str
     text: Optional[str]
     redacted: tuple[str, ...] = ()
+    # The title of the button or list row the patient tapped, when the assistant reads its
+    # payload instead ("/deny"): kept with the message so the transcript staff read shows
+    # what the patient saw ("I'll wait here").
+    title: Optional[str] = None
 
 
 def _payload(intent: str, **entities) -> str:
@@ -43,16 +47,30 @@ def _text(message: wa.TextMessage) -> AssistantInput:
     return AssistantInput("text", result.text, result.kinds)
 
 
+# WhatsApp's own limits are 20 (reply button), 24 (list row) and 25 (template button)
+# characters; anything longer did not come from a message we sent.
+TITLE_MAX = 100
+
+
+def _tapped(kind: str, reply_id: str, title: Optional[str]) -> AssistantInput:
+    text = _reply_id_or_title(reply_id, title)
+    shown = None
+    if title and title != text:
+        # Redacted like typed text: Meta relays whatever title the tapping client sends.
+        shown = redact(title[:TITLE_MAX]).text
+    return AssistantInput(kind, text, title=shown)
+
+
 def _button_reply(message: wa.ButtonReply) -> AssistantInput:
-    return AssistantInput("button_reply", _reply_id_or_title(message.reply_id, message.title))
+    return _tapped("button_reply", message.reply_id, message.title)
 
 
 def _list_reply(message: wa.ListReply) -> AssistantInput:
-    return AssistantInput("list_reply", _reply_id_or_title(message.reply_id, message.title))
+    return _tapped("list_reply", message.reply_id, message.title)
 
 
 def _template_button(message: wa.TemplateButtonReply) -> AssistantInput:
-    return AssistantInput("template_button", _reply_id_or_title(message.payload, message.text))
+    return _tapped("template_button", message.payload, message.text)
 
 
 def _location(message: wa.LocationMessage) -> AssistantInput:

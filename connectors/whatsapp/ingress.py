@@ -162,7 +162,7 @@ class Ingress:
             self.channel.safety_net.claimed_by_staff, message.conversation_id)
         fields = {"wamid": message.wamid, "conversation_id": message.conversation_id, "kind": message.kind,
                   "text": message.text, "redacted": list(message.redacted), "attempts": message.attempts,
-                  "claimed_by_staff": claimed}
+                  "claimed_by_staff": claimed, "metadata": message.metadata}
         delay = 0.5
         while True:
             body = json.dumps(fields).encode()
