@@ -43,13 +43,14 @@ export CLINIC_PORTAL_URL="${CLINIC_PORTAL_URL:-http://localhost:$CLINIC_API_PORT
 export REMINDER_POLL_SECONDS="${REMINDER_POLL_SECONDS:-5}"
 
 echo "Starting the action server, the assistant, the WhatsApp gateway, the reminder scheduler, the clinic API, the staff inbox and the WhatsApp simulator (logs in var/logs/)..."
-rasa run actions --actions actions --port "$ACTIONS_PORT" > var/logs/actions.log 2>&1 &
+# Rasa through scripts/quiet_rasa.py: its logs without the warnings this project expects.
+python -m scripts.quiet_rasa run actions --actions actions --port "$ACTIONS_PORT" > var/logs/actions.log 2>&1 &
 pids+=($!); actions_pid=$!
 # --enable-api: the reminder scheduler pushes reminders through Rasa's external-event
 # endpoint; the token keeps the API closed to everyone else.
 # WHATSAPP_GATEWAY=1: the gateway below takes Meta's webhooks and runs each turn through
 # Rasa, so acknowledgements and WhatsApp's bookkeeping never wait behind the model.
-WHATSAPP_GATEWAY=1 rasa run --model "$MODEL_PATH" --port "$RASA_PORT" --endpoints endpoints.yml \
+WHATSAPP_GATEWAY=1 python -m scripts.quiet_rasa run --model "$MODEL_PATH" --port "$RASA_PORT" --endpoints endpoints.yml \
   --credentials credentials.yml --interface 127.0.0.1 --enable-api --auth-token "$RASA_AUTH_TOKEN" \
   > var/logs/rasa.log 2>&1 &
 pids+=($!); rasa_pid=$!
