@@ -5,7 +5,10 @@ Whitespace and punctuation split words as Rasa's ``WhitespaceTokenizer`` does; t
   inside the package), so "我想预约明天" gives 我 / 想 / 预约 / 明天, not one token;
 - Russian words get their dictionary lemma from pymorphy3 (dictionaries ship in
   pymorphy3-dicts-ru) as the token's lemma, which the word-count featurizer uses, so
-  "записаться", "записаться", "запишите" share features with "записать".
+  "записаться", "записаться", "запишите" share features with "записать";
+- every token also gets its romanised form (addons/romanise.py) under "roman", which the
+  character n-gram featurizer (addons/romanised_counts.py) counts, so "hochu zapisatsya"
+  and "хочу записаться", "qu xiao yu yue" and "取消预约" share features.
 Rasa's own ``JiebaTokenizer`` cannot be used here: jieba cuts Cyrillic into single letters.
 """
 
@@ -20,6 +23,9 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.training_data.message import Message
+
+from addons.romanise import romanise
+from addons.romanised_counts import ROMAN
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
@@ -74,6 +80,8 @@ class MultilingualTokenizer(WhitespaceTokenizer):
                 tokens.append(Token(token.text, token.start, token.end, lemma=russian_lemma(token.text)))
             else:
                 tokens.append(token)
+        for token in tokens:
+            token.set(ROMAN, romanise(token.text))
         return tokens
 
 

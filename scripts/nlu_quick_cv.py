@@ -1,5 +1,5 @@
 """Quick 5-fold CV that rebuilds the production features in scikit-learn (counts on the
-multilingual tokenizer's lemmas + sentence embeddings scaled by a weight, logistic
+multilingual tokenizer's lemmas, character n-grams on the romanised words + sentence embeddings scaled by a weight, logistic
 regression as Rasa's), per language, with the confusions: about a minute, for comparing
 feature choices and for a data team fixing examples (docs/measurements.md).
 
@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from addons.multilingual_tokenizer import MultilingualTokenizer
+from addons.romanised_counts import ROMAN
 from addons.sentence_embeddings import embed
 
 LANGUAGES = ("en", "ru", "zh")
@@ -43,18 +44,20 @@ def main(argv: list) -> None:
             labels.append(intent)
             langs.append(lang)
     labels, langs = np.array(labels), np.array(langs)
-    lemmas = [" ".join(t.lemma for t in tokenizer.tokenize(Message(data={"text": x}), "text")) for x in texts]
+    tokens = [tokenizer.tokenize(Message(data={"text": x}), "text") for x in texts]
+    lemmas = [" ".join(t.lemma for t in row) for row in tokens]
+    romans = [" ".join(t.get(ROMAN) for t in row) for row in tokens]
     dense = embed(texts) * weight
     predicted = np.empty(len(texts), dtype=object)
     for train, test in StratifiedKFold(5, shuffle=True, random_state=42).split(texts, labels):
         words = CountVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+")
         chars = CountVectorizer(analyzer="char_wb", ngram_range=(2, 5))
         words.fit([lemmas[i] for i in train])
-        chars.fit([lemmas[i] for i in train])
+        chars.fit([romans[i] for i in train])
 
         def features(rows, words=words, chars=chars):
-            chosen = [lemmas[i] for i in rows]
-            return hstack([words.transform(chosen), chars.transform(chosen), csr_matrix(dense[rows])]).tocsr()
+            return hstack([words.transform([lemmas[i] for i in rows]),
+                           chars.transform([romans[i] for i in rows]), csr_matrix(dense[rows])]).tocsr()
 
         model = LogisticRegression(max_iter=1000, class_weight="balanced")
         predicted[test] = model.fit(features(train), labels[train]).predict(features(test))
