@@ -35,11 +35,15 @@ def _table() -> Tuple[Dict[str, str], List[Tuple[str, str]]]:
 
 @functools.lru_cache(maxsize=100_000)
 def romanise(word: str) -> str:
-    """One word in Latin letters: "записаться" → "zapisacya", "预约" → "yu yue"."""
+    """One word in Latin letters: "записаться" → "zapisacya", "预约" → "预约 yu yue".
+
+    Chinese words keep their characters beside the pinyin: pinyin alone merges homophones
+    ("支付" and "直付" both "zhi fu") and cost the characters' own n-grams (5-fold CV:
+    Chinese -0.3 points with pinyin alone, +0.3 with both)."""
     if _HAN.search(word):
         from pypinyin import lazy_pinyin
 
-        return " ".join(lazy_pinyin(word))
+        return word + " " + " ".join(lazy_pinyin(word))
     letters, rewrites = _table()
     text = "".join(letters.get(char, char) for char in word.lower())
     for old, new in rewrites:

@@ -20,8 +20,8 @@ from addons.romanised_counts import ROMAN
         ("хочу", "hochu"),
         ("khochu", "hochu"),
         ("Врачу", "vrachu"),
-        ("预约", "yu yue"),            # toneless pinyin, one syllable per character
-        ("取消", "qu xiao"),
+        ("预约", "预约 yu yue"),       # the characters, then toneless pinyin per character
+        ("取消", "取消 qu xiao"),
         ("appointment", "appointment"),
         ("👍", "👍"),
     ],
@@ -37,7 +37,7 @@ def _romans(text: str) -> list:
 
 def test_tokenizer_gives_both_spellings_the_same_romanised_words() -> None:
     assert _romans("хочу записаться") == _romans("hochu zapisatsya")
-    assert " ".join(_romans("取消预约")) == "qu xiao yu yue"
+    assert " ".join(_romans("取消预约")) == "取消 qu xiao 预约 yu yue"
 
 
 def test_featurizer_counts_the_romanised_form(tmp_path) -> None:
