@@ -1036,6 +1036,111 @@ async def test_listing_choosing_and_moving_in_chinese(clinic, dispatcher, domain
     assert SlotSet("appointment_service", "Анализ крови") in events
 
 
+# --- typed answers in Russian and Chinese (content/booking_answers.yml; the parser's own
+# tests: tests/test_booking_answers.py) ---------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text", [
+    ("ru", "любой"), ("ru", "любой врач"), ("ru", "Мне всё равно"),
+    ("zh", "随便"), ("zh", "都可以"),
+    ("en", "любой"),  # the language slot not (yet) Russian: still understood
+])
+async def test_anyone_answers_which_practitioner_in_every_language(clinic, dispatcher, domain,
+                                                                   language, text):
+    events = await validate(dispatcher, domain, text=text,
+                            slots={"language": language, "booking_service": "gp_consultation"},
+                            requested="booking_practitioner",
+                            candidates={"booking_practitioner": text})
+    assert SlotSet("booking_practitioner", "any") in events
+    assert events[-1] == SlotSet("requested_slot", "booking_preference")
+    assert dispatcher.messages == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text, cleared, response, next_slot", [
+    ("ru", "другой врач", ["booking_practitioner"], [], "booking_practitioner"),
+    ("zh", "换个医生", ["booking_practitioner"], [], "booking_practitioner"),
+    ("ru", "другой день", ["booking_preference", "booking_window"], ["utter_ask_other_time"],
+     "booking_preference"),
+    ("zh", "换个时间", ["booking_preference", "booking_window"], ["utter_ask_other_time"],
+     "booking_preference"),
+    ("ru", "что-то другое", ["booking_service", "booking_practitioner"], [], "booking_service"),
+    ("zh", "换个项目", ["booking_service", "booking_practitioner"], [], "booking_service"),
+])
+async def test_changes_of_mind_while_choosing_a_time_in_every_language(
+        clinic, dispatcher, domain, language, text, cleared, response, next_slot):
+    slots = await offers_for(clinic, dispatcher, domain, practitioner="okafor")
+    events = await validate(dispatcher, domain, text=text, slots={**slots, "language": language},
+                            requested="booking_slot", candidates={"booking_slot": text})
+    set_to_none = {e["name"] for e in events if e["value"] is None}
+    assert set(cleared) <= set_to_none
+    assert responses(dispatcher) == response
+    assert events[-1] == SlotSet("requested_slot", next_slot)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text", [("ru", "второй"), ("ru", "вариант 2"),
+                                            ("zh", "第二个"), ("zh", "选2")])
+async def test_the_second_one_in_every_language(clinic, dispatcher, domain, language, text):
+    slots = await offers_for(clinic, dispatcher, domain)
+    second = slots["booking_offers"][1]
+    events = await validate(dispatcher, domain, text=text, slots={**slots, "language": language},
+                            requested="booking_slot", candidates={"booking_slot": text})
+    assert events[0] == SlotSet("booking_slot", second["id"])
+    assert events[-1] == SlotSet("requested_slot", "booking_confirmed")
+    assert dispatcher.messages == []
+
+
+@pytest.mark.asyncio
+async def test_the_afternoon_in_russian_is_a_new_search_not_the_second_time(
+        clinic, dispatcher, domain):
+    slots = await offers_for(clinic, dispatcher, domain)
+    text = "в пятницу во второй половине дня"
+    events = await validate(dispatcher, domain, text=text, slots={**slots, "language": "ru"},
+                            requested="booking_slot", candidates={"booking_slot": text})
+    assert events[:3] == [SlotSet("booking_slot", None), SlotSet("booking_offers", None),
+                          SlotSet("booking_preference", text)]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text", [("ru", "ничего не подходит"), ("zh", "都不合适")])
+async def test_not_this_time_at_the_confirmation_asks_for_another(clinic, dispatcher, domain,
+                                                                  language, text):
+    slots = await offers_for(clinic, dispatcher, domain)
+    slots.update(booking_slot=slots["booking_offers"][0]["id"], language=language)
+    events = await validate(dispatcher, domain, text=text, slots=slots,
+                            requested="booking_confirmed", candidates={"booking_confirmed": text})
+    assert responses(dispatcher) == ["utter_ask_other_time"]
+    assert events[-1] == SlotSet("requested_slot", "booking_preference")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text", [("ru", "другой врач"), ("zh", "换个医生")])
+async def test_another_practitioner_when_moving_widens_to_anyone(clinic, dispatcher, domain,
+                                                                  language, text):
+    first, _ = two_appointments(clinic)
+    slots = await offers_for(clinic, dispatcher, domain, practitioner=first.practitioner.id)
+    slots.update(appointment_id=first.id, language=language)
+    events = await validate(dispatcher, domain, ValidateRescheduleForm(), text=text, slots=slots,
+                            requested="booking_slot", candidates={"booking_slot": text})
+    assert SlotSet("booking_practitioner", "any") in events
+    assert responses(dispatcher) == ["utter_any_practitioner_now"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, text", [("ru", "вторую"), ("zh", "第二个")])
+async def test_which_appointment_by_ordinal_in_every_language(clinic, dispatcher, domain,
+                                                              language, text):
+    _, second = two_appointments(clinic)
+    events = await validate(dispatcher, domain, ValidateCancelForm(), text=text,
+                            slots={"language": language}, requested="appointment_id",
+                            candidates={"appointment_id": text})
+    values = {e["name"]: e["value"] for e in events}
+    assert values["appointment_id"] == second.id
+    assert values["requested_slot"] == "cancel_confirmed"
+
+
 # --- the domain has every response the actions send ----------------------------------------
 
 

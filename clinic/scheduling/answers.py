@@ -1,49 +1,32 @@
 """Reading a patient's typed answers during booking: which service, which practitioner,
 "anyone", "actually another day", "the second one", a name, a date of birth.
 
-Buttons carry ids, but patients type too ("physio", "dr okafor", "anyone is fine"), with
-typos; these helpers turn that text into catalogue entries or say clearly that they can't.
+Buttons carry ids, but patients type too ("physio", "dr okafor", "anyone is fine", «любой»,
+«другой врач», 第二个), with typos; these helpers turn that text into catalogue entries or
+say clearly that they can't. The words for "anyone", the changes of mind, the ordinals and
+the titles around a name are data, per language (content/booking_answers.yml); every
+language's words are read on every message, as clinic/scheduling/preference_words.py
+reads every script, so an answer is understood even when the ``language`` slot is wrong.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
+import functools
 import re
-from typing import Optional, Sequence
+import unicodedata
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
 
 from clinic.scheduling.model import Practitioner, Service
+from clinic.settings import PROJECT_ROOT
 
-_ANYONE = re.compile(
-    r"\b(any ?one|any ?body|any(?: practitioner| doctor| nurse| of them)?|whoever|"
-    r"no preference|don'?t mind|do not mind|doesn'?t matter|does not matter|not fussed|"
-    r"first available|soonest|earliest|either|no one in particular|nobody in particular)\b"
-)
-_TITLES = re.compile(r"\b(dr|doctor|nurse|physio|mr|mrs|ms|miss|prof|with|see|please|pls)\b\.?")
-
-# "actually another day", "different doctor", "something else": the patient changes an
-# earlier answer. Checked before reading the text as an answer to the current question.
-_CHANGES = (
-    ("practitioner", re.compile(
-        r"\b(different|another|other|change(?: the)?|new|someone else'?s?|somebody else)\s+"
-        r"(doctor|dr|gp|practitioner|nurse|physio(?:therapist)?|person)\b|"
-        r"\bsomeone else\b|\bsomebody else\b|\bnot (?:with )?(?:dr|doctor)\b")),
-    ("service", re.compile(
-        r"\b(different|another|other|wrong|change(?: the)?)\s+"
-        r"(service|type|kind of appointment|appointment type|treatment)\b|"
-        r"\bsomething else\b")),
-    ("time", re.compile(
-        r"\b(different|another|other|change(?: the)?|new|later|earlier)\s+"
-        r"(day|date|time|slot|week|times|days|dates)\b|"
-        r"\bnone of (?:these|those|them)\b|\bnot (?:these|those)\b|"
-        r"\b(?:doesn'?t|don'?t|does not|do not|won'?t|can'?t) (?:work|suit|fit)\b")),
-)
-
-_ORDINALS = {
-    "first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3,
-    "4th": 3, "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6,
-    "eighth": 7, "8th": 7, "ninth": 8, "9th": 8, "tenth": 9, "10th": 9, "last": -1,
-}
+ANSWER_WORDS_FILE = PROJECT_ROOT / "content" / "booking_answers.yml"
+CHANGES = ("practitioner", "service", "time")  # what validate_booking_form can go back to
 
 _MONTHS = {m: i for i, m in enumerate(
     ["january", "february", "march", "april", "may", "june", "july", "august", "september",
@@ -63,23 +46,191 @@ class InvalidBirthDate(InvalidAnswer):
     pass
 
 
+class AnswerWordsError(ValueError):
+    """content/booking_answers.yml is malformed; the message names the entry."""
+
+
 def _clean(text: str) -> str:
     text = (text or "").lower().replace("’", "'")
     return re.sub(r"\s+", " ", re.sub(r"[^\w' -]", " ", text)).strip()
 
 
+# ── the word lists (content/booking_answers.yml) ───────────────────────────────────────────
+
+_HAN = "\u3400-\u9fff"
+_HAN_CHAR = re.compile(f"[{_HAN}]")
+# A letter or digit of a script with spaces between words: a Latin or Cyrillic word ends
+# where none follows, a Chinese one anywhere.
+_LETTER = rf"[^\W{_HAN}]"
+
+
+def normalise(text: str) -> str:
+    """What the word lists are matched against: lower case, NFKC (full-width digits), ё as
+    е, apostrophes dropped (don't = dont), other punctuation and hyphens as spaces."""
+    text = unicodedata.normalize("NFKC", text or "").lower().replace("ё", "е")
+    text = re.sub(r"['’‘`]", "", text)
+    return re.sub(r"[\W_]+", " ", text).strip()
+
+
+def _word_pattern(word: str) -> str:
+    """One normalised word or phrase: whole words where its script has spaces."""
+    pattern = re.escape(word).replace(r"\ ", r"\s+")
+    if not _HAN_CHAR.match(word[0]):
+        pattern = rf"(?<!{_LETTER}){pattern}"
+    if not _HAN_CHAR.match(word[-1]):
+        pattern = rf"{pattern}(?!{_LETTER})"
+    return pattern
+
+
+def _alternatives(words: Any, where: str) -> List[str]:
+    if not isinstance(words, list) or not words:
+        raise AnswerWordsError(f"{ANSWER_WORDS_FILE.name}: {where}: expected a list of words")
+    found = []
+    for word in words:
+        if not isinstance(word, str) or not normalise(word):
+            raise AnswerWordsError(
+                f"{ANSWER_WORDS_FILE.name}: {where}: {word!r} is not a word (quote it)")
+        found.append(normalise(word))
+    return sorted(set(found), key=len, reverse=True)  # "второго" before "второ…"
+
+
+def _phrase_pattern(phrase: Any, where: str) -> str:
+    """Text, or a sequence of alternatives ([[another, different], [doctor, nurse]])."""
+    sequence = [[phrase]] if isinstance(phrase, str) else phrase
+    if not isinstance(sequence, list) or not sequence:
+        raise AnswerWordsError(f"{ANSWER_WORDS_FILE.name}: {where}: {phrase!r} is not a phrase")
+    parts = [_alternatives(words, where) for words in sequence]
+    pattern = ""
+    for index, words in enumerate(parts):
+        if index:
+            # Chinese words follow each other without a space.
+            touching = any(_HAN_CHAR.match(w[-1]) for w in parts[index - 1]) or any(
+                _HAN_CHAR.match(w[0]) for w in words)
+            pattern += r"\s*" if touching else r"\s+"
+        pattern += "(?:" + "|".join(_word_pattern(w) for w in words) + ")"
+    return pattern
+
+
+def _per_language(data: Dict[str, Any], key: str) -> Dict[str, Any]:
+    section = data.get(key)
+    if not isinstance(section, dict) or not section:
+        raise AnswerWordsError(f"{ANSWER_WORDS_FILE.name}: {key}: expected language: words")
+    return section
+
+
+def _phrases(section: Dict[str, Any], where: str) -> re.Pattern:
+    patterns = []
+    for language, phrases in section.items():
+        if not isinstance(phrases, list):
+            raise AnswerWordsError(f"{ANSWER_WORDS_FILE.name}: {where}.{language}: expected a list")
+        patterns += [_phrase_pattern(p, f"{where}.{language}") for p in phrases]
+    return re.compile("|".join(f"(?:{p})" for p in patterns))
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswerWords:
+    """content/booking_answers.yml, compiled; every language at once."""
+
+    anyone: re.Pattern
+    changes: Tuple[Tuple[str, re.Pattern], ...]
+    ordinals: re.Pattern
+    ordinal_positions: Dict[str, int]  # normalised word -> index (-1: the last)
+    not_a_choice_before: Tuple[str, ...]
+    number: re.Pattern
+    titles: re.Pattern
+    languages: Tuple[str, ...]  # the languages every section has words for
+
+    @classmethod
+    def from_file(cls, path: Optional[Path] = None) -> "AnswerWords":
+        path = Path(path or ANSWER_WORDS_FILE)
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        sections: List[Dict[str, Any]] = []
+
+        anyone = _per_language(data, "anyone")
+        sections.append(anyone)
+        change_data = data.get("change")
+        if not isinstance(change_data, dict) or not set(change_data) <= set(CHANGES):
+            raise AnswerWordsError(f"{path.name}: change: expected some of {CHANGES}")
+        changes = []
+        for what in change_data:
+            section = _per_language(change_data, what)
+            sections.append(section)
+            changes.append((what, _phrases(section, f"change.{what}")))
+
+        choice = data.get("choice") or {}
+        positions: Dict[str, int] = {}
+        ordinal_data = _per_language(choice, "ordinals")
+        sections.append(ordinal_data)
+        for language, by_position in ordinal_data.items():
+            if not isinstance(by_position, dict):
+                raise AnswerWordsError(f"{path.name}: choice.ordinals.{language}: expected position: words")
+            for position, words in by_position.items():
+                if position != "last" and not (isinstance(position, int) and position >= 1):
+                    raise AnswerWordsError(
+                        f"{path.name}: choice.ordinals.{language}: {position!r} is not 1, 2… or last")
+                for word in _alternatives(words, f"choice.ordinals.{language}.{position}"):
+                    positions[word] = -1 if position == "last" else position - 1
+        guards_data = _per_language(choice, "not_a_choice_before")
+        before_data = _per_language(choice, "number_before")
+        after_data = _per_language(choice, "number_after")
+        titles_data = _per_language(data, "practitioner_titles")
+        sections += [guards_data, before_data, after_data, titles_data]
+
+        def words_of(section: Dict[str, Any], where: str) -> List[str]:
+            return [w for language, words in section.items()
+                    for w in _alternatives(words, f"{where}.{language}")]
+
+        ordered = sorted(positions, key=len, reverse=True)
+        before = sorted(words_of(before_data, "choice.number_before"), key=len, reverse=True)
+        after = sorted(words_of(after_data, "choice.number_after"), key=len, reverse=True)
+        number = (rf"(?:(?:{'|'.join(map(re.escape, before))})\s*)?(\d{{1,2}})"
+                  rf"(?:\s*(?:{'|'.join(map(re.escape, after))}))?")
+        titles = sorted(words_of(titles_data, "practitioner_titles"), key=len, reverse=True)
+        languages = set.intersection(*(set(section) for section in sections))
+        return cls(
+            anyone=_phrases(anyone, "anyone"),
+            changes=tuple(changes),
+            ordinals=re.compile("|".join(f"({_word_pattern(w)})" for w in ordered)),
+            ordinal_positions={w: positions[w] for w in ordered},
+            not_a_choice_before=tuple(words_of(guards_data, "choice.not_a_choice_before")),
+            number=re.compile(number),
+            titles=re.compile("|".join(_word_pattern(w) for w in titles)),
+            languages=tuple(sorted(languages)),
+        )
+
+    def ordinal_index(self, text: str) -> Optional[int]:
+        """The first ordinal in (normalised) ``text`` that is not part of a date or a time of
+        day: 0 for "the first one", -1 for "last"."""
+        words = list(self.ordinal_positions)
+        for match in self.ordinals.finditer(text):
+            following = text[match.end():].lstrip()
+            if following.startswith(self.not_a_choice_before):
+                continue
+            return self.ordinal_positions[words[match.lastindex - 1]]
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def answer_words() -> AnswerWords:
+    return AnswerWords.from_file()
+
+
+# ── reading the answers ──────────────────────────────────────────────────────────────────
+
+
 def requested_change(text: str) -> Optional[str]:
     """``"time"``, ``"practitioner"`` or ``"service"`` when the patient changes an earlier
-    answer, else ``None``."""
-    cleaned = _clean(text)
-    for what, pattern in _CHANGES:
+    answer ("another day", «другой врач», 换个医生), else ``None``."""
+    cleaned = normalise(text)
+    for what, pattern in answer_words().changes:
         if pattern.search(cleaned):
             return what
     return None
 
 
 def wants_anyone(text: str) -> bool:
-    return bool(_ANYONE.search(_clean(text)))
+    """"Anyone", «любой», 随便: no preference for a practitioner."""
+    return bool(answer_words().anyone.search(normalise(text)))
 
 
 def match_service(text: str, services: Sequence[Service], fuzzy: bool = True) -> Optional[Service]:
@@ -112,10 +263,15 @@ def match_service(text: str, services: Sequence[Service], fuzzy: bool = True) ->
     return None
 
 
+def _without_titles(text: str) -> List[str]:
+    """The words of a name as typed, without "Dr", «доктор», 医生, "please"…"""
+    cleaned = answer_words().titles.sub(" ", normalise(text))
+    return [w for w in cleaned.split() if len(w) > 1]
+
+
 def match_practitioner(text: str, practitioners: Sequence[Practitioner]) -> Optional[Practitioner]:
     """By id, full name, or one of the names ("okafor", "dr amara"), typos tolerated."""
-    cleaned = _TITLES.sub(" ", _clean(text))
-    words = [w for w in cleaned.split() if len(w) > 1]
+    words = _without_titles(text)
     if not words:
         return None
     for practitioner in practitioners:
@@ -123,7 +279,7 @@ def match_practitioner(text: str, practitioners: Sequence[Practitioner]) -> Opti
             return practitioner
     scored = []
     for practitioner in practitioners:
-        names = [n for n in _TITLES.sub(" ", _clean(practitioner.name)).split() if len(n) > 1]
+        names = _without_titles(practitioner.name)
         score = 0.0
         for word in words:
             for name in names:
@@ -141,17 +297,19 @@ def match_practitioner(text: str, practitioners: Sequence[Practitioner]) -> Opti
 
 
 def choice_index(text: str, count: int) -> Optional[int]:
-    """"2", "the second one", "option 3", "last" → an index into the offered list."""
-    cleaned = _clean(text)
-    match = re.fullmatch(r"(?:option |number |no |the )?(\d{1,2})(?: please)?", cleaned)
+    """"2", "the second one", "option 3", "last", «второй», «вариант 2», 第二个, 选2 → an
+    index into the offered list."""
+    words = answer_words()
+    cleaned = normalise(text)
+    match = words.number.fullmatch(cleaned)
     if match:
         index = int(match.group(1)) - 1
         return index if 0 <= index < count else None
-    for word, index in _ORDINALS.items():
-        if re.search(rf"\b{word}\b", cleaned):
-            index = count - 1 if index == -1 else index
-            return index if 0 <= index < count else None
-    return None
+    index = words.ordinal_index(cleaned)
+    if index is None:
+        return None
+    index = count - 1 if index == -1 else index
+    return index if 0 <= index < count else None
 
 
 def clean_name(text: str) -> str:
