@@ -28,7 +28,7 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 def _table() -> Tuple[Dict[str, str], List[Tuple[str, str]]]:
     with TABLE_PATH.open(encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
-    letters = {str(k): str(v) for k, v in (data.get("cyrillic") or {}).items()}
+    letters = {str(k): str(v) for k, v in (data.get("letters") or {}).items()}
     rewrites = [(str(a), str(b)) for a, b in (data.get("latin_rewrites") or [])]
     return letters, rewrites
 
