@@ -115,6 +115,8 @@ def test_two_misunderstandings_offer_a_human(servers):
     patient = new_patient()
     say(servers, patient, "hi")
     first = texts(say(servers, patient, "qwxz blorp vvv"))
-    second = say(servers, patient, "zzkq plov mmmx")
+    # Keyboard mashes only: "plov" (плов, pilaf, typed in Latin letters) is a word the model
+    # now reads through its romanised features.
+    second = say(servers, patient, "zzkq xvbt mmmx")
     assert "say it another way" in first
     assert any(b["title"] == "Talk to a person" for r in second for b in r.get("buttons", []))
