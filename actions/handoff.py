@@ -46,9 +46,9 @@ LONG_MESSAGE_INTENT = "long_message"
 _REASON_BY_INTENT = {
     "frustration": Reason.FRUSTRATION,
     "clinical_question": Reason.CLINICAL_QUESTION,
-    # The assistant declined to guess what a long message wants: a fallback of the
-    # assistant's, not a request of the patient's (the inbox knows no other reason for it).
-    LONG_MESSAGE_INTENT: Reason.BOT_FALLBACK,
+    # The assistant declined to guess what a long message wants: staff should read it all,
+    # which "did not understand" would not tell them.
+    LONG_MESSAGE_INTENT: Reason.LONG_MESSAGE,
 }
 _FALLBACK_OFFERS = {"utter_offer_human"}
 

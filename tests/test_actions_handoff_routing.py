@@ -130,8 +130,8 @@ async def test_a_long_message_is_handed_over_by_its_words(services, dispatcher, 
     assert slots_of(events)["handoff_team"] == team
     assert slots_of(events)["handoff_result"] == "recorded"
     [ticket] = tickets(services)
-    # The assistant chose not to guess: recorded as its fallback, not a patient request.
-    assert (ticket.team, ticket.reason, ticket.priority) == (team, "bot_fallback", "normal")
+    # The assistant chose not to guess: staff see that the whole message needs reading.
+    assert (ticket.team, ticket.reason, ticket.priority) == (team, "long_message", "normal")
 
 
 @pytest.mark.asyncio

@@ -27,6 +27,7 @@ class Reason(str, enum.Enum):
     BOT_FALLBACK = "bot_fallback"            # accepted a person after misunderstandings
     FRUSTRATION = "frustration"              # "this is useless"
     CLINICAL_QUESTION = "clinical_question"  # insisted on a clinical question: the nurse
+    LONG_MESSAGE = "long_message"            # too long to classify: a person reads all of it
 
 
 class Priority(str, enum.Enum):

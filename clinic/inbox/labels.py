@@ -25,6 +25,7 @@ HANDOFF_REASON_LABELS: Dict[str, str] = {
     "bot_fallback": "Assistant did not understand",
     "frustration": "Patient frustrated with the assistant",
     "clinical_question": "Clinical question",
+    "long_message": "Long message: read it all",
 }
 
 
