@@ -20,7 +20,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from clinic.inbox import sla
 from clinic.inbox.audit import AuditLog
-from clinic.inbox.labels import reason_label, red_flag_label
+from clinic.inbox.labels import reason_label, red_flag_label, resolution_label, team_label
 from clinic.inbox.languages import english_name
 from clinic.inbox.model import (
     Conflict,
@@ -157,6 +157,8 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     # Codes tickets store (patient_request, chest_pain), in words.
     templates.env.filters["reason_label"] = reason_label
     templates.env.filters["red_flag_label"] = red_flag_label
+    templates.env.filters["team_label"] = team_label
+    templates.env.filters["resolution_label"] = resolution_label
     templates.env.globals["csrf_field"] = CSRF_FIELD
     # A conversation's language: its own name ("Русский", "中文") and, for titles and notes,
     # its English name ("Russian").

@@ -16,7 +16,14 @@ from sqlalchemy import select, text
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
 from clinic.inbox import sla, states
-from clinic.inbox.labels import HANDOFF_REASON_LABELS, reason_label, red_flag_label
+from clinic.inbox.labels import (
+    HANDOFF_REASON_LABELS,
+    TEAM_LABELS,
+    reason_label,
+    red_flag_label,
+    resolution_label,
+    team_label,
+)
 from clinic.inbox.model import (
     Conflict,
     Delivery,
@@ -509,6 +516,9 @@ def test_the_transcript_shows_what_the_patient_saw(world):
 
 def test_reasons_and_red_flag_categories_are_words_for_staff():
     assert set(HANDOFF_REASON_LABELS) == set(HANDOFF_REASONS)
+    assert set(TEAM_LABELS) == {team.value for team in Team}
+    assert team_label("billing") == "Billing & insurance"
+    assert resolution_label("answered") == "Question answered"
     assert reason_label("patient_request") == "Patient asked for a person"
     assert red_flag_label("chest_pain") == "Chest pain or pressure"
     # Every category: the label clinicians reviewed in the default language's list.

@@ -253,6 +253,7 @@ def test_the_ticket_page_says_who_the_patient_is_in_words_and_in_the_clinics_tim
     assert "Anna Petrova" in html and "1984-05-17" in html and '<dd id="earlier-tickets">0</dd>' in html
     assert "Emergency (red flag)" in html and "urgent: Chest pain or pressure" in html
     assert "chest_pain" not in html and ">emergency<" not in html
+    assert '<dd id="team">Nurse</dd>' in html and '<option value="billing">Billing &amp; insurance</option>' in html
     assert "I&#39;ll wait here" in html and "/deny" not in html and "tapped a button" in html
     assert "Our <strong>nurse team</strong> isn&#39;t available right now." in html
     assert "2026-01-15 09:05 CET" in html and "2026-01-15 09:06 CET" in html and "UTC" not in html

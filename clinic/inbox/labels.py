@@ -14,6 +14,7 @@ from typing import Dict, Optional
 
 import yaml
 
+from clinic.inbox.service import RESOLUTION_REASONS
 from clinic.language.catalogue import default_catalogue
 from clinic.safety.red_flags import DEFAULT_RED_FLAGS_DIR
 
@@ -27,6 +28,27 @@ HANDOFF_REASON_LABELS: Dict[str, str] = {
     "clinical_question": "Clinical question",
     "long_message": "Long message: read it all",
 }
+
+
+# Every clinic.handoff.teams.Team, as the queues' headings and the chat's wording name them.
+TEAM_LABELS: Dict[str, str] = {
+    "nurse": "Nurse",
+    "billing": "Billing & insurance",
+    "reception": "Reception",
+}
+
+
+def team_label(code: Optional[str]) -> str:
+    if not code:
+        return "—"
+    return TEAM_LABELS.get(code) or _words(code)
+
+
+def resolution_label(code: Optional[str]) -> str:
+    """"Question answered" for ``answered`` (clinic.inbox.service.RESOLUTION_REASONS)."""
+    if not code:
+        return "—"
+    return RESOLUTION_REASONS.get(code) or _words(code)
 
 
 def reason_label(code: Optional[str]) -> str:
