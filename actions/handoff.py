@@ -94,12 +94,8 @@ def route_team(tracker: Tracker, asked_for: Optional[str]) -> Team:
         team_for_text = default_routing_words().team_for
     except Exception:  # noqa: BLE001 - a bad edit of the word lists must not cost a handoff
         logger.exception("content/routing.yml could not be loaded: routing by topics only")
-        team_for_text = _no_words
+        return route(asked_for, recent_said(tracker))
     return route(asked_for, recent_said(tracker), team_for_text)
-
-
-def _no_words(text: str) -> Optional[Team]:
-    return None
 
 
 def record_handoff(services: Services, tracker: Tracker, team: Team, reason: Reason,

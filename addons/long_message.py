@@ -33,7 +33,6 @@ Nothing here logs message text.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Dict, List, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -52,11 +51,12 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from addons.intents import force_intent
+from addons.red_flag_detector import CLASSIFIER_CHECK_THRESHOLD
+from clinic.language.scripts import HAN as _HAN
 
 logger = logging.getLogger(__name__)
 
 LONG_MESSAGE_INTENT = "long_message"
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def weighted_length(text: str, han_character_weight: float) -> float:
@@ -79,7 +79,7 @@ class LongMessageClassifier(GraphComponent):
             # `emergency` is kept at this confidence or above (always when the red-flag
             # lists set it: 1.0). Same value as RedFlagDetector's classifier_check_threshold.
             "emergency_intent": "emergency",
-            "emergency_confidence_kept": 0.9,
+            "emergency_confidence_kept": CLASSIFIER_CHECK_THRESHOLD,
             "keep_entities": ["language"],
         }
 

@@ -26,8 +26,8 @@ from rasa.shared.nlu.training_data.message import Message
 
 from addons.romanise import romanise
 from addons.romanised_counts import ROMAN
+from clinic.language.scripts import HAN as _HAN
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 
 

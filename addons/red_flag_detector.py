@@ -52,6 +52,9 @@ from clinic.safety.red_flags import RedFlagDetector as PhraseDetector
 logger = logging.getLogger(__name__)
 
 EMERGENCY_INTENT = "emergency"
+# The classifier alone saying `emergency` asks the safety question from this confidence up
+# (config.yml sets it; addons/long_message.py keeps such an emergency for the same reason).
+CLASSIFIER_CHECK_THRESHOLD = 0.9
 CHECK_INTENT = "red_flag_check"
 # Intents a "No, not now" tap can resume by payload (/book_appointment...). Others (a clinic
 # question, a misunderstanding) go back to the menu: their answer needs the words.
@@ -74,13 +77,14 @@ class RedFlagDetector(GraphComponent):
         # Relative paths are resolved against the working directory (the project root): a
         # folder of <language>.yml files, or one file.
         return {"phrases_path": "content/red_flags", "intent": EMERGENCY_INTENT,
-                "check_intent": CHECK_INTENT, "classifier_check_threshold": 0.9,
+                "check_intent": CHECK_INTENT, "classifier_check_threshold": CLASSIFIER_CHECK_THRESHOLD,
                 "fallback_intent": "nlu_fallback"}
 
     def __init__(self, config: Dict[Text, Any], detector: PhraseDetector) -> None:
         self._intent = config["intent"]
         self._check_intent = config.get("check_intent", CHECK_INTENT)
-        self._classifier_threshold = float(config.get("classifier_check_threshold", 0.9))
+        self._classifier_threshold = float(config.get("classifier_check_threshold",
+                                                      CLASSIFIER_CHECK_THRESHOLD))
         self._fallback_intent = config.get("fallback_intent", "nlu_fallback")
         self._detector = detector
 

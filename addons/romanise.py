@@ -14,14 +14,14 @@ The letter table and rewrites are data: content/romanisation.yml.
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import yaml
 
+from clinic.language.scripts import HAN as _HAN
+
 TABLE_PATH = Path(__file__).resolve().parent.parent / "content" / "romanisation.yml"
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @functools.lru_cache(maxsize=1)

@@ -46,6 +46,7 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 import yaml
 
+from clinic.language.scripts import HAN, HAN_RANGES
 from clinic.settings import PROJECT_ROOT
 
 TERMS_FILE = PROJECT_ROOT / "content" / "phi_terms.yml"
@@ -87,8 +88,8 @@ class PhiBlocked(ValueError):
 
 # ── the rules ───────────────────────────────────────────────────────────────────────────
 # Chinese has no spaces: a Han character next to a number or a Latin term is a boundary.
-_HAN_CHARS = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_HAN = re.compile(f"[{_HAN_CHARS}]")
+_HAN_CHARS = HAN_RANGES
+_HAN = HAN
 _CYRILLIC = re.compile(r"[а-яё]", re.I)
 _NOT_AFTER_WORD = rf"(?<![^\W{_HAN_CHARS}])"  # not right after a letter or digit (Han excepted)
 _NOT_BEFORE_WORD = rf"(?![^\W{_HAN_CHARS}])"

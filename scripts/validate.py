@@ -18,22 +18,13 @@ import sys
 from pathlib import Path
 from typing import List, Set
 
-import yaml
+# One list of the responses actions send or forms ask, shared with the quietened `rasa`
+# (run as `python scripts/validate.py`, this folder is on the path).
+from quiet_rasa import responses_sent_by_code
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 UNUSED = re.compile(r"The utterance '(\w+)' is not used in any story or rule")
-
-
-def responses_sent_by_code(root: Path = PROJECT_ROOT) -> Set[str]:
-    sent: Set[str] = set()
-    for path in (root / "actions").rglob("*.py"):
-        sent |= set(re.findall(r'response="(utter_\w+)"', path.read_text(encoding="utf-8")))
-    for path in (root / "domain").glob("*.yml"):
-        forms = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("forms") or {}
-        for name, form in forms.items():
-            for slot in (form or {}).get("required_slots", []):
-                sent |= {f"utter_ask_{slot}", f"utter_ask_{name}_{slot}"}
-    return sent
 
 
 def problems_in(output: str, sent_by_code: Set[str]) -> List[str]:

@@ -14,10 +14,9 @@ import os
 from pathlib import Path
 from typing import Dict, Mapping, Optional
 
-import yaml
-
 from clinic.language.catalogue import Catalogue, default_catalogue
 from clinic.settings import PROJECT_ROOT
+from clinic.yaml_files import load_yaml_file
 
 DEFAULT_FILE = PROJECT_ROOT / "content" / "inbox.yml"
 FILE_ENV = "INBOX_PATIENT_TEXTS_FILE"
@@ -51,12 +50,7 @@ def load_patient_texts(path: Optional[Path] = None, catalogue: Optional[Catalogu
     environ = os.environ if environ is None else environ
     catalogue = catalogue or default_catalogue()
     path = Path(path or environ.get(FILE_ENV) or DEFAULT_FILE)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise PatientTextsError(f"inbox texts file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise PatientTextsError(f"{path}: not valid YAML ({exc})") from exc
+    raw = load_yaml_file(path, PatientTextsError, "inbox texts file")
     messages = _table(raw, "messages", path)
     teams = _table(raw, "teams", path)
     for key in MESSAGES:

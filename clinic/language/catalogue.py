@@ -10,9 +10,8 @@ import unicodedata
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 
-import yaml
-
 from clinic.settings import PROJECT_ROOT
+from clinic.yaml_files import load_yaml_file
 
 DEFAULT_LANGUAGES_FILE = PROJECT_ROOT / "content" / "languages.yml"
 LANGUAGES_FILE_ENV = "CLINIC_LANGUAGES_FILE"
@@ -75,12 +74,7 @@ def choice_key(text: str) -> str:
 def load_catalogue(path: Optional[Path] = None, environ: Optional[Mapping[str, str]] = None) -> Catalogue:
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get(LANGUAGES_FILE_ENV) or DEFAULT_LANGUAGES_FILE)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise LanguageDataError(f"languages file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise LanguageDataError(f"{path}: not valid YAML ({exc})") from exc
+    raw = load_yaml_file(path, LanguageDataError, "languages file")
     entries = raw.get("languages")
     if not isinstance(entries, dict) or not entries:
         raise LanguageDataError(f"{path}: expected a 'languages' mapping")

@@ -24,11 +24,12 @@ import functools
 import re
 from typing import Callable, FrozenSet, List
 
+from clinic.language.scripts import HAN as _HAN
+
 YEAR_KEY = "<year>"
 _YEAR = re.compile(r"^(19|20)\d\d$")
 # Words: letters and digits (Unicode), apostrophes inside English words kept for spaCy.
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 # spaCy splits contractions into pieces whose lookup lemma is not the full word.
 _LEMMA_FIXES = {"ca": "can", "wo": "will", "sha": "shall", "nt": "not", "n't": "not", "nt.": "not"}

@@ -16,12 +16,12 @@ import datetime as dt
 import difflib
 import functools
 import re
-import unicodedata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from clinic.language.catalogue import choice_key
 from clinic.scheduling.model import Practitioner, Service
 from clinic.settings import PROJECT_ROOT
 
@@ -67,9 +67,8 @@ _LETTER = rf"[^\W{_HAN}]"
 def normalise(text: str) -> str:
     """What the word lists are matched against: lower case, NFKC (full-width digits), ё as
     е, apostrophes dropped (don't = dont), other punctuation and hyphens as spaces."""
-    text = unicodedata.normalize("NFKC", text or "").lower().replace("ё", "е")
-    text = re.sub(r"['’‘`]", "", text)
-    return re.sub(r"[\W_]+", " ", text).strip()
+    # The full-width apostrophe too: choice_key applies NFKC after this.
+    return choice_key(re.sub(r"['’‘`＇]", "", text or ""))
 
 
 def _word_pattern(word: str) -> str:

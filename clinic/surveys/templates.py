@@ -15,9 +15,8 @@ import re
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 
-import yaml
-
 from clinic.settings import PROJECT_ROOT
+from clinic.yaml_files import load_yaml_file
 
 DEFAULT_TEMPLATES_FILE = PROJECT_ROOT / "content" / "templates.yml"
 TEMPLATES_FILE_ENV = "CLINIC_TEMPLATES_FILE"
@@ -49,12 +48,7 @@ class ApprovedTemplates:
 def load_approved(path: Optional[Path] = None, environ: Optional[Mapping[str, str]] = None) -> ApprovedTemplates:
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get(TEMPLATES_FILE_ENV) or DEFAULT_TEMPLATES_FILE)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise TemplateDataError(f"templates file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise TemplateDataError(f"{path}: not valid YAML ({exc})") from exc
+    raw = load_yaml_file(path, TemplateDataError, "templates file")
     entries = raw.get("templates") if isinstance(raw, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise TemplateDataError(f"{path}: expected a 'templates' mapping (name: [language codes])")

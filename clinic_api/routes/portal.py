@@ -320,7 +320,9 @@ async def _receive_upload(token: str, grant: tk.Grant, request: Request) -> HTML
     language = await run_in_threadpool(_token_language, request, grant.token_id)
     filename, data, too_large = await _read_upload(request)
     try:
-        info = await run_in_threadpool(uploads_of(request).receive, token, filename, data, DEMO, too_large)
+        # uploads_of reads (or, the first time, writes) the document key: off the event loop too.
+        info = await run_in_threadpool(
+            lambda: uploads_of(request).receive(token, filename, data, DEMO, too_large))
     except tk.TokenError as error:
         return await run_in_threadpool(_refusal, request, error)
     except up.UploadRefused as refused:
