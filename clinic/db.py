@@ -103,6 +103,7 @@ def make_session_factory(engine: Engine) -> sessionmaker:
 MODEL_MODULES = (
     "clinic.handoff.requests",
     "whatsapp.store",
+    "whatsapp.quarantine",
     "clinic.scheduling.tables",
     "clinic.api_keys",
     "clinic.inbox.tables",
