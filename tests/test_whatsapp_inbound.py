@@ -609,8 +609,6 @@ def test_malformed_items_are_skipped_and_described_without_content():
         SECRET,  # not an object
         {"timestamp": "1", "type": "text", "from": USER, "text": {"body": SECRET}},  # no id
         {"id": 12345, "timestamp": "1", "type": "text", "from": USER, "text": {"body": SECRET}},
-        message("text", "wamid.bad-ts", timestamp=SECRET, text={"body": SECRET}),
-        message("text", "wamid.bool-ts", timestamp=True, text={"body": SECRET}),
         message("text", "wamid.body-int", text={"body": 42}),
         message("text", "wamid.no-text"),
         message("text", "wamid.text-str", text=SECRET),
@@ -624,15 +622,20 @@ def test_malformed_items_are_skipped_and_described_without_content():
         message("text", "wamid.nobody", sender=None, text={"body": SECRET}),  # no sender at all
         {"id": "wamid.type", "timestamp": "1", "type": 7, "from": USER, SECRET: SECRET},
     ]
-    payload = envelope(contacts=None, messages=[bad_messages[0], good_1, *bad_messages[1:], good_2])
-    batch = parse_webhook(payload)
+    # A bad timestamp alone does not cost the patient their message: the receipt time stands in.
+    bad_times = [message("text", "wamid.bad-ts", timestamp=SECRET, text={"body": "kept"}),
+                 message("text", "wamid.bool-ts", timestamp=True, text={"body": "kept"})]
+    payload = envelope(contacts=None, messages=[bad_messages[0], good_1, *bad_messages[1:], *bad_times, good_2])
+    batch = parse_webhook(payload, received_at=1_763_800_000)
 
-    assert [m.id for m in batch.messages] == ["wamid.good1", "wamid.good2"]
-    assert len(batch.problems) == len(bad_messages)
+    assert [m.id for m in batch.messages] == ["wamid.good1", "wamid.bad-ts", "wamid.bool-ts", "wamid.good2"]
+    assert [m.timestamp_replaced for m in batch.messages] == [False, True, True, False]
+    assert {m.timestamp for m in batch.messages[1:3]} == {1_763_800_000}
+    skipped = [p for p in batch.problems if "skipped" in p]
+    assert len(skipped) == len(bad_messages) == len(batch.rejected)
     for problem in batch.problems:
         assert SECRET not in problem
         assert "good" not in problem
-        assert "skipped" in problem
         assert problem.startswith("entry[0].changes[0].value.messages[")
     assert "messages[0]: skipped, message: expected an object, got string" in batch.problems[0]
     assert any("id: expected a non-empty string, got null" in p for p in batch.problems)
@@ -669,12 +672,15 @@ def test_malformed_statuses_errors_and_containers():
             ]},
         ],
     }
-    batch = parse_webhook(payload)
-    assert [s.message_id for s in batch.statuses] == ["wamid.ok"]
-    assert batch.statuses[0].phone_number_id is None  # metadata was not an object
+    batch = parse_webhook(payload, received_at=1_763_800_000)
+    # A status with a bad timestamp is kept with the receipt time (noted as a problem).
+    assert [s.message_id for s in batch.statuses] == ["wamid.s", "wamid.ok"]
+    assert batch.statuses[0].timestamp == 1_763_800_000 and batch.statuses[0].timestamp_replaced
+    assert batch.statuses[1].phone_number_id is None  # metadata was not an object
     assert [e.code for e in batch.errors] == [131000]  # numeric strings are accepted
     assert batch.ignored_fields == ["<number>"]
     assert len(batch.problems) == 11
+    assert batch.rejected == []  # statuses are not messages: nothing for the quarantine
     assert all(SECRET not in p for p in batch.problems)
     joined = "\n".join(batch.problems)
     assert "entry[0]: expected an object, got string" in joined

@@ -4,13 +4,23 @@ Meta batches up to 1,000 updates per POST across ``entry[] × changes[] × messa
 and adds new message types without notice, so the parser walks every item, keeps what it does
 not know as :class:`UnknownMessage`, and skips (never raises on) malformed items. Problem notes
 name the path and the reason only: a webhook body is patient data and must not leak into logs.
+
+Normalised at the door (``decode_webhook_body``): invalid UTF-8 and code points no database
+can store (lone surrogates from a JSON "\\ud800", NUL) become U+FFFD, and a body nested
+deeper than any Meta payload is refused, so nothing downstream fails on them. Each item of a
+batch is parsed on its own: a bad timestamp keeps the message with the receipt time, and an
+item that cannot be read at all is listed in ``WebhookBatch.rejected`` (for the quarantine)
+without sinking the rest of the batch.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from whatsapp.limits import WEBHOOK_UPDATES_MAX
 
@@ -38,8 +48,13 @@ __all__ = [
     "UnknownInteractive",
     "UnknownMessage",
     "UnsupportedMessage",
+    "RejectedItem",
     "WebhookBatch",
+    "WebhookBodyError",
     "WebhookError",
+    "clean_json",
+    "clean_text",
+    "decode_webhook_body",
     "parse_webhook",
     "status_supersedes",
 ]
@@ -52,6 +67,84 @@ MEDIA_KINDS = frozenset({"image", "video", "audio", "document", "sticker"})
 
 class _Malformed(Exception):
     """Internal: an item has the wrong shape. The text names fields and types, never values."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The body: decoding and normalising
+# ---------------------------------------------------------------------------------------------
+
+# Meta's payloads nest about ten levels deep; a body nested deeper is not one of theirs, and
+# json's own limit (about a thousand) would raise RecursionError further on.
+MAX_JSON_DEPTH = 64
+# Lone UTF-16 surrogates (a JSON "\\ud800" decodes to one) cannot be encoded as UTF-8, so no
+# database or file accepts them; PostgreSQL's text type refuses NUL.
+_UNENCODABLE = re.compile("[\ud800-\udfff\x00]")
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+class WebhookBodyError(ValueError):
+    """The body is not a JSON document we can read; ``reason`` is a code (no content)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def clean_text(value: str) -> str:
+    """``value`` with every code point no database can store replaced by U+FFFD."""
+    return _UNENCODABLE.sub(REPLACEMENT_CHARACTER, value)
+
+
+def clean_json(value: Any) -> Any:
+    """A decoded JSON value with every string (and key) passed through ``clean_text``.
+    Iterative, so a deeply nested value cannot raise RecursionError here."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if not isinstance(value, (dict, list)):
+        return value
+    root: List[Any] = [value]
+    stack: List[Tuple[Any, Any, Any]] = [(root, 0, value)]
+    while stack:
+        parent, key, node = stack.pop()
+        copy: Any
+        if isinstance(node, dict):
+            copy = {}
+            for k, v in node.items():
+                k = clean_text(k) if isinstance(k, str) else k
+                copy[k] = clean_text(v) if isinstance(v, str) else v
+                if isinstance(v, (dict, list)):
+                    stack.append((copy, k, v))
+        else:
+            copy = [clean_text(v) if isinstance(v, str) else v for v in node]
+            stack.extend((copy, index, v) for index, v in enumerate(node) if isinstance(v, (dict, list)))
+        parent[key] = copy
+    return root[0]
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def decode_webhook_body(body: bytes) -> object:
+    """The raw POST body as JSON, normalised (see the module's docstring). Raises
+    WebhookBodyError("malformed_json" or "too_deep")."""
+    text = body.decode("utf-8-sig", errors="replace")  # invalid UTF-8 → U+FFFD, not a 400
+    try:
+        payload = json.loads(text)
+    except RecursionError:
+        raise WebhookBodyError("too_deep") from None
+    except ValueError:
+        raise WebhookBodyError("malformed_json") from None
+    if isinstance(payload, (dict, list)) and _deeper_than(payload, MAX_JSON_DEPTH):
+        raise WebhookBodyError("too_deep")
+    return clean_json(payload)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,6 +220,9 @@ class InboundMessage:
     raw: Dict[str, Any]
     referral: Optional[Dict[str, Any]] = None  # Click-to-WhatsApp ad that started the chat
     errors: List[ErrorDetail] = field(default_factory=list)
+    # Meta's timestamp was missing or absurd (milliseconds, year 33658…): the receipt time
+    # stands in, so the message is kept.
+    timestamp_replaced: bool = False
 
     @property
     def sender_key(self) -> Optional[str]:
@@ -311,6 +407,7 @@ class StatusUpdate:
     timestamp: int
     recipient_id: Optional[str]
     errors: List[ErrorDetail] = field(default_factory=list)
+    timestamp_replaced: bool = False
     biz_opaque_callback_data: Optional[str] = None
     conversation: Optional[Dict[str, Any]] = None
     pricing: Optional[Dict[str, Any]] = None
@@ -328,6 +425,18 @@ class StatusUpdate:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RejectedItem:
+    """A message the parser could not read. ``reason`` names the path and the problem only;
+    ``message_id`` and ``sender`` (the raw WhatsApp id: pseudonymise before storing) are
+    given when the item had them as strings."""
+
+    where: str
+    reason: str
+    message_id: Optional[str] = None
+    sender: Optional[str] = None
+
+
 @dataclass
 class WebhookBatch:
     """Everything one webhook POST carried, in order, plus content-free notes on what was skipped."""
@@ -336,6 +445,8 @@ class WebhookBatch:
     statuses: List[StatusUpdate] = field(default_factory=list)
     errors: List[WebhookError] = field(default_factory=list)
     problems: List[str] = field(default_factory=list)
+    # Messages that could not be parsed at all (also noted in ``problems``).
+    rejected: List[RejectedItem] = field(default_factory=list)
     # Change fields other than "messages" (account_update, group_*, ...): not ours to handle.
     ignored_fields: List[str] = field(default_factory=list)
 
@@ -344,9 +455,11 @@ class WebhookBatch:
         return len(self.messages) + len(self.statuses) + len(self.errors)
 
 
-def parse_webhook(payload: object) -> WebhookBatch:
-    """Parse a decoded webhook body. Never raises for shape problems; see ``problems``."""
+def parse_webhook(payload: object, received_at: Optional[int] = None) -> WebhookBatch:
+    """Parse a decoded webhook body. Never raises for shape problems; see ``problems``.
+    ``received_at`` (Unix seconds, default now) stands in for absurd timestamps."""
     batch = WebhookBatch()
+    received = int(time.time()) if received_at is None else int(received_at)
     if not isinstance(payload, dict):
         batch.problems.append(f"payload: expected a JSON object, got {_kind(payload)}")
         return batch
@@ -383,7 +496,7 @@ def parse_webhook(payload: object) -> WebhookBatch:
             if not isinstance(value, dict):
                 batch.problems.append(f"{c_where}.value: expected an object, got {_kind(value)}")
                 continue
-            _parse_value(value, f"{c_where}.value", waba_id, batch)
+            _parse_value(value, f"{c_where}.value", waba_id, batch, received)
 
     # Meta documents at most 1,000 updates per POST. More is noted but still processed:
     # dropping a patient's message would be worse than a large batch (the body size is capped).
@@ -395,7 +508,8 @@ def parse_webhook(payload: object) -> WebhookBatch:
     return batch
 
 
-def _parse_value(value: Dict[str, Any], where: str, waba_id: Optional[str], batch: WebhookBatch):
+def _parse_value(value: Dict[str, Any], where: str, waba_id: Optional[str], batch: WebhookBatch,
+                 received: int) -> None:
     metadata = value.get("metadata")
     phone_number_id = (
         _opt_str(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
@@ -403,9 +517,9 @@ def _parse_value(value: Dict[str, Any], where: str, waba_id: Optional[str], batc
     contacts = _parse_contacts(value.get("contacts"), f"{where}.contacts", batch.problems)
 
     for name, parse_one, sink in (
-        ("messages", lambda item, w: _parse_message(item, w, phone_number_id, contacts),
+        ("messages", lambda item, w: _parse_message(item, w, phone_number_id, contacts, received),
          batch.messages),
-        ("statuses", lambda item, w: _parse_status(item, w, phone_number_id), batch.statuses),
+        ("statuses", lambda item, w: _parse_status(item, w, phone_number_id, received), batch.statuses),
         ("errors", lambda item, w: _parse_webhook_error(item, w, phone_number_id, waba_id),
          batch.errors),
     ):
@@ -418,12 +532,28 @@ def _parse_value(value: Dict[str, Any], where: str, waba_id: Optional[str], batc
         for index, item in enumerate(items):
             item_where = f"{where}.{name}[{index}]"
             try:
-                sink.append(parse_one(item, item_where))
+                parsed = parse_one(item, item_where)
             except _Malformed as exc:
-                batch.problems.append(f"{item_where}: skipped, {exc}")
+                problem = f"{item_where}: skipped, {exc}"
             except Exception as exc:  # a webhook must never crash the receiver
                 # Only the class name: builtin exception texts can quote the offending value.
-                batch.problems.append(f"{item_where}: skipped, {type(exc).__name__}")
+                problem = f"{item_where}: skipped, {type(exc).__name__}"
+            else:
+                sink.append(parsed)
+                if getattr(parsed, "timestamp_replaced", False):
+                    batch.problems.append(f"{item_where}: timestamp missing or out of range, receipt time used")
+                continue
+            batch.problems.append(problem)
+            if name == "messages":
+                batch.rejected.append(_rejected(item, item_where, problem))
+
+
+def _rejected(item: object, where: str, problem: str) -> RejectedItem:
+    fields = item if isinstance(item, dict) else {}
+    message_id, sender = fields.get("id"), fields.get("from_user_id") or fields.get("from")
+    return RejectedItem(where=where, reason=problem,
+                        message_id=message_id if isinstance(message_id, str) and message_id else None,
+                        sender=sender if isinstance(sender, str) and sender else None)
 
 
 def _parse_contacts(raw: object, where: str, problems: List[str]) -> List[Contact]:
@@ -468,16 +598,18 @@ def _match_contact(
 
 
 def _parse_message(
-    item: object, where: str, phone_number_id: Optional[str], contacts: List[Contact]
+    item: object, where: str, phone_number_id: Optional[str], contacts: List[Contact], received: int
 ) -> InboundMessage:
     msg = _require_dict(item, "message")
     from_ = _opt_str_field(msg, "from")
     from_user_id = _opt_str_field(msg, "from_user_id")
     contact = _match_contact(contacts, from_, from_user_id)
     msg_type = _require_str(msg, "type")
+    timestamp, replaced = _timestamp(msg, received)
     common: Dict[str, Any] = dict(
         id=_require_str(msg, "id"),
-        timestamp=_require_timestamp(msg),
+        timestamp=timestamp,
+        timestamp_replaced=replaced,
         type=msg_type,
         from_=from_,
         from_user_id=from_user_id,
@@ -686,14 +818,16 @@ _MESSAGE_PARSERS: Dict[str, Parser] = {
 # --- statuses and errors -------------------------------------------------------------------
 
 
-def _parse_status(item: object, where: str, phone_number_id: Optional[str]) -> StatusUpdate:
+def _parse_status(item: object, where: str, phone_number_id: Optional[str], received: int) -> StatusUpdate:
     status = _require_dict(item, "status")
+    timestamp, replaced = _timestamp(status, received)
     conversation = status.get("conversation")
     pricing = status.get("pricing")
     return StatusUpdate(
         message_id=_require_str(status, "id"),
         status=_require_str(status, "status"),
-        timestamp=_require_timestamp(status),
+        timestamp=timestamp,
+        timestamp_replaced=replaced,
         recipient_id=_opt_str_field(status, "recipient_id"),
         recipient_user_id=_opt_str_field(status, "recipient_user_id"),
         errors=_parse_error_list(status.get("errors")),
@@ -776,13 +910,29 @@ def _opt_str_field(obj: Mapping[str, Any], key: str, name: Optional[str] = None)
     return value
 
 
-def _require_timestamp(obj: Mapping[str, Any]) -> int:
+# Before WhatsApp existed: no real message was sent earlier. A timestamp more than a day after
+# its receipt is as impossible (milliseconds sent as seconds give year 33658).
+EARLIEST_TIMESTAMP = 1230768000  # 2009-01-01
+LATEST_AFTER_RECEIPT_SECONDS = 24 * 60 * 60
+_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]*)?")
+
+
+def _timestamp(obj: Mapping[str, Any], received: int) -> Tuple[int, bool]:
+    """Unix seconds (Meta sends a string), and whether the receipt time stood in for a
+    missing or absurd value: one bad field must not cost the patient their message."""
     value = obj.get("timestamp")
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise _Malformed(f"timestamp: expected Unix seconds, got {_kind(value)}")
+    seconds: Optional[int] = None
+    if isinstance(value, bool):
+        seconds = None
+    elif isinstance(value, int):
+        seconds = value
+    elif isinstance(value, float) and math.isfinite(value) and abs(value) < 1e12:
+        seconds = int(value)
+    elif isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
+        seconds = int(value.strip().split(".")[0])
+    if seconds is None or not EARLIEST_TIMESTAMP <= seconds <= received + LATEST_AFTER_RECEIPT_SECONDS:
+        return received, True
+    return seconds, False
 
 
 def _require_coordinate(obj: Mapping[str, Any], key: str, bound: float) -> float:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import re
 from typing import Any, Dict, List, Optional
 
 from sqlalchemy import Column, DateTime, Integer, String, Text, func, select, update
@@ -36,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinic.db import Base
+from whatsapp.inbound import clean_json, clean_text
 from whatsapp.store import ContactRow, InboxRow
 
 SOURCES = ("webhook", "journal", "inbox")
@@ -43,48 +43,6 @@ STATES = ("open", "retried", "dismissed")
 REASON_MAX = 64
 DETAIL_MAX = 200
 WAMID_MAX = 191
-
-# Lone UTF-16 surrogates (a JSON "\ud800" decodes to one) cannot be encoded as UTF-8, so no
-# database or file accepts them; NUL is refused by PostgreSQL's text type.
-_UNENCODABLE = re.compile("[\ud800-\udfff\x00]")
-REPLACEMENT = "\ufffd"
-
-
-def clean_text(value: str) -> str:
-    """``value`` with every code point no database can store replaced by U+FFFD."""
-    return _UNENCODABLE.sub(REPLACEMENT, value)
-
-
-def clean_json(value: Any) -> Any:
-    """A decoded JSON value with every string (and key) passed through ``clean_text``.
-    Iterative, so a deeply nested value cannot raise RecursionError here."""
-    if isinstance(value, str):
-        return clean_text(value)
-    if not isinstance(value, (dict, list)):
-        return value
-    root: List[Any] = [value]
-    stack: List[tuple] = [(root, 0, value)]
-    while stack:
-        parent, key, node = stack.pop()
-        if isinstance(node, dict):
-            copy: Any = {}
-            for k, v in node.items():
-                k = clean_text(k) if isinstance(k, str) else k
-                copy[k] = v
-                if isinstance(v, (dict, list)):
-                    stack.append((copy, k, v))
-                elif isinstance(v, str):
-                    copy[k] = clean_text(v)
-        else:
-            copy = list(node)
-            for index, v in enumerate(copy):
-                if isinstance(v, (dict, list)):
-                    stack.append((copy, index, v))
-                elif isinstance(v, str):
-                    copy[index] = clean_text(v)
-        parent[key] = copy
-    return root[0]
-
 
 class QuarantineRow(Base):
     __tablename__ = "wa_quarantine"

@@ -27,6 +27,7 @@ HANDOFF_REASON_LABELS: Dict[str, str] = {
     "frustration": "Patient frustrated with the assistant",
     "clinical_question": "Clinical question",
     "long_message": "Long message: read it all",
+    "message_failed": "Message the assistant could not process",
 }
 
 

@@ -94,7 +94,7 @@ RESOLUTION_REASONS = {
     "duplicate": "Duplicate request",
 }
 HANDOFF_REASONS = ("patient_request", "emergency", "callback_request", "bot_fallback", "frustration",
-                   "clinical_question", "long_message")
+                   "clinical_question", "long_message", "message_failed")
 
 
 @dataclasses.dataclass(frozen=True)
