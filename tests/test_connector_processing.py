@@ -58,7 +58,7 @@ async def test_a_failing_message_is_recorded_and_the_rest_continue(store):
             raise RuntimeError("boom")
 
     metrics = Metrics()
-    processor = InboxProcessor(store, handle, max_concurrent=2, metrics=metrics)
+    processor = InboxProcessor(store, handle, max_concurrent=2, metrics=metrics, retry_seconds=0.01)
     store.accept([item(0, "a"), item(1, "a"), item(2, "a")], {})
     processor.submit("a")
     await processor.idle()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 from typing import Any, Dict, List, Optional
 
@@ -85,6 +86,18 @@ class QuarantineItem:
 
 class NotRetryable(ValueError):
     """Nothing to retry with (an unparsed webhook item), or the item is no longer open."""
+
+
+# Stands in for a message id too long for the inbox (no wamid of Meta's is; the column holds
+# 191): a digest keeps redeliveries deduplicated, and the prefix tells the best-effort
+# mark-read not to send it to Graph, which would refuse it.
+OVERLONG_ID_PREFIX = "wamid.overlong."
+
+
+def storable_wamid(wamid: str) -> str:
+    if len(wamid) <= WAMID_MAX:
+        return wamid
+    return OVERLONG_ID_PREFIX + hashlib.sha256(wamid.encode("utf-8", "replace")).hexdigest()
 
 
 def utcnow() -> dt.datetime:

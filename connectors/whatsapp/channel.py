@@ -20,6 +20,7 @@ import inspect
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text, Tuple
 
@@ -32,25 +33,36 @@ from rasa.core.channels.channel import (
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sqlalchemy import exc as sql_errors
 
 import whatsapp.store  # noqa: F401  (registers the channel's tables before create_schema)
 from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
-from clinic.handoff.requests import HandoffRequests
+from clinic.handoff.requests import HandoffRequests, Reason
+from clinic.handoff.teams import Team
 from clinic.language.memory import LanguageMemory
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from clinic.redaction import redact
 from connectors.whatsapp.inbound_mapping import to_assistant_input
 from connectors.whatsapp.output import CHANNEL_NAME, WhatsAppOutput
-from connectors.whatsapp.processor import InboxProcessor
+from connectors.whatsapp.processor import InboxProcessor, mark_read_best_effort, where_it_failed
 from connectors.whatsapp.safety_net import PausedSafetyNet
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.worker import WorkerLoop
 from whatsapp import signature
 from whatsapp.client import GraphClient
-from whatsapp.inbound import InboundMessage, StatusUpdate, WebhookBatch, parse_webhook
+from whatsapp.inbound import (
+    InboundMessage,
+    RejectedItem,
+    StatusUpdate,
+    WebhookBatch,
+    WebhookBodyError,
+    decode_webhook_body,
+    parse_webhook,
+)
 from whatsapp.journal import InboxJournal
 from whatsapp.limits import WEBHOOK_BODY_MAX_BYTES
 from whatsapp.metrics import Metrics
+from whatsapp.quarantine import WAMID_MAX, Quarantine, storable_wamid
 from whatsapp.sender import Sender
 from whatsapp.store import NewInbound, PendingMessage, WhatsAppStore
 
@@ -82,6 +94,10 @@ class WhatsAppInput(InputChannel):
         create_schema(engine)
         sessions = make_session_factory(engine)
         self.store = WhatsAppStore(sessions)
+        # What could not be parsed, applied or answered (whatsapp/quarantine.py), and the
+        # tickets that make a person follow a dead-lettered message up.
+        self.quarantine = Quarantine(sessions)
+        self._handoffs = HandoffRequests(sessions)
         self._cipher = ContactCipher.from_environment()
         self._pseudonym_key = load_pseudonym_key()
         # Emergencies while a staff member has the conversation (Rasa paused): safety_net.py.
@@ -125,7 +141,8 @@ class WhatsAppInput(InputChannel):
         channel and of the gateway."""
         return {"counters": self.metrics.snapshot(),
                 "inbox": await asyncio.to_thread(self.store.inbox_counts),
-                "outbound": await asyncio.to_thread(self.store.outbound_counts)}
+                "outbound": await asyncio.to_thread(self.store.outbound_counts),
+                "quarantine": await asyncio.to_thread(self.quarantine.counts)}
 
     async def close_client(self) -> None:
         """Close the pooled Graph API client (on the loop that used it)."""
@@ -139,11 +156,13 @@ class WhatsAppInput(InputChannel):
         blueprint = Blueprint("whatsapp_webhook", __name__)
 
         async def handle(message: PendingMessage) -> None:
-            await self.sender.mark_read(message.wamid, typing=True)
+            await mark_read_best_effort(self.sender, message.wamid, self.metrics)
             await self._run_turn(on_new_message, message, WhatsAppOutput(self.sender))
 
         self.processor = InboxProcessor(
-            self.store, handle, self.settings.max_concurrent_conversations, self.metrics
+            self.store, handle, self.settings.max_concurrent_conversations, self.metrics,
+            max_attempts=self.settings.inbound_max_attempts, retry_seconds=self.settings.inbound_retry_seconds,
+            dead_letter=self.dead_letter,
         )
 
         @blueprint.listener("after_server_start")
@@ -170,7 +189,7 @@ class WhatsAppInput(InputChannel):
             self._worker.start()
             # Webhooks acknowledged before a crash but not yet in the inbox: in first, then
             # recovery (which keeps each conversation's order), then the flusher takes over.
-            await asyncio.to_thread(self.drain_journal)
+            await self.drain_journal_at_start()
             await asyncio.wrap_future(self._worker.submit(self.processor.recover(already_handled)))
             self.start_flushing()
             # A periodic look at the inbox: nothing stored there waits for a restart.
@@ -240,12 +259,16 @@ class WhatsAppInput(InputChannel):
             self.metrics.increment("webhook_signature_invalid")
             return 403, "invalid signature"
         try:
-            payload = json.loads(body)
-        except ValueError:
-            self.metrics.increment("webhook_bad_json")
-            return 400, "malformed JSON"
+            # Normalised at the door: invalid Unicode replaced, absurd nesting refused
+            # (whatsapp/inbound.py), so nothing further on can fail on them.
+            payload = decode_webhook_body(body)
+        except WebhookBodyError as error:
+            # 400, not 500: nothing went wrong on our side, and the body will not improve.
+            self.metrics.increment("webhook_bad_json" if error.reason == "malformed_json"
+                                   else f"webhook_{error.reason}")
+            return 400, "malformed JSON" if error.reason == "malformed_json" else "JSON nested too deeply"
 
-        batch = parse_webhook(payload)
+        batch = parse_webhook(payload, received_at=int(time.time()))
         for problem in batch.problems:
             logger.warning("Webhook item skipped: %s", problem)  # problems carry no content
         # Durable before the 200: redacted, pseudonymised records appended to the door's
@@ -257,15 +280,42 @@ class WhatsAppInput(InputChannel):
 
     # ── journal → inbox ───────────────────────────────────────────────────────────────────
     def _journal_batch(self, batch: WebhookBatch) -> None:
-        """Runs in a worker thread: redaction, pseudonyms, encryption, one append."""
+        """Runs in a worker thread: redaction, pseudonyms, encryption, one append. Each item
+        on its own: one that fails here goes to the quarantine (as a journal record, so the
+        200 still waits for no database), never sinks the batch."""
+        received_at = dt.datetime.now(dt.timezone.utc)
         records: List[dict] = []
         for message in batch.messages:
-            prepared = self._prepare(message)
-            if prepared is not None:
-                item, address = prepared
-                records.append(_message_record(item, self._cipher.encrypt(address) if address else None))
-        records.extend(_status_record(status) for status in batch.statuses)
+            try:
+                prepared = self._prepare(message)
+                if prepared is not None:
+                    item, address = prepared
+                    records.append(_message_record(item, self._cipher.encrypt(address) if address else None))
+            except Exception as error:  # noqa: BLE001 - one bad message must not sink the batch
+                self.metrics.increment("inbound_quarantined")
+                logger.warning("An inbound WhatsApp message could not be prepared; quarantined: %s",
+                               where_it_failed(error))
+                records.append(self._quarantine_record(
+                    "prepare_failed", type(error).__name__, message.id, message.sender_key, received_at))
+        for rejected in batch.rejected:
+            self.metrics.increment("inbound_quarantined")
+            records.append(self._quarantine_record("unreadable", rejected.reason, rejected.message_id,
+                                                   rejected.sender, received_at))
+        for status in batch.statuses:
+            if len(status.message_id) > WAMID_MAX:
+                self.metrics.increment("status_id_too_long")  # not one of ours: none is that long
+                continue
+            records.append(_status_record(status))
         self.journal.append(records)
+
+    def _quarantine_record(self, reason: str, detail: str, wamid: Optional[str], sender: Optional[str],
+                           received_at: dt.datetime) -> dict:
+        """A journal record for the quarantine: the reason, a content-free detail and the
+        pseudonym of the sender (never their WhatsApp id)."""
+        return {"type": "quarantine", "source": "webhook", "reason": reason, "detail": detail,
+                "wamid": storable_wamid(wamid) if wamid else None,
+                "conversation_id": self.conversation_id(sender) if sender else None,
+                "received_at": received_at.isoformat()}
 
     def _wake_flusher(self) -> None:
         if self._flush_wanted is not None:
@@ -305,11 +355,23 @@ class WhatsAppInput(InputChannel):
             self._flush_wanted.clear()
             try:
                 await self.flush_journal()
-            except Exception:  # noqa: BLE001 - e.g. the database is down: keep the journal, retry
+            except Exception as error:  # noqa: BLE001 - e.g. the database is down: keep the journal, retry
                 self.metrics.increment("journal_flush_failed")
-                logger.exception("Moving journalled webhooks into the inbox failed; retrying")
+                # Where, not what: a database error's text quotes the row it refused.
+                logger.error("Moving journalled webhooks into the inbox failed; retrying: %s",
+                             where_it_failed(error))
                 await asyncio.sleep(1.0)
                 self._flush_wanted.set()
+
+    async def drain_journal_at_start(self) -> None:
+        """The journal into the inbox before processing starts; if that fails (the database
+        is not reachable yet) start anyway: the flusher keeps retrying."""
+        try:
+            await asyncio.to_thread(self.drain_journal)
+        except Exception as error:  # noqa: BLE001 - start-up must not depend on it
+            self.metrics.increment("journal_flush_failed")
+            logger.error("Moving journalled webhooks into the inbox at start-up failed; the flusher "
+                         "retries: %s", where_it_failed(error))
 
     def drain_journal(self, new: Optional[List[NewInbound]] = None) -> List[NewInbound]:
         """Journal → inbox; the messages that were new are appended to ``new`` as each
@@ -319,11 +381,54 @@ class WhatsAppInput(InputChannel):
         return new
 
     def _apply_records(self, records: List[dict]) -> List[NewInbound]:
-        """One journal segment into the database: messages and addresses in one transaction,
-        then the statuses in the order Meta sent them."""
+        """One journal segment into the database, all at once; if the database refuses it,
+        record by record, and a record it still refuses goes to the quarantine with its
+        reason. One bad record never blocks the journal (nor the gateway's start-up). Only
+        when the database itself is unreachable does the segment stay for the next drain."""
+        try:
+            return self._apply_together(records)
+        except Exception as error:  # noqa: BLE001 - sorted out just below
+            if _unreachable(error):
+                raise
+            logger.warning("A journal segment could not be applied as a whole (%s); applying its %d "
+                           "records one by one", type(error).__name__, len(records))
+        new: List[NewInbound] = []
+        for record in records:
+            try:
+                new.extend(self._apply_together([record]))
+            except Exception as error:  # noqa: BLE001 - the quarantine decides, see _unreachable
+                if _unreachable(error):
+                    raise
+                self._quarantine_journal_record(record, error)
+        return new
+
+    def _quarantine_journal_record(self, record: Any, error: Exception) -> None:
+        self.metrics.increment("journal_record_quarantined")
+        logger.error("A journal record was refused by the database and quarantined: %s", where_it_failed(error))
+        fields = record if isinstance(record, dict) else {}
+
+        def text_field(name: str) -> Optional[str]:
+            value = fields.get(name)
+            return value if isinstance(value, str) else None
+
+        received = text_field("received_at")
+        try:
+            received_at = dt.datetime.fromisoformat(received) if received else None
+        except ValueError:
+            received_at = None
+        is_message = fields.get("type") == "message"
+        self.quarantine.add(
+            "journal", "journal_apply_failed", detail=type(error).__name__, wamid=text_field("wamid"),
+            conversation_id=text_field("conversation_id"), kind=text_field("kind"),
+            record=fields if is_message else None, received_at=received_at)
+
+    def _apply_together(self, records: List[dict]) -> List[NewInbound]:
+        """Records into the database: messages and addresses in one transaction, then the
+        statuses in the order Meta sent them, then the quarantine's own records."""
         items: List[NewInbound] = []
         contacts: Dict[str, Tuple[str, dt.datetime]] = {}
         statuses = []
+        quarantined: List[dict] = []
         for record in records:
             if record.get("type") == "message":
                 item = _item_from_record(record)
@@ -334,6 +439,8 @@ class WhatsAppInput(InputChannel):
                     contacts[item.conversation_id] = (address, item.received_at)
             elif record.get("type") == "status":
                 statuses.append(record)
+            elif record.get("type") == "quarantine":
+                quarantined.append(record)
         new = self.store.accept(items, contacts)
         self.metrics.increment("inbound_new", len(new))
         if len(items) > len(new):
@@ -343,6 +450,10 @@ class WhatsAppInput(InputChannel):
             for r in statuses])
         for record, was_applied in zip(statuses, applied, strict=False):
             self.metrics.increment(f"status_{record['status']}" if was_applied else "status_ignored_stale")
+        for record in quarantined:
+            self.quarantine.add(record.get("source") or "webhook", record["reason"], detail=record.get("detail"),
+                                wamid=record.get("wamid"), conversation_id=record.get("conversation_id"),
+                                received_at=dt.datetime.fromisoformat(record["received_at"]))
         return new
 
     def _submit(self, conversations: List[str]) -> None:
@@ -382,6 +493,17 @@ class WhatsAppInput(InputChannel):
         )
         if sent_by_safety_net:
             await self.safety_net.log_in_tracker(self._agent, message.conversation_id, sent_by_safety_net)
+
+    async def dead_letter(self, message: PendingMessage, reason: str) -> None:
+        """A message given up on (processor.py): into the quarantine, where staff can retry
+        it, and a ticket for the conversation so a person follows the patient up."""
+        await asyncio.to_thread(self.quarantine.add, "inbox", reason, detail="the assistant failed on every attempt",
+                                wamid=message.wamid, conversation_id=message.conversation_id, kind=message.kind,
+                                inbox_id=message.id, attempts=message.attempts)
+        key = contact_key(message.conversation_id, CHANNEL_NAME, self._pseudonym_key)
+        await asyncio.to_thread(self._handoffs.record, key, Team.RECEPTION, Reason.MESSAGE_FAILED,
+                                conversation_id=message.conversation_id)
+        self.metrics.increment("inbound_dead_letter_ticket")
 
     async def _language_of(self, message: PendingMessage) -> Optional[str]:
         """The conversation's language after this message (detected, remembered per
@@ -440,11 +562,18 @@ class WhatsAppInput(InputChannel):
         assistant_input = to_assistant_input(message)
         if assistant_input.redacted:
             self.metrics.increment("inbound_redacted")
+        if assistant_input.truncated:
+            self.metrics.increment("inbound_text_truncated")
+        if message.timestamp_replaced:
+            self.metrics.increment("inbound_timestamp_replaced")
+        wamid = storable_wamid(message.id)
+        if wamid != message.id:
+            self.metrics.increment("inbound_id_too_long")
         # Reply to the phone/wa_id when Meta gives one; a username-only user by BSUID.
         contact = message.contact
         address = message.from_ or (contact.wa_id if contact else None) or sender_key
         item = NewInbound(
-            wamid=message.id,
+            wamid=wamid,
             conversation_id=self.conversation_id(sender_key),
             kind=assistant_input.kind,
             text=assistant_input.text,
@@ -454,6 +583,13 @@ class WhatsAppInput(InputChannel):
             skip=assistant_input.text is None,
         )
         return item, address
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Whether a failure to write is the database's (down, locked, disconnected: keep the
+    journal and retry) rather than the record's (quarantine it)."""
+    return isinstance(error, (OSError, sql_errors.OperationalError, sql_errors.InterfaceError,
+                              sql_errors.TimeoutError, sql_errors.DisconnectionError))
 
 
 def journal_directory(configured: str, database_url: str) -> Path:

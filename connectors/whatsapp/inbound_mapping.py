@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 from clinic.redaction import redact
 from whatsapp import inbound as wa
+from whatsapp.limits import TEXT_BODY_MAX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,8 @@ class AssistantInput:
     # payload instead ("/deny"): kept with the message so the transcript staff read shows
     # what the patient saw ("I'll wait here").
     title: Optional[str] = None
+    # The text was longer than WhatsApp allows and was cut (see ``cut_text``).
+    truncated: bool = False
 
 
 def _payload(intent: str, **entities) -> str:
@@ -42,9 +45,27 @@ def _reply_id_or_title(reply_id: str, title: Optional[str]) -> str:
     return title or reply_id
 
 
+# WhatsApp's own maximum for a text message: a patient's app cannot send more. A longer body
+# (a 2.9 MB text fits under the 3 MB webhook limit) is cut here, before redaction, the
+# language detector or any model reads it: spaCy refuses texts over a million characters
+# (E088) and every component's time grows with the length.
+TEXT_MAX = TEXT_BODY_MAX
+# Cut at a space within this many characters of the limit, so a card number or a word is
+# not split in two (half a card number would escape redaction).
+_CUT_LOOKBACK = 100
+
+
+def cut_text(body: str, limit: int = TEXT_MAX) -> str:
+    """``body`` cut to ``limit`` characters (at a space near the end when there is one)."""
+    if len(body) <= limit:
+        return body
+    space = body.rfind(" ", limit - _CUT_LOOKBACK, limit + 1)
+    return body[:space] if space > 0 else body[:limit]
+
+
 def _text(message: wa.TextMessage) -> AssistantInput:
-    result = redact(message.body)
-    return AssistantInput("text", result.text, result.kinds)
+    result = redact(cut_text(message.body))
+    return AssistantInput("text", result.text, result.kinds, truncated=len(message.body) > TEXT_MAX)
 
 
 # WhatsApp's own limits are 20 (reply button), 24 (list row) and 25 (template button)

@@ -15,7 +15,10 @@ Here that work runs beside Rasa instead, on the machine's other cores:
   sends the replies through the rate-limited, retrying sender.
 
 Nothing is lost when Rasa is down or restarting: the message stays in the inbox and the turn
-is retried until the assistant answers. Nothing is answered twice: a retried turn that Rasa
+is retried until the assistant answers. A turn the assistant answers with an error (HTTP 5xx:
+it took the message and failed on it) is an attempt of that message; after
+WHATSAPP_INBOUND_MAX_ATTEMPTS it is a dead letter (quarantine and a ticket, processor.py) and
+the conversation moves on. Nothing is answered twice: a retried turn that Rasa
 had already taken in returns the replies it gave then, and replies already sent (the outbound
 log) are not sent again after a crash.
 
@@ -46,7 +49,7 @@ from aiohttp import web
 from clinic.redaction import redact
 from connectors.whatsapp.channel import WhatsAppInput
 from connectors.whatsapp.output import WhatsAppOutput
-from connectors.whatsapp.processor import InboxProcessor
+from connectors.whatsapp.processor import InboxProcessor, mark_read_best_effort
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.worker import WorkerLoop
 from whatsapp import signature
@@ -63,6 +66,11 @@ GATEWAY_CONCURRENCY = 16
 
 class TurnRefused(Exception):
     """The assistant answered the turn with a client error (a bug, not an outage)."""
+
+
+class TurnFailed(Exception):
+    """The assistant took the turn and failed on it (HTTP 5xx): one attempt of the message,
+    not an outage (it answered)."""
 
 
 ROLES = ("all", "door", "relay")
@@ -92,7 +100,10 @@ class Ingress:
         # channel's default: with too few, Rasa idles while it awaits the action server.
         concurrency = (channel.settings.max_concurrent_conversations
                        if os.environ.get("WHATSAPP_MAX_CONCURRENT_CONVERSATIONS") else GATEWAY_CONCURRENCY)
-        self.processor = InboxProcessor(channel.store, self._handle, concurrency, channel.metrics)
+        self.processor = InboxProcessor(channel.store, self._handle, concurrency, channel.metrics,
+                                        max_attempts=channel.settings.inbound_max_attempts,
+                                        retry_seconds=channel.settings.inbound_retry_seconds,
+                                        dead_letter=channel.dead_letter)
         channel.on_new_conversations = self._queue_notice if role == "door" else self._submit
         # Turns and replies run on a loop of their own (a lower-priority thread, worker.py),
         # so the acknowledgements on the web server's loop never queue behind them.
@@ -148,7 +159,7 @@ class Ingress:
     # ── one message: mark read, the assistant's turn, the replies ───────────────────────────
     async def _handle(self, message: PendingMessage) -> None:
         sender = self.channel.sender
-        marking = asyncio.ensure_future(sender.mark_read(message.wamid, typing=True))
+        marking = asyncio.ensure_future(mark_read_best_effort(sender, message.wamid, self.channel.metrics))
         answer = await self._turn(message)
         await marking
         output = WhatsAppOutput(sender)
@@ -177,7 +188,12 @@ class Ingress:
                         return await reply.json()
                     if reply.status == 400:
                         raise TurnRefused(f"HTTP {reply.status}")
-                    problem = f"HTTP {reply.status}"  # 403: secrets differ; 5xx: Rasa's trouble
+                    if reply.status >= 500:
+                        # Answered, so not down: it failed on this message. The processor
+                        # counts the attempt and tries again later, or gives up.
+                        self.channel.metrics.increment("turn_failed")
+                        raise TurnFailed(f"HTTP {reply.status}")
+                    problem = f"HTTP {reply.status}"  # 403: secrets differ
             except (aiohttp.ClientError, asyncio.TimeoutError) as error:
                 problem = type(error).__name__
             # The assistant is down, restarting or overloaded: the message waits in the inbox.
@@ -195,7 +211,7 @@ class Ingress:
             # Load the redaction recognizers now, not on the first patient's message; then
             # webhooks acknowledged before a crash but not yet in the inbox go in first.
             await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
-            await asyncio.to_thread(self.channel.drain_journal)
+            await self.channel.drain_journal_at_start()
         if self.role != "door":
             # Recovery (in each conversation's order), then the sweep.
             self._worker.start()

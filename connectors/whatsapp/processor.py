@@ -3,28 +3,68 @@ several conversations at once, and whatever a crashed process left behind at sta
 
 Why from the database and not from memory: the webhook has already answered Meta, so the
 inbox row is the only copy of a message until the assistant has handled it.
+
+Attempts are bounded (``max_attempts``, WHATSAPP_INBOUND_MAX_ATTEMPTS): a message that keeps
+failing — a turn the assistant answers with an error every time, or one that takes the
+process down with it — is tried that many times, then becomes a dead letter (``failed``,
+handed to ``dead_letter``: the quarantine and a ticket, so a person follows it up) and the
+conversation moves on to the patient's next message. Logs name the message's kind and the
+error's class and code location, never its text (an exception's message can quote it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Dict
+import traceback
+from typing import Awaitable, Callable, Dict, Optional
 
 from whatsapp.metrics import Metrics
+from whatsapp.quarantine import OVERLONG_ID_PREFIX
 from whatsapp.store import PendingMessage, WhatsAppStore
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[PendingMessage], Awaitable[None]]
+# Called once a message is given up on, with a reason code (e.g. ``attempts_exhausted``).
+DeadLetter = Callable[[PendingMessage, str], Awaitable[None]]
+
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_RETRY_SECONDS = 2.0  # doubled after each failed attempt
+
+
+def where_it_failed(error: BaseException) -> str:
+    """An exception's class and where it was raised (file:line function), without its
+    message: exception texts (a database driver's, a model's) can quote the patient's words."""
+    frames = traceback.extract_tb(error.__traceback__)[-3:]
+    places = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
+    return f"{type(error).__name__} at {places}" if places else type(error).__name__
+
+
+async def mark_read_best_effort(sender, wamid: str, metrics: Metrics) -> None:
+    """Blue ticks and "typing…": never worth a patient's reply. Whatever goes wrong (an id
+    Graph would refuse, the API down) is counted and logged without content, and ignored."""
+    if wamid.startswith(OVERLONG_ID_PREFIX):
+        metrics.increment("mark_read_skipped")  # not a real wamid (see whatsapp/quarantine.py)
+        return
+    try:
+        await sender.mark_read(wamid, typing=True)
+    except Exception as error:  # noqa: BLE001 - best effort by design
+        metrics.increment("mark_read_failed")
+        logger.warning("Marking a WhatsApp message read failed (%s); the reply goes on", type(error).__name__)
 
 
 class InboxProcessor:
-    def __init__(self, store: WhatsAppStore, handle: Handler, max_concurrent: int, metrics: Metrics):
+    def __init__(self, store: WhatsAppStore, handle: Handler, max_concurrent: int, metrics: Metrics,
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, retry_seconds: float = DEFAULT_RETRY_SECONDS,
+                 dead_letter: Optional[DeadLetter] = None):
         self._store = store
         self._handle = handle
         self._slots = asyncio.Semaphore(max_concurrent)
         self._metrics = metrics
+        self._max_attempts = max(1, max_attempts)
+        self._retry_seconds = retry_seconds
+        self._dead_letter = dead_letter
         self._workers: Dict[str, asyncio.Task] = {}
         self._dirty: set[str] = set()
 
@@ -44,23 +84,48 @@ class InboxProcessor:
                     if message is None:
                         break
                     async with self._slots:
-                        await self._process(message)
+                        retry_in = await self._process(message)
+                    if retry_in is not None:
+                        # Back in the queue, still first in its conversation, after a pause
+                        # (a passing fault may be gone by then) that holds no slot.
+                        await asyncio.sleep(retry_in)
+                        await asyncio.to_thread(self._store.requeue, message.id)
                 # No await between this check and leaving: a submit() cannot slip in between.
                 if conversation_id not in self._dirty:
                     break
         finally:
             self._workers.pop(conversation_id, None)
 
-    async def _process(self, message: PendingMessage) -> None:
+    async def _process(self, message: PendingMessage) -> Optional[float]:
+        """Handle one message; returns the pause before its next attempt, or None when it is
+        finished (done or given up on)."""
         try:
             await self._handle(message)
         except Exception as error:  # noqa: BLE001 - one bad message must not stop the others
-            logger.exception("Processing an inbound WhatsApp message failed (kind=%s)", message.kind)
-            self._metrics.increment("inbound_failed")
-            await asyncio.to_thread(self._store.finish, message.id, type(error).__name__)
+            logger.error("Processing an inbound WhatsApp message failed (kind=%s, attempt %d of %d): %s",
+                         message.kind, message.attempts, self._max_attempts, where_it_failed(error))
+            if message.attempts < self._max_attempts:
+                self._metrics.increment("inbound_attempt_failed")
+                return self._retry_seconds * 2 ** (message.attempts - 1)
+            await self._give_up(message, type(error).__name__)
         else:
             self._metrics.increment("inbound_processed")
             await asyncio.to_thread(self._store.finish, message.id)
+        return None
+
+    async def _give_up(self, message: PendingMessage, error: str) -> None:
+        """A dead letter: ``failed`` in the inbox (its text kept for a retry by staff), then
+        the quarantine and a ticket through ``dead_letter``. The conversation goes on."""
+        self._metrics.increment("inbound_failed")
+        self._metrics.increment("inbound_dead_lettered")
+        await asyncio.to_thread(self._store.finish, message.id, error)
+        if self._dead_letter is None:
+            return
+        try:
+            await self._dead_letter(message, "attempts_exhausted")
+        except Exception as failure:  # noqa: BLE001 - the inbox row already says failed
+            self._metrics.increment("dead_letter_record_failed")
+            logger.error("Recording a dead-lettered WhatsApp message failed: %s", where_it_failed(failure))
 
     async def recover(self, already_handled: Callable[[PendingMessage], Awaitable[bool]]) -> int:
         """Resume after a crash: messages caught mid-processing are finished if the assistant
@@ -70,6 +135,12 @@ class InboxProcessor:
             if await already_handled(message):
                 await asyncio.to_thread(self._store.finish, message.id)
                 self._metrics.increment("inbound_recovered_done")
+            elif message.attempts >= self._max_attempts:
+                # Every attempt ended with the process gone (it is what kills it, perhaps):
+                # not one more try.
+                logger.error("An inbound WhatsApp message was interrupted on each of its %d attempts; "
+                             "giving up (kind=%s)", message.attempts, message.kind)
+                await self._give_up(message, "interrupted")
             else:
                 await asyncio.to_thread(self._store.requeue, message.id)
                 self._metrics.increment("inbound_recovered_requeued")

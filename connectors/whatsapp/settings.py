@@ -27,6 +27,8 @@ _ENV = {
     "journal_dir": ("WHATSAPP_JOURNAL_DIR", False),
     "journal_fsync": ("WHATSAPP_JOURNAL_FSYNC", False),
     "gateway": ("WHATSAPP_GATEWAY", False),
+    "inbound_max_attempts": ("WHATSAPP_INBOUND_MAX_ATTEMPTS", False),
+    "inbound_retry_seconds": ("WHATSAPP_INBOUND_RETRY_SECONDS", False),
 }
 
 
@@ -53,6 +55,11 @@ class WhatsAppSettings:
     # each turn through this channel's /turn endpoint and sends the replies; Rasa's process
     # then leaves the inbox alone.
     gateway: bool = False
+    # Processing attempts per inbound message before it is a dead letter (quarantine and a
+    # ticket, connectors/whatsapp/processor.py), and the pause before the second attempt
+    # (doubled for each further one).
+    inbound_max_attempts: int = 3
+    inbound_retry_seconds: float = 2.0
 
     def __repr__(self) -> str:  # never print secrets
         return (
@@ -84,10 +91,15 @@ class WhatsAppSettings:
             rate = float(values["send_rate_per_second"] or 80)
             concurrency = int(values["max_concurrent_conversations"] or 8)
             sweep = float(values["inbox_sweep_seconds"] or 2.0)
+            attempts = int(values["inbound_max_attempts"] or 3)
+            retry = float(values["inbound_retry_seconds"] or 2.0)
         except ValueError as exc:
             raise WhatsAppConfigError(f"WhatsApp channel: {exc}") from exc
         if rate <= 0 or concurrency <= 0:
             raise WhatsAppConfigError("WHATSAPP_SEND_RATE and concurrency must be positive")
+        if attempts < 1 or retry < 0:
+            raise WhatsAppConfigError("WHATSAPP_INBOUND_MAX_ATTEMPTS must be 1 or more and "
+                                      "WHATSAPP_INBOUND_RETRY_SECONDS 0 or more")
         if sweep < 0:
             raise WhatsAppConfigError("WHATSAPP_INBOX_SWEEP_SECONDS must be 0 (off) or more")
         base_url = (values["api_base_url"] or DEFAULT_API_BASE_URL).rstrip("/")
@@ -106,6 +118,8 @@ class WhatsAppSettings:
             journal_dir=values["journal_dir"],
             journal_fsync=_flag(values["journal_fsync"]),
             gateway=_flag(values["gateway"]),
+            inbound_max_attempts=attempts,
+            inbound_retry_seconds=retry,
         )
 
 
