@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy import text as sql
 
-from tests.connector_support import deliver, envelope, make_channel, message, signed, text, wamid
+from tests.connector_support import deliver, envelope, make_channel, signed, text, wamid
 from whatsapp.limits import TEXT_BODY_MAX, WEBHOOK_BODY_MAX_BYTES
 from whatsapp.quarantine import OVERLONG_ID_PREFIX
 

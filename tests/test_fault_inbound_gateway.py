@@ -25,7 +25,12 @@ from clinic.inbox.tables import TicketRow
 from connectors.whatsapp.channel import WhatsAppInput
 from connectors.whatsapp.ingress import PATH, Ingress
 from connectors.whatsapp.settings import WhatsAppSettings
-from simulator.testing import TEST_ACCESS_TOKEN, TEST_APP_SECRET, TEST_VERIFY_TOKEN, running_simulator
+from simulator.testing import (
+    TEST_ACCESS_TOKEN,
+    TEST_APP_SECRET,
+    TEST_VERIFY_TOKEN,
+    running_simulator,
+)
 from tests.connector_support import ENCRYPTION_KEY
 from whatsapp import signature
 from whatsapp.store import InboxRow

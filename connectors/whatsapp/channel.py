@@ -52,7 +52,6 @@ from whatsapp import signature
 from whatsapp.client import GraphClient
 from whatsapp.inbound import (
     InboundMessage,
-    RejectedItem,
     StatusUpdate,
     WebhookBatch,
     WebhookBodyError,
