@@ -7,6 +7,7 @@ start-up instead of being requeued forever; nothing of its text reaches the log.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import pytest
@@ -14,7 +15,8 @@ from sqlalchemy import select
 
 from clinic.inbox.tables import TicketRow
 from connectors.whatsapp.processor import InboxProcessor
-from tests.connector_support import make_channel
+from tests.connector_support import APP_SECRET, make_channel
+from whatsapp.signature import sign
 from whatsapp.store import NewInbound
 
 SECRET = "my knee hurts and I cannot walk"
@@ -98,3 +100,20 @@ async def test_a_message_that_kills_the_process_each_time_is_given_up_at_start_u
     [dead] = channel.quarantine.items()
     assert dead.wamid == "wamid.ATT1" and dead.attempts == 3
     assert len(tickets(channel)) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_failing_turn_is_a_500_for_the_gateway_to_count_and_its_text_is_not_logged(
+        tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    channel = make_channel(tmp_path, monkeypatch)
+
+    async def assistant_fails(user_message) -> None:
+        # As a tracker store's driver words it: the statement's parameters, text included.
+        raise UnicodeEncodeError("utf-8", user_message.text, 0, 1, f"parameters: ({user_message.text!r})")
+
+    body = json.dumps({"wamid": "wamid.TURN1", "conversation_id": "c" * 64, "kind": "text", "text": SECRET}).encode()
+    status, answer = await channel.turn(assistant_fails, body, sign(body, APP_SECRET))
+    assert (status, answer) == (500, {"error": "the assistant failed on this message"})
+    assert channel.metrics.snapshot()["turn_failed"] == 1
+    assert SECRET not in caplog.text and "UnicodeEncodeError" in caplog.text

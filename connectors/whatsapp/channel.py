@@ -548,7 +548,14 @@ class WhatsAppInput(InputChannel):
                 self.metrics.increment("turn_replayed")
                 return 200, {"messages": earlier, "replayed": True}
         collector = CollectingOutputChannel()
-        await self._run_turn(on_new_message, message, collector, claimed)
+        try:
+            await self._run_turn(on_new_message, message, collector, claimed)
+        except Exception as error:  # noqa: BLE001 - answered as a 500, logged without its text
+            # Sanic would log the exception's message, and a tracker store's or a model's can
+            # quote the patient's words. The gateway counts the attempt (ingress.py).
+            self.metrics.increment("turn_failed")
+            logger.error("A WhatsApp turn failed (kind=%s): %s", message.kind, where_it_failed(error))
+            return 500, {"error": "the assistant failed on this message"}
         self.metrics.increment("turn_processed")
         return 200, {"messages": [{k: v for k, v in m.items() if k != "recipient_id"}
                                   for m in collector.messages]}
