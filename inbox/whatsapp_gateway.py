@@ -37,7 +37,7 @@ from connectors.whatsapp.worker import WorkerLoop
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import MessageShapeError, Template, Text
-from whatsapp.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, Sender, SendOutcome
+from whatsapp.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, DeliveryPolicy, Sender, SendOutcome
 from whatsapp.store import WhatsAppStore
 
 logger = logging.getLogger(__name__)
@@ -97,11 +97,13 @@ class WhatsAppReplyGateway:
 
     async def _send(self, conversation_id: str, message, kind: str) -> SendOutcome:
         if self._sender is None:  # created on the loop that uses its pooled HTTP session
+            policy = DeliveryPolicy.from_environment()
             self._client = GraphClient(
                 base_url=self._settings.api_base_url, api_version=self._settings.api_version,
                 phone_number_id=self._settings.phone_number_id, access_token=self._settings.access_token,
-                rate_per_second=self._settings.send_rate_per_second)
-            self._sender = Sender(self._client, self._store, self._cipher, self.metrics)
+                rate_per_second=self._settings.send_rate_per_second, max_attempts=policy.attempts,
+                timeout=policy.timeout)
+            self._sender = Sender(self._client, self._store, self._cipher, self.metrics, policy=policy)
         return await self._sender.send(conversation_id, message, kind)
 
 

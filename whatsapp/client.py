@@ -6,6 +6,23 @@ with full jitter for transient errors, 4^X seconds for the pair rate limit (1310
 recipient held back meanwhile, no retry for permanent errors. When it gives up it raises the
 last :class:`GraphError` so the caller can dead-letter the message; it never swallows a send.
 
+Ambiguous sends: the Cloud API has no idempotency key, so a message POST that was sent but
+got no answer (a timeout after the request went out, a connection dropped mid-exchange) may
+or may not have been taken by Meta. Such a POST is never retried here: it raises
+:class:`AmbiguousSend` at once, and the caller decides (whatsapp/outbox.py waits for a
+status webhook that names the message, and resends only without one). A connection that
+was never made is not ambiguous and is retried like any transient error. Read receipts are
+idempotent and keep their retries.
+
+The timeout (``DEFAULT_TIMEOUT_SECONDS``): Meta publishes no latency for the Graph API; the
+only latency it documents is what it expects of webhook servers, "median latency not to
+exceed 250ms, less than 1% exceeds 1s" (docs/whatsapp reference §4), and sends behave alike
+in practice. The simulator answers in milliseconds, 0.15-0.45 s with the latency the fault
+tests inject. 20 s is twenty times Meta's 1 % tail: an answer later than that is so rare
+that the request is more likely lost than slow, so ambiguous sends stay rare while a lost
+request still frees its conversation within seconds. Connecting gets 5 s of its own: a
+connection never made sent nothing and is safe to retry quickly.
+
 Logs carry at most the masked recipient, the error code and the attempt: never message
 bodies (patient data) and never the access token.
 """
@@ -27,13 +44,22 @@ from whatsapp.errors import NETWORK_ERROR_STATUS, GraphError, parse_error
 from whatsapp.limits import DEFAULT_THROUGHPUT_PER_SECOND
 from whatsapp.outbound import OutboundMessage, mark_read_payload
 
-__all__ = ["GraphClient", "SendResult", "mask_recipient"]
+__all__ = ["AmbiguousSend", "DEFAULT_CONNECT_TIMEOUT_SECONDS", "DEFAULT_TIMEOUT_SECONDS", "GraphClient",
+           "SendResult", "mask_recipient"]
 
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[Any]]
 # Per-recipient hold-back entries are pruned once the table grows past this size.
 _NOT_BEFORE_PRUNE_AT = 1024
+# Why these values: see the module docstring ("The timeout").
+DEFAULT_TIMEOUT_SECONDS = 20.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+class AmbiguousSend(GraphError):
+    """The request went out but no usable answer came back: Meta may have taken the
+    message. Never retried by the client (a retry could deliver it twice)."""
 
 
 def mask_recipient(recipient: Optional[str]) -> str:
@@ -94,7 +120,8 @@ class GraphClient:
         max_attempts: int = 5,
         base_delay: float = 0.5,
         max_delay: float = 30.0,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_SECONDS,
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -111,6 +138,7 @@ class GraphClient:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
         self._sleep = sleep
         self._rng = rng
         self._clock = clock
@@ -143,7 +171,7 @@ class GraphClient:
         # Created lazily: a ClientSession must be built inside the running event loop.
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.connect_timeout),
                 connector=aiohttp.TCPConnector(limit=100),
                 raise_for_status=False,
             )
@@ -162,13 +190,13 @@ class GraphClient:
         if not isinstance(message, OutboundMessage):
             raise TypeError("message must be a whatsapp.outbound message")
         payload = message.to_payload(to, context_message_id, biz_opaque_callback_data)
-        data, attempts = await self._call("POST", self._messages_url, payload, recipient=to)
+        data, attempts = await self._call("POST", self._messages_url, payload, recipient=to, idempotent=False)
         messages = data.get("messages") if isinstance(data, dict) else None
         first = messages[0] if isinstance(messages, list) and messages else None
         wamid = first.get("id") if isinstance(first, dict) else None
         if not isinstance(wamid, str) or not wamid:
             # Accepted (200) but unreadable: retrying could send it twice, so report instead.
-            raise GraphError(200, None, "HTTP 200 without a message id", attempts=attempts)
+            raise AmbiguousSend(200, None, "HTTP 200 without a message id", attempts=attempts)
         contacts = data.get("contacts")
         contact = contacts[0] if isinstance(contacts, list) and contacts else None
         wa_id = contact.get("wa_id") if isinstance(contact, dict) else None
@@ -219,8 +247,10 @@ class GraphClient:
         recipient: Optional[str] = None,
         params: Optional[Dict[str, str]] = None,
         rate_limited: bool = True,
+        idempotent: bool = True,
     ) -> tuple[Any, int]:
-        """One logical call with retries; returns (decoded JSON, attempts)."""
+        """One logical call with retries; returns (decoded JSON, attempts). A call that is
+        not ``idempotent`` (a message POST) is never repeated after an ambiguous failure."""
         backoff_attempt = 0
         for attempt in range(1, self.max_attempts + 1):
             if recipient is not None:
@@ -231,6 +261,9 @@ class GraphClient:
                 data = await self._request(method, url, payload, params)
             except GraphError as exc:
                 exc.attempts = attempt
+                if isinstance(exc, AmbiguousSend) and not idempotent:
+                    self._log_failure(recipient, exc, attempt, None)
+                    raise exc
                 if exc.pacing and recipient is not None:
                     # Recorded even on the last attempt: later sends to them must wait too.
                     delay, wait_here = self._hold_back(recipient), 0.0
@@ -270,7 +303,8 @@ class GraphClient:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             # Only the class name: aiohttp exceptions can carry the request and its headers.
             # "from None" keeps them off the traceback of the error the caller dead-letters.
-            raise GraphError(
+            kind = AmbiguousSend if _maybe_received(exc) else GraphError
+            raise kind(
                 NETWORK_ERROR_STATUS, None, f"network error ({type(exc).__name__})"
             ) from None
         if 200 <= status < 300:
@@ -330,3 +364,15 @@ class GraphClient:
                 mask_recipient(recipient), exc.http_status, exc.code, attempt, self.max_attempts,
                 retry_in,
             )
+
+
+def _maybe_received(exc: BaseException) -> bool:
+    """Whether the server may have received (and acted on) the request: anything but a
+    connection that was never made. aiohttp raises ServerTimeoutError("Connection timeout
+    to host …") when connecting timed out, and a plain TimeoutError when the whole exchange
+    did (the request was sent, the answer was late)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return False
+    if isinstance(exc, aiohttp.ServerTimeoutError) and str(exc).startswith("Connection timeout"):
+        return False
+    return True

@@ -42,6 +42,7 @@ __all__ = [
     "ListMessage",
     "ListRow",
     "ListSection",
+    "Recorded",
     "LocationRequest",
     "Media",
     "MessageShapeError",
@@ -181,6 +182,43 @@ class Text(OutboundMessage):
 
     def _content(self) -> Dict[str, Any]:
         return {"preview_url": self.preview_url, "body": self.body}
+
+
+@dataclass(frozen=True)
+class Recorded(OutboundMessage):
+    """A message as ``wa_outbound`` recorded it (``to_payload`` with a placeholder
+    recipient), sent again as it was built: after a restart, or when a dead letter is
+    retried. Its shape was checked when it was first built."""
+
+    payload: Dict[str, Any]
+
+    def __post_init__(self) -> None:
+        kind = self.payload.get("type") if isinstance(self.payload, dict) else None
+        if not isinstance(kind, str) or not isinstance(self.payload.get(kind), dict):
+            raise MessageShapeError("a recorded message needs its type and that type's object")
+
+    @property
+    def type(self) -> str:
+        return self.payload["type"]
+
+    def to_payload(
+        self,
+        to: str,
+        context_message_id: Optional[str] = None,
+        biz_opaque_callback_data: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        _check_text(to, "to", 64)
+        payload = {key: value for key, value in self.payload.items()
+                   if key not in ("to", "context", "biz_opaque_callback_data")}
+        payload["to"] = to
+        if context_message_id is not None:
+            _check_text(context_message_id, "context_message_id", 512)
+            payload["context"] = {"message_id": context_message_id}
+        if biz_opaque_callback_data is not None:
+            _check_text(biz_opaque_callback_data, "biz_opaque_callback_data", BIZ_OPAQUE_CALLBACK_DATA_MAX,
+                        limit_name="BIZ_OPAQUE_CALLBACK_DATA_MAX")
+            payload["biz_opaque_callback_data"] = biz_opaque_callback_data
+        return payload
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,21 @@ sent at all, like a free-form message outside the 24-hour customer-service windo
 in ``wa_outbound`` as a dead letter with its error, and is counted, never silently dropped.
 The patient's address is decrypted only here, just before the Graph call.
 
+Bounded attempts, then a dead letter: the client retries transient errors a few times
+(``DeliveryPolicy.attempts``); what still fails is ``dead``. A turn's reply (one the patient
+is waiting for) then gets later rounds (``DeliveryPolicy.dead_letter_retry``, run by
+whatsapp/outbox.py); when the last round fails, or at once for an error no retry can fix,
+``on_final_failure`` is called so a person follows up (connectors/whatsapp/follow_up.py
+opens a staff ticket). Messages nobody asked for (reminders, surveys, broadcasts, staff
+replies) stay dead letters for their callers, who track them, and for staff.
+
+Ambiguous sends (whatsapp/client.py, ``AmbiguousSend``): the row is flagged, counted, and
+the status webhooks are watched for a status naming it (``biz_opaque_callback_data`` is the
+row id, echoed by Meta). With one, it is ``sent``: no duplicate. Without one within
+``DeliveryPolicy.unconfirmed_grace`` seconds Meta most likely never took it and it is sent
+once more (still flagged): a patient without their answer is the worse harm, and a
+duplicate now needs Meta to have taken it *and* sent no status for that long.
+
 Language fallback: a template sent in a patient's language that Meta does not have in that
 language (132001, "template name does not exist in the translation") is resent once in the
 fallback version the caller passed (``send(..., fallback=...)``: the same template in the
@@ -20,15 +35,17 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from typing import Callable, Optional, Union
+import os
+from typing import Callable, Optional, Sequence, Union
 
 from clinic import phi_guard
 from clinic.privacy import ContactCipher
+from whatsapp.client import DEFAULT_TIMEOUT_SECONDS, AmbiguousSend
 from whatsapp.errors import TEMPLATE_MISSING, GraphError
 from whatsapp.limits import CUSTOMER_SERVICE_WINDOW_SECONDS
 from whatsapp.metrics import Metrics
-from whatsapp.outbound import MessageShapeError, Template
-from whatsapp.store import WhatsAppStore, utcnow
+from whatsapp.outbound import MessageShapeError, OutboundMessage, Recorded, Template
+from whatsapp.store import DEAD, SENDING, OutboundItem, WhatsAppStore, callback_data, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +56,49 @@ RECORDED_RECIPIENT = "pseudonymous-conversation"
 # The first words of a note that a message went out in another language than asked: in
 # ``wa_outbound.error_detail`` here, and in the survey and broadcast rows of the callers.
 LANGUAGE_FALLBACK = "language_fallback"
+AMBIGUOUS = "ambiguous"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard to try. From the environment (``from_environment``); defaults for Meta."""
+
+    # Graph requests per delivery round (the client's retries on transient errors).
+    attempts: int = 5
+    # The Graph client's timeout (whatsapp/client.py explains the value).
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    # How long to wait for a status webhook that proves an ambiguous send went out. Meta
+    # sends the `sent` status within seconds of taking a message, and redelivers webhooks
+    # missed during a restart "immediately, then with decreasing frequency".
+    unconfirmed_grace: float = 30.0
+    # Later rounds for a turn's dead letter: seconds after each failure (bounded: then a
+    # person follows up).
+    dead_letter_retry: tuple = (60.0, 300.0, 1800.0)
+    # How often the outbox looks for due dead letters and stuck rows.
+    sweep_seconds: float = 5.0
+
+    @classmethod
+    def from_environment(cls, environ=None) -> "DeliveryPolicy":
+        environ = os.environ if environ is None else environ
+        default = cls()
+
+        def number(name: str, fallback: float) -> float:
+            value = (environ.get(name) or "").strip()
+            return float(value) if value else fallback
+
+        schedule = (environ.get("WHATSAPP_DEAD_LETTER_RETRY_SECONDS") or "").strip()
+        policy = cls(
+            attempts=int(number("WHATSAPP_SEND_ATTEMPTS", default.attempts)),
+            timeout=number("WHATSAPP_GRAPH_TIMEOUT_SECONDS", default.timeout),
+            unconfirmed_grace=number("WHATSAPP_UNCONFIRMED_GRACE_SECONDS", default.unconfirmed_grace),
+            dead_letter_retry=tuple(float(x) for x in schedule.split(",") if x.strip())
+            if schedule else default.dead_letter_retry,
+            sweep_seconds=number("WHATSAPP_OUTBOX_SWEEP_SECONDS", default.sweep_seconds),
+        )
+        if policy.attempts < 1 or policy.timeout <= 0 or policy.unconfirmed_grace < 0 \
+                or any(delay < 0 for delay in policy.dead_letter_retry) or policy.sweep_seconds <= 0:
+            raise ValueError("WhatsApp delivery settings: attempts >= 1, timeout > 0, delays >= 0")
+        return policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +111,12 @@ class SendOutcome:
     # the caller's fallback version went out instead (None: no fallback happened).
     language: Optional[str] = None
     fallback_from: Optional[str] = None
+    # Meta may have received a request we got no answer to (see the module docstring).
+    ambiguous: bool = False
+
+
+# Called with a turn's reply that finally failed; returns the follow-up ticket's id.
+FinalFailure = Callable[[OutboundItem], Optional[int]]
 
 
 class Sender:
@@ -61,61 +127,166 @@ class Sender:
         cipher: ContactCipher,
         metrics: Metrics,
         clock: Callable[[], dt.datetime] = utcnow,
+        policy: Optional[DeliveryPolicy] = None,
+        on_final_failure: Optional[FinalFailure] = None,
+        proof_poll_seconds: float = 0.25,
     ):
         self._client = client
         self._store = store
         self._cipher = cipher
         self._metrics = metrics
         self._clock = clock
+        self.policy = policy or DeliveryPolicy()
+        self.on_final_failure = on_final_failure
+        self._proof_poll = proof_poll_seconds
 
+    # ── one message, now (reminders, surveys, broadcasts, staff replies) ──────────────────
     async def send(self, conversation_id: str, message, kind: str,
                    fallback: Union[Template, str, None] = None) -> SendOutcome:
         """Record, check and send one message. ``fallback`` (templates only): the version to
         send once instead when Meta answers 132001 for ``message``'s language: a
         :class:`Template` (its parameters written for that language) or only a language code
         (the same template and parameters in that language)."""
-        # The record never holds the address: "to" is filled only in the request itself.
-        record = message.to_payload(RECORDED_RECIPIENT)
-        # PHI guard (clinic/phi_guard.py): bot, notification and staff messages all pass here;
-        # one carrying health information is refused, and its record keeps the rules only.
-        findings = phi_guard.check_payload(record)
+        kind, record, refused = self.prepare(message, kind)
+        if refused:
+            outbound_id = await asyncio.to_thread(self._store.queue_outbound, conversation_id, kind, record)
+            return await self._refuse(outbound_id, BLOCKED_PHI, refused.split(": ", 1)[-1])
+        outbound_id = await asyncio.to_thread(self._store.queue_outbound, conversation_id, kind, record)
+        item = await asyncio.to_thread(self._store.outbound_item, outbound_id)
+        return await self.deliver(item, message, fallback)
+
+    def prepare(self, message: OutboundMessage, kind: str) -> tuple[str, dict, Optional[str]]:
+        """(kind, the payload to record, a refusal or None). The record never holds the
+        address: "to" is filled only in the request itself. PHI guard
+        (clinic/phi_guard.py): bot, notification and staff messages all pass here; one
+        carrying health information is refused, and its record keeps the rules only."""
+        findings = phi_guard.check_payload(message.to_payload(RECORDED_RECIPIENT))
         if findings:
             rules = phi_guard.rules_of(findings)
-            outbound_id = await asyncio.to_thread(
-                self._store.queue_outbound, conversation_id, kind, {"withheld": BLOCKED_PHI, "rules": rules})
-            return await self._refuse(outbound_id, BLOCKED_PHI, ",".join(rules))
-        contact = await asyncio.to_thread(self._store.contact, conversation_id)
-        outbound_id = await asyncio.to_thread(self._store.queue_outbound, conversation_id, kind, record)
+            return kind, {"withheld": BLOCKED_PHI, "rules": rules}, f"{BLOCKED_PHI}: {','.join(rules)}"
+        return kind, message.to_payload(RECORDED_RECIPIENT), None
+
+    # ── a turn's replies: recorded first, sent in order (whatsapp/outbox.py) ──────────────
+    async def record_turn(self, conversation_id: str, turn_wamid: str,
+                          messages: Sequence[tuple[OutboundMessage, str]]) -> list[int]:
+        prepared = [self.prepare(message, kind) for message, kind in messages]
+        ids = await asyncio.to_thread(self._store.record_turn, conversation_id, turn_wamid, prepared)
+        for (_kind, _record, refused) in prepared:
+            if refused:
+                self._metrics.increment(f"outbound_refused_{BLOCKED_PHI}")
+                logger.warning("WhatsApp message not sent: %s", BLOCKED_PHI)
+        return ids
+
+    async def deliver(self, item: OutboundItem, message: Optional[OutboundMessage] = None,
+                      fallback: Union[Template, str, None] = None) -> SendOutcome:
+        """Send a row already claimed (state ``sending``). ``message``: as built, else
+        rebuilt from the record. An ``ambiguous`` row (interrupted earlier) is first looked
+        for among the status webhooks: it may have gone out already."""
+        if message is None:
+            try:
+                message = Recorded(item.payload or {})
+            except MessageShapeError as error:
+                await asyncio.to_thread(self._store.outbound_failed, item.id, DEAD, None,
+                                        f"unreadable record: {error}", item.attempts)
+                self._metrics.increment("outbound_dead_letters")
+                return SendOutcome(DEAD, detail="unreadable record")
+        contact = await asyncio.to_thread(self._store.contact, item.conversation_id)
         if contact is None:
-            return await self._refuse(outbound_id, UNKNOWN_CONTACT, "no WhatsApp address for this conversation")
+            return await self._refuse(item.id, UNKNOWN_CONTACT, "no WhatsApp address for this conversation")
         address_encrypted, last_inbound = contact
-        if not isinstance(message, Template) and not self.window_open(last_inbound):
+        if not _is_template(message) and not self.window_open(last_inbound):
             # Meta would answer 131047; don't even try, and make the refusal visible.
-            return await self._refuse(outbound_id, OUTSIDE_WINDOW, "24-hour window closed: templates only")
+            return await self._refuse(item.id, OUTSIDE_WINDOW, "24-hour window closed: templates only")
         address = self._cipher.decrypt(address_encrypted)
+        attempts = item.attempts
+        need_proof, resends_left = item.ambiguous, 1
+        while True:
+            if need_proof:
+                proof = await self._await_proof(item.id)
+                if proof is not None:
+                    self._metrics.increment("outbound_ambiguous_confirmed")
+                    return await self._sent(item.id, proof, attempts, message, ambiguous=True)
+                if resends_left == 0:
+                    return await self._dead(item, None, f"{AMBIGUOUS}: no answer and no status webhook",
+                                            attempts, retryable=True, ambiguous=True)
+                resends_left -= 1
+                self._metrics.increment("outbound_ambiguous_resent")
+                logger.warning("An unconfirmed WhatsApp send is sent again (outbound id %s)", item.id)
+            try:
+                result = await self._client.send(address, message, biz_opaque_callback_data=callback_data(item.id))
+            except AmbiguousSend as error:
+                attempts += getattr(error, "attempts", 1) or 1
+                self._metrics.increment("outbound_ambiguous")
+                logger.warning("WhatsApp send unanswered (%s): maybe delivered; outbound id %s is flagged",
+                               error.message, item.id)
+                await asyncio.to_thread(self._store.mark_ambiguous, item.id,
+                                        f"{AMBIGUOUS}: {error.message}"[:300])
+                need_proof = True
+                continue
+            except GraphError as error:
+                alternative = _fallback_version(message, fallback, error)
+                if alternative is not None:
+                    return await self._send_fallback(item.id, address, message, alternative, error)
+                attempts += getattr(error, "attempts", 1) or 1
+                self._metrics.increment(f"outbound_error_{error.code}")
+                return await self._dead(item, error.code, _describe(error), attempts,
+                                        retryable=not error.permanent, ambiguous=need_proof)
+            return await self._sent(item.id, result.wamid, attempts + result.attempts, message,
+                                    ambiguous=need_proof, retried=result.attempts > 1)
+
+    async def _await_proof(self, outbound_id: int) -> Optional[str]:
+        """The wamid of a status webhook naming this row, waiting up to the grace period
+        (the door records statuses as they arrive)."""
+        deadline = asyncio.get_running_loop().time() + self.policy.unconfirmed_grace
+        while True:
+            proof = await asyncio.to_thread(self._store.proof_of_send, outbound_id)
+            if proof is not None:
+                return proof[0]
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(self._proof_poll)
+
+    async def _sent(self, outbound_id: int, wamid: str, attempts: int, message, *, ambiguous: bool = False,
+                    retried: bool = False) -> SendOutcome:
         try:
-            result = await self._client.send(address, message)
-        except GraphError as error:
-            alternative = _fallback_version(message, fallback, error)
-            if alternative is not None:
-                return await self._send_fallback(outbound_id, address, message, alternative, error)
-            attempts = getattr(error, "attempts", 1) or 1
-            await asyncio.to_thread(
-                self._store.outbound_failed, outbound_id, "dead", error.code, _describe(error), attempts
-            )
-            self._metrics.increment("outbound_dead_letters")
-            self._metrics.increment(f"outbound_error_{error.code}")
-            logger.warning("WhatsApp send failed for good (code=%s, attempts=%s)", error.code, attempts)
-            return SendOutcome("dead", code=error.code, detail=_describe(error))
-        try:
-            await asyncio.to_thread(self._store.outbound_sent, outbound_id, result.wamid, result.attempts)
+            await asyncio.to_thread(self._store.outbound_sent, outbound_id, wamid, attempts)
         except Exception:  # noqa: BLE001 - the patient has the message; only bookkeeping failed
             logger.exception("Sent, but could not record it (outbound id %s)", outbound_id)
             self._metrics.increment("outbound_record_failed")
         self._metrics.increment("outbound_sent")
-        if result.attempts > 1:
+        if retried:
             self._metrics.increment("outbound_retried")
-        return SendOutcome("sent", wamid=result.wamid, language=_language(message))
+        return SendOutcome("sent", wamid=wamid, language=_language(message), ambiguous=ambiguous)
+
+    async def _dead(self, item: OutboundItem, code: Optional[int], detail: str, attempts: int, *,
+                    retryable: bool, ambiguous: bool = False) -> SendOutcome:
+        """A dead letter. A turn's reply gets later rounds while it has some left and the
+        error is one a retry can fix; otherwise it has finally failed: a person follows up."""
+        rounds = self.policy.dead_letter_retry
+        retry_at = None
+        if item.turn_wamid is not None and retryable and item.retries < len(rounds):
+            retry_at = self._clock() + dt.timedelta(seconds=rounds[item.retries])
+        await asyncio.to_thread(self._store.outbound_failed, item.id, DEAD, code, detail, attempts, retry_at)
+        self._metrics.increment("outbound_dead_letters")
+        logger.warning("WhatsApp send failed (code=%s, attempts=%s)%s", code, attempts,
+                       "; retried later" if retry_at else "")
+        if retry_at is None and item.turn_wamid is not None:
+            await self._finally_failed(item)
+        return SendOutcome(DEAD, code=code, detail=detail, ambiguous=ambiguous)
+
+    async def _finally_failed(self, item: OutboundItem) -> None:
+        self._metrics.increment("outbound_final_failures")
+        if self.on_final_failure is None or item.ticket_id is not None:
+            return
+        try:
+            ticket_id = await asyncio.to_thread(self.on_final_failure, item)
+        except Exception:  # noqa: BLE001 - the dead letter stays visible to staff anyway
+            logger.exception("Could not open a follow-up ticket for a failed reply (outbound id %s)", item.id)
+            self._metrics.increment("outbound_follow_up_failed")
+            return
+        if ticket_id is not None:
+            await asyncio.to_thread(self._store.set_ticket, item.id, ticket_id)
+            self._metrics.increment("outbound_follow_up_tickets")
 
     async def _send_fallback(self, outbound_id: int, address: str, message: Template,
                              alternative: Template, refused: GraphError) -> SendOutcome:
@@ -127,30 +298,34 @@ class Sender:
         findings = phi_guard.check_payload(alternative.to_payload(RECORDED_RECIPIENT))
         if findings:  # the caller's fallback must pass the guard like any message
             detail = f"{_describe(refused)}; fallback withheld: {BLOCKED_PHI}"
-            await asyncio.to_thread(self._store.outbound_failed, outbound_id, "dead", refused.code,
+            await asyncio.to_thread(self._store.outbound_failed, outbound_id, DEAD, refused.code,
                                     detail, first_attempts)
             self._metrics.increment("outbound_dead_letters")
             self._metrics.increment(f"outbound_error_{refused.code}")
-            return SendOutcome("dead", code=refused.code, detail=detail, language=message.language)
+            return SendOutcome(DEAD, code=refused.code, detail=detail, language=message.language)
         # Recorded before the call (the row stays "sending"): a crash during the second call
         # leaves a row that says which language was being tried.
-        await asyncio.to_thread(self._store.outbound_failed, outbound_id, "sending", refused.code,
+        await asyncio.to_thread(self._store.outbound_failed, outbound_id, SENDING, refused.code,
                                 note, first_attempts)
         self._metrics.increment("outbound_template_fallback")
         logger.warning("Template %s not approved in %s (132001): resent in %s",
                        message.name, message.language, alternative.language)
         try:
-            result = await self._client.send(address, alternative)
+            result = await self._client.send(address, alternative,
+                                             biz_opaque_callback_data=callback_data(outbound_id))
         except GraphError as error:
             attempts = first_attempts + (getattr(error, "attempts", 1) or 1)
             detail = f"{_describe(error)}; after {note}"
-            await asyncio.to_thread(self._store.outbound_failed, outbound_id, "dead", error.code,
+            if isinstance(error, AmbiguousSend):
+                self._metrics.increment("outbound_ambiguous")
+                await asyncio.to_thread(self._store.mark_ambiguous, outbound_id, detail)
+            await asyncio.to_thread(self._store.outbound_failed, outbound_id, DEAD, error.code,
                                     detail, attempts)
             self._metrics.increment("outbound_dead_letters")
             self._metrics.increment(f"outbound_error_{error.code}")
             logger.warning("WhatsApp send failed for good after the language fallback (code=%s)", error.code)
-            return SendOutcome("dead", code=error.code, detail=detail, language=alternative.language,
-                               fallback_from=message.language)
+            return SendOutcome(DEAD, code=error.code, detail=detail, language=alternative.language,
+                               fallback_from=message.language, ambiguous=isinstance(error, AmbiguousSend))
         try:
             # outbound_sent keeps error_code/error_detail: the sent row still says 132001
             # and which language went out instead.
@@ -180,6 +355,10 @@ class Sender:
         self._metrics.increment(f"outbound_refused_{reason}")
         logger.warning("WhatsApp message not sent: %s", reason)
         return SendOutcome("refused", detail=reason)
+
+
+def _is_template(message) -> bool:
+    return isinstance(message, Template) or (isinstance(message, Recorded) and message.type == "template")
 
 
 def _fallback_version(message, fallback: Union[Template, str, None],

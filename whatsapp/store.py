@@ -8,7 +8,14 @@
   the time of the last inbound message (the 24-hour customer-service window).
 - ``wa_outbound``: each message the clinic sends, its delivery status (monotonic: a late
   "delivered" never overwrites "read") and, when it finally failed, the error: a dead
-  letter, never a silent drop.
+  letter, never a silent drop. The replies of one turn are all recorded (``queued``, with
+  the patient's message id and their order) before the first is sent, so a crash between
+  two replies loses none: a restarted process sends exactly the ones that did not go out
+  (whatsapp/outbox.py). States: ``queued`` → ``sending`` → ``sent`` | ``refused`` |
+  ``dead`` (a dead letter; retried later while ``retry_at`` is set) | ``dismissed`` (a
+  dead letter staff closed). ``ambiguous`` marks a row whose request Meta may have taken
+  although no answer came back (a timeout, a crash mid-request): a resend could deliver it
+  twice, so it is flagged and counted, never hidden behind a plain ``sent``.
 
 Synchronous SQLAlchemy (2.0 style on 1.4): callers run these methods in a worker thread.
 """
@@ -20,7 +27,20 @@ import datetime as dt
 import json
 from typing import Iterable, Optional
 
-from sqlalchemy import Column, DateTime, Integer, String, Text, case, func, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    case,
+    false,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
@@ -69,20 +89,39 @@ class ContactRow(Base):
     created_at = Column(DateTime(timezone=True), nullable=False)
 
 
+# Outbound states (see the module docstring).
+QUEUED, SENDING, SENT, REFUSED, DEAD, DISMISSED = "queued", "sending", "sent", "refused", "dead", "dismissed"
+
+
 class OutboundRow(Base):
     __tablename__ = "wa_outbound"
+    # A turn's replies are recorded once: recording the same turn again (a retried turn
+    # after a crash) changes nothing.
+    __table_args__ = (UniqueConstraint("turn_wamid", "turn_seq", name="uq_wa_outbound_turn_seq"),)
 
     id = Column(Integer, primary_key=True)
     conversation_id = Column(String(64), nullable=False, index=True)
     wamid = Column(String(191), nullable=True, unique=True)
     kind = Column(String(32), nullable=False)
     payload_json = Column(Text, nullable=True)  # kept only until sent (or as a dead letter)
-    state = Column(String(12), nullable=False, index=True)  # sending|sent|refused|dead
+    state = Column(String(12), nullable=False, index=True)  # queued|sending|sent|refused|dead|dismissed
     error_code = Column(Integer, nullable=True)
     error_detail = Column(String(300), nullable=True)
     attempts = Column(Integer, nullable=False, default=0)
     created_at = Column(DateTime(timezone=True), nullable=False)
     updated_at = Column(DateTime(timezone=True), nullable=False)
+    # The patient's message this reply answers, and its place among that turn's replies
+    # (None: a message nobody asked for: reminders, staff replies, broadcasts).
+    turn_wamid = Column(String(191), nullable=True)
+    turn_seq = Column(Integer, nullable=True)
+    # Meta may have taken a request we got no answer to (timeout, crash mid-request).
+    ambiguous = Column(Boolean, nullable=False, default=False, server_default=false())
+    # A dead letter's later retries: how many rounds ran, and when the next one is due
+    # (None: no more automatic retries).
+    retries = Column(Integer, nullable=False, default=0, server_default="0")
+    retry_at = Column(DateTime(timezone=True), nullable=True, index=True)
+    # The staff ticket opened because this reply finally failed (a human follows up).
+    ticket_id = Column(Integer, nullable=True)
 
 
 class StatusRow(Base):
@@ -97,6 +136,9 @@ class StatusRow(Base):
     wamid = Column(String(191), primary_key=True)
     status = Column(String(12), nullable=True)  # sent|delivered|read|played|failed
     status_at = Column(DateTime(timezone=True), nullable=True)
+    # Our ``biz_opaque_callback_data``, which Meta echoes in status webhooks: it names the
+    # wa_outbound row, so a status proves a send whose answer never reached us.
+    callback = Column(String(64), nullable=True, index=True)
     error_code = Column(Integer, nullable=True)
     error_detail = Column(String(300), nullable=True)
     updated_at = Column(DateTime(timezone=True), nullable=False)
@@ -199,21 +241,6 @@ class WhatsAppStore:
             row.started_at = utcnow()
             return _pending(row)
 
-    def replied_since(self, conversation_id: str, since: Optional[dt.datetime]) -> bool:
-        """Whether anything was sent (or was being sent) to the conversation since ``since``:
-        a message whose processing was interrupted after its reply went out must not be
-        answered again after a restart, even if Rasa had not saved its tracker yet."""
-        if since is None:
-            return False
-        with self._sessions() as session:
-            return session.execute(
-                select(OutboundRow.id).where(
-                    OutboundRow.conversation_id == conversation_id,
-                    OutboundRow.created_at >= since,
-                    OutboundRow.state.in_(("sending", "sent")),
-                ).limit(1)
-            ).first() is not None
-
     def finish(self, message_id: int, error: Optional[str] = None) -> None:
         with self._sessions() as session, session.begin():
             row = session.get(InboxRow, message_id)
@@ -260,48 +287,191 @@ class WhatsAppStore:
             return row.address_encrypted, _aware(row.last_inbound_at)
 
     # ── outbound ────────────────────────────────────────────────────────────────────────
-    def queue_outbound(self, conversation_id: str, kind: str, payload: dict) -> int:
+    def queue_outbound(self, conversation_id: str, kind: str, payload: dict, state: str = SENDING) -> int:
+        """One message nobody is waiting on in order (reminders, staff replies): recorded
+        as being sent now."""
         now = utcnow()
         with self._sessions() as session, session.begin():
             row = OutboundRow(
                 conversation_id=conversation_id, kind=kind, payload_json=json.dumps(payload),
-                state="sending", attempts=0, created_at=now, updated_at=now,
+                state=state, attempts=0, created_at=now, updated_at=now,
             )
             session.add(row)
             session.flush()
             return row.id
 
+    def record_turn(self, conversation_id: str, turn_wamid: str,
+                    replies: list[tuple[str, dict, Optional[str]]]) -> list[int]:
+        """All the replies of one turn, in order, before the first is sent: ``(kind,
+        payload, refused)`` each, ``refused`` a reason when it must not be sent at all.
+        Idempotent per turn (a retried turn records nothing twice). Returns the ids of the
+        turn's rows in order."""
+        now = utcnow()
+        with self._sessions() as session, session.begin():
+            insert = _insert_for(session)
+            for seq, (kind, payload, refused) in enumerate(replies):
+                session.execute(
+                    insert(OutboundRow).values(
+                        conversation_id=conversation_id, kind=kind, payload_json=json.dumps(payload),
+                        state=REFUSED if refused else QUEUED, error_detail=(refused or None) and refused[:300],
+                        attempts=0, created_at=now, updated_at=now, turn_wamid=turn_wamid, turn_seq=seq,
+                        ambiguous=False, retries=0,
+                    ).on_conflict_do_nothing(index_elements=["turn_wamid", "turn_seq"])
+                )
+            return list(session.scalars(
+                select(OutboundRow.id).where(OutboundRow.turn_wamid == turn_wamid).order_by(OutboundRow.turn_seq)
+            ))
+
+    def turn_recorded(self, turn_wamid: str) -> bool:
+        """Whether this patient message's replies are already recorded: then they are sent
+        (or being sent) from the outbox, and the message needs no second turn."""
+        with self._sessions() as session:
+            return session.execute(
+                select(OutboundRow.id).where(OutboundRow.turn_wamid == turn_wamid).limit(1)
+            ).first() is not None
+
+    def claim(self, outbound_id: int, from_states: tuple[str, ...] = (QUEUED,),
+              retry_round: bool = False) -> Optional["OutboundItem"]:
+        """Move a row to ``sending`` if it is still in one of ``from_states`` (so two
+        processes never both send it); the row as it was claimed, or None."""
+        values: dict = {"state": SENDING, "updated_at": utcnow()}
+        if retry_round:
+            values.update(retries=OutboundRow.retries + 1, retry_at=None)
+        with self._sessions() as session, session.begin():
+            result = session.execute(
+                update(OutboundRow)
+                .where(OutboundRow.id == outbound_id, OutboundRow.state.in_(from_states))
+                .values(**values)
+            )
+            if not result.rowcount:
+                return None
+            return _item(session.get(OutboundRow, outbound_id))
+
+    def outbound_item(self, outbound_id: int) -> Optional["OutboundItem"]:
+        with self._sessions() as session:
+            row = session.get(OutboundRow, outbound_id)
+            return _item(row) if row is not None else None
+
+    def next_unsent(self, conversation_id: str) -> Optional["OutboundItem"]:
+        """The conversation's oldest reply that has not gone out (queued, or interrupted
+        while sending): replies leave strictly in the order they were recorded."""
+        with self._sessions() as session:
+            row = session.scalars(
+                select(OutboundRow)
+                .where(OutboundRow.conversation_id == conversation_id,
+                       OutboundRow.state.in_((QUEUED, SENDING)), OutboundRow.turn_wamid.is_not(None))
+                .order_by(OutboundRow.id).limit(1)
+            ).first()
+            return _item(row) if row is not None else None
+
+    def unsent_conversations(self) -> list[str]:
+        """Conversations with turn replies that did not go out (what a crash left)."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(OutboundRow.conversation_id, func.min(OutboundRow.id))
+                .where(OutboundRow.state.in_((QUEUED, SENDING)), OutboundRow.turn_wamid.is_not(None))
+                .group_by(OutboundRow.conversation_id).order_by(func.min(OutboundRow.id))
+            )
+            return [conversation_id for conversation_id, _ in rows]
+
+    def mark_ambiguous(self, outbound_id: int, detail: str) -> None:
+        with self._sessions() as session, session.begin():
+            session.execute(update(OutboundRow).where(OutboundRow.id == outbound_id).values(
+                ambiguous=True, error_detail=detail[:300], updated_at=utcnow()))
+
+    def proof_of_send(self, outbound_id: int) -> Optional[tuple[str, Optional[str]]]:
+        """(wamid, status) of a status webhook that names this row (``callback_data``):
+        Meta took the message, whatever became of our request."""
+        with self._sessions() as session:
+            row = session.execute(
+                select(StatusRow.wamid, StatusRow.status)
+                .where(StatusRow.callback == callback_data(outbound_id)).limit(1)
+            ).first()
+            return (row[0], row[1]) if row is not None else None
+
     def outbound_sent(self, outbound_id: int, wamid: str, attempts: int) -> None:
         with self._sessions() as session, session.begin():
             row = session.get(OutboundRow, outbound_id)
             row.wamid = wamid
-            row.state = "sent"
+            row.state = SENT
             row.attempts = attempts
             row.payload_json = None
+            row.retry_at = None
             row.updated_at = utcnow()
 
     def outbound_failed(
-        self, outbound_id: int, state: str, code: Optional[int], detail: str, attempts: int
+        self, outbound_id: int, state: str, code: Optional[int], detail: str, attempts: int,
+        retry_at: Optional[dt.datetime] = None,
     ) -> None:
         """``state`` is ``refused`` (never sent, e.g. outside the 24-hour window) or
-        ``dead`` (Meta rejected it or every retry failed). The payload is kept."""
+        ``dead`` (Meta rejected it or every attempt failed; ``retry_at``: when a later
+        round tries again). The payload is kept."""
         with self._sessions() as session, session.begin():
             row = session.get(OutboundRow, outbound_id)
             row.state = state
             row.error_code = code
             row.error_detail = detail[:300]
             row.attempts = attempts
+            row.retry_at = retry_at
             row.updated_at = utcnow()
 
+    def due_dead_letters(self, now: dt.datetime, limit: int = 50) -> list[int]:
+        with self._sessions() as session:
+            return list(session.scalars(
+                select(OutboundRow.id)
+                .where(OutboundRow.state == DEAD, OutboundRow.retry_at.is_not(None), OutboundRow.retry_at <= now)
+                .order_by(OutboundRow.retry_at).limit(limit)
+            ))
+
+    def stale_sending(self, older_than: dt.datetime) -> list[int]:
+        """Rows left ``sending`` by a process that died (no send takes this long)."""
+        with self._sessions() as session:
+            return list(session.scalars(
+                select(OutboundRow.id)
+                .where(OutboundRow.state == SENDING, OutboundRow.updated_at < older_than)
+                .order_by(OutboundRow.id)
+            ))
+
+    def set_ticket(self, outbound_id: int, ticket_id: Optional[int]) -> None:
+        with self._sessions() as session, session.begin():
+            session.execute(update(OutboundRow).where(OutboundRow.id == outbound_id).values(ticket_id=ticket_id))
+
+    # ── dead letters, for staff (clinic/inbox) ──────────────────────────────────────────
+    def dead_letters(self, include_dismissed: bool = False, limit: int = 200) -> list["OutboundItem"]:
+        states = (DEAD, DISMISSED) if include_dismissed else (DEAD,)
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(OutboundRow).where(OutboundRow.state.in_(states))
+                .order_by(OutboundRow.id.desc()).limit(limit)
+            )
+            return [_item(row) for row in rows]
+
+    def request_retry(self, outbound_id: int, now: Optional[dt.datetime] = None) -> bool:
+        """Staff asked to try a dead letter again: the sending process's retry job takes it
+        on its next round."""
+        with self._sessions() as session, session.begin():
+            result = session.execute(
+                update(OutboundRow).where(OutboundRow.id == outbound_id, OutboundRow.state == DEAD)
+                .values(retry_at=now or utcnow(), updated_at=utcnow())
+            )
+            return bool(result.rowcount)
+
+    def dismiss(self, outbound_id: int) -> bool:
+        with self._sessions() as session, session.begin():
+            result = session.execute(
+                update(OutboundRow).where(OutboundRow.id == outbound_id, OutboundRow.state == DEAD)
+                .values(state=DISMISSED, retry_at=None, payload_json=None, updated_at=utcnow())
+            )
+            return bool(result.rowcount)
+
     def record_status(
-        self, wamid: str, status: str, at: dt.datetime, code: Optional[int], detail: Optional[str]
+        self, wamid: str, status: str, at: dt.datetime, code: Optional[int], detail: Optional[str],
+        callback: Optional[str] = None,
     ) -> bool:
         """Apply a status webhook; returns False when it was older news and ignored."""
-        return self.record_statuses([(wamid, status, at, code, detail)])[0]
+        return self.record_statuses([(wamid, status, at, code, detail, callback)])[0]
 
-    def record_statuses(
-        self, updates: list[tuple[str, str, dt.datetime, Optional[int], Optional[str]]]
-    ) -> list[bool]:
+    def record_statuses(self, updates: list[tuple]) -> list[bool]:
         """Apply status webhooks in order, in one transaction (a webhook batch brings many:
         sent, delivered and read for every reply); whether each was applied."""
         if not updates:
@@ -311,7 +481,8 @@ class WhatsAppStore:
 
     @staticmethod
     def _apply_status(session, wamid: str, status: str, at: dt.datetime, code: Optional[int],
-                      detail: Optional[str]) -> bool:
+                      detail: Optional[str], callback: Optional[str] = None) -> bool:
+        """(``updates`` items: wamid, status, at, code, detail[, callback])."""
         insert = _insert_for(session)
         session.execute(
             insert(StatusRow).values(wamid=wamid, updated_at=utcnow())
@@ -322,6 +493,9 @@ class WhatsAppStore:
         row = session.scalars(
             select(StatusRow).where(StatusRow.wamid == wamid).with_for_update()
         ).one()
+        if callback and not row.callback:
+            # Even from a stale status: it still proves which row Meta took.
+            row.callback = callback[:64]
         if not status_supersedes(status, row.status):
             return False
         row.status, row.status_at = status, at
@@ -342,9 +516,55 @@ class WhatsAppStore:
             return list(session.scalars(query))
 
     def outbound_counts(self) -> dict[str, int]:
+        """Rows per state, plus ``ambiguous`` (flagged rows, whatever their state) and
+        ``dead_retry_scheduled`` (dead letters a later round will try again)."""
         with self._sessions() as session:
             rows = session.execute(select(OutboundRow.state, func.count()).group_by(OutboundRow.state))
-            return {state: count for state, count in rows}
+            counts = {state: count for state, count in rows}
+            counts["ambiguous"] = session.execute(
+                select(func.count()).select_from(OutboundRow).where(OutboundRow.ambiguous.is_(True))).scalar_one()
+            counts["dead_retry_scheduled"] = session.execute(
+                select(func.count()).select_from(OutboundRow)
+                .where(OutboundRow.state == DEAD, OutboundRow.retry_at.is_not(None))).scalar_one()
+            return counts
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboundItem:
+    """A ``wa_outbound`` row as the sender and the staff view use it."""
+
+    id: int
+    conversation_id: str
+    kind: str
+    payload: Optional[dict]
+    state: str
+    attempts: int
+    ambiguous: bool
+    retries: int
+    retry_at: Optional[dt.datetime]
+    turn_wamid: Optional[str]
+    error_code: Optional[int]
+    error_detail: Optional[str]
+    ticket_id: Optional[int]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+def callback_data(outbound_id: int) -> str:
+    """Our ``biz_opaque_callback_data`` for a row: Meta echoes it in the message's status
+    webhooks. An id only: it carries nothing about the patient."""
+    return f"out-{outbound_id}"
+
+
+def _item(row: OutboundRow) -> OutboundItem:
+    return OutboundItem(
+        id=row.id, conversation_id=row.conversation_id, kind=row.kind,
+        payload=json.loads(row.payload_json) if row.payload_json else None, state=row.state,
+        attempts=row.attempts or 0, ambiguous=bool(row.ambiguous), retries=row.retries or 0,
+        retry_at=_aware(row.retry_at), turn_wamid=row.turn_wamid, error_code=row.error_code,
+        error_detail=row.error_detail, ticket_id=row.ticket_id, created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
 
 
 def _insert_for(session):

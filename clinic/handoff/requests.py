@@ -28,6 +28,7 @@ class Reason(str, enum.Enum):
     FRUSTRATION = "frustration"              # "this is useless"
     CLINICAL_QUESTION = "clinical_question"  # insisted on a clinical question: the nurse
     LONG_MESSAGE = "long_message"            # too long to classify: a person reads all of it
+    REPLY_FAILED = "reply_failed"            # the assistant's reply could not be delivered
     MESSAGE_FAILED = "message_failed"        # the assistant failed on it every attempt (a dead letter)
 
 

@@ -28,6 +28,7 @@ HANDOFF_REASON_LABELS: Dict[str, str] = {
     "clinical_question": "Clinical question",
     "long_message": "Long message: read it all",
     "message_failed": "Message the assistant could not process",
+    "reply_failed": "Assistant's reply could not be delivered",
 }
 
 

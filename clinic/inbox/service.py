@@ -94,7 +94,8 @@ RESOLUTION_REASONS = {
     "duplicate": "Duplicate request",
 }
 HANDOFF_REASONS = ("patient_request", "emergency", "callback_request", "bot_fallback", "frustration",
-                   "clinical_question", "long_message", "message_failed")
+                   "clinical_question", "long_message", "message_failed",
+                   "reply_failed")
 
 
 @dataclasses.dataclass(frozen=True)

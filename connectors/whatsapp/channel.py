@@ -43,7 +43,8 @@ from clinic.language.memory import LanguageMemory
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from clinic.redaction import redact
 from connectors.whatsapp.inbound_mapping import to_assistant_input
-from connectors.whatsapp.output import CHANNEL_NAME, WhatsAppOutput
+from connectors.whatsapp.follow_up import follow_up_opener
+from connectors.whatsapp.output import CHANNEL_NAME, WhatsAppOutput, deliver_turn
 from connectors.whatsapp.processor import InboxProcessor, mark_read_best_effort, where_it_failed
 from connectors.whatsapp.safety_net import PausedSafetyNet
 from connectors.whatsapp.settings import WhatsAppSettings
@@ -61,8 +62,9 @@ from whatsapp.inbound import (
 from whatsapp.journal import InboxJournal
 from whatsapp.limits import WEBHOOK_BODY_MAX_BYTES
 from whatsapp.metrics import Metrics
+from whatsapp.outbox import Outbox
 from whatsapp.quarantine import WAMID_MAX, Quarantine, storable_wamid
-from whatsapp.sender import Sender
+from whatsapp.sender import DeliveryPolicy, Sender
 from whatsapp.store import NewInbound, PendingMessage, WhatsAppStore
 
 logger = logging.getLogger(__name__)
@@ -112,8 +114,14 @@ class WhatsAppInput(InputChannel):
         self.on_new_conversations: Optional[Callable[[List[str]], None]] = None
         # One pooled HTTP client per event loop: replies are sent from the processing loop,
         # proactive messages (Rasa's trigger_intent) from Sanic's loop.
+        # Attempts, timeouts and dead-letter rounds of outbound messages (whatsapp/sender.py).
+        self.delivery = DeliveryPolicy.from_environment()
         self._client = self._graph_client()
-        self.sender = Sender(self._client, self.store, self._cipher, self.metrics)
+        # A turn's reply that finally failed opens a staff ticket (follow_up.py).
+        self.sender = Sender(self._client, self.store, self._cipher, self.metrics, policy=self.delivery,
+                             on_final_failure=follow_up_opener(sessions, self._pseudonym_key))
+        # A turn's replies: recorded, then sent in order; resumed after a crash (outbox.py).
+        self.outbox = Outbox(self.sender, self.store, self.metrics)
         self._proactive_client: Optional[GraphClient] = None
         self._proactive_sender: Optional[Sender] = None
         self.processor: Optional[InboxProcessor] = None
@@ -126,13 +134,16 @@ class WhatsAppInput(InputChannel):
             phone_number_id=self.settings.phone_number_id,
             access_token=self.settings.access_token,
             rate_per_second=self.settings.send_rate_per_second,
+            max_attempts=self.delivery.attempts,
+            timeout=self.delivery.timeout,
         )
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         # Used by Rasa for messages the patient didn't just ask for (trigger_intent, reminders).
         if self._proactive_sender is None:
             self._proactive_client = self._graph_client()
-            self._proactive_sender = Sender(self._proactive_client, self.store, self._cipher, self.metrics)
+            self._proactive_sender = Sender(self._proactive_client, self.store, self._cipher, self.metrics,
+                                            policy=self.delivery)
         return WhatsAppOutput(self._proactive_sender)
 
     async def metrics_report(self) -> Dict[str, Any]:
@@ -156,7 +167,14 @@ class WhatsAppInput(InputChannel):
 
         async def handle(message: PendingMessage) -> None:
             await mark_read_best_effort(self.sender, message.wamid, self.metrics)
-            await self._run_turn(on_new_message, message, WhatsAppOutput(self.sender))
+            # A retried message Rasa already took in: the replies it gave then.
+            replies = await _replies_already_given(self._agent, message) if message.attempts > 1 else None
+            if replies is None:
+                collector = CollectingOutputChannel()
+                await self._run_turn(on_new_message, message, collector)
+                replies = collector.messages
+            # Every reply recorded before the first is sent (whatsapp/outbox.py).
+            await deliver_turn(self.outbox, message.conversation_id, message.wamid, replies)
 
         self.processor = InboxProcessor(
             self.store, handle, self.settings.max_concurrent_conversations, self.metrics,
@@ -176,12 +194,10 @@ class WhatsAppInput(InputChannel):
                 return
 
             async def already_handled(message: PendingMessage) -> bool:
-                # Rasa saves the tracker after the replies went out: a crash in between
-                # leaves no trace in the tracker, but the replies are in our outbound log.
-                if await asyncio.to_thread(self.store.replied_since, message.conversation_id,
-                                           message.started_at):
-                    return True
-                return await _tracker_has_message(app, message)
+                # Its replies are recorded: the outbox sends those that did not go out.
+                # Otherwise it is processed again, and ``handle`` replays the replies if
+                # Rasa had already taken it in.
+                return await asyncio.to_thread(self.store.turn_recorded, message.wamid)
 
             # Load the redaction recognizers now, not on the first patient's message.
             await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
@@ -189,10 +205,14 @@ class WhatsAppInput(InputChannel):
             # Webhooks acknowledged before a crash but not yet in the inbox: in first, then
             # recovery (which keeps each conversation's order), then the flusher takes over.
             await self.drain_journal_at_start()
+            # Replies recorded but not sent before a crash go first, in order.
+            await asyncio.wrap_future(self._worker.submit(self.outbox.resume()))
             await asyncio.wrap_future(self._worker.submit(self.processor.recover(already_handled)))
             self.start_flushing()
             # A periodic look at the inbox: nothing stored there waits for a restart.
             self._worker.call_soon(self.processor.start_sweeping, self.settings.inbox_sweep_seconds)
+            # Dead letters' later rounds, and replies nobody is sending (outbox.py).
+            self._worker.call_soon(self.outbox.start_sweeping)
 
         @blueprint.listener("before_server_stop")
         async def close_clients(_app, _loop) -> None:
@@ -445,7 +465,8 @@ class WhatsAppInput(InputChannel):
         if len(items) > len(new):
             self.metrics.increment("inbound_duplicates", len(items) - len(new))
         applied = self.store.record_statuses([
-            (r["wamid"], r["status"], dt.datetime.fromisoformat(r["at"]), r.get("code"), r.get("detail"))
+            (r["wamid"], r["status"], dt.datetime.fromisoformat(r["at"]), r.get("code"), r.get("detail"),
+             r.get("callback"))
             for r in statuses])
         for record, was_applied in zip(statuses, applied, strict=False):
             self.metrics.increment(f"status_{record['status']}" if was_applied else "status_ignored_stale")
@@ -631,24 +652,9 @@ def _status_record(status: StatusUpdate) -> dict:
     return {"type": "status", "wamid": status.message_id, "status": status.status,
             "at": dt.datetime.fromtimestamp(status.timestamp, dt.timezone.utc).isoformat(),
             "code": first_error.code if first_error else None,
-            "detail": (first_error.details or first_error.message) if first_error else None}
-
-
-async def _tracker_has_message(app, message: PendingMessage) -> bool:
-    """Whether Rasa already logged this wamid (a crash after Rasa handled it)."""
-    agent = getattr(app.ctx, "agent", None)
-    if agent is None or agent.tracker_store is None:
-        return False
-    tracker = agent.tracker_store.retrieve(message.conversation_id)
-    if inspect.isawaitable(tracker):
-        tracker = await tracker
-    if tracker is None:
-        return False
-    return any(
-        getattr(event, "message_id", None) == message.wamid
-        for event in tracker.events
-        if type(event).__name__ == "UserUttered"
-    )
+            "detail": (first_error.details or first_error.message) if first_error else None,
+            # Names the wa_outbound row: proof that Meta took it (whatsapp/outbox.py).
+            "callback": (status.biz_opaque_callback_data or "")[:64] or None}
 
 
 async def _replies_already_given(agent: Any, message: PendingMessage) -> Optional[List[Dict[str, Any]]]:

@@ -48,7 +48,7 @@ from aiohttp import web
 
 from clinic.redaction import redact
 from connectors.whatsapp.channel import WhatsAppInput
-from connectors.whatsapp.output import WhatsAppOutput
+from connectors.whatsapp.output import deliver_turn
 from connectors.whatsapp.processor import InboxProcessor, mark_read_best_effort
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.worker import WorkerLoop
@@ -162,9 +162,10 @@ class Ingress:
         marking = asyncio.ensure_future(mark_read_best_effort(sender, message.wamid, self.channel.metrics))
         answer = await self._turn(message)
         await marking
-        output = WhatsAppOutput(sender)
-        for reply in answer.get("messages") or []:
-            await output.send_response(message.conversation_id, reply)
+        # Every reply recorded before the first is sent, then sent in order; a crash in
+        # between loses none (whatsapp/outbox.py).
+        await deliver_turn(self.channel.outbox, message.conversation_id, message.wamid,
+                           answer.get("messages") or [])
 
     async def _turn(self, message: PendingMessage) -> dict:
         # Whether a staff member has the conversation (then Rasa checks whether it is paused,
@@ -227,12 +228,17 @@ class Ingress:
         store = self.channel.store
 
         async def already_replied(message: PendingMessage) -> bool:
-            # Interrupted after its replies went out (they are in the outbound log): done.
-            # Otherwise it is requeued and its turn says it is a retry (see ``_turn``).
-            return await asyncio.to_thread(store.replied_since, message.conversation_id, message.started_at)
+            # Interrupted after its replies were recorded: done here, the outbox sends those
+            # that did not go out. Otherwise it is requeued and its turn says it is a retry
+            # (see ``_turn``): Rasa answers with the replies it gave, if it took it in.
+            return await asyncio.to_thread(store.turn_recorded, message.wamid)
 
+        # Replies recorded but not sent before a crash go first, each conversation in order.
+        await self.channel.outbox.resume()
         await self.processor.recover(already_replied)
         self.processor.start_sweeping(self.channel.settings.inbox_sweep_seconds)
+        # Dead letters' later rounds, and replies nobody is sending.
+        self.channel.outbox.start_sweeping()
 
     async def _stop_processing(self) -> None:
         await self.processor.idle()

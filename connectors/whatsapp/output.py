@@ -8,18 +8,24 @@
   ``cta_url``, ``template``, ``location_request``, ``media``;
 - images and attachments by link.
 Every message is built by ``whatsapp.outbound``, which refuses shapes Meta would reject.
+
+A patient's turn is not sent reply by reply as Rasa produces it: ``deliver_turn`` builds
+every WhatsApp message of the turn first, the outbox records them all, then sends them in
+order (whatsapp/outbox.py), so a crash between two replies loses none. Messages nobody
+asked for (Rasa's ``trigger_intent``, reminders) go out at once through the sender.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa.core.channels.channel import OutputChannel
 
 from whatsapp.limits import INTERACTIVE_BODY_MAX, LIST_ROWS_MAX
 from whatsapp.outbound import (
     Choice,
+    OutboundMessage,
     CtaUrl,
     LocationRequest,
     Media,
@@ -31,6 +37,7 @@ from whatsapp.outbound import (
 from whatsapp.outbound import (
     Text as TextMessage,
 )
+from whatsapp.outbox import Outbox
 from whatsapp.sender import Sender
 
 logger = logging.getLogger(__name__)
@@ -44,8 +51,10 @@ class WhatsAppOutput(OutputChannel):
     def name(cls) -> Text:
         return CHANNEL_NAME
 
-    def __init__(self, sender: Sender) -> None:
+    def __init__(self, sender: Optional[Sender], collect: bool = False) -> None:
         self._sender = sender
+        # collect=True: build the messages without sending them (``deliver_turn``).
+        self.collected: Optional[List[Tuple[OutboundMessage, str]]] = [] if collect else None
 
     async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
         for chunk in split_text(text):
@@ -110,7 +119,21 @@ class WhatsAppOutput(OutputChannel):
         await self._send(recipient_id, message, kind)
 
     async def _send(self, recipient_id: str, message, kind: str) -> None:
+        if self.collected is not None:
+            self.collected.append((message, kind))
+            return
         await self._sender.send(recipient_id, message, kind)
+
+
+async def deliver_turn(outbox: Outbox, conversation_id: str, turn_wamid: str,
+                       replies: List[Dict[str, Any]]) -> None:
+    """The replies of one turn (Rasa's collected responses, in order): built, recorded
+    together, then sent in order by the outbox."""
+    builder = WhatsAppOutput(None, collect=True)
+    for reply in replies:
+        # send_response pops keys: give it a copy (a replayed turn may be used again).
+        await builder.send_response(conversation_id, {k: v for k, v in reply.items() if k != "recipient_id"})
+    await outbox.deliver_turn(conversation_id, turn_wamid, builder.collected)
 
 
 def _custom_message(spec: Dict[str, Any]):

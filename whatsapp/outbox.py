@@ -1,0 +1,192 @@
+"""The outbox: a turn's replies leave in order, survive a crash, and are retried when dead.
+
+Why: a turn often has several replies (a welcome, a menu, the answer) and Graph takes a
+fraction of a second for each. Sending them as they were produced meant a crash between
+two of them lost the rest silently. Now every reply of a turn is recorded in
+``wa_outbound`` (``queued``) before the first is sent; this class then sends a
+conversation's unsent replies strictly in the order they were recorded, one conversation
+at a time (an asyncio lock per conversation: a later turn's replies wait for an earlier
+turn's), and:
+
+- at start-up (``resume``), sends what a crashed process left: ``queued`` rows as they
+  are, and rows caught ``sending`` as *ambiguous* (the request may have reached Meta): the
+  sender first looks for a status webhook that names the row (proof it went out, so it is
+  ``sent``), and sends it again only without one (whatsapp/sender.py);
+- every ``DeliveryPolicy.sweep_seconds`` (``start_sweeping``), retries the dead letters
+  whose next round is due (bounded rounds with growing delays, then a person follows up:
+  ``Sender.on_final_failure``), picks up recorded replies nobody is sending (a turn whose
+  sending failed part-way), and settles rows another process left ``sending`` long ago
+  (proof → ``sent``; else a flagged dead letter for staff, never resent blindly: its
+  caller may have sent it again already).
+
+Only one process sends a deployment's turn replies (the gateway, or Rasa's channel without
+one), so a ``sending`` turn reply found while this process holds the conversation's lock
+was interrupted. ``claim`` (a conditional update) keeps two rounds from sending one row.
+No Rasa inside: the messages are already WhatsApp messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+from typing import Dict, Optional, Sequence, Set
+
+from whatsapp.metrics import Metrics
+from whatsapp.outbound import OutboundMessage
+from whatsapp.sender import AMBIGUOUS, DeliveryPolicy, Sender
+from whatsapp.store import DEAD, QUEUED, SENDING, WhatsAppStore, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(self, sender: Sender, store: WhatsAppStore, metrics: Metrics,
+                 policy: Optional[DeliveryPolicy] = None) -> None:
+        self.sender = sender
+        self._store = store
+        self._metrics = metrics
+        self.policy = policy or sender.policy
+        self._locks: Dict[str, asyncio.Lock] = {}
+        self._tasks: Set[asyncio.Task] = set()
+        self._retrying: Set[int] = set()
+        self._sweeper: Optional[asyncio.Task] = None
+
+    def _lock(self, conversation_id: str) -> asyncio.Lock:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
+
+    # ── a turn ────────────────────────────────────────────────────────────────────────────
+    async def deliver_turn(self, conversation_id: str, turn_wamid: str,
+                           messages: Sequence[tuple[OutboundMessage, str]]) -> None:
+        """Record every reply of the turn (idempotent per ``turn_wamid``), then send the
+        conversation's unsent replies in order."""
+        if messages:
+            await self.sender.record_turn(conversation_id, turn_wamid, messages)
+        await self.drain(conversation_id)
+
+    async def drain(self, conversation_id: str) -> int:
+        """Send the conversation's unsent turn replies, oldest first; how many were tried."""
+        tried = 0
+        async with self._lock(conversation_id):
+            while True:
+                item = await asyncio.to_thread(self._store.next_unsent, conversation_id)
+                if item is None:
+                    break
+                if item.state == SENDING:
+                    # Interrupted mid-request (see the module docstring): maybe delivered.
+                    await asyncio.to_thread(self._store.mark_ambiguous, item.id,
+                                            f"{AMBIGUOUS}: interrupted while sending")
+                    self._metrics.increment("outbound_interrupted")
+                    item = dataclasses.replace(item, ambiguous=True)
+                else:
+                    item = await asyncio.to_thread(self._store.claim, item.id, (QUEUED,))
+                    if item is None:
+                        continue
+                await self.sender.deliver(item)
+                tried += 1
+        if tried:
+            # The lock is only needed while a conversation has something to send.
+            lock = self._locks.get(conversation_id)
+            if lock is not None and not lock.locked():
+                self._locks.pop(conversation_id, None)
+        return tried
+
+    # ── start-up ──────────────────────────────────────────────────────────────────────────
+    async def resume(self) -> int:
+        """After a crash: send what was recorded but not sent, per conversation in order (in
+        the background: recovery of the inbox does not wait for it). How many conversations."""
+        conversations = await asyncio.to_thread(self._store.unsent_conversations)
+        for conversation_id in conversations:
+            self._spawn(self.drain(conversation_id))
+        if conversations:
+            self._metrics.increment("outbound_resumed_conversations", len(conversations))
+            logger.info("Resuming unsent WhatsApp replies in %d conversation(s)", len(conversations))
+        return len(conversations)
+
+    # ── the retry job ─────────────────────────────────────────────────────────────────────
+    def start_sweeping(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.sweep_seconds)
+            try:
+                await self.sweep()
+            except Exception:  # noqa: BLE001 - a database hiccup: the next round tries again
+                logger.exception("Outbox sweep failed")
+
+    async def sweep(self, now: Optional[dt.datetime] = None) -> None:
+        """One round: due dead letters, orphaned unsent replies, stale ``sending`` rows."""
+        now = now or utcnow()
+        for outbound_id in await asyncio.to_thread(self._store.due_dead_letters, now):
+            if outbound_id not in self._retrying:
+                self._retrying.add(outbound_id)
+                self._spawn(self._retry(outbound_id))
+        for conversation_id in await asyncio.to_thread(self._store.unsent_conversations):
+            lock = self._locks.get(conversation_id)
+            if lock is None or not lock.locked():
+                self._spawn(self.drain(conversation_id))
+        # No send takes longer than every attempt timing out, plus the wait for a proof.
+        stale_after = self.policy.attempts * self.policy.timeout + self.policy.unconfirmed_grace + 60
+        for outbound_id in await asyncio.to_thread(self._store.stale_sending,
+                                                   now - dt.timedelta(seconds=stale_after)):
+            await self._settle_stale(outbound_id)
+
+    async def _retry(self, outbound_id: int) -> None:
+        try:
+            item = await asyncio.to_thread(self._store.outbound_item, outbound_id)
+            if item is None:
+                return
+            async with self._lock(item.conversation_id):
+                item = await asyncio.to_thread(self._store.claim, outbound_id, (DEAD,), True)
+                if item is None:
+                    return  # dismissed, or another round took it
+                self._metrics.increment("outbound_dead_letter_retried")
+                outcome = await self.sender.deliver(item)
+                if outcome.state == "sent":
+                    self._metrics.increment("outbound_dead_letter_recovered")
+        finally:
+            self._retrying.discard(outbound_id)
+
+    async def _settle_stale(self, outbound_id: int) -> None:
+        item = await asyncio.to_thread(self._store.outbound_item, outbound_id)
+        if item is None or item.state != SENDING:
+            return
+        if item.turn_wamid is not None:
+            return  # a turn reply: drain() resends it in order
+        proof = await asyncio.to_thread(self._store.proof_of_send, outbound_id)
+        if proof is not None:
+            await asyncio.to_thread(self._store.outbound_sent, outbound_id, proof[0], item.attempts)
+            self._metrics.increment("outbound_ambiguous_confirmed")
+            return
+        await asyncio.to_thread(self._store.mark_ambiguous, outbound_id, f"{AMBIGUOUS}: left sending")
+        await asyncio.to_thread(self._store.outbound_failed, outbound_id, DEAD, None,
+                                f"{AMBIGUOUS}: left sending by a process that stopped", item.attempts)
+        self._metrics.increment("outbound_dead_letters")
+        self._metrics.increment("outbound_ambiguous")
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Sending unsent WhatsApp replies failed (%s); the next sweep retries",
+                         type(task.exception()).__name__)
+
+    async def idle(self) -> None:
+        """Wait for background sends (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
