@@ -77,6 +77,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    metavar="N", help="more than N messages to one user within 6 s -> 131056 (default off)")
     p.add_argument("--throughput", type=_optional_int, default=_optional_int(_env("SIMULATOR_THROUGHPUT", "off")),
                    metavar="N", help="more than N send requests per second -> 130429 (default off; Meta: 80)")
+    p.add_argument("--latency-ms", default=_env("SIMULATOR_LATENCY_MS", ""), metavar="LOW,HIGH",
+                   help="Graph API latency of each message send, drawn uniformly (default: none)")
     p.add_argument("--default-user", default=_env("SIMULATOR_DEFAULT_USER", DEFAULT_USER_WA_ID),
                    help="wa_id the chat page uses without ?user=")
     p.add_argument("--default-user-name", default=_env("SIMULATOR_DEFAULT_USER_NAME", DEFAULT_USER_NAME))
@@ -92,6 +94,10 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         schedule = [float(x) for x in args.retry_schedule.split(",") if x.strip()]
     except ValueError:
         raise ConfigError(f"--retry-schedule must be comma-separated seconds, got {args.retry_schedule!r}") from None
+    try:
+        latency = [float(x) for x in args.latency_ms.split(",") if x.strip()] or None
+    except ValueError:
+        raise ConfigError(f"--latency-ms must be LOW,HIGH milliseconds, got {args.latency_ms!r}") from None
     return SimulatorConfig(
         app_secret=args.app_secret or _env("WHATSAPP_APP_SECRET") or "",
         access_token=args.access_token or _env("WHATSAPP_ACCESS_TOKEN") or "",
@@ -110,6 +116,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         webhook_timeout=args.webhook_timeout,
         pair_rate_limit=args.pair_rate,
         throughput_limit=args.throughput,
+        latency_ms=latency,
         default_user_wa_id=args.default_user,
         default_user_name=args.default_user_name,
     )

@@ -25,6 +25,7 @@ RUNTIME_KEYS = (
     "pair_rate_limit",
     "throughput_limit",
     "typing_timeout",
+    "latency_ms",
 )
 
 
@@ -60,6 +61,10 @@ class SimulatorConfig:
     # Meta's default for a number is 80).
     throughput_limit: Optional[int] = None
     typing_timeout: float = 25.0
+    # Graph API latency for message sends, [low, high] milliseconds drawn uniformly per
+    # request (None: answer at once). Meta documents none for the Graph API; its webhook
+    # guidance is "median latency not to exceed 250ms, less than 1% exceeds 1s".
+    latency_ms: Optional[List[float]] = None
     default_user_wa_id: str = DEFAULT_USER_WA_ID
     default_user_name: str = DEFAULT_USER_NAME
     max_records: int = 20000
@@ -84,6 +89,9 @@ class SimulatorConfig:
             raise ConfigError("delivered_delay must be >= 0 and webhook_timeout > 0")
         if any(delay < 0 for delay in self.retry_schedule):
             raise ConfigError("retry_schedule delays must be >= 0")
+        if self.latency_ms is not None and (len(self.latency_ms) != 2 or not 0 <= self.latency_ms[0]
+                                            <= self.latency_ms[1] <= 60000):
+            raise ConfigError("latency_ms must be [low, high] milliseconds, 0 <= low <= high <= 60000")
         for name in ("pair_rate_limit", "throughput_limit"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
@@ -112,6 +120,9 @@ class SimulatorConfig:
                     value = None if value in (None, 0) else int(value)
                 elif key == "retry_schedule":
                     value = [float(item) for item in value]
+                elif key == "latency_ms":
+                    value = None if value in (None, 0, [], "") else [float(item) for item in (
+                        value.split(",") if isinstance(value, str) else value)]
                 setattr(self, key, value)
             self.validate()
         except (TypeError, ValueError) as exc:

@@ -262,7 +262,7 @@ async def faults_add(request: web.Request) -> web.Response:
             if status not in HTTP_SHORTHAND:
                 raise SpecError(f"http must be one of {sorted(HTTP_SHORTHAND)}")
             spec.setdefault("code", HTTP_SHORTHAND[status])
-        allowed = {"code", "count", "fraction", "seed", "delay_ms", "to", "endpoint", "mode"}
+        allowed = {"code", "count", "fraction", "seed", "delay_ms", "late_ms", "to", "endpoint", "mode"}
         unknown = set(spec) - allowed
         if unknown:
             raise SpecError(f"unknown fault keys: {', '.join(sorted(unknown))}")

@@ -8,6 +8,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import random
 import secrets
 from typing import Any, Dict, List, Optional
 
@@ -101,11 +102,16 @@ class Simulator:
 
     # ------------------------------------------------------------------ business sends
 
-    async def apply_fault(self, endpoint: str, wa_id: Optional[str]) -> Optional[int]:
-        """Sleep/raise as an injected fault says; return a code for a later `failed` status."""
+    async def apply_fault(self, endpoint: str, wa_id: Optional[str],
+                          late: Optional[List[float]] = None) -> Optional[int]:
+        """Sleep/raise as an injected fault says; return a code for a later `failed` status.
+        ``late`` (sends): receives the rule's ``late_ms``, for the caller to answer late."""
+        await self._latency(endpoint)
         rule = self.state.take_fault(endpoint, wa_id)
         if rule is None:
             return None
+        if late is not None and rule.late_ms:
+            late.append(rule.late_ms)
         if rule.delay_ms:
             await asyncio.sleep(rule.delay_ms / 1000)
         if rule.code is not None and rule.mode == "error":
@@ -115,6 +121,13 @@ class Simulator:
         if rule.mode == "failed_status":
             return rule.code or 131026
         return None
+
+    async def _latency(self, endpoint: str) -> None:
+        """The configured Graph latency (``latency_ms``: [low, high], uniform), before the
+        request is handled: a client cut off meanwhile leaves nothing sent."""
+        span = self.config.latency_ms
+        if span and endpoint == "messages":
+            await asyncio.sleep(random.uniform(span[0], span[1]) / 1000)
 
     def _check_throughput(self) -> None:
         t = now()
@@ -140,7 +153,8 @@ class Simulator:
         guess = None
         if isinstance(body, dict) and isinstance(body.get("to"), str):
             guess = normalise_phone(body["to"])
-        fail_code = await self.apply_fault("messages", guess)
+        late: List[float] = []
+        fail_code = await self.apply_fault("messages", guess, late)
         self._check_throughput()
         try:
             request = validate_send(body, self.templates)
@@ -153,7 +167,12 @@ class Simulator:
         if request.type != "template" and not user.window_open(window=WINDOW):
             raise GraphError(131047, reason="window")
         self._check_pair_rate(user.wa_id)
-        return self._accept(request, user, fail_code)
+        accepted = self._accept(request, user, fail_code)
+        if late:
+            # Taken (statuses are on their way), answered late: a client that gave up
+            # cannot know whether the message went out.
+            await asyncio.sleep(late[0] / 1000)
+        return accepted
 
     def _recipient(self, request: SendRequest) -> User:
         if request.wa_id:

@@ -166,6 +166,9 @@ class FaultRule:
     fraction: Optional[float] = None  # or this share of them (deterministic with seed)
     seed: Optional[int] = None
     delay_ms: float = 0
+    # Meta takes the message (it is sent, statuses follow) but its answer comes only after
+    # this long: what a client whose timeout is shorter sees as a timeout. Sends only.
+    late_ms: float = 0
     to: Optional[str] = None  # only sends to this wa_id
     endpoint: str = "messages"  # messages|media|any
     # "error": answer with the error; "failed_status": accept, then a `failed` status webhook
@@ -179,8 +182,10 @@ class FaultRule:
             self.code = 131026  # message undeliverable
         if self.code is not None and self.mode == "error" and self.code not in CODES:
             raise ValueError(f"unknown error code {self.code}")
-        if self.code is None and not self.delay_ms:
-            raise ValueError("a fault needs a code and/or delay_ms")
+        if self.code is None and not self.delay_ms and not self.late_ms:
+            raise ValueError("a fault needs a code, delay_ms and/or late_ms")
+        if self.late_ms and (self.late_ms < 0 or self.code is not None):
+            raise ValueError("late_ms (accept, answer late) goes without a code")
         if self.count is None and self.fraction is None:
             self.count = 1
         if self.fraction is not None and not 0 <= self.fraction <= 1:
@@ -208,7 +213,8 @@ class FaultRule:
     def describe(self) -> Dict[str, Any]:
         return {
             "id": self.id, "code": self.code, "count": self.count, "fraction": self.fraction,
-            "seed": self.seed, "delay_ms": self.delay_ms, "to": self.to, "endpoint": self.endpoint,
+            "seed": self.seed, "delay_ms": self.delay_ms, "late_ms": self.late_ms, "to": self.to,
+            "endpoint": self.endpoint,
             "mode": self.mode, "hits": self.hits, "seen": self.seen, "exhausted": self.exhausted,
         }
 
