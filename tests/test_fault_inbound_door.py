@@ -255,3 +255,21 @@ async def test_every_fault_in_one_batch_leaves_the_good_messages_and_a_clean_res
     assert (await deliver(again, *signed(envelope(text(OTHER, "after the restart")))))[0] == 200
     assert len(rows(again, "wa_inbox")) == 5
     assert_no_text_logged(logs, "opening hours", "zebra", "umbrella", "elephant", "a good one", "after the restart")
+
+
+@pytest.mark.asyncio
+async def test_records_of_the_wrong_shape_are_quarantined_and_the_good_ones_applied(tmp_path, monkeypatch):
+    first = make_channel(tmp_path, monkeypatch)
+    good = wamid()
+    first.journal.append([
+        ["not", "a", "record"],
+        {"type": "message", "wamid": wamid()},  # fields missing
+        {"type": "message", "wamid": good, "conversation_id": first.conversation_id(PATIENT), "kind": "text",
+         "text": "a good one", "metadata": {}, "redacted": [], "skip": False, "address_encrypted": None,
+         "received_at": dt.datetime.now(dt.timezone.utc).isoformat()},
+    ])
+    first.journal.close()
+    second = make_channel(tmp_path, monkeypatch)
+    await second.drain_journal_at_start()
+    assert [r["wamid"] for r in rows(second, "wa_inbox")] == [good]
+    assert sorted(i.detail for i in second.quarantine.items()) == ["AttributeError", "KeyError"]

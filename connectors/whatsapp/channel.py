@@ -436,10 +436,17 @@ class WhatsAppInput(InputChannel):
         except ValueError:
             received_at = None
         is_message = fields.get("type") == "message"
-        self.quarantine.add(
-            "journal", "journal_apply_failed", detail=type(error).__name__, wamid=text_field("wamid"),
-            conversation_id=text_field("conversation_id"), kind=text_field("kind"),
-            record=fields if is_message else None, received_at=received_at)
+        try:
+            self.quarantine.add(
+                "journal", "journal_apply_failed", detail=type(error).__name__, wamid=text_field("wamid"),
+                conversation_id=text_field("conversation_id"), kind=text_field("kind"),
+                record=fields if is_message else None, received_at=received_at)
+        except Exception as failure:  # noqa: BLE001 - the record is worse than thought
+            if _unreachable(failure):
+                raise
+            # Not even its fields can be stored: the reason alone, so the journal moves on.
+            self.quarantine.add("journal", "journal_apply_failed",
+                                detail=f"{type(error).__name__}; fields unstorable ({type(failure).__name__})")
 
     def _apply_together(self, records: List[dict]) -> List[NewInbound]:
         """Records into the database: messages and addresses in one transaction, then the
