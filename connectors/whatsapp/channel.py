@@ -42,8 +42,8 @@ from clinic.handoff.teams import Team
 from clinic.language.memory import LanguageMemory
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from clinic.redaction import redact
-from connectors.whatsapp.inbound_mapping import to_assistant_input
 from connectors.whatsapp.follow_up import follow_up_opener
+from connectors.whatsapp.inbound_mapping import to_assistant_input
 from connectors.whatsapp.output import CHANNEL_NAME, WhatsAppOutput, deliver_turn
 from connectors.whatsapp.processor import InboxProcessor, mark_read_best_effort, where_it_failed
 from connectors.whatsapp.safety_net import PausedSafetyNet
