@@ -19,8 +19,9 @@ is retried until the assistant answers. A turn the assistant answers with an err
 it took the message and failed on it) is an attempt of that message; after
 WHATSAPP_INBOUND_MAX_ATTEMPTS it is a dead letter (quarantine and a ticket, processor.py) and
 the conversation moves on. Nothing is answered twice: a retried turn that Rasa
-had already taken in returns the replies it gave then, and replies already sent (the outbound
-log) are not sent again after a crash.
+had already taken in returns the replies it gave then, and a turn's replies are recorded
+before the first is sent, so after a crash exactly those that did not go out are sent
+(whatsapp/outbox.py).
 
 For busy numbers, run it as two processes: ``--role door --relay-url …`` (webhooks, journal,
 inbox; a signed notice with conversation ids tells the relay, whose sweep makes a lost notice
