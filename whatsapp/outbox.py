@@ -88,11 +88,11 @@ class Outbox:
                         continue
                 await self.sender.deliver(item)
                 tried += 1
-        if tried:
-            # The lock is only needed while a conversation has something to send.
-            lock = self._locks.get(conversation_id)
-            if lock is not None and not lock.locked():
-                self._locks.pop(conversation_id, None)
+        # The lock is only needed while a conversation has something to send; one with a
+        # waiter stays (the waiter must find the same lock, or two drains would race).
+        lock = self._locks.get(conversation_id)
+        if lock is not None and not lock.locked() and not getattr(lock, "_waiters", None):
+            self._locks.pop(conversation_id, None)
         return tried
 
     # ── start-up ──────────────────────────────────────────────────────────────────────────
