@@ -14,9 +14,6 @@ Rasa's own ``JiebaTokenizer`` cannot be used here: jieba cuts Cyrillic into sing
 
 from __future__ import annotations
 
-import functools
-import logging
-import re
 from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -27,31 +24,12 @@ from rasa.shared.nlu.training_data.message import Message
 from addons.romanise import romanise
 from addons.romanised_counts import ROMAN
 from clinic.language.scripts import HAN as _HAN
+from clinic.language.tokens import CYRILLIC as _CYRILLIC
+from clinic.language.tokens import jieba_tokenizer, russian_lemma
 
-_CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
-
-
-@functools.lru_cache(maxsize=1)
-def _jieba():
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)  # its start-up banner is not for patients' logs
-    tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
-    return tokenizer
-
-
-@functools.lru_cache(maxsize=1)
-def _morph():
-    import pymorphy3
-
-    return pymorphy3.MorphAnalyzer()
-
-
-@functools.lru_cache(maxsize=100_000)
-def russian_lemma(word: str) -> str:
-    parses = _morph().parse(word.lower().replace("ё", "е"))
-    return parses[0].normal_form.replace("ё", "е") if parses else word.lower()
+# The words themselves (jieba's segmentation, pymorphy3's lemmas) live in clinic.language.tokens,
+# shared with the document search; this module only wraps them in Rasa tokens.
+_jieba = jieba_tokenizer
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)

@@ -113,6 +113,7 @@ MODEL_MODULES = (
     "clinic.broadcasts.tables",
     "clinic.surveys.tables",
     "clinic.language.tables",
+    "clinic.knowledge.tables",
 )
 OPTIONAL_MODEL_MODULES = ("clinic.reminders.tables",)
 

@@ -1,0 +1,206 @@
+"""Finding the approved passage that answers a question, in the patient's language.
+
+Ranking: BM25 over the terms of clinic.language.tokens — Russian
+lemmas, jieba's Chinese words, light English stems — with one index per language, so a
+passage in another language is never a candidate.
+
+Confidence: the share of the question's subject the best passage covers, each question term
+weighed by its rarity (IDF) in that language's passages; a term no passage has weighs the
+most. "Can I bring my dog?" against a corpus without dogs covers little and is refused, even
+when "bring" matches a passage. Below ``threshold`` the answer is "not found": never a loosely
+related passage. The threshold was chosen on tests/data/knowledge/tuning.yml, separate from
+the evaluation questions (scripts/evaluate_knowledge.py).
+
+The answer quotes the passage as written, trimmed to the sentences that carry the matched
+terms, with its source line. The PHI guard checks the quote before it is offered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from clinic import phi_guard
+from clinic.knowledge.ingest import sentences
+from clinic.knowledge.stopwords import stopwords
+from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgePassageRow, KnowledgeVersionRow
+from clinic.language.tokens import terms as text_terms
+
+DEFAULT_THRESHOLD = 0.6
+SOURCE_PREFIX = {"en": "From", "ru": "Источник", "zh": "来源"}
+_PAGE_WORD = {"en": "page", "ru": "стр.", "zh": "第{n}页"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Passage:
+    id: int
+    document_id: int
+    document_title: str
+    topic: str
+    version_id: int
+    version_number: int
+    language: str
+    locator: str
+    text: str
+    url: Optional[str]
+    terms: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    found: bool
+    reason: str  # found | not_found | no_terms | phi_blocked | no_documents
+    confidence: float = 0.0
+    passage: Optional[Passage] = None
+    quote: str = ""
+    source: str = ""  # "From: Patient guide 2026, page 3"
+
+    @property
+    def url(self) -> Optional[str]:
+        return self.passage.url if self.passage else None
+
+
+def source_line(passage: Passage) -> str:
+    language = passage.language if passage.language in SOURCE_PREFIX else "en"
+    locator = passage.locator
+    if locator.startswith("page "):
+        number = locator.removeprefix("page ")
+        word = _PAGE_WORD[language]
+        locator = word.format(n=number) if "{n}" in word else f"{word} {number}"
+    return f"{SOURCE_PREFIX[language]}: {passage.document_title}, {locator}"
+
+
+class _LanguageIndex:
+    """BM25 (k1 1.2, b 0.75) over an inverted index, with Lucene's IDF, which stays positive
+    for a term in most passages (rank-bm25's Okapi IDF goes to zero or below in a small
+    collection, so a clinic with two passages would find nothing)."""
+
+    K1 = 1.2
+    B = 0.75
+
+    def __init__(self, passages: List[Passage]) -> None:
+        self.passages = passages
+        self.n = len(passages)
+        self.df: Dict[str, int] = {}
+        self.postings: Dict[str, List[Tuple[int, int]]] = {}
+        lengths = [len(p.terms) for p in passages]
+        self.avgdl = (sum(lengths) / self.n) if self.n else 1.0
+        self.norm = [self.K1 * (1 - self.B + self.B * length / self.avgdl) for length in lengths]
+        for i, passage in enumerate(passages):
+            counts: Dict[str, int] = {}
+            for term in passage.terms:
+                counts[term] = counts.get(term, 0) + 1
+            for term, tf in counts.items():
+                self.postings.setdefault(term, []).append((i, tf))
+                self.df[term] = self.df.get(term, 0) + 1
+
+    def weight(self, term: str) -> float:
+        df = self.df.get(term, 0)
+        return math.log(1 + (self.n - df + 0.5) / (df + 0.5))
+
+    def best(self, query: Sequence[str]) -> Tuple[Optional[Passage], float]:
+        known = [t for t in query if t in self.df]
+        if not known:
+            return None, 0.0
+        scores: Dict[int, float] = {}
+        for term in known:
+            idf = self.weight(term)
+            for i, tf in self.postings[term]:
+                scores[i] = scores.get(i, 0.0) + idf * tf * (self.K1 + 1) / (tf + self.norm[i])
+        best = max(scores, key=lambda i: (scores[i], -i))
+        passage = self.passages[best]
+        present = set(passage.terms)
+        total = sum(self.weight(t) for t in query)
+        covered = sum(self.weight(t) for t in query if t in present)
+        return passage, covered / total if total else 0.0
+
+
+class Searcher:
+    """Searches what is approved now. Each search checks one cheap stamp (how many versions,
+    when one last changed state); an approval or a retirement in any process rebuilds the
+    indexes before the next answer, so a retired document stops answering at once."""
+
+    def __init__(self, session_factory: sessionmaker, threshold: float = DEFAULT_THRESHOLD) -> None:
+        self._sessions = session_factory
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self._stamp: Optional[tuple] = None
+        self._indexes: Dict[str, _LanguageIndex] = {}
+
+    def _current_stamp(self) -> tuple:
+        with self._sessions() as session:
+            row = session.execute(select(func.count(KnowledgeVersionRow.id),
+                                         func.max(KnowledgeVersionRow.changed_at))).one()
+            retired = session.execute(select(func.count(KnowledgeDocumentRow.id))
+                                      .where(KnowledgeDocumentRow.retired_at.is_not(None))).scalar_one()
+        return (row[0], str(row[1]), retired)
+
+    def _refresh(self) -> Dict[str, _LanguageIndex]:
+        stamp = self._current_stamp()
+        with self._lock:
+            if stamp != self._stamp:
+                self._indexes = {language: _LanguageIndex(passages)
+                                 for language, passages in load_searchable(self._sessions).items()}
+                self._stamp = stamp
+            return self._indexes
+
+    def answer(self, question: str, language: str) -> Answer:
+        indexes = self._refresh()
+        index = indexes.get(language)
+        if index is None:
+            return Answer(False, "no_documents")
+        ignore = stopwords(language)
+        query = list(dict.fromkeys(t for t in text_terms(question) if t not in ignore and t.strip()))
+        if not query:
+            return Answer(False, "no_terms")
+        passage, confidence = index.best(query)
+        if passage is None or confidence < self.threshold:
+            return Answer(False, "not_found", confidence, passage)
+        quote = trim(passage.text, set(query), index)
+        if phi_guard.check(quote):
+            # Approved text that reads as someone's health information is never sent.
+            return Answer(False, "phi_blocked", confidence, passage)
+        return Answer(True, "found", confidence, passage, quote, source_line(passage))
+
+
+def trim(text: str, query: set, index: Optional[_LanguageIndex] = None) -> str:
+    """The passage's sentences that carry the question's terms (a contiguous run, as
+    written), or the whole passage when it is two sentences or fewer."""
+    parts = sentences(text)
+    if len(parts) <= 2:
+        return text
+    weigh = index.weight if index else (lambda _t: 1.0)
+    scores = [sum(weigh(t) for t in set(text_terms(s)) if t in query) for s in parts]
+    top = max(scores)
+    if top <= 0:
+        return text
+    keep = [i for i, score in enumerate(scores) if score >= 0.5 * top]
+    first, last = min(keep), max(keep)
+    chosen = parts[first:last + 1]
+    # Sentences are re-joined the way the text wrote them: Chinese without spaces.
+    start = text.find(chosen[0])
+    end = text.find(chosen[-1], start) + len(chosen[-1])
+    return text[start:end] if start >= 0 and end > start else " ".join(chosen)
+
+
+def load_searchable(session_factory: sessionmaker) -> Dict[str, List[Passage]]:
+    """Passages of approved versions of documents not retired, by language."""
+    query = (select(KnowledgePassageRow, KnowledgeVersionRow, KnowledgeDocumentRow)
+             .join(KnowledgeVersionRow, KnowledgePassageRow.version_id == KnowledgeVersionRow.id)
+             .join(KnowledgeDocumentRow, KnowledgeVersionRow.document_id == KnowledgeDocumentRow.id)
+             .where(KnowledgeVersionRow.state == "approved", KnowledgeDocumentRow.retired_at.is_(None))
+             .order_by(KnowledgePassageRow.id))
+    by_language: Dict[str, List[Passage]] = {}
+    with session_factory() as session:
+        for passage, version, document in session.execute(query):
+            by_language.setdefault(passage.language, []).append(Passage(
+                id=passage.id, document_id=document.id, document_title=document.title, topic=document.topic,
+                version_id=version.id, version_number=version.number, language=passage.language,
+                locator=passage.locator, text=passage.text, url=version.url,
+                terms=tuple(passage.terms.split())))
+    return by_language
