@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate benchmark benchmark-whatsapp benchmark-scheduling benchmark-reminders benchmark-broadcast report lint clean
+.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-scheduling benchmark-reminders benchmark-broadcast report lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -19,6 +19,9 @@ validate:   ## Check data, domain and config with Rasa's validator
 
 evaluate:   ## NLU per language (en/ru/zh) and overall: 5-fold CV + 20% held-out split of one multilingual model; reports in results/nlu/[holdout/]<lang>/ (ARGS=--help)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_nlu.py $(ARGS)
+
+evaluate-knowledge:  ## Answers from the clinic's documents per language: top-1, refusals, unapproved answers, p95 latency on 1,000 passages (ARGS=--tune|--verbose)
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_knowledge.py $(ARGS)
 
 benchmark:  ## Time a cold `rasa train` and print the model size
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/benchmark_train.py

@@ -1,0 +1,213 @@
+"""`make evaluate-knowledge`: how well the clinic's documents answer, per language.
+
+Builds a throw-away SQLite database with the demo documents approved (content/knowledge/),
+a draft and a retired document that *would* answer some questions (traps: they must never be
+quoted), and synthetic passages so that 1,000 passages are approved in all. Then asks
+tests/data/knowledge/questions.<lang>.yml and prints, per language:
+
+* top-1: answerable questions answered with the expected passage;
+* refusals: unanswerable questions answered "I don't know";
+* unapproved: answers quoting a draft, rejected, superseded or retired version (must be 0);
+* p95 latency of one question (the searcher warm, as in the action server).
+
+``--tune`` instead sweeps the threshold on tests/data/knowledge/tuning.yml (never on the
+evaluation questions) and prints the choice; the chosen value is DEFAULT_THRESHOLD in
+clinic/knowledge/search.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from clinic.db import create_schema, make_engine, make_session_factory  # noqa: E402
+from clinic.knowledge.demo import LANGUAGES, load_approved  # noqa: E402
+from clinic.knowledge.search import DEFAULT_THRESHOLD, Searcher  # noqa: E402
+from clinic.knowledge.service import KnowledgeBase  # noqa: E402
+from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgeVersionRow  # noqa: E402
+
+DATA = ROOT / "tests" / "data" / "knowledge"
+TOTAL_PASSAGES = 1000
+TARGETS = {"top1": 0.90, "refusals": 0.95, "p95_ms": 50.0}
+
+# Traps: texts that answer evaluation questions, left as a draft or retired.
+TRAPS = {
+    "en": ("Dogs of every kind are welcome in the clinic. Acupuncture is offered on Mondays.",
+           "Visiting hours are from 08:00 to 22:00. A tooth filling costs 80 euros."),
+    "ru": ("В клинику можно приходить с любыми собаками. Иглоукалывание проводится по понедельникам.",
+           "Часы посещения с 08:00 до 22:00. Пломба на зуб стоит 80 евро."),
+    "zh": ("诊所欢迎各种狗进入。每周一提供针灸。", "探视时间为08:00至22:00。补牙费用为80欧元。"),
+}
+# Synthetic padding: notices about other things, in each language.
+PAD = {
+    "en": (["The seminar room", "The staff canteen", "The archive", "The print service", "The laundry",
+            "The courier desk", "The boiler room", "The training centre", "The garden team", "The IT helpdesk"],
+           ["is repainted", "moves to building {n}", "closes for inventory", "gets new shelves",
+            "is inspected", "changes its supplier", "orders paper", "is cleaned"],
+           ["on week {n}.", "during maintenance window {n}.", "after notice {n}.", "before audit {n}."]),
+    "ru": (["Конференц-зал", "Столовая для сотрудников", "Архив", "Служба печати", "Прачечная",
+            "Курьерская служба", "Котельная", "Учебный центр", "Садовая бригада", "Служба поддержки ИТ"],
+           ["перекрашивается", "переезжает в корпус {n}", "закрывается на инвентаризацию",
+            "получает новые стеллажи", "проходит проверку", "меняет поставщика", "заказывает бумагу"],
+           ["на неделе {n}.", "в окно обслуживания {n}.", "после уведомления {n}.", "перед аудитом {n}."]),
+    "zh": (["会议室", "员工食堂", "档案室", "打印服务", "洗衣房", "快递台", "锅炉房", "培训中心", "园艺组", "信息技术服务台"],
+           ["重新粉刷", "搬到{n}号楼", "因盘点关闭", "更换新货架", "接受检查", "更换供应商", "订购纸张"],
+           ["于第{n}周。", "在第{n}次维护期间。", "在第{n}号通知之后。", "在第{n}次审计之前。"]),
+}
+
+
+def _padding(language: str, count: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    subjects, verbs, tails = PAD[language]
+    joiner = "" if language == "zh" else " "
+    paragraphs = []
+    for i in range(count):
+        n = rng.randint(1, 99)
+        parts = [rng.choice(subjects), rng.choice(verbs).format(n=n), rng.choice(tails).format(n=i + 1)]
+        sentence = joiner.join(parts)
+        paragraphs.append(sentence)
+    return "\n\n".join(paragraphs).encode()
+
+
+def build(directory: Path) -> KnowledgeBase:
+    engine = make_engine(f"sqlite:///{directory / 'knowledge-eval.db'}")
+    create_schema(engine)
+    kb = KnowledgeBase(make_session_factory(engine))
+    approved = load_approved(kb, by="evaluation")
+    real = sum(v.passages for v in approved)
+    per_language = (TOTAL_PASSAGES - real) // len(LANGUAGES)
+    with kb.sessions.begin() as session:
+        for index, language in enumerate(LANGUAGES):
+            count = per_language + (TOTAL_PASSAGES - real - per_language * len(LANGUAGES) if index == 0 else 0)
+            pad = kb.upload(session, data=_padding(language, count, seed=index), name=f"pad.{language}.txt",
+                            by="evaluation", title=f"Facilities notices ({language})")
+            kb.approve(session, pad.id, "evaluation")
+            draft, retired = TRAPS[language]
+            kb.upload(session, data=draft.encode(), name="draft.txt", by="evaluation", title="Unreviewed draft")
+            old = kb.upload(session, data=retired.encode(), name="old.txt", by="evaluation", title="Old rules")
+            kb.approve(session, old.id, "evaluation")
+            kb.retire(session, old.document_id, "evaluation")
+    return kb
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _allowed_versions(kb: KnowledgeBase) -> set:
+    with kb.sessions() as session:
+        rows = session.execute(
+            __import__("sqlalchemy").select(KnowledgeVersionRow.id)
+            .join(KnowledgeDocumentRow, KnowledgeDocumentRow.id == KnowledgeVersionRow.document_id)
+            .where(KnowledgeVersionRow.state == "approved", KnowledgeDocumentRow.retired_at.is_(None)))
+        return {row[0] for row in rows}
+
+
+def score(searcher: Searcher, language: str, answerable: List[list], unanswerable: List[str],
+          allowed: set) -> Dict[str, float]:
+    timings: List[float] = []
+    correct = refused = unapproved = wrong = missed = 0
+    failures = []
+    for question, expected in answerable:
+        start = time.perf_counter()
+        answer = searcher.answer(question, language)
+        timings.append(time.perf_counter() - start)
+        if answer.found and answer.passage.version_id not in allowed:
+            unapproved += 1
+        if answer.found and expected in answer.passage.text:
+            correct += 1
+        elif answer.found:
+            wrong += 1
+            failures.append(f"    wrong    {question!r} → {answer.passage.text[:60]!r} ({answer.confidence:.2f})")
+        else:
+            missed += 1
+            failures.append(f"    missed   {question!r} ({answer.confidence:.2f})")
+    for question in unanswerable:
+        start = time.perf_counter()
+        answer = searcher.answer(question, language)
+        timings.append(time.perf_counter() - start)
+        if answer.found and answer.passage.version_id not in allowed:
+            unapproved += 1
+        if not answer.found:
+            refused += 1
+        else:
+            failures.append(f"    answered {question!r} → {answer.passage.text[:60]!r} ({answer.confidence:.2f})")
+    timings.sort()
+    return {"answerable": len(answerable), "unanswerable": len(unanswerable),
+            "top1": correct / len(answerable), "wrong": wrong, "missed": missed,
+            "refusals": refused / len(unanswerable), "unapproved": unapproved,
+            "p95_ms": 1000 * timings[max(0, int(round(0.95 * len(timings))) - 1)],
+            "median_ms": 1000 * statistics.median(timings), "failures": failures}
+
+
+def tune(kb: KnowledgeBase) -> None:
+    tuning = _load(DATA / "tuning.yml")
+    allowed = _allowed_versions(kb)
+    print("threshold  top-1  refusals  (tuning set: tests/data/knowledge/tuning.yml)")
+    best = None
+    for step in range(20, 91, 5):
+        threshold = step / 100
+        searcher = Searcher(kb.sessions, threshold=threshold)
+        results = [score(searcher, lang, tuning[lang]["answerable"], tuning[lang]["unanswerable"], allowed)
+                   for lang in LANGUAGES]
+        top1 = statistics.mean(r["top1"] for r in results)
+        refusals = statistics.mean(r["refusals"] for r in results)
+        print(f"   {threshold:.2f}    {top1:.3f}   {refusals:.3f}")
+        # Answering and refusing count alike; on a tie the higher threshold (the safer one).
+        if best is None or top1 + refusals >= best[1]:
+            best = (threshold, top1 + refusals)
+    print(f"chosen: {best[0]:.2f} (highest top-1 + refusals; ties go to the higher threshold)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tune", action="store_true", help="sweep the threshold on the tuning set")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--verbose", action="store_true", help="list every miss")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        started = time.perf_counter()
+        kb = build(Path(directory))
+        passages = sum(len(v) for v in __import__("clinic.knowledge.search", fromlist=["x"])
+                       .load_searchable(kb.sessions).values())
+        print(f"{passages} approved passages ({time.perf_counter() - started:.0f} s to ingest), "
+              f"plus a draft and a retired document per language that must never answer")
+        if args.tune:
+            tune(kb)
+            return 0
+        searcher = Searcher(kb.sessions, threshold=args.threshold)
+        searcher.answer("warm up", "en")
+        allowed = _allowed_versions(kb)
+        print(f"threshold {args.threshold} (chosen on the tuning set)\n")
+        print("language  answerable  top-1   wrong  missed  unanswerable  refusals  unapproved  p95 ms  median ms")
+        ok = True
+        totals = []
+        for language in LANGUAGES:
+            questions = _load(DATA / f"questions.{language}.yml")
+            r = score(searcher, language, questions["answerable"], questions["unanswerable"], allowed)
+            totals.append(r)
+            print(f"{language:8}  {r['answerable']:10}  {r['top1']:.3f}  {r['wrong']:5}  {r['missed']:6}  "
+                  f"{r['unanswerable']:12}  {r['refusals']:.3f}     {r['unapproved']:10}  {r['p95_ms']:6.1f}  "
+                  f"{r['median_ms']:9.1f}")
+            if args.verbose:
+                print("\n".join(r["failures"]))
+            ok = ok and r["top1"] >= TARGETS["top1"] and r["refusals"] >= TARGETS["refusals"] \
+                and r["unapproved"] == 0 and r["p95_ms"] <= TARGETS["p95_ms"]
+        print(f"\ntargets: top-1 ≥ {TARGETS['top1']}, refusals ≥ {TARGETS['refusals']}, unapproved = 0, "
+              f"p95 ≤ {TARGETS['p95_ms']:.0f} ms: {'met' if ok else 'NOT met'}")
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
