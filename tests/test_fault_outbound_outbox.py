@@ -3,6 +3,8 @@ store. Replies leave in the order they were recorded; a row a crash left ``sendi
 again only without a status webhook naming it; a dead turn reply gets its later round, then
 one follow-up, never two."""
 
+# ruff: noqa: F811 - ``graph`` is the Graph stand-in fixture of test_connector_sender.py
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,7 +28,7 @@ BUSY = (503, {"error": {"code": 131016, "message": "Service temporarily unavaila
 
 
 @pytest_asyncio.fixture
-async def outbox(graph, tmp_path):  # noqa: F811 - the stand-in fixture
+async def outbox(graph, tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
     create_schema(engine)
     store = WhatsAppStore(make_session_factory(engine))

@@ -18,7 +18,13 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from whatsapp.client import DEFAULT_TIMEOUT_SECONDS, AmbiguousSend, GraphClient, SendResult, mask_recipient
+from whatsapp.client import (
+    DEFAULT_TIMEOUT_SECONDS,
+    AmbiguousSend,
+    GraphClient,
+    SendResult,
+    mask_recipient,
+)
 from whatsapp.errors import GraphError, parse_error
 from whatsapp.outbound import Text, mark_read_payload
 

@@ -25,11 +25,11 @@ from rasa.core.channels.channel import OutputChannel
 from whatsapp.limits import INTERACTIVE_BODY_MAX, LIST_ROWS_MAX
 from whatsapp.outbound import (
     Choice,
-    OutboundMessage,
     CtaUrl,
     LocationRequest,
     Media,
     MessageShapeError,
+    OutboundMessage,
     Template,
     choice_message,
     split_text,
