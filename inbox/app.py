@@ -171,7 +171,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     app.add_middleware(SecurityHeaders)
     app.mount("/inbox/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from inbox import analytics_page, api, dead_letters, documents, pages, quarantine_page
+    from inbox import analytics_page, api, dead_letters, documents, knowledge_page, pages, quarantine_page
 
     app.include_router(api.router)
     app.include_router(pages.router)
@@ -179,6 +179,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     app.include_router(documents.router)  # patients' uploaded documents (app.state.documents)
     app.include_router(dead_letters.router)  # outbound messages that could not be delivered
     app.include_router(quarantine_page.router)  # inbound messages that could not be processed
+    app.include_router(knowledge_page.router)  # the clinic's documents: upload, review, retire (admins)
 
     @app.get("/inbox/health", include_in_schema=False)
     def health() -> dict:
