@@ -123,7 +123,7 @@ class KnowledgeBase:
             uploaded_at=now, uploaded_by=by, changed_at=now)
         session.add(version)
         session.flush()
-        for seq, (passage, language) in enumerate(zip(raw, _languages(raw)), start=1):
+        for seq, (passage, language) in enumerate(zip(raw, _languages(raw), strict=True), start=1):
             findings = phi_guard.check(passage.text)
             session.add(KnowledgePassageRow(
                 version_id=version.id, seq=seq, language=language, locator=passage.locator[:200],
