@@ -50,8 +50,8 @@ def seed_subscribers(sessions, cipher, count: int, pseudonym_key: bytes, opted_i
     recorded health-tips opt-in; returns (wa_id, conversation_id, contact_key) per contact.
     Bulk inserts: 10,000 contacts in a few seconds."""
     from clinic.consent import ConsentRow
+    from clinic.messaging.store import ContactRow
     from clinic.privacy import contact_key
-    from whatsapp.store import ContactRow
 
     now = dt.datetime.now(dt.timezone.utc)
     people = []

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from benchmarks.stack import PROJECT_ROOT, Stack
 from clinic.db import make_engine, make_session_factory
+from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher, contact_key
 from clinic.reminders.planner import ReminderPlanner
 from clinic.reminders.store import ReminderStore
@@ -32,7 +33,6 @@ from clinic.scheduling.demo_data import install_demo_clinic
 from clinic.scheduling.model import SlotQuery
 from clinic.scheduling.sql_backend import SqlSchedulingBackend
 from clinic.settings import load_settings
-from whatsapp.store import WhatsAppStore
 
 
 def book_patients(stack: Stack, count: int) -> list:

@@ -48,6 +48,8 @@ class Stack:
         self.secrets = {
             "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
             "WHATSAPP_APP_SECRET": secrets.token_hex(32),
+            # The gateway → Rasa turn calls (never Meta's app secret).
+            "WHATSAPP_INTERNAL_SECRET": secrets.token_hex(32),
             "WHATSAPP_ACCESS_TOKEN": "TEST" + secrets.token_urlsafe(32),
             "RASA_AUTH_TOKEN": secrets.token_urlsafe(24),  # Rasa's HTTP API (reminder pushes)
         }

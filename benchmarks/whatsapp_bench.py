@@ -173,12 +173,12 @@ def pooled(results) -> dict:
 # ── (c) outbound send rate ──────────────────────────────────────────────────────────────
 async def outbound(stack: Stack, messages: int, users: int, rate: float, faults: bool) -> dict:
     from clinic.db import create_schema, make_engine, make_session_factory
+    from clinic.messaging.store import WhatsAppStore
     from clinic.privacy import ContactCipher
+    from gateway.sender import Sender
     from whatsapp.client import GraphClient
     from whatsapp.metrics import Metrics
     from whatsapp.outbound import Text
-    from whatsapp.sender import Sender
-    from whatsapp.store import WhatsAppStore
 
     tag = "faults" if faults else "clean"
     engine = make_engine(f"sqlite:///{stack.workdir / f'outbound-{tag}.db'}")

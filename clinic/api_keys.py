@@ -8,7 +8,6 @@ change it makes) and scopes (what it may do), and can be revoked.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import secrets
 from typing import FrozenSet, Iterable, List, Optional
@@ -16,6 +15,7 @@ from typing import FrozenSet, Iterable, List, Optional
 from sqlalchemy import Column, DateTime, Integer, String, select, update
 from sqlalchemy.orm import sessionmaker
 
+from clinic.clock import utcnow
 from clinic.db import Base
 
 KEY_PREFIX = "ck_"
@@ -63,10 +63,6 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 class ApiKeys:
     def __init__(self, session_factory: sessionmaker) -> None:
         self._sessions = session_factory
@@ -82,7 +78,7 @@ class ApiKeys:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         with self._sessions.begin() as session:
             session.add(ApiKeyRow(name=name, key_hash=_hash(key), scopes=" ".join(scopes),
-                                  created_at=_now()))
+                                  created_at=utcnow()))
         return key
 
     def authenticate(self, key: Optional[str]) -> Optional[ApiClient]:
@@ -95,14 +91,14 @@ class ApiKeys:
             ).scalar_one_or_none()
             if row is None:
                 return None
-            row.last_used_at = _now()
+            row.last_used_at = utcnow()
             return ApiClient(name=row.name, scopes=frozenset(row.scopes.split()))
 
     def revoke(self, name: str) -> bool:
         with self._sessions.begin() as session:
             result = session.execute(
                 update(ApiKeyRow).where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
-                .values(revoked_at=_now())
+                .values(revoked_at=utcnow())
             )
             return result.rowcount == 1
 

@@ -29,16 +29,13 @@ from typing import List, Optional, Sequence, Union
 from sqlalchemy import Boolean, Column, Index, Integer, String, select
 from sqlalchemy.orm import sessionmaker
 
+from clinic.clock import utcnow
 from clinic.db import Base
 from clinic.scheduling.tables import UTCDateTime
 
 REMINDERS = "reminders"
 HEALTH_TIPS = "health_tips"
 TOPICS = (REMINDERS, HEALTH_TIPS)
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class ConsentRow(Base):
@@ -141,7 +138,7 @@ class ConsentStore:
             raise ValueError(f"unknown consent topic(s) {unknown!r}")
         if not contact_key or not wording:
             raise ValueError("contact_key and wording are required")
-        now = now or _utcnow()
+        now = now or utcnow()
         with self._sessions() as session, session.begin():
             row = session.get(ConsentRow, contact_key, with_for_update=True)
             if row is None:

@@ -101,9 +101,9 @@ def make_session_factory(engine: Engine) -> sessionmaker:
 # not to be imported yet. Optional modules (built by features still in progress) are
 # imported when present.
 MODEL_MODULES = (
-    "clinic.handoff.requests",
-    "whatsapp.store",
-    "whatsapp.quarantine",
+    "clinic.handoff.tables",
+    "clinic.messaging.store",
+    "clinic.messaging.quarantine",
     "clinic.scheduling.tables",
     "clinic.api_keys",
     "clinic.inbox.tables",

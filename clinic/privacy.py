@@ -21,7 +21,7 @@ PSEUDONYM_KEY_ENV = "CLINIC_PSEUDONYM_KEY"
 DEFAULT_KEY_FILE = VAR_DIR / "pseudonym.key"
 
 
-def _secret_from(environ: Optional[dict], name: str, key_file: Path, generate) -> bytes:
+def secret_from(environ: Optional[dict], name: str, key_file: Path, generate) -> bytes:
     """The secret in environment variable ``name``, else the one in ``key_file``, created on
     first use (mode 0600) from ``generate()`` — the embedded default for development."""
     environ = os.environ if environ is None else environ
@@ -44,7 +44,7 @@ def _secret_from(environ: Optional[dict], name: str, key_file: Path, generate) -
 def load_pseudonym_key(
     environ: Optional[dict] = None, key_file: Path = DEFAULT_KEY_FILE
 ) -> bytes:
-    return _secret_from(environ, PSEUDONYM_KEY_ENV, key_file, lambda: secrets.token_hex(32).encode())
+    return secret_from(environ, PSEUDONYM_KEY_ENV, key_file, lambda: secrets.token_hex(32).encode())
 
 
 def contact_key(sender_id: str, channel: str, key: bytes) -> str:
@@ -78,7 +78,7 @@ class ContactCipher:
     ) -> "ContactCipher":
         from cryptography.fernet import Fernet
 
-        return cls(_secret_from(environ, ENCRYPTION_KEY_ENV, key_file, Fernet.generate_key))
+        return cls(secret_from(environ, ENCRYPTION_KEY_ENV, key_file, Fernet.generate_key))
 
     def encrypt(self, value: str) -> str:
         return self._fernet.encrypt(value.encode("utf-8")).decode("ascii")

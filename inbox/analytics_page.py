@@ -18,7 +18,7 @@ from clinic.inbox import audit
 from clinic.inbox.model import Forbidden, Role
 from clinic.inbox.staff import StaffMember
 from clinic.privacy import load_pseudonym_key
-from inbox.app import client_of, current_member, deps
+from inbox.context import client_of, current_member, deps
 from inbox.pages import render
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
@@ -35,7 +35,7 @@ def supervisor_member(request: Request) -> StaffMember:
 def _report(request: Request, days: int):
     until = dt.datetime.now(dt.timezone.utc)
     # The inbox's session factory (the clinic database the report reads).
-    sessions = deps(request).inbox._sessions  # noqa: SLF001
+    sessions = deps(request).inbox.sessions
     return build_report(sessions, until - dt.timedelta(days=days), until, load_pseudonym_key())
 
 
@@ -43,7 +43,7 @@ def _report(request: Request, days: int):
 def analytics(request: Request, days: int = Query(30, ge=1, le=365),
               member: StaffMember = Depends(supervisor_member)):
     report = _report(request, days)
-    with audit.transaction(deps(request).inbox._sessions) as session:  # noqa: SLF001
+    with audit.transaction(deps(request).inbox.sessions) as session:
         audit.append(session, member.actor, "analytics_viewed", at=dt.datetime.now(dt.timezone.utc),
                      detail=f"last {days} days", client=client_of(request))
     return render(request, "analytics.html", member=member, report=report, lines=summary_lines(report),

@@ -12,7 +12,7 @@ from fastapi.security import APIKeyCookie, APIKeyHeader
 from clinic.inbox.model import Forbidden, Role
 from clinic.inbox.service import Task
 from clinic.inbox.staff import StaffMember
-from inbox.app import check_csrf, client_of, current_member, deps, session_of
+from inbox.context import check_csrf, client_of, current_member, deps, session_of
 from inbox.schemas import (
     ActionOut,
     AssignIn,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -31,80 +30,32 @@ from clinic.inbox.model import (
     NotFound,
 )
 from clinic.inbox.service import Inbox
-from clinic.inbox.staff import StaffAccounts, StaffMember
+from clinic.inbox.staff import StaffAccounts
 from clinic.settings import load_settings
+from inbox.context import (  # noqa: F401 - deps, client_of, current_member: still imported from here by some pages
+    API_PREFIX,
+    CsrfFailed,
+    Deps,
+    LoginRequired,
+    check_csrf,
+    client_of,
+    current_member,
+    deps,
+    session_of,
+)
 from inbox.formatting import local_time, whatsapp_html
 from inbox.security import (
     COOKIE,
     CSRF_FIELD,
     CSRF_HEADER,
     SecurityHeaders,
-    Session,
     SessionCodec,
-    csrf_ok,
 )
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-API_PREFIX = "/inbox/api/"
 
 ERROR_STATUS = {NotFound: 404, Forbidden: 403, InvalidTransition: 409, Conflict: 409, InvalidInput: 422}
-
-
-@dataclasses.dataclass
-class Deps:
-    inbox: Inbox
-    staff: StaffAccounts
-    audit: AuditLog
-    codec: SessionCodec
-    cookie_secure: bool
-    templates: Jinja2Templates
-
-
-class LoginRequired(Exception):
-    def __init__(self, expired: bool = False) -> None:
-        self.expired = expired
-
-
-class CsrfFailed(Exception):
-    pass
-
-
-def deps(request: Request) -> Deps:
-    return request.app.state.deps
-
-
-def session_of(request: Request) -> Session:
-    return request.state.session
-
-
-def client_of(request: Request) -> Optional[str]:
-    return request.client.host if request.client else None
-
-
-def current_member(request: Request) -> StaffMember:
-    """The logged-in staff member (both factors), or LoginRequired (401 / login page)."""
-    session = session_of(request)
-    if session.stage != "full" or session.staff_id is None:
-        raise LoginRequired(expired=session.expired)
-    try:
-        member = deps(request).staff.get(session.staff_id)
-    except NotFound:
-        raise LoginRequired() from None
-    if member.disabled or member.session_epoch != session.epoch:
-        raise LoginRequired()
-    return member
-
-
-async def check_csrf(request: Request) -> None:
-    session = session_of(request)
-    if request.url.path.startswith(API_PREFIX):
-        presented = request.headers.get(CSRF_HEADER)
-    else:
-        form = await request.form()
-        presented = form.get(CSRF_FIELD)
-    if not csrf_ok(session, presented if isinstance(presented, str) else None):
-        raise CsrfFailed()
 
 
 class SessionMiddleware(BaseHTTPMiddleware):

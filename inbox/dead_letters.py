@@ -3,7 +3,7 @@ messages that could not be delivered, what they were, when, why, how often they 
 whether a later round is due and the follow-up ticket; retry or dismiss each.
 
 Retry does not send from here: it marks the letter due, and the process that sends the
-assistant's replies (the gateway, whatsapp/outbox.py) takes it on its next sweep, in the
+assistant's replies (the gateway, gateway/outbox.py) takes it on its next sweep, in the
 conversation's order and with the same ambiguity checks as any send. Every view, retry and
 dismissal is written to the audit log in the same transaction (clinic/inbox/audit.py); the
 log holds ids and kinds, never the text. Supervisors see the text (they see conversations
@@ -22,11 +22,11 @@ from sqlalchemy import update
 from clinic.inbox import audit
 from clinic.inbox.model import Role
 from clinic.inbox.staff import StaffMember
+from clinic.messaging.store import DEAD, DISMISSED, OutboundItem, OutboundRow, WhatsAppStore
 from inbox.analytics_page import supervisor_member
-from inbox.app import check_csrf, client_of, deps
+from inbox.context import check_csrf, client_of, deps
 from inbox.pages import back, render
 from inbox.schemas import RowId
-from whatsapp.store import DEAD, DISMISSED, OutboundItem, OutboundRow, WhatsAppStore
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 PAGE = "/inbox/dead-letters"
@@ -39,7 +39,7 @@ async def supervisor_writer(request: Request) -> StaffMember:
 
 
 def _sessions(request: Request):
-    return deps(request).inbox._sessions  # noqa: SLF001 - the clinic database the inbox uses
+    return deps(request).inbox.sessions
 
 
 def shown_text(item: OutboundItem) -> str:

@@ -12,7 +12,7 @@ from clinic.handoff.teams import Team
 from clinic.inbox.model import Forbidden, InboxError, Role, TicketState
 from clinic.inbox.service import RESOLUTION_REASONS
 from clinic.inbox.staff import LoginFailed, StaffMember
-from inbox.app import check_csrf, client_of, current_member, deps, session_of
+from inbox.context import check_csrf, client_of, current_member, deps, session_of
 from inbox.documents import ticket_documents
 from inbox.schemas import RowId
 

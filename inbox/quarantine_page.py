@@ -1,5 +1,5 @@
 """The staff inbox's quarantine page (supervisors and administrators): inbound WhatsApp
-messages the channel could not read, store or answer (whatsapp/quarantine.py) — what, when,
+messages the channel could not read, store or answer (clinic/messaging/quarantine.py) — what, when,
 why, how often it was tried and the follow-up ticket; retry or dismiss each.
 
 Retry does not process anything here: it puts the message back in the channel's inbox
@@ -24,11 +24,11 @@ from clinic.inbox import audit
 from clinic.inbox.model import Role
 from clinic.inbox.staff import StaffMember
 from clinic.inbox.tables import TicketRow
+from clinic.messaging.quarantine import NotRetryable, Quarantine, QuarantineItem
 from inbox.analytics_page import supervisor_member
-from inbox.app import check_csrf, client_of, deps
+from inbox.context import check_csrf, client_of, deps
 from inbox.pages import back, render
 from inbox.schemas import RowId
-from whatsapp.quarantine import NotRetryable, Quarantine, QuarantineItem
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 PAGE = "/inbox/quarantine"
@@ -47,7 +47,7 @@ async def supervisor_writer(request: Request) -> StaffMember:
 
 
 def _quarantine(request: Request) -> Quarantine:
-    return Quarantine(deps(request).inbox._sessions)  # noqa: SLF001 - the clinic database the inbox uses
+    return Quarantine(deps(request).inbox.sessions)
 
 
 def _tickets(quarantine: Quarantine, items: List[QuarantineItem]) -> Dict[str, int]:

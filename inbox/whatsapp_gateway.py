@@ -1,7 +1,7 @@
 """Staff replies to WhatsApp patients: the inbox's ``ReplyGateway`` (and ``TemplateGateway``).
 
 Design: the inbox process sends itself, with the connector's own durable sender
-(``whatsapp.sender.Sender``: the 24-hour window check, the ``wa_outbound`` record, dead
+(``gateway.sender.Sender``: the 24-hour window check, the ``wa_outbound`` record, dead
 letters, retries with backoff, pacing) built from the same environment (WhatsApp settings,
 ``CLINIC_ENCRYPTION_KEY`` for the patient's encrypted address) and the same database
 (``wa_contacts`` says where and when the patient last wrote). Why not an endpoint on the
@@ -31,14 +31,14 @@ from clinic.inbox.model import Delivery
 from clinic.inbox.ports import OUTSIDE_WINDOW_DETAIL, ReplyResult
 from clinic.inbox.rasa_http import RasaHttp, staff_reply_event
 from clinic.inbox.templates import ApprovedTemplate
+from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.worker import WorkerLoop
+from gateway.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, DeliveryPolicy, Sender, SendOutcome
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import MessageShapeError, Template, Text
-from whatsapp.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, DeliveryPolicy, Sender, SendOutcome
-from whatsapp.store import WhatsAppStore
 
 logger = logging.getLogger(__name__)
 SEND_TIMEOUT_SECONDS = 120  # retries with backoff included

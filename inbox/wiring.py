@@ -28,7 +28,7 @@ from clinic.inbox.rasa_http import RasaConversationControl, RasaHttp, RasaTransc
 from clinic.inbox.service import Inbox
 from clinic.inbox.staff import StaffAccounts
 from clinic.portal.uploads import DocumentCipher, Uploads
-from clinic.privacy import ContactCipher, _secret_from
+from clinic.privacy import ContactCipher, secret_from
 
 SESSION_KEY_FILE = VAR_DIR / "inbox-session.key"
 
@@ -72,7 +72,7 @@ def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = 
             replies = NotConnectedReplyGateway()
     inbox = Inbox(sessions, cipher, transcripts=RasaTranscriptSource(rasa),
                   control=RasaConversationControl(rasa), replies=replies)
-    secret = _secret_from(environ, "INBOX_SECRET_KEY", SESSION_KEY_FILE,
+    secret = secret_from(environ, "INBOX_SECRET_KEY", SESSION_KEY_FILE,
                           lambda: secrets.token_hex(32).encode()).decode()
     return Built(inbox, StaffAccounts(sessions, cipher), AuditLog(sessions), secret,
                  environ.get("INBOX_COOKIE_SECURE", "") in ("1", "true", "yes"),

@@ -16,6 +16,10 @@ fi
 if ! grep -q '^RASA_AUTH_TOKEN=' var/dev-secrets.env; then
   (umask 077; python -c "import secrets; print(f'RASA_AUTH_TOKEN={secrets.token_urlsafe(32)}')" >> var/dev-secrets.env)
 fi
+# The WhatsApp gateway's own secret for its calls to Rasa's /turn (never Meta's app secret).
+if ! grep -q '^WHATSAPP_INTERNAL_SECRET=' var/dev-secrets.env; then
+  (umask 077; python -c "import secrets; print(f'WHATSAPP_INTERNAL_SECRET={secrets.token_hex(32)}')" >> var/dev-secrets.env)
+fi
 set -a
 # shellcheck disable=SC1091
 . var/dev-secrets.env

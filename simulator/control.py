@@ -106,7 +106,7 @@ async def user_window(request: web.Request) -> web.Response:
 async def user_upsert(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     data = await _data(request)
-    user = sim._user(request.match_info["wa_id"], data.get("name"), data.get("user_id"))
+    user = sim.ensure_user(request.match_info["wa_id"], data.get("name"), data.get("user_id"))
     return web.json_response(user.describe(WINDOW))
 
 

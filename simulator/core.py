@@ -385,7 +385,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ user messages
 
-    def _user(self, wa_id: str, name: Optional[str], user_id: Any) -> User:
+    def ensure_user(self, wa_id: str, name: Optional[str], user_id: Any) -> User:
         user = self.state.user(valid_wa_id(wa_id), name, default_name=self.config.default_user_name
                                if wa_id == self.config.default_user_wa_id else "WhatsApp User")
         if user_id is True and not user.user_id:
@@ -438,7 +438,7 @@ class Simulator:
     async def user_message(self, wa_id: str, spec: Dict[str, Any], *, name: Optional[str] = None,
                            user_id: Any = None, signature: str = "valid",
                            wait: str = "first") -> Dict[str, Any]:
-        user = self._user(wa_id, name, user_id)
+        user = self.ensure_user(wa_id, name, user_id)
         inbound = self._inbound(user, spec)
         contacts = [] if inbound.message.get("type") == "system" else [
             contact(user.name, user.wa_id, user.user_id)
@@ -462,7 +462,7 @@ class Simulator:
         for item in items:
             if not isinstance(item, dict) or not item.get("from"):
                 raise SpecError("each batch item needs from (the user's wa_id) and a message spec")
-            user = self._user(item["from"], item.get("name"), item.get("user_id"))
+            user = self.ensure_user(item["from"], item.get("name"), item.get("user_id"))
             spec = {k: v for k, v in item.items() if k not in ("from", "name", "user_id")}
             built.append((user, self._inbound(user, spec)))
         if layout == "messages":
@@ -611,7 +611,7 @@ class Simulator:
         return [self.chat_item(m) for m in items]
 
     def set_window(self, wa_id: str, data: Dict[str, Any]) -> Dict[str, Any]:
-        user = self._user(wa_id, data.get("name"), None)
+        user = self.ensure_user(wa_id, data.get("name"), None)
         if "age_seconds" in data:
             user.last_inbound_at = now() - float(data["age_seconds"])
         elif "last_inbound_at" in data:

@@ -10,6 +10,7 @@ from connectors.whatsapp.settings import WhatsAppSettings
 from whatsapp.signature import sign
 
 APP_SECRET = "test-app-secret"
+INTERNAL_SECRET = "test-internal-secret"  # the gateway's turn calls to Rasa
 VERIFY_TOKEN = "test-verify-token"
 PHONE_NUMBER_ID = "106540352242922"
 ENCRYPTION_KEY = "kO8ZC5fbQ1YJtC0yGM2Fv3Sk7dxd8xAZ9lVLJ4k7B3I="
@@ -18,7 +19,8 @@ _ids = itertools.count(1)
 
 def settings(base_url: str = "http://127.0.0.1:9", **overrides) -> WhatsAppSettings:
     values = dict(
-        verify_token=VERIFY_TOKEN, app_secret=APP_SECRET, access_token="test-token",
+        verify_token=VERIFY_TOKEN, app_secret=APP_SECRET, internal_secret=INTERNAL_SECRET,
+        access_token="test-token",
         phone_number_id=PHONE_NUMBER_ID, api_base_url=base_url, send_rate_per_second=1000.0,
     )
     values.update(overrides)

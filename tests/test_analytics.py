@@ -14,10 +14,10 @@ from clinic.analytics.report import build_report, summary_lines
 from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequest
 from clinic.inbox.tables import HandoffRatingRow, TicketRow
+from clinic.messaging.store import InboxRow, OutboundRow, StatusRow
 from clinic.privacy import contact_key
 from clinic.reports.appointments import appointment_report
 from clinic.surveys import tables as st
-from whatsapp.store import InboxRow, OutboundRow, StatusRow
 
 KEY = b"analytics-test-key"
 T0 = dt.datetime(2030, 3, 4, 9, 0, tzinfo=dt.timezone.utc)

@@ -23,12 +23,12 @@ from clinic.broadcasts.store import BroadcastStore, CampaignError
 from clinic.consent import HEALTH_TIPS, REMINDERS, ConsentStore
 from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.language.memory import LanguageMemory
+from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher
+from gateway.sender import Sender
 from simulator.testing import TEST_ACCESS_TOKEN, running_simulator
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
-from whatsapp.sender import Sender
-from whatsapp.store import WhatsAppStore
 
 KEY = b"broadcast-test-pseudonym-key"
 PARAMS = ["Riverside Family Clinic", "Wash your hands often during flu season."]

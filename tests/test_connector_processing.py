@@ -6,9 +6,9 @@ import datetime as dt
 import pytest
 
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.messaging.store import NewInbound, WhatsAppStore
 from connectors.whatsapp.processor import InboxProcessor
 from whatsapp.metrics import Metrics
-from whatsapp.store import NewInbound, WhatsAppStore
 
 
 @pytest.fixture
@@ -93,6 +93,6 @@ def test_processed_text_is_not_kept(store):
     store.finish(message.id)
     assert store.next_pending("a") is None
     with store._sessions() as session:
-        from whatsapp.store import InboxRow
+        from clinic.messaging.store import InboxRow
 
         assert session.get(InboxRow, message.id).text is None

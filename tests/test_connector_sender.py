@@ -11,14 +11,14 @@ import pytest_asyncio
 from aiohttp import web
 
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher
 from connectors.whatsapp.output import WhatsAppOutput
+from gateway.sender import Sender
 from tests.connector_support import ENCRYPTION_KEY
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import Template, Text
-from whatsapp.sender import Sender
-from whatsapp.store import WhatsAppStore
 
 PATIENT = "16505551234"
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)

@@ -11,6 +11,7 @@ from sqlalchemy import text as sql
 
 from tests.connector_support import (
     APP_SECRET,
+    INTERNAL_SECRET,
     VERIFY_TOKEN,
     deliver,
     envelope,
@@ -178,7 +179,7 @@ async def test_a_tapped_buttons_title_goes_with_its_payload_into_rasas_log(chann
     # The gateway's turn (ingress.py sends the inbox message's metadata along).
     body = json.dumps({"wamid": "wamid.turn", "conversation_id": conversation_id, "kind": "button_reply",
                        "text": "/request_callback", "metadata": {"title": "Call me back"}}).encode()
-    status, _ = await channel.turn(on_new_message, body, sign(body, APP_SECRET))
+    status, _ = await channel.turn(on_new_message, body, sign(body, INTERNAL_SECRET))
     assert status == 200
     assert [(m.text, m.metadata["whatsapp"].get("title")) for m in logged] == [
         ("/deny", "I'll wait here"), ("/request_callback", "Call me back")]

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from clinic.inbox.tables import TicketRow
+from clinic.messaging.store import NewInbound
 from connectors.whatsapp.processor import InboxProcessor
-from tests.connector_support import APP_SECRET, make_channel
+from tests.connector_support import INTERNAL_SECRET, make_channel
 from whatsapp.signature import sign
-from whatsapp.store import NewInbound
 
 SECRET = "my knee hurts and I cannot walk"
 
@@ -113,7 +113,7 @@ async def test_a_failing_turn_is_a_500_for_the_gateway_to_count_and_its_text_is_
         raise UnicodeEncodeError("utf-8", user_message.text, 0, 1, f"parameters: ({user_message.text!r})")
 
     body = json.dumps({"wamid": "wamid.TURN1", "conversation_id": "c" * 64, "kind": "text", "text": SECRET}).encode()
-    status, answer = await channel.turn(assistant_fails, body, sign(body, APP_SECRET))
+    status, answer = await channel.turn(assistant_fails, body, sign(body, INTERNAL_SECRET))
     assert (status, answer) == (500, {"error": "the assistant failed on this message"})
     assert channel.metrics.snapshot()["turn_failed"] == 1
     assert SECRET not in caplog.text and "UnicodeEncodeError" in caplog.text

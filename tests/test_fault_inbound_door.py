@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy import text as sql
 
+from clinic.messaging.quarantine import OVERLONG_ID_PREFIX
 from tests.connector_support import deliver, envelope, make_channel, signed, text, wamid
 from whatsapp.limits import TEXT_BODY_MAX, WEBHOOK_BODY_MAX_BYTES
-from whatsapp.quarantine import OVERLONG_ID_PREFIX
 
 PATIENT = "16505551234"
 OTHER = "16505559876"

@@ -22,6 +22,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from clinic.inbox.tables import TicketRow
+from clinic.messaging.store import InboxRow
 from connectors.whatsapp.channel import WhatsAppInput
 from connectors.whatsapp.ingress import PATH, Ingress
 from connectors.whatsapp.settings import WhatsAppSettings
@@ -33,11 +34,11 @@ from simulator.testing import (
 )
 from tests.connector_support import ENCRYPTION_KEY
 from whatsapp import signature
-from whatsapp.store import InboxRow
 
 pytestmark = pytest.mark.servers
 POISON = "poison: the assistant fails on this one"
 MAX_ATTEMPTS = 3
+INTERNAL_SECRET = "test-internal-secret"  # the gateway's turn calls (never the app secret)
 
 
 class AssistantStandIn:
@@ -49,7 +50,7 @@ class AssistantStandIn:
 
     async def turn(self, request: web.Request) -> web.Response:
         body = await request.read()
-        if not signature.verify(body, request.headers.get(signature.HEADER), TEST_APP_SECRET):
+        if not signature.verify(body, request.headers.get(signature.HEADER), INTERNAL_SECRET):
             return web.json_response({"error": "invalid signature"}, status=403)
         fields = json.loads(body)
         self.turns[fields["wamid"]] = self.turns.get(fields["wamid"], 0) + 1
@@ -75,7 +76,8 @@ class Gateway:
 
     async def start(self) -> "Gateway":
         settings = WhatsAppSettings(
-            verify_token=TEST_VERIFY_TOKEN, app_secret=TEST_APP_SECRET, access_token=TEST_ACCESS_TOKEN,
+            verify_token=TEST_VERIFY_TOKEN, app_secret=TEST_APP_SECRET, internal_secret=INTERNAL_SECRET,
+            access_token=TEST_ACCESS_TOKEN,
             phone_number_id=self.sim.config.phone_number_id, api_base_url=self.sim.url,
             send_rate_per_second=1000.0, inbox_sweep_seconds=0.2,
             inbound_max_attempts=MAX_ATTEMPTS, inbound_retry_seconds=0.05)

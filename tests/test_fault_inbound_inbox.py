@@ -13,9 +13,9 @@ import pytest
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
 from clinic.inbox.testing import FakeRasa
+from clinic.messaging.quarantine import Quarantine
+from clinic.messaging.store import InboxRow, NewInbound, WhatsAppStore
 from tests.inbox_support import LiveClock, build_world, conversation, login, running_inbox
-from whatsapp.quarantine import Quarantine
-from whatsapp.store import InboxRow, NewInbound, WhatsAppStore
 
 SECRET_TEXT = "my knee has been swollen since the fall on Sunday"
 _numbers = itertools.count(1)

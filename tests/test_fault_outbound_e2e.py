@@ -23,7 +23,7 @@ from sqlalchemy import select
 from benchmarks.stack import Stack, reply_text
 from clinic.db import make_engine, make_session_factory
 from clinic.inbox.tables import TicketRow
-from whatsapp.store import InboxRow, OutboundRow, WhatsAppStore
+from clinic.messaging.store import InboxRow, OutboundRow, WhatsAppStore
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
 _numbers = itertools.count(1000)

@@ -10,8 +10,8 @@ import datetime as dt
 import pytest
 
 from clinic.inbox.testing import FakeRasa
+from clinic.messaging.store import WhatsAppStore
 from tests.inbox_support import LiveClock, build_world, conversation, login, running_inbox
-from whatsapp.store import WhatsAppStore
 
 SECRET_TEXT = "Your appointment with Dr Rivera is confirmed for Tuesday"
 

@@ -14,15 +14,15 @@ import pytest
 import pytest_asyncio
 
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.messaging.store import WhatsAppStore, callback_data
 from clinic.privacy import ContactCipher
+from gateway.outbox import Outbox
+from gateway.sender import DeliveryPolicy, Sender
 from tests.connector_support import ENCRYPTION_KEY
 from tests.test_connector_sender import PATIENT, GraphStandIn, graph  # noqa: F401 - fixture
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import Text
-from whatsapp.outbox import Outbox
-from whatsapp.sender import DeliveryPolicy, Sender
-from whatsapp.store import WhatsAppStore, callback_data
 
 BUSY = (503, {"error": {"code": 131016, "message": "Service temporarily unavailable"}})
 

@@ -17,9 +17,9 @@ from clinic.inbox.ports import OUTSIDE_WINDOW_DETAIL
 from clinic.inbox.rasa_http import RESOLVED_INTENT
 from clinic.inbox.testing import FakeRasa
 from clinic.settings import PROJECT_ROOT, load_settings
+from gateway.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, SendOutcome
 from inbox.whatsapp_gateway import outcome_to_result
 from tests.inbox_support import build_world, conversation
-from whatsapp.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, SendOutcome
 
 PATIENT = conversation("wiring-patient")
 SETTINGS = load_settings()

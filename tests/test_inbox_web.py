@@ -13,6 +13,7 @@ import requests
 
 from clinic.inbox.rasa_http import RasaHttp
 from clinic.inbox.testing import FakeRasa
+from clinic.messaging.store import WhatsAppStore
 from clinic.scheduling.sql_backend import SqlSchedulingBackend
 from tests.inbox_support import (
     PASSWORD,
@@ -23,7 +24,6 @@ from tests.inbox_support import (
     login,
     running_inbox,
 )
-from whatsapp.store import WhatsAppStore
 
 _counter = itertools.count(1)
 

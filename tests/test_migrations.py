@@ -70,7 +70,7 @@ def test_partial_unique_index_exists_after_migration(engine):
 def test_database_created_before_migrations_is_adopted(tmp_path):
     """var/clinic.db files made by create_all (WhatsApp + handoff tables, no alembic_version)
     keep their rows and gain the new tables."""
-    from whatsapp.store import InboxRow
+    from clinic.messaging.store import InboxRow
 
     engine = make_engine(f"sqlite:///{tmp_path / 'legacy.db'}")
     import_models()

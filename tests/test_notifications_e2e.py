@@ -188,11 +188,11 @@ def test_the_sender_refuses_health_information(stack):
     what stays in wa_outbound is the rule, not the text."""
     import asyncio
 
+    from clinic.messaging.store import WhatsAppStore
     from clinic.privacy import ContactCipher
+    from gateway.sender import Sender
     from whatsapp.metrics import Metrics
     from whatsapp.outbound import Text
-    from whatsapp.sender import Sender
-    from whatsapp.store import WhatsAppStore
 
     sessions = make_session_factory(make_engine(stack.env["CLINIC_DATABASE_URL"]))
     store = WhatsAppStore(sessions)

@@ -14,19 +14,19 @@ from sqlalchemy import select, text
 
 from actions.surveys import ActionRecordRating, ActionSaveSurveyComment, survey_store
 from clinic.language.memory import LanguageMemory
+from clinic.messaging.store import ContactRow, WhatsAppStore
 from clinic.privacy import ContactCipher, contact_key
 from clinic.scheduling.model import AppointmentStatus
 from clinic.surveys import planner
 from clinic.surveys import tables as t
 from clinic.surveys.sender import SurveySender, rating_payload, survey_template
 from clinic.surveys.store import Survey, SurveyStore
+from gateway.sender import Sender
 from simulator.testing import TEST_ACCESS_TOKEN, running_simulator
 from tests.conftest import SESSION_START, TEST_PSEUDONYM_KEY, make_tracker, user_event
 from tests.reminder_support import make_clinic
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
-from whatsapp.sender import Sender
-from whatsapp.store import ContactRow, WhatsAppStore
 
 CONVERSATION = "d" * 64
 

@@ -356,7 +356,7 @@ async def test_connection_refused_is_retried_as_network_error():
 async def test_a_timed_out_send_is_ambiguous_and_not_retried(graph):
     """The request went out and no answer came: Meta may have taken it, and the Cloud API has
     no idempotency key, so a retry could deliver it twice. The caller gets AmbiguousSend
-    after one attempt (whatsapp/sender.py then looks for a status webhook naming it)."""
+    after one attempt (gateway/sender.py then looks for a status webhook naming it)."""
     graph.script((200, "hang", "application/json"), ok("wamid.never"))
     started = time.monotonic()
     async with make_client(graph, timeout=0.15, max_attempts=3) as client:

@@ -133,8 +133,8 @@ def test_messages_waiting_in_the_inbox_survive_a_crash(stack):
     """Rasa is killed; messages it had acknowledged but not processed are answered after the
     restart, exactly once; a message it had already handled is not answered again."""
     from clinic.db import make_engine, make_session_factory
+    from clinic.messaging.store import InboxRow, NewInbound, WhatsAppStore
     from clinic.privacy import ContactCipher, contact_key
-    from whatsapp.store import InboxRow, NewInbound, WhatsAppStore
 
     handled, waiting = patient(), patient()
     stack.say(handled, "do you have parking")

@@ -71,7 +71,7 @@ def turn(stack: Stack, body: dict, secret: str = None) -> tuple:
     request = urllib.request.Request(
         f"{stack.url('rasa')}/webhooks/whatsapp/turn", data=raw, method="POST",
         headers={"Content-Type": "application/json",
-                 "X-Hub-Signature-256": sign(raw, secret or stack.secrets["WHATSAPP_APP_SECRET"])})
+                 "X-Hub-Signature-256": sign(raw, secret or stack.secrets["WHATSAPP_INTERNAL_SECRET"])})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.load(response)
@@ -94,6 +94,8 @@ def test_a_retried_turn_gets_the_same_replies_without_being_processed_again(stac
 def test_turns_must_be_signed_and_well_formed(stack):
     message = {"wamid": "wamid.X", "conversation_id": "gateway-bad", "kind": "text", "text": "hi"}
     assert turn(stack, message, secret="not-the-app-secret")[0] == 403
+    # Meta's app secret is not the gateway's: a turn signed with it is refused too.
+    assert turn(stack, message, secret=stack.secrets["WHATSAPP_APP_SECRET"])[0] == 403
     assert turn(stack, {"text": "no ids"})[0] == 400
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from clinic.db import create_schema, make_engine, make_session_factory
-from whatsapp.store import NewInbound, WhatsAppStore, callback_data
+from clinic.messaging.store import NewInbound, WhatsAppStore, callback_data
 
 
 def _store(tmp_path) -> WhatsAppStore:

@@ -9,7 +9,7 @@ last :class:`GraphError` so the caller can dead-letter the message; it never swa
 Ambiguous sends: the Cloud API has no idempotency key, so a message POST that was sent but
 got no answer (a timeout after the request went out, a connection dropped mid-exchange) may
 or may not have been taken by Meta. Such a POST is never retried here: it raises
-:class:`AmbiguousSend` at once, and the caller decides (whatsapp/outbox.py waits for a
+:class:`AmbiguousSend` at once, and the caller decides (gateway/outbox.py waits for a
 status webhook that names the message, and resends only without one). A connection that
 was never made is not ambiguous and is retried like any transient error. Read receipts are
 idempotent and keep their retries.

@@ -87,7 +87,7 @@ def _conversations(session, since, until, tables) -> Dict[str, dt.date]:
     """Conversation id → the first day it wrote in the period."""
     if "wa_inbox" not in tables:
         return {}
-    from whatsapp.store import InboxRow
+    from clinic.messaging.store import InboxRow
 
     rows = session.execute(select(InboxRow.conversation_id, func.min(InboxRow.received_at))
                            .where(InboxRow.received_at >= since, InboxRow.received_at < until)
@@ -103,7 +103,7 @@ def _handed_off(session, since, until, conversations, pseudonym_key, tables) -> 
         handed |= set(session.scalars(select(TicketRow.conversation_id)
                                       .where(TicketRow.created_at >= since, TicketRow.created_at < until)))
     if "handoff_requests" in tables and pseudonym_key:
-        from clinic.handoff.requests import HandoffRequest
+        from clinic.handoff.tables import HandoffRequest
 
         keys = set(session.scalars(select(HandoffRequest.contact_key)
                                    .where(HandoffRequest.created_at >= since, HandoffRequest.created_at < until)))
@@ -144,7 +144,7 @@ def _ratings(session, since, until, tables) -> Dict[str, List[int]]:
 def _delivery(session, since, until, tables) -> Dict[str, DeliveryFigures]:
     if "wa_outbound" not in tables:
         return {}
-    from whatsapp.store import OutboundRow, StatusRow
+    from clinic.messaging.store import OutboundRow, StatusRow
 
     rows = session.execute(select(OutboundRow.kind, StatusRow.status)
                            .join(StatusRow, StatusRow.wamid == OutboundRow.wamid, isouter=True)

@@ -40,11 +40,11 @@ def _store(database_url: Optional[str]) -> BroadcastStore:
 
 def build_sender(store: BroadcastStore, rate: float):
     """The channel's sender with its own Graph client (same settings as the connector)."""
+    from clinic.messaging.store import WhatsAppStore
     from clinic.privacy import ContactCipher
+    from gateway.sender import Sender
     from whatsapp.client import GraphClient
     from whatsapp.metrics import Metrics
-    from whatsapp.sender import Sender
-    from whatsapp.store import WhatsAppStore
 
     missing = [n for n in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID") if not os.environ.get(n)]
     if missing:
@@ -54,7 +54,7 @@ def build_sender(store: BroadcastStore, rate: float):
                          os.environ["WHATSAPP_PHONE_NUMBER_ID"], os.environ["WHATSAPP_ACCESS_TOKEN"],
                          rate_per_second=rate)
     metrics = Metrics()
-    return client, Sender(client, WhatsAppStore(store._sessions), ContactCipher.from_environment(), metrics), metrics
+    return client, Sender(client, WhatsAppStore(store.sessions), ContactCipher.from_environment(), metrics), metrics
 
 
 async def _run(store: BroadcastStore, name: str, rate: Optional[float], concurrency: int,

@@ -10,7 +10,7 @@ campaign's, or the clinic's for surveys) — and then the fallback is recorded o
 language is not known simply gets the default (that is not a fallback).
 
 A second safety net is the WhatsApp sender's: a version we believed approved that Meta
-answers 132001 for is resent once in the default language (``whatsapp.sender``), and the
+answers 132001 for is resent once in the default language (``gateway.sender``), and the
 outcome says so (``SendOutcome.fallback_from``); :func:`fallback_note` turns either into the
 note the caller records.
 """
@@ -26,7 +26,7 @@ from sqlalchemy.orm import sessionmaker
 from clinic.language.catalogue import Catalogue, default_catalogue
 from clinic.language.memory import LanguageMemory
 from clinic.language.tables import ContactLanguage
-from whatsapp.sender import LANGUAGE_FALLBACK
+from clinic.messaging.store import LANGUAGE_FALLBACK
 
 __all__ = ["LANGUAGE_FALLBACK", "ContactLanguages", "LanguageChoice", "catalogue_language", "choose",
            "fallback_note", "with_note"]

@@ -6,7 +6,7 @@ A broadcast is one approved template to thousands of contacts, with nothing to d
 conversation: going through Rasa (``trigger_intent`` per contact, like reminders) would cost
 a tracker load, a policy run, an action call and a tracker write per message, put 10,000
 synthetic turns into the tracker store, and share Rasa's event loop with live patients. The
-runner is its own process using the channel's own parts (``whatsapp.sender.Sender``: the
+runner is its own process using the channel's own parts (``gateway.sender.Sender``: the
 durable ``wa_outbound`` record, dead letters, 131056 per-patient hold-back; the address
 decrypted only for the call), so every guarantee of the channel applies and nothing is
 duplicated. A tap on the template's "Stop tips" button reaches Rasa like any message.
@@ -71,7 +71,8 @@ from clinic.broadcasts.languages import (
     fallback_note,
     with_note,
 )
-from clinic.broadcasts.store import BroadcastStore, Campaign, CampaignError, Recipient, utcnow
+from clinic.broadcasts.store import BroadcastStore, Campaign, CampaignError, Recipient
+from clinic.clock import utcnow
 from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS
 from whatsapp.outbound import Template
 
@@ -178,7 +179,7 @@ class Runner:
         self.store = store
         # conversation ids -> the WhatsApp code of each contact's language (None: not known)
         self.languages = languages or ContactLanguages(store.sessions)
-        self.sender = sender  # whatsapp.sender.Sender
+        self.sender = sender  # gateway.sender.Sender
         self.worker = worker
         self.concurrency = concurrency
         self.rate_override = rate

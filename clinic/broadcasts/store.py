@@ -21,13 +21,9 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import sessionmaker
 
 from clinic.broadcasts import tables as t
+from clinic.clock import utcnow
 from clinic.consent import HEALTH_TIPS, ConsentStore
-from whatsapp.sender import LANGUAGE_FALLBACK
-from whatsapp.store import OutboundRow
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+from clinic.messaging.store import LANGUAGE_FALLBACK, OutboundRow
 
 
 class CampaignError(ValueError):

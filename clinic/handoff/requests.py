@@ -11,43 +11,17 @@ request is never recorded without reaching a queue (see clinic/inbox).
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import Optional
 
-from sqlalchemy import Column, DateTime, Integer, String, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 
-from clinic.db import Base
+from clinic.handoff.tables import HandoffRequest, Priority, Reason
 from clinic.handoff.teams import Team
+from clinic.inbox import audit
+from clinic.inbox.service import open_ticket
 
-
-class Reason(str, enum.Enum):
-    PATIENT_REQUEST = "patient_request"      # asked for a person (words or a button)
-    EMERGENCY = "emergency"                  # the red-flag safety net (urgent)
-    BOT_FALLBACK = "bot_fallback"            # accepted a person after misunderstandings
-    FRUSTRATION = "frustration"              # "this is useless"
-    CLINICAL_QUESTION = "clinical_question"  # insisted on a clinical question: the nurse
-    LONG_MESSAGE = "long_message"            # too long to classify: a person reads all of it
-    REPLY_FAILED = "reply_failed"            # the assistant's reply could not be delivered
-    MESSAGE_FAILED = "message_failed"        # the assistant failed on it every attempt (a dead letter)
-
-
-class Priority(str, enum.Enum):
-    NORMAL = "normal"
-    URGENT = "urgent"
-
-
-class HandoffRequest(Base):
-    __tablename__ = "handoff_requests"
-
-    id = Column(Integer, primary_key=True)
-    contact_key = Column(String(64), nullable=False, index=True)
-    team = Column(String(16), nullable=False)
-    reason = Column(String(32), nullable=False)
-    priority = Column(String(16), nullable=False)
-    red_flag_category = Column(String(64), nullable=True)
-    status = Column(String(16), nullable=False, default="open")
-    created_at = Column(DateTime(timezone=True), nullable=False)
+__all__ = ["HandoffRequest", "HandoffRequests", "Priority", "Reason"]
 
 
 class HandoffRequests:
@@ -84,9 +58,6 @@ class HandoffRequests:
             with self._sessions() as session, session.begin():
                 session.add(request)
             return request
-
-        from clinic.inbox import audit
-        from clinic.inbox.service import open_ticket
 
         def run() -> HandoffRequest:
             request = build()

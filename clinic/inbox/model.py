@@ -8,6 +8,8 @@ import enum
 import re
 from typing import FrozenSet, Optional
 
+from clinic.clock import utcnow  # noqa: F401 - inbox/documents.py (issue 17) imports it from here
+
 
 class TicketState(str, enum.Enum):
     WAITING = "waiting"      # queued for a team, nobody owns it yet (the bot still answers)
@@ -98,10 +100,6 @@ class Actor:
 
 SYSTEM = Actor(None, "system", None)
 BOT = Actor(None, "bot", None)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:

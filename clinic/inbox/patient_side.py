@@ -16,8 +16,9 @@ from typing import Callable, Optional
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
+from clinic.clock import utcnow
 from clinic.inbox import audit
-from clinic.inbox.model import BOT, InvalidInput, TicketState, aware, check_conversation_id, utcnow
+from clinic.inbox.model import BOT, InvalidInput, TicketState, aware, check_conversation_id
 from clinic.inbox.tables import HandoffRatingRow, TaskRow, TicketRow
 
 DEFAULT_MINUTES_PER_WAITING_PATIENT = 5

@@ -34,7 +34,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from clinic.handoff.requests import HandoffRequest
+from clinic.clock import utcnow
+from clinic.handoff.tables import HandoffRequest
 from clinic.handoff.teams import Team
 from clinic.inbox import audit, sla
 from clinic.inbox.languages import catalogue_code, conversation_languages, english_name
@@ -53,7 +54,6 @@ from clinic.inbox.model import (
     TicketState,
     aware,
     check_conversation_id,
-    utcnow,
 )
 from clinic.inbox.patient_texts import PatientTexts, default_patient_texts
 from clinic.inbox.patients import PatientFacts, friendly_label, patient_facts
@@ -241,6 +241,12 @@ class Inbox:
         self._clock = clock
 
     # ── settings ────────────────────────────────────────────────────────────────────────
+
+    @property
+    def sessions(self) -> sessionmaker:
+        """The clinic database the inbox uses (for pages that read tables of their own:
+        the quarantine, dead letters, analytics)."""
+        return self._sessions
     def settings(self) -> InboxSettings:
         with self._sessions() as session:
             stored = {row.key: row.value for row in session.scalars(select(SettingRow))}

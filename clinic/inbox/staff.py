@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinic.clock import utcnow
 from clinic.handoff.teams import Team
 from clinic.inbox import audit
 from clinic.inbox.model import (
@@ -33,7 +34,6 @@ from clinic.inbox.model import (
     NotFound,
     Role,
     aware,
-    utcnow,
 )
 from clinic.inbox.tables import StaffRow, StaffTeamRow
 from clinic.privacy import ContactCipher

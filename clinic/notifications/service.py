@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from clinic import phi_guard
+from clinic.clock import utcnow
 from clinic.notifications import model as m
 from clinic.notifications.tables import NotificationRow
 from clinic.records import tables as rt
@@ -30,10 +31,6 @@ logger = logging.getLogger(__name__)
 _JOB_STATUS = {jt.PENDING: "queued", jt.DISPATCHING: "queued", jt.SENT: "sent", jt.SKIPPED: "skipped",
                jt.FAILED: "failed"}
 NOT_REACHABLE = "patient_not_reachable"
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def request_hash(notification_type: str, patient_id: str, params: Dict[str, Any]) -> str:
@@ -49,7 +46,7 @@ def _notification(row: NotificationRow) -> m.Notification:
 
 class NotificationService:
     def __init__(self, session_factory: sessionmaker, records: Optional[RecordStore] = None,
-                 clock: Callable[[], dt.datetime] = _utcnow):
+                 clock: Callable[[], dt.datetime] = utcnow):
         self._sessions = session_factory
         self.records = records or RecordStore(session_factory, clock)
         self._clock = clock

@@ -52,6 +52,7 @@ from typing import Callable, List, Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinic.clock import utcnow
 from clinic.db import VAR_DIR
 from clinic.portal.tables import PortalAccessRow, PortalTokenRow
 
@@ -73,14 +74,10 @@ WRONG_PATIENT = "wrong_patient"
 ERRORS = (FORGED, UNKNOWN, EXPIRED, USED, LOCKED, WRONG_PATIENT)
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def load_token_key(environ: Optional[dict] = None, key_file: Path = DEFAULT_TOKEN_KEY_FILE) -> bytes:
-    from clinic.privacy import _secret_from
+    from clinic.privacy import secret_from
 
-    return _secret_from(environ, TOKEN_KEY_ENV, key_file, lambda: secrets.token_hex(32).encode())
+    return secret_from(environ, TOKEN_KEY_ENV, key_file, lambda: secrets.token_hex(32).encode())
 
 
 class TokenError(Exception):
@@ -123,7 +120,7 @@ def _ref(token: str) -> str:
 
 class PortalTokens:
     def __init__(self, session_factory: sessionmaker, key: bytes, lifetime: dt.timedelta = dt.timedelta(hours=24),
-                 clock: Callable[[], dt.datetime] = _utcnow):
+                 clock: Callable[[], dt.datetime] = utcnow):
         if len(key) < 16:
             raise ValueError("the portal token key must be at least 16 bytes")
         self._sessions = session_factory

@@ -43,6 +43,7 @@ from typing import Callable, List, Optional, Tuple
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinic.clock import utcnow
 from clinic.db import VAR_DIR
 from clinic.portal.tables import PortalUploadRow
 from clinic.portal.tokens import (
@@ -114,9 +115,9 @@ def clean_name(name: Optional[str], media_type: str) -> str:
 
 def load_document_key(environ: Optional[dict] = None, key_file: Path = DEFAULT_DOCUMENT_KEY_FILE) -> bytes:
     """The 32-byte AES key: ``CLINIC_DOCUMENT_KEY`` (url-safe base64), else ``var/document.key``."""
-    from clinic.privacy import _secret_from
+    from clinic.privacy import secret_from
 
-    encoded = _secret_from(environ, DOCUMENT_KEY_ENV, key_file,
+    encoded = secret_from(environ, DOCUMENT_KEY_ENV, key_file,
                            lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)))
     try:
         key = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
@@ -195,15 +196,11 @@ class UploadInfo:
         return f"{self.size_bytes / (1024 * 1024):.1f} MB"
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 class Uploads:
     """Receiving (patients, through the portal) and reading (staff, through the inbox)."""
 
     def __init__(self, session_factory: sessionmaker, cipher: DocumentCipher,
-                 tokens: Optional[PortalTokens] = None, clock: Callable[[], dt.datetime] = _utcnow):
+                 tokens: Optional[PortalTokens] = None, clock: Callable[[], dt.datetime] = utcnow):
         self._sessions = session_factory
         self._cipher = cipher
         self._tokens = tokens  # needed to receive, not to read

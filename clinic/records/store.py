@@ -12,6 +12,7 @@ from typing import Callable, List, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from clinic.clock import utcnow
 from clinic.records import tables as t
 
 # Statuses per kind (what the clinic's systems report).
@@ -21,10 +22,6 @@ BILLING_STATUSES = ("issued", "paid", "overdue", "submitted", "approved", "rejec
 QUEUE_STATUSES = ("waiting", "called", "done")
 STATUSES = {t.RESULT: RESULT_STATUSES, t.DOCUMENT: DOCUMENT_STATUSES, t.BILLING: BILLING_STATUSES,
             t.QUEUE: QUEUE_STATUSES}
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +45,7 @@ def _record(row: t.PatientRecordRow) -> Record:
 
 
 class RecordStore:
-    def __init__(self, session_factory: sessionmaker, clock: Callable[[], dt.datetime] = _utcnow):
+    def __init__(self, session_factory: sessionmaker, clock: Callable[[], dt.datetime] = utcnow):
         self._sessions = session_factory
         self._clock = clock
 

@@ -42,12 +42,13 @@ import datetime as dt
 import logging
 from typing import Awaitable, Callable, Dict, Optional
 
+from clinic.clock import utcnow
 from clinic.consent import ConsentStore
 from clinic.notifications.model import is_notification_kind
 from clinic.notifications.policy import notification_skip_reason
 from clinic.reminders import tables as t
 from clinic.reminders.store import Job, ReminderStore
-from clinic.reminders.timing import QuietHours, utcnow
+from clinic.reminders.timing import QuietHours
 from clinic.scheduling.model import AppointmentStatus, NotFound, SchedulingError
 
 logger = logging.getLogger(__name__)

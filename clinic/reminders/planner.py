@@ -30,6 +30,7 @@ from typing import Callable, List, Optional, Tuple
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from clinic.clock import utcnow
 from clinic.reminders import tables as t
 from clinic.reminders.timing import (
     FOLLOWUP_LIFETIME,
@@ -37,7 +38,6 @@ from clinic.reminders.timing import (
     RECALL_LIFETIME,
     RECALL_SEND_TIME,
     ReminderPolicy,
-    utcnow,
 )
 from clinic.scheduling.model import Appointment, AppointmentStatus
 

@@ -14,8 +14,8 @@ from typing import Dict, List, Optional
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import sessionmaker
 
+from clinic.clock import utcnow
 from clinic.reminders import tables as t
-from clinic.reminders.timing import utcnow
 
 
 @dataclasses.dataclass(frozen=True)

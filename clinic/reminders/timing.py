@@ -31,10 +31,6 @@ RECALL_LIFETIME = dt.timedelta(days=30)
 RECALL_SEND_TIME = dt.time(10, 0)  # local time a recall goes out on its due date
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 @dataclasses.dataclass(frozen=True)
 class QuietHours:
     start: dt.time

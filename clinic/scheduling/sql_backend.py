@@ -25,6 +25,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinic.clock import utcnow
 from clinic.scheduling.backend import AppointmentListener
 from clinic.scheduling.model import (
     TRANSITIONS,
@@ -60,10 +61,6 @@ MAX_LIMIT = 100
 _ACTIVE = [s.value for s in AppointmentStatus if s.is_active]
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def _utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("scheduling needs aware datetimes (got a naive one)")
@@ -89,7 +86,7 @@ class SqlSchedulingBackend:
                  clock: Optional[Callable[[], dt.datetime]] = None):
         self._sessions = session_factory
         self._listeners = list(listeners)
-        self._clock = clock or _utcnow
+        self._clock = clock or utcnow
 
     def add_listener(self, listener: AppointmentListener) -> None:
         """Register a listener after construction (e.g. reminders wired by the caller)."""

@@ -15,9 +15,10 @@ from typing import Tuple
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import sessionmaker
 
+from clinic.clock import utcnow
 from clinic.consent import ConsentStore
 from clinic.surveys import tables as t
-from clinic.surveys.store import SurveyStore, utcnow
+from clinic.surveys.store import SurveyStore
 
 VISIT_DELAY = dt.timedelta(hours=2)  # after the visit's end: the patient is home
 LOOKBACK = dt.timedelta(days=3)

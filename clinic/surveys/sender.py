@@ -32,14 +32,15 @@ from clinic.broadcasts.languages import (
     with_note,
 )
 from clinic.broadcasts.runner import RateLimiter
+from clinic.clock import utcnow
 from clinic.consent import ConsentStore
 from clinic.language.catalogue import default_catalogue
+from clinic.messaging.store import LANGUAGE_FALLBACK
 from clinic.scheduling.formatting import on_day
 from clinic.surveys import tables as t
-from clinic.surveys.store import Survey, SurveyStore, utcnow
+from clinic.surveys.store import Survey, SurveyStore
 from clinic.surveys.templates import ApprovedTemplates, default_approved
 from whatsapp.outbound import Template
-from whatsapp.sender import LANGUAGE_FALLBACK
 
 logger = logging.getLogger(__name__)
 

@@ -9,14 +9,11 @@ from typing import Dict, List, Optional
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
+from clinic.clock import utcnow
+from clinic.messaging.store import LANGUAGE_FALLBACK
 from clinic.surveys import tables as t
-from whatsapp.sender import LANGUAGE_FALLBACK
 
 COMMENT_MAX = 1000
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,11 +35,13 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy import exc as sql_errors
 
-import whatsapp.store  # noqa: F401  (registers the channel's tables before create_schema)
+import clinic.messaging.store  # noqa: F401  (registers the channel's tables before create_schema)
 from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
 from clinic.language.memory import LanguageMemory
+from clinic.messaging.quarantine import WAMID_MAX, Quarantine, storable_wamid
+from clinic.messaging.store import NewInbound, PendingMessage, WhatsAppStore
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from clinic.redaction import redact
 from connectors.whatsapp.follow_up import follow_up_opener
@@ -49,6 +51,8 @@ from connectors.whatsapp.processor import InboxProcessor, mark_read_best_effort,
 from connectors.whatsapp.safety_net import PausedSafetyNet
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.worker import WorkerLoop
+from gateway.outbox import Outbox
+from gateway.sender import DeliveryPolicy, Sender
 from whatsapp import signature
 from whatsapp.client import GraphClient
 from whatsapp.inbound import (
@@ -62,10 +66,6 @@ from whatsapp.inbound import (
 from whatsapp.journal import InboxJournal
 from whatsapp.limits import WEBHOOK_BODY_MAX_BYTES
 from whatsapp.metrics import Metrics
-from whatsapp.outbox import Outbox
-from whatsapp.quarantine import WAMID_MAX, Quarantine, storable_wamid
-from whatsapp.sender import DeliveryPolicy, Sender
-from whatsapp.store import NewInbound, PendingMessage, WhatsAppStore
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class WhatsAppInput(InputChannel):
         create_schema(engine)
         sessions = make_session_factory(engine)
         self.store = WhatsAppStore(sessions)
-        # What could not be parsed, applied or answered (whatsapp/quarantine.py), and the
+        # What could not be parsed, applied or answered (clinic/messaging/quarantine.py), and the
         # tickets that make a person follow a dead-lettered message up.
         self.quarantine = Quarantine(sessions)
         self._handoffs = HandoffRequests(sessions)
@@ -114,7 +114,7 @@ class WhatsAppInput(InputChannel):
         self.on_new_conversations: Optional[Callable[[List[str]], None]] = None
         # One pooled HTTP client per event loop: replies are sent from the processing loop,
         # proactive messages (Rasa's trigger_intent) from Sanic's loop.
-        # Attempts, timeouts and dead-letter rounds of outbound messages (whatsapp/sender.py).
+        # Attempts, timeouts and dead-letter rounds of outbound messages (gateway/sender.py).
         self.delivery = DeliveryPolicy.from_environment()
         self._client = self._graph_client()
         # A turn's reply that finally failed opens a staff ticket (follow_up.py).
@@ -173,7 +173,7 @@ class WhatsAppInput(InputChannel):
                 collector = CollectingOutputChannel()
                 await self._run_turn(on_new_message, message, collector)
                 replies = collector.messages
-            # Every reply recorded before the first is sent (whatsapp/outbox.py).
+            # Every reply recorded before the first is sent (gateway/outbox.py).
             await deliver_turn(self.outbox, message.conversation_id, message.wamid, replies)
 
         self.processor = InboxProcessor(
@@ -549,11 +549,11 @@ class WhatsAppInput(InputChannel):
     async def turn(self, on_new_message: Callable[[UserMessage], Awaitable[Any]], body: bytes,
                    signature_header: Optional[str]) -> Tuple[int, Dict[str, Any]]:
         """``POST /webhooks/whatsapp/turn`` from the gateway: one inbox message (already
-        redacted and pseudonymised; signed with the app secret like Meta's webhooks) through
+        redacted and pseudonymised; signed with the gateway's own secret, WHATSAPP_INTERNAL_SECRET) through
         the assistant; the answer is the replies, in order, for the gateway to send. A retried
         turn (``attempts`` > 1) that the assistant already took in is not processed again:
         the replies it gave then are returned instead."""
-        if not signature.verify(body, signature_header, self.settings.app_secret):
+        if not signature.verify(body, signature_header, self.settings.internal_secret):
             self.metrics.increment("turn_rejected")
             return 403, {"error": "invalid signature"}
         try:
@@ -660,7 +660,7 @@ def _status_record(status: StatusUpdate) -> dict:
             "at": dt.datetime.fromtimestamp(status.timestamp, dt.timezone.utc).isoformat(),
             "code": first_error.code if first_error else None,
             "detail": (first_error.details or first_error.message) if first_error else None,
-            # Names the wa_outbound row: proof that Meta took it (whatsapp/outbox.py).
+            # Names the wa_outbound row: proof that Meta took it (gateway/outbox.py).
             "callback": (status.biz_opaque_callback_data or "")[:64] or None}
 
 

@@ -1,6 +1,6 @@
 """A person follows up when the assistant's reply finally could not be delivered.
 
-The sender (whatsapp/sender.py) calls this for a turn's reply whose delivery rounds are
+The sender (gateway/sender.py) calls this for a turn's reply whose delivery rounds are
 used up, or that failed with an error no retry can fix (e.g. 131026, not on WhatsApp): a
 handoff request with reason ``reply_failed`` opens (or reuses) the conversation's ticket in
 the reception queue, through the same service every other handoff uses, so staff see the
@@ -19,9 +19,9 @@ from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import FALLBACK_TEAM
 from clinic.inbox.model import TicketState
 from clinic.inbox.tables import TicketRow
+from clinic.messaging.store import OutboundItem
 from clinic.privacy import contact_key
 from connectors.whatsapp.output import CHANNEL_NAME
-from whatsapp.store import OutboundItem
 
 
 def follow_up_opener(sessions: sessionmaker, pseudonym_key: bytes,

@@ -10,8 +10,9 @@ Here that work runs beside Rasa instead, on the machine's other cores:
   the Rasa channel (``WhatsAppInput.receive_webhook``); statuses too;
 - the inbox: each conversation's messages in arrival order, several conversations at once,
   crash recovery at start-up, a periodic sweep (WHATSAPP_INBOX_SWEEP_SECONDS);
-- each turn goes to the assistant as one signed request (``POST /webhooks/whatsapp/turn``,
-  ids and redacted text only), exactly the work Rasa's REST channel asks of it; the gateway
+- each turn goes to the assistant as one request (``POST /webhooks/whatsapp/turn``, ids and
+  redacted text only) signed with the gateway's own secret (WHATSAPP_INTERNAL_SECRET, never
+  Meta's app secret), exactly the work Rasa's REST channel asks of it; the gateway
   sends the replies through the rate-limited, retrying sender.
 
 Nothing is lost when Rasa is down or restarting: the message stays in the inbox and the turn
@@ -21,7 +22,7 @@ WHATSAPP_INBOUND_MAX_ATTEMPTS it is a dead letter (quarantine and a ticket, proc
 the conversation moves on. Nothing is answered twice: a retried turn that Rasa
 had already taken in returns the replies it gave then, and a turn's replies are recorded
 before the first is sent, so after a crash exactly those that did not go out are sent
-(whatsapp/outbox.py).
+(gateway/outbox.py).
 
 For busy numbers, run it as two processes: ``--role door --relay-url …`` (webhooks, journal,
 inbox; a signed notice with conversation ids tells the relay, whose sweep makes a lost notice
@@ -47,6 +48,7 @@ from typing import List, Optional, Set
 import aiohttp
 from aiohttp import web
 
+from clinic.messaging.store import PendingMessage
 from clinic.redaction import redact
 from connectors.whatsapp.channel import WhatsAppInput
 from connectors.whatsapp.output import deliver_turn
@@ -54,7 +56,6 @@ from connectors.whatsapp.processor import InboxProcessor, mark_read_best_effort
 from connectors.whatsapp.settings import WhatsAppSettings
 from connectors.whatsapp.worker import WorkerLoop
 from whatsapp import signature
-from whatsapp.store import PendingMessage
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class Ingress:
             self._notice_wanted.clear()
             conversations, self._pending_notice = sorted(self._pending_notice), set()
             body = json.dumps({"conversations": conversations}).encode()
-            headers = {signature.HEADER: signature.sign(body, self.channel.settings.app_secret),
+            headers = {signature.HEADER: signature.sign(body, self.channel.settings.internal_secret),
                        "Content-Type": "application/json"}
             try:
                 async with self._notice_session.post(f"{self.relay_url}/webhooks/whatsapp/process", data=body,
@@ -145,9 +146,9 @@ class Ingress:
 
     async def process_notice(self, request: web.Request) -> web.Response:
         """The relay's side: "these conversations have new messages in the inbox" (ids only,
-        signed with the app secret like Meta's webhooks)."""
+        signed with WHATSAPP_INTERNAL_SECRET, like the turns)."""
         body = await request.read()
-        if not signature.verify(body, request.headers.get(signature.HEADER), self.channel.settings.app_secret):
+        if not signature.verify(body, request.headers.get(signature.HEADER), self.channel.settings.internal_secret):
             self.channel.metrics.increment("process_notice_rejected")
             return web.Response(text="invalid signature", status=403)
         try:
@@ -164,7 +165,7 @@ class Ingress:
         answer = await self._turn(message)
         await marking
         # Every reply recorded before the first is sent, then sent in order; a crash in
-        # between loses none (whatsapp/outbox.py).
+        # between loses none (gateway/outbox.py).
         await deliver_turn(self.channel.outbox, message.conversation_id, message.wamid,
                            answer.get("messages") or [])
 
@@ -182,7 +183,7 @@ class Ingress:
             try:
                 async with self._session.post(
                     f"{self.rasa_url}/webhooks/whatsapp/turn", data=body,
-                    headers={signature.HEADER: signature.sign(body, self.channel.settings.app_secret),
+                    headers={signature.HEADER: signature.sign(body, self.channel.settings.internal_secret),
                              "Content-Type": "application/json"},
                     timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT_SECONDS),
                 ) as reply:

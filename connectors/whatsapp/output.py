@@ -11,7 +11,7 @@ Every message is built by ``whatsapp.outbound``, which refuses shapes Meta would
 
 A patient's turn is not sent reply by reply as Rasa produces it: ``deliver_turn`` builds
 every WhatsApp message of the turn first, the outbox records them all, then sends them in
-order (whatsapp/outbox.py), so a crash between two replies loses none. Messages nobody
+order (gateway/outbox.py), so a crash between two replies loses none. Messages nobody
 asked for (Rasa's ``trigger_intent``, reminders) go out at once through the sender.
 """
 
@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa.core.channels.channel import OutputChannel
 
+from gateway.outbox import Outbox
+from gateway.sender import Sender
 from whatsapp.limits import INTERACTIVE_BODY_MAX, LIST_ROWS_MAX
 from whatsapp.outbound import (
     Choice,
@@ -37,8 +39,6 @@ from whatsapp.outbound import (
 from whatsapp.outbound import (
     Text as TextMessage,
 )
-from whatsapp.outbox import Outbox
-from whatsapp.sender import Sender
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import logging
 import traceback
 from typing import Awaitable, Callable, Dict, Optional
 
+from clinic.messaging.quarantine import OVERLONG_ID_PREFIX
+from clinic.messaging.store import PendingMessage, WhatsAppStore
 from whatsapp.metrics import Metrics
-from whatsapp.quarantine import OVERLONG_ID_PREFIX
-from whatsapp.store import PendingMessage, WhatsAppStore
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ async def mark_read_best_effort(sender, wamid: str, metrics: Metrics) -> None:
     """Blue ticks and "typing…": never worth a patient's reply. Whatever goes wrong (an id
     Graph would refuse, the API down) is counted and logged without content, and ignored."""
     if wamid.startswith(OVERLONG_ID_PREFIX):
-        metrics.increment("mark_read_skipped")  # not a real wamid (see whatsapp/quarantine.py)
+        metrics.increment("mark_read_skipped")  # not a real wamid (see clinic/messaging/quarantine.py)
         return
     try:
         await sender.mark_read(wamid, typing=True)

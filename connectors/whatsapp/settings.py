@@ -7,16 +7,27 @@ than failing on the first patient message.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import os
+import secrets
 from typing import Any, Mapping, Optional
+
+from clinic.db import VAR_DIR
+from clinic.privacy import secret_from
 
 DEFAULT_API_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
+# The gateway's own secret for its calls to Rasa's /turn (and door → relay notices): never
+# Meta's app secret, which only Meta and the door need. From WHATSAPP_INTERNAL_SECRET, else
+# created on first use in this file (mode 0600), so processes on one machine share it.
+INTERNAL_SECRET_ENV = "WHATSAPP_INTERNAL_SECRET"
+INTERNAL_SECRET_FILE = VAR_DIR / "whatsapp-internal.key"
 
 # setting -> (environment variable, required)
 _ENV = {
     "verify_token": ("WHATSAPP_VERIFY_TOKEN", True),
     "app_secret": ("WHATSAPP_APP_SECRET", True),
+    "internal_secret": (INTERNAL_SECRET_ENV, False),
     "access_token": ("WHATSAPP_ACCESS_TOKEN", True),
     "phone_number_id": ("WHATSAPP_PHONE_NUMBER_ID", True),
     "api_version": ("WHATSAPP_API_VERSION", False),
@@ -60,6 +71,9 @@ class WhatsAppSettings:
     # (doubled for each further one).
     inbound_max_attempts: int = 3
     inbound_retry_seconds: float = 2.0
+    # Signs the gateway's turn calls to Rasa and the door's notices to the relay (see
+    # INTERNAL_SECRET_ENV); empty refuses every such call.
+    internal_secret: str = ""
 
     def __repr__(self) -> str:  # never print secrets
         return (
@@ -102,6 +116,10 @@ class WhatsAppSettings:
                                       "WHATSAPP_INBOUND_RETRY_SECONDS 0 or more")
         if sweep < 0:
             raise WhatsAppConfigError("WHATSAPP_INBOX_SWEEP_SECONDS must be 0 (off) or more")
+        internal_secret = values["internal_secret"] or secret_from(
+            environ, INTERNAL_SECRET_ENV, INTERNAL_SECRET_FILE, lambda: secrets.token_hex(32).encode()).decode()
+        if hmac.compare_digest(internal_secret.encode(), values["app_secret"].encode()):
+            raise WhatsAppConfigError(f"{INTERNAL_SECRET_ENV} must differ from WHATSAPP_APP_SECRET (Meta's)")
         base_url = (values["api_base_url"] or DEFAULT_API_BASE_URL).rstrip("/")
         if not base_url.startswith(("http://", "https://")):
             raise WhatsAppConfigError("WHATSAPP_API_BASE_URL must be an http(s) URL")
@@ -120,6 +138,7 @@ class WhatsAppSettings:
             gateway=_flag(values["gateway"]),
             inbound_max_attempts=attempts,
             inbound_retry_seconds=retry,
+            internal_secret=internal_secret,
         )
 
 

@@ -20,7 +20,7 @@ Sources:
 - ``inbox``: a message whose processing attempts ran out (a dead letter; a handoff ticket
   was opened for it).
 
-Synchronous SQLAlchemy, like whatsapp/store.py: callers run it in a worker thread.
+Synchronous SQLAlchemy, like clinic/messaging/store.py: callers run it in a worker thread.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ from sqlalchemy import Column, DateTime, Integer, String, Text, func, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinic.clock import utcnow
 from clinic.db import Base
+from clinic.messaging.store import ContactRow, InboxRow
 from whatsapp.inbound import clean_json, clean_text
-from whatsapp.store import ContactRow, InboxRow
 
 SOURCES = ("webhook", "journal", "inbox")
 STATES = ("open", "retried", "dismissed")
@@ -98,10 +99,6 @@ def storable_wamid(wamid: str) -> str:
     if len(wamid) <= WAMID_MAX:
         return wamid
     return OVERLONG_ID_PREFIX + hashlib.sha256(wamid.encode("utf-8", "replace")).hexdigest()
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class Quarantine:

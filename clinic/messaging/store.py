@@ -11,7 +11,7 @@
   letter, never a silent drop. The replies of one turn are all recorded (``queued``, with
   the patient's message id and their order) before the first is sent, so a crash between
   two replies loses none: a restarted process sends exactly the ones that did not go out
-  (whatsapp/outbox.py). States: ``queued`` → ``sending`` → ``sent`` | ``refused`` |
+  (gateway/outbox.py). States: ``queued`` → ``sending`` → ``sent`` | ``refused`` |
   ``dead`` (a dead letter; retried later while ``retry_at`` is set) | ``dismissed`` (a
   dead letter staff closed). ``ambiguous`` marks a row whose request Meta may have taken
   although no answer came back (a timeout, a crash mid-request): a resend could deliver it
@@ -44,12 +44,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
+from clinic.clock import utcnow
 from clinic.db import Base
 from whatsapp.inbound import status_supersedes
 
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+# The first words of a note that a message went out in another language than asked: in
+# ``wa_outbound.error_detail`` (gateway/sender.py), and in the survey and broadcast rows.
+LANGUAGE_FALLBACK = "language_fallback"
 
 
 def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:

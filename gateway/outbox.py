@@ -11,7 +11,7 @@ turn's), and:
 - at start-up (``resume``), sends what a crashed process left: ``queued`` rows as they
   are, and rows caught ``sending`` as *ambiguous* (the request may have reached Meta): the
   sender first looks for a status webhook that names the row (proof it went out, so it is
-  ``sent``), and sends it again only without one (whatsapp/sender.py);
+  ``sent``), and sends it again only without one (gateway/sender.py);
 - every ``DeliveryPolicy.sweep_seconds`` (``start_sweeping``), retries the dead letters
   whose next round is due (bounded rounds with growing delays, then a person follows up:
   ``Sender.on_final_failure``), picks up recorded replies nobody is sending (a turn whose
@@ -33,10 +33,11 @@ import datetime as dt
 import logging
 from typing import Dict, Optional, Sequence, Set
 
+from clinic.clock import utcnow
+from clinic.messaging.store import DEAD, QUEUED, SENDING, WhatsAppStore
+from gateway.sender import AMBIGUOUS, DeliveryPolicy, Sender
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import OutboundMessage
-from whatsapp.sender import AMBIGUOUS, DeliveryPolicy, Sender
-from whatsapp.store import DEAD, QUEUED, SENDING, WhatsAppStore, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ The patient's address is decrypted only here, just before the Graph call.
 Bounded attempts, then a dead letter: the client retries transient errors a few times
 (``DeliveryPolicy.attempts``); what still fails is ``dead``. A turn's reply (one the patient
 is waiting for) then gets later rounds (``DeliveryPolicy.dead_letter_retry``, run by
-whatsapp/outbox.py); when the last round fails, or at once for an error no retry can fix,
+gateway/outbox.py); when the last round fails, or at once for an error no retry can fix,
 ``on_final_failure`` is called so a person follows up (connectors/whatsapp/follow_up.py
 opens a staff ticket). Messages nobody asked for (reminders, surveys, broadcasts, staff
 replies) stay dead letters for their callers, who track them, and for staff.
@@ -39,13 +39,21 @@ import os
 from typing import Callable, Optional, Sequence, Union
 
 from clinic import phi_guard
+from clinic.clock import utcnow
+from clinic.messaging.store import (
+    DEAD,
+    LANGUAGE_FALLBACK,
+    SENDING,
+    OutboundItem,
+    WhatsAppStore,
+    callback_data,
+)
 from clinic.privacy import ContactCipher
 from whatsapp.client import DEFAULT_TIMEOUT_SECONDS, AmbiguousSend
 from whatsapp.errors import TEMPLATE_MISSING, GraphError
 from whatsapp.limits import CUSTOMER_SERVICE_WINDOW_SECONDS
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import MessageShapeError, OutboundMessage, Recorded, Template
-from whatsapp.store import DEAD, SENDING, OutboundItem, WhatsAppStore, callback_data, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +61,6 @@ OUTSIDE_WINDOW = "outside_window"
 BLOCKED_PHI = "blocked_phi"
 UNKNOWN_CONTACT = "unknown_contact"
 RECORDED_RECIPIENT = "pseudonymous-conversation"
-# The first words of a note that a message went out in another language than asked: in
-# ``wa_outbound.error_detail`` here, and in the survey and broadcast rows of the callers.
-LANGUAGE_FALLBACK = "language_fallback"
 AMBIGUOUS = "ambiguous"
 
 
@@ -166,7 +171,7 @@ class Sender:
             return kind, {"withheld": BLOCKED_PHI, "rules": rules}, f"{BLOCKED_PHI}: {','.join(rules)}"
         return kind, message.to_payload(RECORDED_RECIPIENT), None
 
-    # ── a turn's replies: recorded first, sent in order (whatsapp/outbox.py) ──────────────
+    # ── a turn's replies: recorded first, sent in order (gateway/outbox.py) ──────────────
     async def record_turn(self, conversation_id: str, turn_wamid: str,
                           messages: Sequence[tuple[OutboundMessage, str]]) -> list[int]:
         prepared = [self.prepare(message, kind) for message, kind in messages]
