@@ -40,7 +40,7 @@ class Stack:
         self.model = Path(model)
         self.ports = {"actions": free_port(), "rasa": free_port(), "simulator": free_port(),
                       "inbox": free_port(), "ingress": free_port(), "relay": free_port()}
-        # ingress=True: webhooks go to the WhatsApp gateway (connectors/whatsapp/ingress.py),
+        # ingress=True: webhooks go to the WhatsApp gateway (gateway/server.py),
         # which runs each turn through Rasa and sends the replies.
         self.ingress = ingress or split
         # split=True: the gateway as two processes, a door (webhooks) and a relay (turns).
@@ -103,10 +103,10 @@ class Stack:
         return f"{self.url(door)}/webhooks/whatsapp/webhook"
 
     def start_ingress(self, relay_url: Optional[str] = None) -> None:
-        command = [sys.executable, "-m", "connectors.whatsapp.ingress", "--host", "127.0.0.1",
+        command = [sys.executable, "-m", "gateway", "--host", "127.0.0.1",
                    "--port", str(self.ports["ingress"]), "--rasa-url", self.url("rasa")]
         if self.split and "relay" not in self.processes:
-            self._start("relay", [sys.executable, "-m", "connectors.whatsapp.ingress", "--role", "relay",
+            self._start("relay", [sys.executable, "-m", "gateway", "--role", "relay",
                                   "--host", "127.0.0.1", "--port", str(self.ports["relay"]),
                                   "--rasa-url", self.url("rasa")])
             self.wait_for(f"{self.url('relay')}/webhooks/whatsapp/", "relay")

@@ -229,7 +229,7 @@ async def main_async(args) -> int:
         split = args.ingress and not args.one_gateway
         stack = Stack(Path(tmp), model, ingress=args.ingress, split=split)
         arrangement = ("the WhatsApp gateway as a door process (webhooks) and a relay process (turns)"
-                       if split else "the WhatsApp gateway (connectors/whatsapp/ingress.py), one process"
+                       if split else "the WhatsApp gateway (gateway/server.py), one process"
                        if args.ingress else "webhooks into the Rasa process")
         print(f"Starting the action server, Rasa and the simulator; {arrangement}...", flush=True)
         stack.start()

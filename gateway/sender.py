@@ -9,7 +9,7 @@ Bounded attempts, then a dead letter: the client retries transient errors a few 
 (``DeliveryPolicy.attempts``); what still fails is ``dead``. A turn's reply (one the patient
 is waiting for) then gets later rounds (``DeliveryPolicy.dead_letter_retry``, run by
 gateway/outbox.py); when the last round fails, or at once for an error no retry can fix,
-``on_final_failure`` is called so a person follows up (connectors/whatsapp/follow_up.py
+``on_final_failure`` is called so a person follows up (gateway/follow_up.py
 opens a staff ticket). Messages nobody asked for (reminders, surveys, broadcasts, staff
 replies) stay dead letters for their callers, who track them, and for staff.
 

@@ -33,9 +33,9 @@ from clinic.inbox.rasa_http import RasaHttp, staff_reply_event
 from clinic.inbox.templates import ApprovedTemplate
 from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher
-from connectors.whatsapp.settings import WhatsAppSettings
-from connectors.whatsapp.worker import WorkerLoop
 from gateway.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, DeliveryPolicy, Sender, SendOutcome
+from gateway.settings import WhatsAppSettings
+from gateway.worker import WorkerLoop
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import MessageShapeError, Template, Text

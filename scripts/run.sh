@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the assistant with the embedded defaults: SQLite, the action server, Rasa with the
-# WhatsApp channel, the WhatsApp gateway (webhooks, inbox, replies: connectors/whatsapp/
-# ingress.py), and the local WhatsApp Cloud API simulator whose chat page you open in a browser. No Meta account needed. Ctrl+C stops everything.
+# WhatsApp channel (the /turn endpoint), the WhatsApp gateway (webhooks, inbox, turns, replies:
+# `python -m gateway`, a process without Rasa), and the local WhatsApp Cloud API simulator
+# whose chat page you open in a browser. No Meta account needed. Ctrl+C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/train.sh
@@ -54,7 +55,7 @@ WHATSAPP_GATEWAY=1 python -m scripts.quiet_rasa run --model "$MODEL_PATH" --port
   --credentials credentials.yml --interface 127.0.0.1 --enable-api --auth-token "$RASA_AUTH_TOKEN" \
   > var/logs/rasa.log 2>&1 &
 pids+=($!); rasa_pid=$!
-python -m connectors.whatsapp.ingress --host 127.0.0.1 --port "$WHATSAPP_GATEWAY_PORT" \
+python -m gateway --host 127.0.0.1 --port "$WHATSAPP_GATEWAY_PORT" \
   --rasa-url "http://127.0.0.1:$RASA_PORT" > var/logs/whatsapp-gateway.log 2>&1 &
 pids+=($!); gateway_pid=$!
 RASA_URL="http://127.0.0.1:$RASA_PORT" python -m clinic.reminders.scheduler > var/logs/reminders.log 2>&1 &

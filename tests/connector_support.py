@@ -6,7 +6,7 @@ import itertools
 import json
 
 from connectors.whatsapp.channel import WhatsAppInput
-from connectors.whatsapp.settings import WhatsAppSettings
+from gateway.settings import WhatsAppSettings
 from whatsapp.signature import sign
 
 APP_SECRET = "test-app-secret"

@@ -2,21 +2,25 @@
 
 - ``whatsapp/`` is the Cloud API protocol only: it imports nothing of the project;
 - ``gateway/`` runs without Rasa: it imports neither rasa nor sanic, nor the Rasa side
-  (``connectors/``);
+  (``connectors/``), and a gateway process loads none of them; ``connectors/whatsapp/`` is
+  the Rasa side only;
+- ``clinic/`` (the domain) imports no process (gateway, connectors, web apps);
 - no import cycles between the project's modules (imports inside functions count: they
   hide a cycle from the interpreter, not from a reader);
 - no private name (``_name``) of one module used by another, neither imported nor reached
   through an object;
 - one clock: ``clinic/clock.py`` is the only ``utcnow``, and nobody calls the naive
-  ``datetime.utcnow()``;
-- the gateway signs its turn calls to Rasa with a secret of its own, never Meta's app
-  secret.
+  ``datetime.utcnow()``.
+(The gateway's own secret for its turn calls is checked end to end in
+test_whatsapp_ingress_e2e.py: a turn signed with Meta's app secret is refused.)
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple
@@ -148,7 +152,8 @@ def in_package(module: str, package: str) -> bool:
 
 # ── the rules ─────────────────────────────────────────────────────────────────────────────
 def test_the_scan_sees_the_project():
-    assert {"whatsapp.inbound", "gateway.outbox", "clinic.messaging.store", "inbox.app"} <= set(modules())
+    assert {"whatsapp.inbound", "gateway.outbox", "gateway.door", "gateway.relay", "gateway.render",
+            "clinic.messaging.store", "inbox.app"} <= set(modules())
     assert "clinic.messaging.store" in graph()["gateway.outbox"]
 
 
@@ -168,6 +173,24 @@ def test_the_gateway_runs_without_rasa():
                  if base.split(".")[0] in forbidden
                  or ((target := project_target(base, name)) and in_package(target, "connectors"))]
     assert not offending, "gateway/ must run without Rasa:\n" + "\n".join(offending)
+
+
+def test_the_gateway_process_loads_no_rasa():
+    """Not only its own imports: nothing it imports pulls Rasa, Sanic or TensorFlow in."""
+    probe = ("import sys, gateway.server, gateway.__main__; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & "
+             "{'rasa', 'rasa_sdk', 'sanic', 'tensorflow', 'connectors'}))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_connectors_whatsapp_is_the_rasa_side_only():
+    """The /turn endpoint and the Rasa-only development channel, its output channel, the
+    paused-conversation safety net: everything else WhatsApp needs is in gateway/."""
+    assert {m for m in modules() if in_package(m, "connectors.whatsapp")} == {
+        "connectors.whatsapp", "connectors.whatsapp.channel", "connectors.whatsapp.output",
+        "connectors.whatsapp.safety_net"}
 
 
 def test_the_clinic_domain_depends_on_no_process():
@@ -273,3 +296,34 @@ def test_one_utcnow():
              if isinstance(node, ast.Attribute) and node.attr == "utcnow"
              and ast.unparse(node.value).endswith("datetime")]
     assert not naive, f"datetime.utcnow() is naive; use clinic.clock.utcnow: {naive}"
+
+
+def test_one_module_names_the_send_endpoint_and_one_calls_it():
+    """Only whatsapp/client.py knows Meta's ``/messages`` endpoint, and only the gateway's
+    sender (gateway/sender.py: PHI guard, 24-hour window, the wa_outbound record) calls the
+    client's ``send``: every message the clinic sends passes there. (The number's one rate
+    limit is not yet global: the inbox's and the broadcast command's processes still build
+    a sender with a Graph client of their own; issue 14, phase 3.)"""
+    def builds_messages_url(node: ast.AST) -> bool:
+        # A string in code (not a docstring) ending in /messages, not the simulator's /_sim/...
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(part.value for part in node.values if isinstance(part, ast.Constant))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "\n" not in node.value:
+            text = node.value
+        else:
+            return False
+        return text.rstrip("'\"").endswith("/messages") and "/_sim/" not in text
+
+    def strings(module_tree: ast.Module) -> Iterator[ast.AST]:
+        parts = {id(part) for node in ast.walk(module_tree) if isinstance(node, ast.JoinedStr)
+                 for part in node.values}
+        return (node for node in ast.walk(module_tree) if id(node) not in parts)
+
+    endpoint = sorted({module for module in modules() if not in_package(module, "simulator")
+                       for node in strings(tree(module)) if builds_messages_url(node)})
+    assert endpoint == ["whatsapp.client"], endpoint
+    callers = sorted({module for module in modules() if not in_package(module, "simulator")
+                      for node in ast.walk(tree(module))
+                      if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                      and node.func.attr == "send" and ast.unparse(node.func.value).endswith("client")})
+    assert callers == ["gateway.sender"], callers

@@ -7,7 +7,7 @@ import pytest
 
 from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.messaging.store import NewInbound, WhatsAppStore
-from connectors.whatsapp.processor import InboxProcessor
+from gateway.processor import InboxProcessor
 from whatsapp.metrics import Metrics
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from clinic.inbox.tables import TicketRow
 from clinic.messaging.store import NewInbound
-from connectors.whatsapp.processor import InboxProcessor
+from gateway.processor import InboxProcessor
 from tests.connector_support import INTERNAL_SECRET, make_channel
 from whatsapp.signature import sign
 

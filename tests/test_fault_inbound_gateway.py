@@ -1,6 +1,6 @@
 """Poison input through the WhatsApp gateway (issue 13, items 1, 3, 4 and 5), real HTTP all
-the way: the simulator (Meta's Graph API and webhooks) → the gateway (connectors/whatsapp/
-ingress.py, its journal, inbox and processor on a real SQLite database) → a stand-in for
+the way: the simulator (Meta's Graph API and webhooks) → the gateway (gateway/server.py,
+its journal, inbox and processor on a real SQLite database) → a stand-in for
 Rasa's ``/webhooks/whatsapp/turn`` that fails on one message every time (as Rasa did with
 spaCy's E088 on a 2.9 MB text) and answers every other one.
 
@@ -23,9 +23,9 @@ from sqlalchemy import select
 
 from clinic.inbox.tables import TicketRow
 from clinic.messaging.store import InboxRow
-from connectors.whatsapp.channel import WhatsAppInput
-from connectors.whatsapp.ingress import PATH, Ingress
-from connectors.whatsapp.settings import WhatsAppSettings
+from gateway.door import Door
+from gateway.server import PATH, Ingress
+from gateway.settings import WhatsAppSettings
 from simulator.testing import (
     TEST_ACCESS_TOKEN,
     TEST_APP_SECRET,
@@ -70,7 +70,7 @@ async def serve(app: web.Application) -> tuple:
 class Gateway:
     def __init__(self, sim, rasa_url: str, database: str) -> None:
         self.sim, self.rasa_url, self.database = sim, rasa_url, database
-        self.channel: WhatsAppInput = None  # type: ignore[assignment]
+        self.channel: Door = None  # type: ignore[assignment]
         self.runner: web.AppRunner = None  # type: ignore[assignment]
         self.url = ""
 
@@ -81,7 +81,7 @@ class Gateway:
             phone_number_id=self.sim.config.phone_number_id, api_base_url=self.sim.url,
             send_rate_per_second=1000.0, inbox_sweep_seconds=0.2,
             inbound_max_attempts=MAX_ATTEMPTS, inbound_retry_seconds=0.05)
-        self.channel = WhatsAppInput(settings, database_url=self.database, door="ingress")
+        self.channel = Door(settings, database_url=self.database, door="ingress")  # no Rasa in the gateway
         self.runner, self.url = await serve(Ingress(self.channel, self.rasa_url).app())
         self.sim.simulator.config.webhook_url = self.url + PATH
         return self

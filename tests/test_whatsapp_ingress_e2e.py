@@ -1,4 +1,4 @@
-"""The WhatsApp gateway (connectors/whatsapp/ingress.py) end to end: the simulator posts to the
+"""The WhatsApp gateway (gateway/server.py) end to end: the simulator posts to the
 gateway, which acknowledges, runs each turn through Rasa (``/webhooks/whatsapp/turn``) and
 sends the replies. A conversation, a redelivered webhook, Rasa down while a patient writes
 (the message waits and is answered once Rasa is back), and a retried turn that Rasa had

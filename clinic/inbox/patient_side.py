@@ -115,3 +115,13 @@ class PatientSide:
         return session.execute(select(TicketRow).where(
             TicketRow.conversation_id == conversation_id,
             TicketRow.state != TicketState.RESOLVED.value)).scalar_one_or_none()
+
+
+def claimed_by_staff(session_factory: sessionmaker, conversation_id: str) -> bool:
+    """Whether a staff member has claimed the conversation's open ticket — one indexed query.
+    Only such a conversation can be paused (the inbox pauses on claim, resumes on resolve):
+    the gateway asks before each turn, so Rasa's process needn't load the tracker to know."""
+    with session_factory() as session:
+        return session.execute(select(TicketRow.id).where(
+            TicketRow.conversation_id == conversation_id, TicketRow.state != "resolved",
+            TicketRow.claimed_at.is_not(None)).limit(1)).first() is not None

@@ -170,7 +170,7 @@ def parse_events(events: List[Dict[str, Any]]) -> List[TranscriptMessage]:
 
 
 # What the WhatsApp door gives the assistant for messages that aren't text
-# (connectors/whatsapp/inbound_mapping.py), in words for staff.
+# (gateway/inbound_mapping.py), in words for staff.
 _MEDIA_WORDS = {"voice": "voice message", "audio": "audio", "image": "photo", "video": "video",
                 "document": "document", "sticker": "sticker", "contacts": "contact card",
                 "other": "a message the assistant can't read"}

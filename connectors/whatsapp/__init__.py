@@ -1,8 +1,10 @@
-"""WhatsApp Cloud API channel for Rasa. Register it in credentials.yml as
-``connectors.whatsapp.WhatsAppInput:`` (settings come from the environment).
+"""The Rasa side of WhatsApp: the channel Rasa loads (register it in credentials.yml as
+``connectors.whatsapp.WhatsAppInput:``; settings come from the environment) with the
+``/turn`` endpoint the gateway calls and the Rasa-only development mode, its output channel,
+and the paused-conversation safety net. The gateway itself (door, relay, render, outbox) is
+gateway/, a process without Rasa.
 
-The channel class is imported lazily, so processes without Rasa (the staff inbox, which
-reads ``connectors.whatsapp.settings`` to send staff replies) don't load Rasa."""
+The channel class is imported lazily, so importing this package does not load Rasa."""
 
 __all__ = ["WhatsAppInput"]
 

@@ -1,156 +1,29 @@
-"""Rasa responses → WhatsApp messages.
+"""Rasa's output channel for WhatsApp: the gateway's renderer (gateway/render.py: Rasa's
+responses → typed WhatsApp messages, one function for the gateway and this channel) as a
+Rasa ``OutputChannel``.
 
-- text: split at sentence boundaries above 4,096 characters;
-- buttons / quick replies: reply buttons when ≤ 3 with titles ≤ 20 characters, otherwise an
-  interactive list (≤ 10 rows); a body too long for an interactive message goes first as
-  text;
-- custom payloads under a ``whatsapp`` key (see README, "Custom WhatsApp responses"):
-  ``cta_url``, ``template``, ``location_request``, ``media``;
-- images and attachments by link.
-Every message is built by ``whatsapp.outbound``, which refuses shapes Meta would reject.
-
-A patient's turn is not sent reply by reply as Rasa produces it: ``deliver_turn`` builds
-every WhatsApp message of the turn first, the outbox records them all, then sends them in
-order (gateway/outbox.py), so a crash between two replies loses none. Messages nobody
-asked for (Rasa's ``trigger_intent``, reminders) go out at once through the sender.
+Used in Rasa's process for messages the patient did not just ask for (Rasa's
+``trigger_intent``, reminders), which go out at once through the sender. A patient's turn is
+never sent from here reply by reply: its replies are collected, then delivered through the
+outbox (``deliver_turn``), by the gateway or, in the Rasa-only development mode, by the
+channel.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Text
 
 from rasa.core.channels.channel import OutputChannel
 
-from gateway.outbox import Outbox
-from gateway.sender import Sender
-from whatsapp.limits import INTERACTIVE_BODY_MAX, LIST_ROWS_MAX
-from whatsapp.outbound import (
-    Choice,
-    CtaUrl,
-    LocationRequest,
-    Media,
-    MessageShapeError,
-    OutboundMessage,
-    Template,
-    choice_message,
-    split_text,
-)
-from whatsapp.outbound import (
-    Text as TextMessage,
-)
+from gateway.render import CHANNEL_NAME, CHOOSE_PROMPT, Renderer, deliver_turn
 
-logger = logging.getLogger(__name__)
-
-CHANNEL_NAME = "whatsapp"
-CHOOSE_PROMPT = "Please choose an option:"
+__all__ = ["CHANNEL_NAME", "CHOOSE_PROMPT", "WhatsAppOutput", "deliver_turn"]
 
 
-class WhatsAppOutput(OutputChannel):
+class WhatsAppOutput(Renderer, OutputChannel):
+    """The renderer's ``send_*`` methods and its ``send_response`` (the same dispatch as
+    Rasa's) take precedence over ``OutputChannel``'s."""
+
     @classmethod
     def name(cls) -> Text:
         return CHANNEL_NAME
-
-    def __init__(self, sender: Optional[Sender], collect: bool = False) -> None:
-        self._sender = sender
-        # collect=True: build the messages without sending them (``deliver_turn``).
-        self.collected: Optional[List[Tuple[OutboundMessage, str]]] = [] if collect else None
-
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
-        for chunk in split_text(text):
-            await self._send(recipient_id, TextMessage(chunk), "text")
-
-    async def send_text_with_buttons(
-        self, recipient_id: Text, text: Text, buttons: List[Dict[Text, Any]], **kwargs: Any
-    ) -> None:
-        choices = [
-            Choice(title=str(b.get("title", "")), id=str(b.get("payload") or b.get("title", "")))
-            for b in buttons
-        ]
-        if len(text) > INTERACTIVE_BODY_MAX:
-            await self.send_text_message(recipient_id, text)
-            text = CHOOSE_PROMPT
-        # More than a list can hold: several lists, in order.
-        groups = [choices[i : i + LIST_ROWS_MAX] for i in range(0, len(choices), LIST_ROWS_MAX)]
-        for index, group in enumerate(groups):
-            body = text if index == 0 else CHOOSE_PROMPT
-            try:
-                message = choice_message(body or CHOOSE_PROMPT, group)
-            except MessageShapeError as error:
-                # e.g. a payload longer than Meta allows: say it as text rather than fail.
-                logger.error("Buttons could not be sent as WhatsApp choices: %s", error)
-                await self.send_text_message(recipient_id, body)
-                continue
-            await self._send(recipient_id, message, "choices")
-
-    async def send_quick_replies(
-        self, recipient_id: Text, text: Text, quick_replies: List[Dict[Text, Any]], **kwargs: Any
-    ) -> None:
-        await self.send_text_with_buttons(recipient_id, text, quick_replies, **kwargs)
-
-    async def send_image_url(self, recipient_id: Text, image: Text, **kwargs: Any) -> None:
-        await self._send(recipient_id, Media("image", link=image), "image")
-
-    async def send_attachment(self, recipient_id: Text, attachment: Any, **kwargs: Any) -> None:
-        if isinstance(attachment, dict) and attachment.get("url"):
-            kind = attachment.get("type", "document")
-            media = Media(kind, link=attachment["url"], caption=attachment.get("caption"),
-                          filename=attachment.get("filename") if kind == "document" else None)
-            await self._send(recipient_id, media, kind)
-        else:
-            await self.send_text_message(recipient_id, str(attachment))
-
-    async def send_elements(self, recipient_id: Text, elements: Any, **kwargs: Any) -> None:
-        # Carousels don't exist in WhatsApp: titles as text.
-        titles = [str(e.get("title", "")) for e in elements if isinstance(e, dict)]
-        if titles:
-            await self.send_text_message(recipient_id, "\n".join(titles))
-
-    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
-        spec = (json_message or {}).get("whatsapp")
-        if not isinstance(spec, dict):
-            logger.warning("Custom response without a 'whatsapp' object is not sent on WhatsApp")
-            return
-        try:
-            message, kind = _custom_message(spec)
-        except (MessageShapeError, KeyError, TypeError, ValueError) as error:
-            logger.error("Invalid WhatsApp custom response (%s): %s", spec.get("type"), error)
-            return
-        await self._send(recipient_id, message, kind)
-
-    async def _send(self, recipient_id: str, message, kind: str) -> None:
-        if self.collected is not None:
-            self.collected.append((message, kind))
-            return
-        await self._sender.send(recipient_id, message, kind)
-
-
-async def deliver_turn(outbox: Outbox, conversation_id: str, turn_wamid: str,
-                       replies: List[Dict[str, Any]]) -> None:
-    """The replies of one turn (Rasa's collected responses, in order): built, recorded
-    together, then sent in order by the outbox."""
-    builder = WhatsAppOutput(None, collect=True)
-    for reply in replies:
-        # send_response pops keys: give it a copy (a replayed turn may be used again).
-        await builder.send_response(conversation_id, {k: v for k, v in reply.items() if k != "recipient_id"})
-    await outbox.deliver_turn(conversation_id, turn_wamid, builder.collected)
-
-
-def _custom_message(spec: Dict[str, Any]):
-    kind = spec.get("type")
-    if kind == "cta_url":
-        return CtaUrl(body=spec["body"], display_text=spec["display_text"], url=spec["url"],
-                      header_text=spec.get("header"), footer=spec.get("footer")), kind
-    if kind == "template":
-        return Template(
-            name=spec["name"], language=spec.get("language", "en"),
-            body_params=tuple(str(p) for p in spec.get("body_params", ())),
-            quick_reply_payloads=tuple(str(p) for p in spec.get("quick_reply_payloads", ())),
-            url_button_params=tuple(str(p) for p in spec.get("url_button_params", ())),
-        ), kind
-    if kind == "location_request":
-        return LocationRequest(body=spec["body"]), kind
-    if kind == "media":
-        return Media(spec["media_type"], link=spec.get("link"), media_id=spec.get("id"),
-                     caption=spec.get("caption"), filename=spec.get("filename")), spec["media_type"]
-    raise ValueError(f"unknown WhatsApp custom type {kind!r}")

@@ -20,12 +20,12 @@ import inspect
 import logging
 from typing import Any, List, Optional
 
-from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.safety_net import Detected, EmergencyTexts, detect
 from clinic.handoff.teams import Team
+from clinic.inbox.patient_side import claimed_by_staff
 from clinic.privacy import contact_key
 from clinic.settings import load_settings
 
@@ -49,12 +49,7 @@ class PausedSafetyNet:
     def claimed_by_staff(self, conversation_id: str) -> bool:
         """One indexed query: only a conversation a staff member has claimed can be paused
         (the inbox pauses on claim, resumes on resolve)."""
-        from clinic.inbox.tables import TicketRow
-
-        with self._sessions() as session:
-            return session.execute(select(TicketRow.id).where(
-                TicketRow.conversation_id == conversation_id, TicketRow.state != "resolved",
-                TicketRow.claimed_at.is_not(None)).limit(1)).first() is not None
+        return claimed_by_staff(self._sessions, conversation_id)
 
     async def is_paused(self, agent: Any, conversation_id: str, claimed: Optional[bool] = None) -> bool:
         """``claimed``: what the caller already asked the inbox (the gateway does, so Rasa's

@@ -21,7 +21,7 @@ from clinic.inbox.model import TicketState
 from clinic.inbox.tables import TicketRow
 from clinic.messaging.store import OutboundItem
 from clinic.privacy import contact_key
-from connectors.whatsapp.output import CHANNEL_NAME
+from gateway.render import CHANNEL_NAME
 
 
 def follow_up_opener(sessions: sessionmaker, pseudonym_key: bytes,

@@ -62,12 +62,12 @@ class WhatsAppSettings:
     journal_dir: str = ""
     # fsync every append: survives a power cut too, at ~ms per webhook.
     journal_fsync: bool = False
-    # A separate gateway process (connectors/whatsapp/ingress.py) takes the webhooks, runs
+    # A separate gateway process (gateway/server.py) takes the webhooks, runs
     # each turn through this channel's /turn endpoint and sends the replies; Rasa's process
     # then leaves the inbox alone.
     gateway: bool = False
     # Processing attempts per inbound message before it is a dead letter (quarantine and a
-    # ticket, connectors/whatsapp/processor.py), and the pause before the second attempt
+    # ticket, gateway/processor.py), and the pause before the second attempt
     # (doubled for each further one).
     inbound_max_attempts: int = 3
     inbound_retry_seconds: float = 2.0

@@ -1,4 +1,4 @@
-"""The WhatsApp gateway, a process of its own: ``python -m connectors.whatsapp.ingress``.
+"""The WhatsApp gateway, a process of its own without Rasa: ``python -m gateway``.
 
 Why: in one process, everything WhatsApp asks of us — acknowledging webhooks, the inbox's
 bookkeeping, marking messages read, sending replies, recording delivery statuses — shares
@@ -6,14 +6,15 @@ one interpreter (the GIL) with the model's inference, and the assistant answered
 messages a second through WhatsApp than through Rasa's REST channel (docs/measurements.md).
 Here that work runs beside Rasa instead, on the machine's other cores:
 
-- the door: signature, parsing, redaction, pseudonyms, the journal, 200 — the very code of
-  the Rasa channel (``WhatsAppInput.receive_webhook``); statuses too;
+- the door (door.py): signature, parsing, redaction, pseudonyms, the journal, 200 — the
+  same code the Rasa-only development channel uses; statuses too;
 - the inbox: each conversation's messages in arrival order, several conversations at once,
   crash recovery at start-up, a periodic sweep (WHATSAPP_INBOX_SWEEP_SECONDS);
-- each turn goes to the assistant as one request (``POST /webhooks/whatsapp/turn``, ids and
+- the relay (relay.py): each turn goes to the assistant as one request (``POST /webhooks/whatsapp/turn``, ids and
   redacted text only) signed with the gateway's own secret (WHATSAPP_INTERNAL_SECRET, never
-  Meta's app secret), exactly the work Rasa's REST channel asks of it; the gateway
-  sends the replies through the rate-limited, retrying sender.
+  Meta's app secret), exactly the work Rasa's REST channel asks of it; the replies are
+  rendered (render.py) and sent by the outbox (outbox.py, sender.py: rate-limited,
+  retrying, recorded before the first is sent).
 
 Nothing is lost when Rasa is down or restarting: the message stays in the inbox and the turn
 is retried until the assistant answers. A turn the assistant answers with an error (HTTP 5xx:
@@ -42,37 +43,28 @@ import asyncio
 import json
 import logging
 import os
-import random
 from typing import List, Optional, Set
 
 import aiohttp
 from aiohttp import web
 
+from clinic.inbox.patient_side import claimed_by_staff
 from clinic.messaging.store import PendingMessage
 from clinic.redaction import redact
-from connectors.whatsapp.channel import WhatsAppInput
-from connectors.whatsapp.output import deliver_turn
-from connectors.whatsapp.processor import InboxProcessor, mark_read_best_effort
-from connectors.whatsapp.settings import WhatsAppSettings
-from connectors.whatsapp.worker import WorkerLoop
+from gateway.door import Door
+from gateway.processor import InboxProcessor, mark_read_best_effort
+from gateway.relay import RETRY_MAX_SECONDS, TURN_TIMEOUT_SECONDS, Relay, TurnFailed, TurnRefused
+from gateway.render import deliver_turn
+from gateway.settings import WhatsAppSettings
+from gateway.worker import WorkerLoop
 from whatsapp import signature
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Ingress", "PATH", "RETRY_MAX_SECONDS", "TURN_TIMEOUT_SECONDS", "TurnFailed", "TurnRefused", "main"]
+
 PATH = "/webhooks/whatsapp/webhook"
-# A turn waits behind the assistant's other work; under a burst that can take a while.
-TURN_TIMEOUT_SECONDS = 120.0
-RETRY_MAX_SECONDS = 30.0
 GATEWAY_CONCURRENCY = 16
-
-
-class TurnRefused(Exception):
-    """The assistant answered the turn with a client error (a bug, not an outage)."""
-
-
-class TurnFailed(Exception):
-    """The assistant took the turn and failed on it (HTTP 5xx): one attempt of the message,
-    not an outage (it answered)."""
 
 
 ROLES = ("all", "door", "relay")
@@ -82,7 +74,7 @@ class Ingress:
     """``role``: "all" (one process: door and relay), "door" (webhooks, journal, inbox; tells
     the relay which conversations have new messages) or "relay" (turns and replies)."""
 
-    def __init__(self, channel: WhatsAppInput, rasa_url: str, role: str = "all",
+    def __init__(self, channel: Door, rasa_url: str, role: str = "all",
                  relay_url: Optional[str] = None) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
@@ -92,7 +84,8 @@ class Ingress:
         self.channel = channel
         self.rasa_url = rasa_url.rstrip("/")
         self.relay_url = (relay_url or "").rstrip("/")
-        self._session: Optional[aiohttp.ClientSession] = None
+        self.relay = Relay(self.rasa_url, channel.settings.internal_secret, channel.metrics,
+                           lambda conversation_id: claimed_by_staff(channel.sessions, conversation_id))
         self._pending_notice: Set[str] = set()
         self._notice_wanted = asyncio.Event()
         self._notifier: Optional[asyncio.Task] = None
@@ -170,43 +163,7 @@ class Ingress:
                            answer.get("messages") or [])
 
     async def _turn(self, message: PendingMessage) -> dict:
-        # Whether a staff member has the conversation (then Rasa checks whether it is paused,
-        # for the emergency safety net): asked here, so the assistant's process needn't.
-        claimed = bool(message.text) and await asyncio.to_thread(
-            self.channel.safety_net.claimed_by_staff, message.conversation_id)
-        fields = {"wamid": message.wamid, "conversation_id": message.conversation_id, "kind": message.kind,
-                  "text": message.text, "redacted": list(message.redacted), "attempts": message.attempts,
-                  "claimed_by_staff": claimed, "metadata": message.metadata}
-        delay = 0.5
-        while True:
-            body = json.dumps(fields).encode()
-            try:
-                async with self._session.post(
-                    f"{self.rasa_url}/webhooks/whatsapp/turn", data=body,
-                    headers={signature.HEADER: signature.sign(body, self.channel.settings.internal_secret),
-                             "Content-Type": "application/json"},
-                    timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT_SECONDS),
-                ) as reply:
-                    if reply.status == 200:
-                        return await reply.json()
-                    if reply.status == 400:
-                        raise TurnRefused(f"HTTP {reply.status}")
-                    if reply.status >= 500:
-                        # Answered, so not down: it failed on this message. The processor
-                        # counts the attempt and tries again later, or gives up.
-                        self.channel.metrics.increment("turn_failed")
-                        raise TurnFailed(f"HTTP {reply.status}")
-                    problem = f"HTTP {reply.status}"  # 403: secrets differ
-            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-                problem = type(error).__name__
-            # The assistant is down, restarting or overloaded: the message waits in the inbox.
-            # A retry may reach an assistant that already took the message in: say so, and it
-            # answers with the replies it gave instead of processing it again.
-            self.channel.metrics.increment("turn_retried")
-            logger.warning("The assistant did not take a turn (%s); retrying in %.1f s", problem, delay)
-            fields["attempts"] = max(2, message.attempts)
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
+        return await self.relay.turn(message)
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────────
     async def start(self, _app: web.Application) -> None:
@@ -226,7 +183,7 @@ class Ingress:
             self.channel.start_flushing()
 
     async def _start_processing(self) -> None:
-        self._session = aiohttp.ClientSession()
+        self.relay.start()
         store = self.channel.store
 
         async def already_replied(message: PendingMessage) -> bool:
@@ -244,8 +201,7 @@ class Ingress:
 
     async def _stop_processing(self) -> None:
         await self.processor.idle()
-        if self._session is not None:
-            await self._session.close()
+        await self.relay.close()
         await self.channel.close_client()
 
     async def stop(self, _app: web.Application) -> None:
@@ -294,7 +250,7 @@ class Ingress:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m connectors.whatsapp.ingress", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("WHATSAPP_INGRESS_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("WHATSAPP_INGRESS_PORT", "5006")))
@@ -307,7 +263,7 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.role == "door" and not args.relay_url:
         parser.error("--role door needs --relay-url")
-    channel = WhatsAppInput(WhatsAppSettings.load(), door="relay" if args.role == "relay" else "ingress")
+    channel = Door(WhatsAppSettings.load(), door="relay" if args.role == "relay" else "ingress")
     ingress = Ingress(channel, args.rasa_url, role=args.role, relay_url=args.relay_url)
     web.run_app(ingress.app(), host=args.host, port=args.port, access_log=None, print=None)
 
