@@ -23,6 +23,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.conversation import intent_of, session_user_events
+from actions.knowledge import count_handover
 from actions.language import language_of
 from actions.services import Services, get_services
 from clinic.handoff.hours import (
@@ -142,6 +143,8 @@ class ActionRequestHuman(Action):
         except Exception:  # noqa: BLE001 - any failure must still leave the patient a route
             logger.exception("Could not record handoff request (team=%s)", team.value)
             queued = False
+        # A person asked for right after an answer from the documents (or a not-found).
+        await count_handover(services, tracker)
         if not queued:
             return events + [SlotSet("handoff_result", "failed")]
 

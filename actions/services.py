@@ -17,6 +17,7 @@ from clinic.container import build_scheduling
 from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequests
 from clinic.inbox.patient_side import PatientSide
+from clinic.knowledge.answers import DocumentAnswers
 from clinic.privacy import contact_key, load_pseudonym_key
 from clinic.reminders.store import ReminderStore
 from clinic.scheduling.backend import SchedulingBackend
@@ -34,6 +35,7 @@ class Services:
     reminders: Optional[ReminderStore] = None  # reminder jobs (actions/reminders.py)
     consent: Optional[ConsentStore] = None  # opt-out / opt-in (actions/consent.py)
     inbox: Optional[PatientSide] = None  # queue wait, call-backs, ratings (actions/handoff.py)
+    documents: Optional[DocumentAnswers] = None  # answers from approved documents (actions/knowledge.py)
 
     def contact_key_for(self, tracker: Tracker) -> str:
         channel = tracker.get_latest_input_channel() or "unknown"
@@ -50,6 +52,8 @@ def build_services(database_url: Optional[str] = None,
     sessions = make_session_factory(engine)
     extra = {"clock": clock} if clock else {}
     settings = load_settings()
+    # One "now" for the outcomes the document answers count, the services' own by default.
+    now = clock or Services.clock
     return Services(
         settings=settings,
         handoffs=HandoffRequests(sessions),
@@ -59,6 +63,7 @@ def build_services(database_url: Optional[str] = None,
         reminders=ReminderStore(sessions),
         consent=ConsentStore(sessions),
         inbox=PatientSide(sessions, clock=clock) if clock else PatientSide(sessions),
+        documents=DocumentAnswers(sessions, clock=now),
         **extra,
     )
 

@@ -70,6 +70,9 @@ class Report:
     ratings_by_source: Dict[str, Dict[str, int]]
     delivery: Dict[str, DeliveryFigures]  # all | broadcast | survey | other
     daily: List[Dict[str, object]]
+    # Answers from the clinic's documents per document title and language: answered, not
+    # found (the closest document, or none came close), handed over right after. Counts only.
+    documents: List[Dict[str, object]] = dataclasses.field(default_factory=list)
     first_response_minutes: List[float] = dataclasses.field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
@@ -165,6 +168,14 @@ def _delivery(session, since, until, tables) -> Dict[str, DeliveryFigures]:
     return figures
 
 
+def _documents(session, since, until, tables) -> List[Dict[str, object]]:
+    if "knowledge_outcomes" not in tables:
+        return []
+    from clinic.knowledge.answers import outcome_figures
+
+    return [dataclasses.asdict(figures) for figures in outcome_figures(session, since, until)]
+
+
 def _percentile(values: List[float], q: float) -> Optional[float]:
     if not values:
         return None
@@ -184,6 +195,7 @@ def build_report(sessions: sessionmaker, since: dt.datetime, until: dt.datetime,
         responses = _first_responses(session, since, until, tables)
         ratings = _ratings(session, since, until, tables)
         delivery = _delivery(session, since, until, tables)
+        documents = _documents(session, since, until, tables)
     appointments = appointment_report(sessions, since, until)
     every_rating = [r for values in ratings.values() for r in values]
     days: Dict[dt.date, Dict[str, int]] = {}
@@ -210,6 +222,7 @@ def build_report(sessions: sessionmaker, since: dt.datetime, until: dt.datetime,
         ratings_by_source={source: {str(n): values.count(n) for n in range(1, 6)} for source, values in ratings.items()},
         delivery=delivery,
         daily=[{"day": day.isoformat(), **figures} for day, figures in sorted(days.items())],
+        documents=documents,
         first_response_minutes=responses,
     )
 
@@ -238,4 +251,9 @@ def summary_lines(report: Report) -> List[str]:
                      f"read {pct(figures.read_rate)}, failed {figures.failed}")
     if not report.delivery:
         lines.append("Delivery: no messages sent in the period")
+    answered = sum(int(d["answered"]) for d in report.documents)
+    not_found = sum(int(d["not_found"]) for d in report.documents)
+    handed = sum(int(d["handed_over"]) for d in report.documents)
+    lines.append(f"Answers from documents: {answered} answered, {not_found} not found, "
+                 f"{handed} handed to a person right after")
     return lines

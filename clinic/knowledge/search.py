@@ -11,6 +11,12 @@ when "bring" matches a passage. Below ``threshold`` the answer is "not found": n
 related passage. The threshold was chosen on tests/data/knowledge/tuning.yml, separate from
 the evaluation questions (scripts/evaluate_knowledge.py).
 
+Words: the passages' stored terms and the question's, each mapped through the clinic's
+synonym list (content/knowledge/synonyms.yml: "dog"/"pet"/"animal", "狗"/"犬"), and a
+hyphenated compound of a passage ("собака-поводырь", "day-surgery") also counts as its parts.
+A Chinese word of the question that no passage uses (jieba keeps "带狗" as one word) is looked
+up by its characters when every one of them that carries meaning is in the passages.
+
 The answer quotes the passage as written, trimmed to the sentences that carry the matched
 terms, with its source line. The PHI guard checks the quote before it is offered.
 """
@@ -18,9 +24,10 @@ terms, with its source line. The PHI guard checks the quote before it is offered
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import threading
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
@@ -28,10 +35,14 @@ from sqlalchemy.orm import sessionmaker
 from clinic import phi_guard
 from clinic.knowledge.ingest import sentences
 from clinic.knowledge.stopwords import stopwords
+from clinic.knowledge.synonyms import SynonymError, Synonyms, default_synonyms
 from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgePassageRow, KnowledgeVersionRow
+from clinic.language.scripts import HAN
 from clinic.language.tokens import terms as text_terms
 
-DEFAULT_THRESHOLD = 0.4  # `scripts/evaluate_knowledge.py --tune` on the tuning set (docs/measurements.md)
+logger = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.55  # `scripts/evaluate_knowledge.py --tune` on the tuning set (docs/measurements.md)
 SOURCE_PREFIX = {"en": "From", "ru": "Источник", "zh": "来源"}
 _PAGE_WORD = {"en": "page", "ru": "стр.", "zh": "第{n}页"}
 
@@ -125,9 +136,11 @@ class Searcher:
     when one last changed state); an approval or a retirement in any process rebuilds the
     indexes before the next answer, so a retired document stops answering at once."""
 
-    def __init__(self, session_factory: sessionmaker, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(self, session_factory: sessionmaker, threshold: float = DEFAULT_THRESHOLD,
+                 synonyms: Optional[Synonyms] = None) -> None:
         self._sessions = session_factory
         self.threshold = threshold
+        self.synonyms = synonyms if synonyms is not None else _clinic_synonyms()
         self._lock = threading.Lock()
         self._stamp: Optional[tuple] = None
         self._indexes: Dict[str, _LanguageIndex] = {}
@@ -144,38 +157,64 @@ class Searcher:
         stamp = self._current_stamp()
         with self._lock:
             if stamp != self._stamp:
-                self._indexes = {language: _LanguageIndex(passages)
+                self._indexes = {language: _LanguageIndex([self._indexed(p) for p in passages])
                                  for language, passages in load_searchable(self._sessions).items()}
                 self._stamp = stamp
             return self._indexes
+
+    def _indexed(self, passage: Passage) -> Passage:
+        """The passage with the terms the index counts: synonyms mapped, compounds' parts added."""
+        words = list(passage.terms)
+        for word in passage.terms:
+            if "-" in word.strip("-"):
+                words.extend(text_terms(word.replace("-", " ")))
+        return dataclasses.replace(passage, terms=tuple(self.synonyms.canonical(passage.language, words)))
+
+    def query_terms(self, question: str, language: str, index: "_LanguageIndex") -> List[str]:
+        """The question's subject words as the index spells them (stopwords out, synonyms mapped)."""
+        ignore = stopwords(language)
+        words = self.synonyms.canonical(language, [t for t in text_terms(question) if t not in ignore and t.strip()])
+        query: List[str] = []
+        for word in words:
+            if word not in index.df and HAN.match(word) and len(word) > 1:
+                # jieba joined what the passages write apart ("带狗" / "犬"): its characters,
+                # when each one that means something is in the passages; else the word stays
+                # (and counts as not covered).
+                chars = self.synonyms.canonical(language, [c for c in word if c not in ignore])
+                if chars and all(c in index.df for c in chars):
+                    query.extend(chars)
+                    continue
+            query.append(word)
+        return list(dict.fromkeys(query))
 
     def answer(self, question: str, language: str) -> Answer:
         indexes = self._refresh()
         index = indexes.get(language)
         if index is None:
             return Answer(False, "no_documents")
-        ignore = stopwords(language)
-        query = list(dict.fromkeys(t for t in text_terms(question) if t not in ignore and t.strip()))
+        query = self.query_terms(question, language, index)
         if not query:
             return Answer(False, "no_terms")
         passage, confidence = index.best(query)
         if passage is None or confidence < self.threshold:
             return Answer(False, "not_found", confidence, passage)
-        quote = trim(passage.text, set(query), index)
+        quote = trim(passage.text, set(query), index,
+                     normalise=lambda words: self.synonyms.canonical(language, words))
         if phi_guard.check(quote):
             # Approved text that reads as someone's health information is never sent.
             return Answer(False, "phi_blocked", confidence, passage)
         return Answer(True, "found", confidence, passage, quote, source_line(passage))
 
 
-def trim(text: str, query: set, index: Optional[_LanguageIndex] = None) -> str:
+def trim(text: str, query: set, index: Optional[_LanguageIndex] = None,
+         normalise: Callable[[List[str]], List[str]] = lambda words: words) -> str:
     """The passage's sentences that carry the question's terms (a contiguous run, as
     written), or the whole passage when it is two sentences or fewer."""
     parts = sentences(text)
     if len(parts) <= 2:
         return text
     weigh = index.weight if index else (lambda _t: 1.0)
-    scores = [sum(weigh(t) for t in set(text_terms(s)) if t in query) for s in parts]
+    scores = [sum(weigh(t) for t in set(normalise(text_terms(s))) if t in query) for s in parts]
     top = max(scores)
     if top <= 0:
         return text
@@ -204,3 +243,12 @@ def load_searchable(session_factory: sessionmaker) -> Dict[str, List[Passage]]:
                 locator=passage.locator, text=passage.text, url=version.url,
                 terms=tuple(passage.terms.split())))
     return by_language
+
+
+def _clinic_synonyms() -> Synonyms:
+    """The clinic's list; a broken edit of it costs the synonyms, never the answers."""
+    try:
+        return default_synonyms()
+    except SynonymError as error:
+        logger.error("content/knowledge/synonyms.yml not used: %s", error)
+        return Synonyms({})

@@ -11,11 +11,15 @@ approved at a time (the service keeps it so, under one transaction).
 (page or heading), its language and its search terms (stored, so rebuilding an index after an
 approval costs no segmentation). ``phi_rules``: what the PHI guard found at upload (rule
 names only); a version with any is not approvable.
+``knowledge_outcomes``: one row per question the dialogue searched the documents for — its
+outcome (``answered`` / ``not_found``), the document that answered (or the closest one below
+the threshold), the language and whether the patient asked for a person right after. For the
+analytics (which documents answer, which are missing); never the question's text.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 
 from clinic.db import Base
 from clinic.scheduling.tables import UTCDateTime
@@ -70,3 +74,21 @@ class KnowledgePassageRow(Base):
     phi_rules = Column(String(200), nullable=True)  # rule names the PHI guard found, if any
 
     __table_args__ = (Index("ix_knowledge_passages_version", "version_id", "seq"),)
+
+
+class KnowledgeOutcomeRow(Base):
+    __tablename__ = "knowledge_outcomes"
+
+    id = Column(Integer, primary_key=True)
+    at = Column(UTCDateTime, nullable=False)
+    language = Column(String(16), nullable=False)
+    outcome = Column(String(12), nullable=False)  # answered | not_found
+    # answered: the document quoted; not_found: the closest one below the threshold, if any.
+    document_id = Column(Integer, ForeignKey("knowledge_documents.id"), nullable=True)
+    # The contact's pseudonymous key (clinic.privacy.contact_key), only so that a request for
+    # a person right after this answer is counted against it; no phone number, no text.
+    contact_key = Column(String(64), nullable=False)
+    handed_over = Column(Boolean, nullable=False, default=False)
+
+    __table_args__ = (Index("ix_knowledge_outcomes_at", "at"),
+                      Index("ix_knowledge_outcomes_contact", "contact_key", "id"))

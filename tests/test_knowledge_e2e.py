@@ -1,0 +1,161 @@
+"""Answers from the clinic's documents end to end (issue 17): the WhatsApp simulator, Rasa with
+the WhatsApp channel, the action server and the staff inbox as separate processes on real
+HTTP, one real SQLite clinic database.
+
+An administrator uploads the visiting policy (English and Russian) through the inbox's
+Documents page and approves it; patients ask on WhatsApp questions no curated FAQ answers and
+get the approved passage with its source, in their language, and the offer of a person.
+The administrator retires the documents; the same questions get the honest "I don't know"
+reply with the offer of a person, at once (no restart, no retraining).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pyotp
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from benchmarks.stack import Stack, reply_text
+from clinic.knowledge.demo import DIRECTORY
+from tests.inbox_support import csrf_from
+
+pytestmark = [pytest.mark.model, pytest.mark.servers]
+DEMO_PASSWORD = "demo-inbox-password"
+_numbers = iter(range(1000, 10000))
+
+DOG_EN = "Animals are not allowed inside the clinic. Assistance dogs, such as guide dogs, are welcome everywhere in the clinic."
+DOG_RU = ("Животных в клинику приводить нельзя. Собак-помощников, например собак-поводырей, мы рады видеть во всех "
+          "помещениях клиники.")
+QUESTION_EN = "can I bring my dog?"
+QUESTION_RU = "можно взять с собой собаку?"
+
+
+def patient() -> str:
+    return f"1555030{next(_numbers):04d}"  # synthetic
+
+
+@pytest.fixture(scope="module")
+def model(request):
+    """KNOWLEDGE_E2E_MODEL runs against an already trained model (e.g. a temporary --out);
+    otherwise the project's, trained if needed."""
+    path = os.environ.get("KNOWLEDGE_E2E_MODEL")
+    return Path(path) if path else request.getfixturevalue("trained_model")
+
+
+@pytest.fixture(scope="module")
+def stack(model, tmp_path_factory):
+    running = Stack(tmp_path_factory.mktemp("knowledge-e2e"), model)
+    running.env["CLINIC_RECEPTION_HOURS"] = "mon-sun 00:00-23:59"
+    running.start()
+    running.start_inbox()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(stack):
+    """demo-admin logged in through the pages: password, then a TOTP code from the key the
+    inbox printed at start-up."""
+    match = re.search(r"demo-admin\s+admin\s+TOTP key (\w+)", stack.log("inbox"))
+    assert match, stack.log("inbox")[-2000:]
+    base = stack.url("inbox")
+    client = requests.Session()
+    client.trust_env = False
+    page = client.get(f"{base}/inbox/login")
+    response = client.post(f"{base}/inbox/login", data={
+        "username": "demo-admin", "password": DEMO_PASSWORD, "csrf_token": csrf_from(page.text)})
+    response = client.post(f"{base}/inbox/login/totp", data={
+        "code": pyotp.TOTP(match.group(1)).now(), "csrf_token": csrf_from(response.text)})
+    assert response.status_code == 200 and "/inbox/login" not in response.url
+    client.base = base
+    return client
+
+
+def _document_id(admin, title: str) -> int:
+    page = admin.get(f"{admin.base}/inbox/knowledge").text
+    row = re.search(r'<tr id="document-(\d+)"><td>' + re.escape(title), page)
+    assert row, page[:1000]
+    return int(row.group(1))
+
+
+def retire(admin, document_id: int) -> None:
+    page = admin.get(f"{admin.base}/inbox/knowledge")
+    response = admin.post(f"{admin.base}/inbox/knowledge/documents/{document_id}/retire",
+                          data={"csrf_token": csrf_from(page.text)})
+    assert "the assistant no longer answers from it" in response.text
+
+
+def buttons(message: dict) -> list:
+    interactive = (message.get("payload") or {}).get("interactive") or {}
+    return [b["reply"]["title"] for b in (interactive.get("action") or {}).get("buttons") or []]
+
+
+def ask(stack: Stack, wa_id: str, question: str) -> dict:
+    """The patient's question and the one reply it gets."""
+    before = len(stack.wait_for_replies(wa_id, 0))
+    stack.say(wa_id, question)
+    replies = stack.wait_for_replies(wa_id, before + 1)
+    return replies[before]
+
+
+def test_an_approved_document_answers_in_the_patients_language_until_it_is_retired(stack, admin):
+    english = upload_and_approve(admin, "visiting-policy.en.md", "Visiting policy")
+    russian = upload_and_approve(admin, "visiting-policy.ru.md", "Правила посещения")
+    en_patient, ru_patient = patient(), patient()
+    stack.say(en_patient, "hi")
+    stack.wait_for_replies(en_patient, 2)
+    stack.say(ru_patient, "Здравствуйте")
+    stack.wait_for_replies(ru_patient, 2)
+
+    # 1. Answered from the approved passage, with its source and the offer of a person.
+    answer = ask(stack, en_patient, QUESTION_EN)
+    assert reply_text(answer) == (f"{DOG_EN}\n\n_From: Visiting policy, Bringing things_\n\n"
+                                  "If this doesn't answer your question, our reception team can help.")
+    assert buttons(answer) == ["Talk to reception", "Main menu"]
+    answer = ask(stack, ru_patient, QUESTION_RU)
+    assert reply_text(answer) == (f"{DOG_RU}\n\n_Источник: Правила посещения, Что можно приносить_\n\n"
+                                  "Если это не ответ на ваш вопрос, вам поможет наша регистратура.")
+    assert buttons(answer) == ["Регистратура", "Главное меню"]
+
+    # 2. Retired in the inbox: the same questions get the honest reply and the offer of a person.
+    retire(admin, english)
+    retire(admin, russian)
+    refusal = ask(stack, en_patient, QUESTION_EN)
+    assert reply_text(refusal).startswith("Sorry, that's not something I can help with, and I don't want to guess.")
+    assert "Would you like to talk to a person?" in reply_text(refusal)
+    assert DOG_EN not in reply_text(refusal)
+    assert buttons(refusal) == ["Talk to a person", "Main menu"]
+    refusal = ask(stack, ru_patient, QUESTION_RU)
+    assert reply_text(refusal).startswith("Извините, с этим я помочь не могу, а гадать не хочу.")
+    assert "Хотите поговорить с сотрудником?" in reply_text(refusal)
+    assert buttons(refusal) == ["Позвать сотрудника", "Главное меню"]
+
+    # 3. The analytics counted it: two answered and two not found, no question text kept.
+    engine = create_engine(stack.env["CLINIC_DATABASE_URL"], future=True)
+    with engine.connect() as connection:
+        outcomes = [tuple(r) for r in connection.execute(text(
+            "SELECT language, outcome FROM knowledge_outcomes ORDER BY id"))]
+    engine.dispose()
+    assert outcomes == [("en", "answered"), ("ru", "answered"), ("en", "not_found"), ("ru", "not_found")]
+    # Nothing of the questions in the processes' logs.
+    for name in ("actions", "rasa", "inbox"):
+        assert "dog" not in stack.log(name) and "собак" not in stack.log(name), name
+
+
+def upload_and_approve(admin, file: str, title: str) -> int:
+    """The Documents page's upload form, then the version page's approve form; the document's id."""
+    page = admin.get(f"{admin.base}/inbox/knowledge")
+    response = admin.post(f"{admin.base}/inbox/knowledge",
+                          data={"csrf_token": csrf_from(page.text), "title": title, "topic": "visiting"},
+                          files={"file": (file, (DIRECTORY / file).read_bytes(), "text/markdown")})
+    version = re.search(r"/inbox/knowledge/versions/(\d+)", response.url)
+    assert response.status_code == 200 and version, response.text[:500]
+    response = admin.post(f"{admin.base}/inbox/knowledge/versions/{version.group(1)}/approve",
+                          data={"csrf_token": csrf_from(response.text), "note": "checked"})
+    assert "approved: the assistant answers from it now" in response.text
+    return _document_id(admin, title)
