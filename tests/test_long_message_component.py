@@ -163,7 +163,7 @@ def test_an_unsure_classifier_emergency_goes_to_a_person(component, red_flags):
 def test_the_component_sits_after_the_classifiers_and_before_the_safety_net():
     names = [c["name"] for c in yaml.safe_load(Path("config.yml").read_text())["pipeline"]]
     position = names.index("addons.long_message.LongMessageClassifier")
-    assert names.index("LogisticRegressionClassifier") < position
+    assert names.index("addons.neighbour_classifier.NeighbourBlendedLogisticRegression") < position
     assert names.index("FallbackClassifier") < position
     assert names.index("addons.language.LanguageDetector") < position
     assert names[-1] == "addons.red_flag_detector.RedFlagDetector" and position == len(names) - 2
