@@ -197,9 +197,9 @@ class NeighbourBlendedLogisticRegression(LogisticRegressionClassifier):
                 votes = votes_from_similarity(similarity, self.memory_labels, self.clf.classes_, k)
                 probabilities += weight * (_or_logistic(votes, logistic) - logistic)
         ranking_length = self.config["ranking_length"]
-        for message, row in zip(messages, probabilities):
+        for message, row in zip(messages, probabilities, strict=True):
             ranking = sorted(({"name": str(name), "confidence": float(confidence)}
-                              for name, confidence in zip(self.clf.classes_, row)),
+                              for name, confidence in zip(self.clf.classes_, row, strict=True)),
                              key=lambda entry: -entry["confidence"])
             message.set(INTENT, ranking[0], add_to_output=True)
             message.set("intent_ranking", ranking[:ranking_length] if ranking_length > 0 else ranking,

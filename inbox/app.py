@@ -32,15 +32,11 @@ from clinic.inbox.model import (
 from clinic.inbox.service import Inbox
 from clinic.inbox.staff import StaffAccounts
 from clinic.settings import load_settings
-from inbox.context import (  # noqa: F401 - deps, client_of, current_member: still imported from here by some pages
+from inbox.context import (
     API_PREFIX,
     CsrfFailed,
     Deps,
     LoginRequired,
-    check_csrf,
-    client_of,
-    current_member,
-    deps,
     session_of,
 )
 from inbox.formatting import local_time, whatsapp_html
@@ -122,7 +118,15 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     app.add_middleware(SecurityHeaders)
     app.mount("/inbox/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from inbox import analytics_page, api, dead_letters, documents, knowledge_page, pages, quarantine_page
+    from inbox import (
+        analytics_page,
+        api,
+        dead_letters,
+        documents,
+        knowledge_page,
+        pages,
+        quarantine_page,
+    )
 
     app.include_router(api.router)
     app.include_router(pages.router)

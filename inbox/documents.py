@@ -20,11 +20,12 @@ from typing import List, Optional
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from clinic.clock import utcnow
 from clinic.inbox import audit
-from clinic.inbox.model import NotFound, utcnow
+from clinic.inbox.model import NotFound
 from clinic.inbox.staff import StaffMember
 from clinic.portal.uploads import DocumentKeyError, UploadInfo, Uploads
-from inbox.app import client_of, current_member, deps
+from inbox.context import client_of, current_member, deps
 from inbox.schemas import RowId
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)

@@ -11,16 +11,15 @@ rejection and retirement is written to the audit log in the same transaction as 
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from clinic.clock import utcnow
 from clinic.inbox import audit
 from clinic.inbox.staff import StaffMember
 from clinic.knowledge.ingest import IngestError, fetch_page
 from clinic.knowledge.service import KnowledgeBase, ReviewError
-from inbox.app import client_of, deps
+from inbox.context import client_of, deps
 from inbox.pages import admin_member, admin_writer, back, render
 from inbox.schemas import RowId
 
@@ -30,11 +29,7 @@ MAX_UPLOAD = 20_000_000
 
 
 def _kb(request: Request) -> KnowledgeBase:
-    return KnowledgeBase(deps(request).inbox._sessions)  # noqa: SLF001 - the clinic database the inbox uses
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return KnowledgeBase(deps(request).inbox.sessions)  # the clinic database the inbox uses
 
 
 @router.get("/knowledge", response_class=HTMLResponse)
@@ -66,7 +61,7 @@ async def upload(request: Request, member: StaffMember = Depends(admin_writer)):
                 version = kb.upload(session, data=data, name=name[:300], by=member.username, title=title,
                                     document_id=int(document_id) if document_id.isdigit() else None,
                                     url=url, topic=topic)
-                audit.append(session, member.actor, "knowledge_uploaded", at=_now(), client=client_of(request),
+                audit.append(session, member.actor, "knowledge_uploaded", at=utcnow(), client=client_of(request),
                              detail=f"document {version.document_id} version {version.id} kind={version.kind} "
                                     f"passages={version.passages} phi_flagged={version.phi_passages}")
                 return version
@@ -85,7 +80,7 @@ def version_page(version_id: RowId, request: Request, member: StaffMember = Depe
     if version is None:
         return back(request, PAGE, f"Version {version_id} does not exist.")
     with audit.transaction(kb.sessions) as session:
-        audit.append(session, member.actor, "knowledge_version_viewed", at=_now(), client=client_of(request),
+        audit.append(session, member.actor, "knowledge_version_viewed", at=utcnow(), client=client_of(request),
                      detail=f"document {version.document_id} version {version.id}")
     return render(request, "knowledge_version.html", member=member, version=version,
                   passages=kb.passages(version_id), document=kb.document(version.document_id))
@@ -100,7 +95,7 @@ def _review(request: Request, member: StaffMember, version_id: int, action: str,
                 version = kb.approve(session, version_id, member.username, note)
             else:
                 version = kb.reject(session, version_id, member.username, note)
-            audit.append(session, member.actor, f"knowledge_{version.state}", at=_now(), client=client_of(request),
+            audit.append(session, member.actor, f"knowledge_{version.state}", at=utcnow(), client=client_of(request),
                          detail=f"document {version.document_id} version {version.id}"
                                 + (f" note: {version.note}" if version.note else ""))
         if action == "approve":
@@ -129,7 +124,7 @@ def retire(document_id: RowId, request: Request, member: StaffMember = Depends(a
     def run() -> str:
         with audit.transaction(kb.sessions) as session:
             document = kb.retire(session, document_id, member.username)
-            audit.append(session, member.actor, "knowledge_retired", at=_now(), client=client_of(request),
+            audit.append(session, member.actor, "knowledge_retired", at=utcnow(), client=client_of(request),
                          detail=f"document {document.id}")
         return f"“{document.title}” retired: the assistant no longer answers from it."
 

@@ -29,17 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("actions", "addons", "benchmarks", "clinic", "clinic_api", "connectors", "gateway", "inbox",
             "simulator", "scripts", "whatsapp")
 
-# Work of issue 17 (clinic/knowledge/, the inbox's documents pages) is in progress in other
-# hands and not edited here; each entry says what its owner still has to change. Remove the
-# entry when it is done: the test then holds for that module too.
-PENDING_ISSUE_17: Dict[str, str] = {
-    "inbox.documents": "import deps/client_of/current_member from inbox.context, not inbox.app",
-    "inbox.knowledge_page": "import deps/client_of from inbox.context, not inbox.app; inbox.sessions, "
-                            "not inbox._sessions; utcnow from clinic.clock",
-    "clinic.knowledge.service": "utcnow from clinic.clock instead of its own _utcnow",
-}
-
-
 @lru_cache(maxsize=None)
 def modules() -> Dict[str, Path]:
     found: Dict[str, Path] = {}
@@ -208,10 +197,7 @@ def test_the_clinic_domain_depends_on_no_process():
 
 
 def test_no_import_cycles():
-    edges = graph()
-    for module in PENDING_ISSUE_17:
-        edges.get(module, set()).discard("inbox.app")
-    found = cycles(edges)
+    found = cycles(graph())
     assert not found, "import cycles:\n" + "\n".join(" ↔ ".join(component) for component in found)
 
 
@@ -268,8 +254,6 @@ def test_no_private_attribute_of_another_module_is_used():
                 continue
             if node.attr in defined or node.attr in PUBLIC_UNDERSCORED:
                 continue
-            if module in PENDING_ISSUE_17:
-                continue
             offending.append(f"{module}:{node.lineno} {owner}.{node.attr}")
     assert not offending, "\n".join(offending)
 
@@ -289,7 +273,7 @@ def _is_utcnow_copy(node: ast.AST) -> bool:
 
 def test_one_utcnow():
     defining = [f"{module}:{node.lineno}" for module in modules()
-                if module != "clinic.clock" and module not in PENDING_ISSUE_17
+                if module != "clinic.clock"
                 for node in ast.walk(tree(module)) if _is_utcnow_copy(node)]
     assert not defining, f"use clinic.clock.utcnow instead of a copy: {defining}"
     naive = [f"{module}:{node.lineno}" for module in modules() for node in ast.walk(tree(module))

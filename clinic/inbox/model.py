@@ -8,8 +8,6 @@ import enum
 import re
 from typing import FrozenSet, Optional
 
-from clinic.clock import utcnow  # noqa: F401 - inbox/documents.py (issue 17) imports it from here
-
 
 class TicketState(str, enum.Enum):
     WAITING = "waiting"      # queued for a team, nobody owns it yet (the bot still answers)

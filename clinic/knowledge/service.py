@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinic import phi_guard
+from clinic.clock import utcnow
 from clinic.knowledge.ingest import IngestError, RawPassage, extract, kind_of
 from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgePassageRow, KnowledgeVersionRow
 from clinic.language import detection
@@ -36,10 +37,6 @@ NOTE_MAX = 500
 
 class ReviewError(ValueError):
     """A workflow step that is not allowed now; the message is for staff."""
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +83,7 @@ class DocumentView:
 
 
 class KnowledgeBase:
-    def __init__(self, session_factory: sessionmaker, clock: Callable[[], dt.datetime] = _utcnow) -> None:
+    def __init__(self, session_factory: sessionmaker, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.sessions = session_factory
         self._clock = clock
 
