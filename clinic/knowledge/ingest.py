@@ -1,4 +1,5 @@
-"""From an uploaded file to passages with their source: PDF (pypdf), HTML (trafilatura),
+"""From an uploaded file to passages with their source: PDF (pypdf checks it, pdfminer.six reads
+its text), HTML (trafilatura),
 Markdown and plain text.
 
 A passage is a paragraph (a few sentences on one subject), kept exactly as written so the
@@ -85,12 +86,12 @@ def _pdf(data: bytes) -> List[RawPassage]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise IngestError("This PDF is password-protected. Upload an unprotected copy.")
-        pages = [page.extract_text(extraction_mode="layout", layout_mode_space_vertically=True) or ""
-                 for page in reader.pages]
+        page_count = len(reader.pages)
     except PdfReadError:
         raise IngestError("This file is not a readable PDF.") from None
+    pages = _pdf_pages(data)
     letters = sum(len(re.sub(r"\s", "", text)) for text in pages)
-    if not pages or letters < MIN_TEXT_CHARS_PER_PAGE * len(pages):
+    if not page_count or letters < MIN_TEXT_CHARS_PER_PAGE * max(page_count, len(pages)):
         raise IngestError(
             "This PDF has no text layer: it looks like a scan or photos of pages. The assistant "
             "only quotes text it can read exactly, and does not guess text from images. Upload the "
@@ -101,12 +102,39 @@ def _pdf(data: bytes) -> List[RawPassage]:
     return passages
 
 
+def _pdf_pages(data: bytes) -> List[str]:
+    """The text of each page, its paragraphs (pdfminer's text boxes) separated by blank lines.
+
+    Not pypdf's extract_text: PDFs printed by Chromium position kerned glyph runs
+    separately, and pypdf reads a kerning gap as a space in both of its modes ("af ter",
+    "for m" in the patient guide) or, in plain mode, loses the paragraph breaks. pdfminer.six
+    groups glyphs into words by their actual distance (LAParams.word_margin) and lines into
+    boxes, one per paragraph."""
+    import logging
+
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LAParams, LTTextContainer
+    from pdfminer.pdfparser import PDFSyntaxError
+    from pdfminer.pdftypes import PDFException
+    from pdfminer.psexceptions import PSException
+
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)  # font-descriptor warnings, not errors
+    pages = []
+    try:
+        for layout in extract_pages(io.BytesIO(data), laparams=LAParams()):
+            boxes = [element.get_text().strip("\n") for element in layout if isinstance(element, LTTextContainer)]
+            pages.append("\n\n".join(box for box in boxes if box.strip()))
+    except (PDFSyntaxError, PDFException, PSException):
+        raise IngestError("This file is not a readable PDF.") from None
+    return pages
+
+
 def _unwrap_pdf(text: str) -> str:
-    """pypdf's layout mode keeps the page's vertical gaps as blank lines (paragraph ends) and
-    pads columns with spaces: collapse the padding, undo typographic ligatures (ﬁ → fi); nothing else is changed
-    (NFKC would also turn Chinese full-width punctuation into ASCII)."""
+    """Collapse runs of spaces, undo typographic ligatures (ﬁ → fi) and rejoin a hyphenated
+    word the line broke after its hyphen (онлайн-|запись → онлайн-запись); nothing else is
+    changed (NFKC would also turn Chinese full-width punctuation into ASCII)."""
     lines = [re.sub(r"[ \t]{2,}", " ", line.translate(_LIGATURES)).strip() for line in text.splitlines()]
-    return "\n".join(lines)
+    return re.sub(r"(?<=\w-)\n(?=\w)", "", "\n".join(lines))
 
 
 def _heading_like(line: str) -> bool:
