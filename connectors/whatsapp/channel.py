@@ -46,6 +46,16 @@ from whatsapp.client import GraphClient
 logger = logging.getLogger(__name__)
 
 
+class WhatsAppCollector(CollectingOutputChannel):
+    """Collects a turn's replies for the outbox under the WhatsApp channel's name: Rasa picks
+    a response's ``channel: whatsapp`` variations (a portal link as a ``cta_url`` button, not
+    a bare URL in text) by the output channel's name, and Rasa's collector is "collector"."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return CHANNEL_NAME
+
+
 class WhatsAppInput(Door, InputChannel):
     def __init__(self, settings: WhatsAppSettings, database_url: Optional[str] = None,
                  door: str = "channel") -> None:
@@ -85,7 +95,7 @@ class WhatsAppInput(Door, InputChannel):
             # A retried message Rasa already took in: the replies it gave then.
             replies = await _replies_already_given(self._agent, message) if message.attempts > 1 else None
             if replies is None:
-                collector = CollectingOutputChannel()
+                collector = WhatsAppCollector()
                 await self._run_turn(on_new_message, message, collector)
                 replies = collector.messages
             # Every reply recorded before the first is sent (gateway/outbox.py).
@@ -231,7 +241,7 @@ class WhatsAppInput(Door, InputChannel):
             if earlier is not None:
                 self.metrics.increment("turn_replayed")
                 return 200, {"messages": earlier, "replayed": True}
-        collector = CollectingOutputChannel()
+        collector = WhatsAppCollector()
         try:
             await self._run_turn(on_new_message, message, collector, claimed)
         except Exception as error:  # noqa: BLE001 - answered as a 500, logged without its text
