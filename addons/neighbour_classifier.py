@@ -103,9 +103,11 @@ def votes_from_similarity(similarity: np.ndarray, memory_labels: np.ndarray, cla
     return np.divide(votes, totals, out=np.zeros_like(votes), where=totals > 0)
 
 
-def _or_logistic(votes: np.ndarray, logistic: np.ndarray) -> np.ndarray:
-    """A message with no similar example at all keeps the regression's distribution."""
-    return np.where(votes.sum(axis=1, keepdims=True) > 0, votes, logistic)
+def blended_shift(votes: np.ndarray, logistic: np.ndarray, weight: float) -> np.ndarray:
+    """What moving ``weight`` of the distribution to the neighbours' votes adds to it; a
+    message with no similar example at all keeps the regression's distribution."""
+    votes = np.where(votes.sum(axis=1, keepdims=True) > 0, votes, logistic)
+    return weight * (votes - logistic)
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -188,14 +190,14 @@ class NeighbourBlendedLogisticRegression(LogisticRegressionClassifier):
             queries = _sentence_vectors(messages) if weight > 0 and self.memory is not None else None
             if queries is not None and self.memory is not None:
                 votes = neighbour_votes(queries, self.memory, self.memory_labels, self.clf.classes_, k)
-                probabilities += weight * (_or_logistic(votes, logistic) - logistic)
+                probabilities += blended_shift(votes, logistic, weight)
             weight = float(self.config["count_neighbour_weight"])
             counts = _count_vectors(messages) if weight > 0 and self.count_memory is not None else None
             if counts is not None and self.count_memory is not None \
                     and counts.shape[1] == self.count_memory.shape[1]:
                 similarity = (counts @ self.count_memory.T).toarray()
                 votes = votes_from_similarity(similarity, self.memory_labels, self.clf.classes_, k)
-                probabilities += weight * (_or_logistic(votes, logistic) - logistic)
+                probabilities += blended_shift(votes, logistic, weight)
         ranking_length = self.config["ranking_length"]
         for message, row in zip(messages, probabilities, strict=True):
             ranking = sorted(({"name": str(name), "confidence": float(confidence)}

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from addons.multilingual_tokenizer import MultilingualTokenizer
-from addons.neighbour_classifier import votes_from_similarity
+from addons.neighbour_classifier import blended_shift, votes_from_similarity
 from addons.romanised_counts import ROMAN
 from addons.sentence_embeddings import embed
 
@@ -52,8 +52,7 @@ def unit_rows(matrix):
 
 def blend(probabilities, classes, similarity, train_labels, k, weight):
     votes = votes_from_similarity(similarity, train_labels, classes, k)
-    votes = np.where(votes.sum(axis=1, keepdims=True) > 0, votes, probabilities)
-    return probabilities + weight * (votes - probabilities)
+    return probabilities + blended_shift(votes, probabilities, weight)
 
 
 def main(argv: list) -> None:

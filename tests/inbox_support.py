@@ -174,6 +174,20 @@ def running_inbox(world: World):
         thread.join(timeout=5)
 
 
+@contextlib.contextmanager
+def inbox_with_live_clock(directory: Path):
+    """A fresh clinic database in ``directory`` with the inbox on a real port and a fake Rasa
+    behind it, on the wall clock: the set-up of the inbox's staff pages' tests."""
+    rasa = FakeRasa()
+    rasa.start()
+    try:
+        world = build_world(directory / "clinic.db", rasa, LiveClock())
+        with running_inbox(world) as running:
+            yield running
+    finally:
+        rasa.stop()
+
+
 def csrf_from(html: str) -> str:
     match = CSRF_INPUT.search(html)
     assert match, "no CSRF field on the page"

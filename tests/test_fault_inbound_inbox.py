@@ -12,10 +12,9 @@ import pytest
 
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
-from clinic.inbox.testing import FakeRasa
 from clinic.messaging.quarantine import Quarantine
 from clinic.messaging.store import InboxRow, NewInbound, WhatsAppStore
-from tests.inbox_support import LiveClock, build_world, conversation, login, running_inbox
+from tests.inbox_support import conversation, inbox_with_live_clock, login
 
 SECRET_TEXT = "my knee has been swollen since the fall on Sunday"
 _numbers = itertools.count(1)
@@ -23,12 +22,8 @@ _numbers = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    rasa = FakeRasa()
-    rasa.start()
-    world = build_world(tmp_path_factory.mktemp("quarantine") / "clinic.db", rasa, LiveClock())
-    with running_inbox(world) as running:
+    with inbox_with_live_clock(tmp_path_factory.mktemp("quarantine")) as running:
         yield running
-    rasa.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,16 @@ import datetime as dt
 
 import pytest
 
-from clinic.inbox.testing import FakeRasa
 from clinic.messaging.store import WhatsAppStore
-from tests.inbox_support import LiveClock, build_world, conversation, login, running_inbox
+from tests.inbox_support import conversation, inbox_with_live_clock, login
 
 SECRET_TEXT = "Your appointment with Dr Rivera is confirmed for Tuesday"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    rasa = FakeRasa()
-    rasa.start()
-    world = build_world(tmp_path_factory.mktemp("dead-letters") / "clinic.db", rasa, LiveClock())
-    with running_inbox(world) as running:
+    with inbox_with_live_clock(tmp_path_factory.mktemp("dead-letters")) as running:
         yield running
-    rasa.stop()
 
 
 @pytest.fixture(scope="module")
