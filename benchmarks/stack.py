@@ -134,7 +134,8 @@ class Stack:
             sys.executable, "-m", "rasa", "run", "--model", str(self.model),
             "--port", str(self.ports["rasa"]), "--interface", "127.0.0.1",
             "--endpoints", str(self.endpoints), "--credentials", "credentials.yml",
-            "--enable-api", "--auth-token", self.secrets["RASA_AUTH_TOKEN"],
+            # "=" form: a token_urlsafe value may begin with "-", which argparse reads as an option.
+            "--enable-api", f"--auth-token={self.secrets['RASA_AUTH_TOKEN']}",
         ])
         self.wait_for(f"{self.url('rasa')}/webhooks/whatsapp/", "rasa")
 

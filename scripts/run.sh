@@ -52,7 +52,7 @@ pids+=($!); actions_pid=$!
 # WHATSAPP_GATEWAY=1: the gateway below takes Meta's webhooks and runs each turn through
 # Rasa, so acknowledgements and WhatsApp's bookkeeping never wait behind the model.
 WHATSAPP_GATEWAY=1 python -m scripts.quiet_rasa run --model "$MODEL_PATH" --port "$RASA_PORT" --endpoints endpoints.yml \
-  --credentials credentials.yml --interface 127.0.0.1 --enable-api --auth-token "$RASA_AUTH_TOKEN" \
+  --credentials credentials.yml --interface 127.0.0.1 --enable-api --auth-token="$RASA_AUTH_TOKEN" \
   > var/logs/rasa.log 2>&1 &
 pids+=($!); rasa_pid=$!
 python -m gateway --host 127.0.0.1 --port "$WHATSAPP_GATEWAY_PORT" \
