@@ -54,7 +54,6 @@ Details: clinic/broadcasts/languages.py.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import datetime as dt
 import logging
@@ -73,10 +72,12 @@ from clinic.broadcasts.languages import (
 )
 from clinic.broadcasts.store import BroadcastStore, Campaign, CampaignError, Recipient
 from clinic.clock import utcnow
-from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS
+from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS, RateLimiter
 from whatsapp.outbound import Template
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["CAMPAIGN_ERRORS", "CampaignPaused", "RateLimiter", "RunFigures", "Runner", "Versions", "worker_is_dead"]
 
 # Graph errors that concern the whole campaign, not one patient: pause, don't burn the list.
 CAMPAIGN_ERRORS = {
@@ -99,36 +100,6 @@ def worker_is_dead(worker: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-class RateLimiter:
-    """``rate`` sends per second, held two ways: slots spaced 1/rate apart (GCRA), and never
-    more than ``rate`` in any sliding window of ``window`` seconds (a little over 1 s: the
-    event loop wakes late sleepers together, and Meta counts requests as they arrive; the
-    spacing alone let ~4 % of sends hit 130429 at exactly 80/s in the benchmark). Slots are
-    reserved synchronously, so concurrent workers get distinct ones."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, window: float = 1.05):
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
-        self.capacity = max(1, int(rate))
-        self.window = window
-        self._clock = clock
-        self._tat = float("-inf")
-        self._recent: "collections.deque[float]" = collections.deque()
-
-    async def acquire(self) -> None:
-        now = self._clock()
-        slot = max(self._tat, now)
-        if len(self._recent) >= self.capacity:
-            slot = max(slot, self._recent[-self.capacity] + self.window)
-        self._tat = slot + self.interval
-        self._recent.append(slot)
-        while len(self._recent) > self.capacity:
-            self._recent.popleft()
-        if slot > now:
-            await asyncio.sleep(slot - now)
 
 
 @dataclasses.dataclass
