@@ -72,6 +72,7 @@ from clinic.broadcasts.languages import (
 )
 from clinic.broadcasts.store import BroadcastStore, Campaign, CampaignError, Recipient
 from clinic.clock import utcnow
+from clinic.messaging.outbox_queue import OutboxQueue
 from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS, RateLimiter
 from whatsapp.outbound import Template
 
@@ -165,7 +166,7 @@ class Runner:
         sending this campaign). See the module docstring, step 4."""
         settled: Dict[str, int] = {}
         for row in self.store.in_flight(campaign.id):
-            records = self.store.outbound_for(row.conversation_id, t.outbound_kind(row.id))
+            records = self._records(row.conversation_id, t.outbound_kind(row.id))
             sent = next((r for r in records if r.state == "sent"), None)
             if sent is not None:
                 # The sender's own language fallback (132001) is on its record: keep it.
@@ -184,6 +185,14 @@ class Runner:
         if settled:
             logger.warning("Campaign %s: rows left in flight by a previous run settled: %s", campaign.name, settled)
         return settled
+
+    def _records(self, conversation_id: str, kind: str) -> list:
+        """The row's ``wa_outbound`` records. Through the outbox's queue, once the outbox is
+        done with them: one still queued is taken back (the row is then sent again, once),
+        one being sent is waited for (clinic/messaging/outbox_queue.py, ``settled``)."""
+        if isinstance(self.sender, OutboxQueue):
+            return self.sender.settled(lambda: self.store.outbound_for(conversation_id, kind))
+        return self.store.outbound_for(conversation_id, kind)
 
     def _lease(self, campaign_id: int) -> bool:
         """Take the campaign's lease; a holder that was a process on this host and no longer

@@ -42,6 +42,7 @@ from clinic.messaging.store import (
     LANGUAGE_FALLBACK,
     QUEUED,
     REFUSED,
+    SENDING,
     SENT,
     OutboundItem,
     WhatsAppStore,
@@ -135,7 +136,7 @@ class OutboxQueue:
 
     def __init__(self, store: WhatsAppStore, priority: int, *, metrics: Optional[Metrics] = None,
                  on_enqueued: Optional[Callable[[], None]] = None, poll_seconds: float = 0.1,
-                 wait_seconds: float = 300.0, wait: bool = True) -> None:
+                 wait_seconds: float = 300.0, wait: bool = True, settle_seconds: float = 120.0) -> None:
         self._store = store
         self.priority = priority
         self.metrics = metrics or Metrics()
@@ -143,6 +144,7 @@ class OutboxQueue:
         self.poll_seconds = poll_seconds
         self.wait_seconds = wait_seconds
         self.wait = wait
+        self.settle_seconds = settle_seconds
 
     async def enqueue(self, conversation_id: str, message: OutboundMessage, kind: str,
                       fallback: Union[Template, str, None] = None, priority: Optional[int] = None) -> int:
@@ -206,3 +208,31 @@ class OutboxQueue:
                     return SendOutcome(REFUSED, detail=WITHDRAWN)
                 deadline = time.monotonic() + 30  # being sent now: its outcome comes soon
             await asyncio.sleep(self.poll_seconds)
+
+    # ── crash recovery of a caller (the broadcast runner, the survey sender) ──────────────
+    def withdraw(self, outbound_id: int, detail: str) -> bool:
+        """Take a queued message back (never sent); False when it is being sent, or was."""
+        return self._store.withdraw(outbound_id, f"{WITHDRAWN}: {detail}")
+
+    def settled(self, read: Callable[[], list]) -> list:
+        """The records of one message a crashed caller had queued (``read()``: its
+        ``wa_outbound`` rows, in order), once the outbox is done with them. Synchronous (a
+        recovery runs in a worker thread). One still queued is taken back (withdrawn: the
+        caller sends it again itself, exactly once) and left out; one the outbox is sending
+        is waited for, up to ``settle_seconds``: what is still ``sending`` then (the
+        outbox's process died in the Graph call) stays for the caller to treat as unknown."""
+        deadline = time.monotonic() + self.settle_seconds
+        while True:
+            records = [r for r in read() if not is_withdrawn(r)]
+            queued = [r for r in records if r.state == QUEUED]
+            taken = [r for r in queued if self.withdraw(r.id, "its caller stopped before it was sent")]
+            if taken:
+                continue
+            if not any(r.state in (QUEUED, SENDING) for r in records) or time.monotonic() >= deadline:
+                return records
+            time.sleep(min(self.poll_seconds * 2, 0.5))
+
+
+def is_withdrawn(record) -> bool:
+    """A ``wa_outbound`` row (or item) its caller took back before anyone sent it."""
+    return record.state == REFUSED and (record.error_detail or "").startswith(WITHDRAWN)

@@ -35,6 +35,7 @@ from clinic.broadcasts.runner import RateLimiter
 from clinic.clock import utcnow
 from clinic.consent import ConsentStore
 from clinic.language.catalogue import default_catalogue
+from clinic.messaging.outbox_queue import OutboxQueue
 from clinic.messaging.store import LANGUAGE_FALLBACK
 from clinic.scheduling.formatting import on_day
 from clinic.surveys import tables as t
@@ -115,7 +116,11 @@ class SurveySender:
         """Settle surveys a dead sender left ``sending`` (``outbound_for(conversation, kind)``)."""
         settled: Dict[str, int] = {}
         for survey in self.store.in_flight():
-            records = outbound_for(survey.conversation_id, t.outbound_kind(survey.id))
+            kind = t.outbound_kind(survey.id)
+            if isinstance(self.sender, OutboxQueue):  # once the outbox is done with them
+                records = self.sender.settled(lambda survey=survey, kind=kind: outbound_for(survey.conversation_id, kind))
+            else:
+                records = outbound_for(survey.conversation_id, kind)
             sent = next((r for r in records if r.state == "sent"), None)
             if sent is not None:
                 # The WhatsApp sender's own fallback (132001) is on the record: keep it.
