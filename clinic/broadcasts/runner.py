@@ -6,17 +6,21 @@ A broadcast is one approved template to thousands of contacts, with nothing to d
 conversation: going through Rasa (``trigger_intent`` per contact, like reminders) would cost
 a tracker load, a policy run, an action call and a tracker write per message, put 10,000
 synthetic turns into the tracker store, and share Rasa's event loop with live patients. The
-runner is its own process using the channel's own parts (``gateway.sender.Sender``: the
-durable ``wa_outbound`` record, dead letters, 131056 per-patient hold-back; the address
-decrypted only for the call), so every guarantee of the channel applies and nothing is
-duplicated. A tap on the template's "Stop tips" button reaches Rasa like any message.
+runner is its own process that puts each message into the outbox's durable queue
+(clinic/messaging/outbox_queue.py, the lowest priority: replies, staff replies, reminders and
+surveys go first); the process that owns the outbox (the gateway) sends it with the
+channel's own parts (the ``wa_outbound`` record, dead letters, 131056 per-patient hold-back,
+the address decrypted only for the call, the number's one rate limit), and the runner reads
+the outcome back from the table. (Tests may hand the runner a ``gateway.sender.Sender``
+instead: the same ``send``.) A tap on the template's "Stop tips" button reaches Rasa like
+any message.
 
 Throughput and pacing
 ---------------------
 * A token bucket (``rate`` messages/s, default 60, Meta's default ceiling is 80 per number)
-  is taken *before* the send is recorded, and the Graph client enforces the same rate.
-  The number's 80 msg/s is shared with the live conversations (another process): run
-  campaigns below 80 so replies to patients keep room (docs/consent.md).
+  is taken *before* the message is queued: the campaign's own pace. The number's limit is
+  held by the outbox, whatever else sends at once (WHATSAPP_SEND_RATE, issue 14), and
+  everything else goes before the campaign's messages there.
 * Per patient: a row whose conversation got *any* message (reply, reminder, other campaign)
   less than 6 s ago (Meta's pair rate: 1 per 6 s) is deferred until then, not sent; a 131056
   from Meta holds that patient back in the client (4^X s) as for every message.
@@ -32,7 +36,8 @@ Exactly once
    call and the wamid after it.
 3. **Mark.** ``sending → sent`` with the wamid (only by the claim holder).
 4. **After a crash** (a row left ``sending``), the restarted runner looks the row up in
-   ``wa_outbound`` by its kind: no record → the call never started → back to ``pending``;
+   ``wa_outbound`` by its kind (through the queue: once the outbox is done with it; a
+   record still queued is taken back first, so the row is sent again exactly once): no record → the call never started → back to ``pending``;
    ``sent`` → marked sent with that wamid (crash between 3 and 4); ``dead``/``refused`` →
    failed; record still ``sending`` → the process died *during* the Graph call: Meta may or
    may not have the message. That row becomes ``unknown`` and is **not** resent (at most

@@ -1,7 +1,8 @@
 """Sends due survey requests as templates, exactly once (the broadcast runner's design,
-clinic/broadcasts/runner.py: claim by conditional update, the sender's ``wa_outbound``
-record under ``kind = "survey:<id>"``, crash recovery by that record, at most once when
-the process died during the Graph call).
+clinic/broadcasts/runner.py: claim by conditional update, the ``wa_outbound`` record under
+``kind = "survey:<id>"``, queued for the outbox with ``PRIORITY_SURVEY`` (after reminders,
+before broadcasts: clinic/messaging/outbox_queue.py), crash recovery by that record, at most
+once when the outbox's process died during the Graph call).
 
 Templates (approved, utility): ``visit_survey`` (clinic name, visit date) and
 ``service_survey`` (clinic name); five quick replies ``/rate{"rating": N, "survey_id": …}``.
