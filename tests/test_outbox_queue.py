@@ -206,3 +206,41 @@ def test_the_limiter_never_lets_more_than_the_rate_into_any_window():
     slots = [limiter.reserve() for _ in range(200)]
     assert max(sum(1 for t in slots[i:] if t - start < 1.04) for i, start in enumerate(slots)) <= 20
     assert slots == sorted(slots) and slots[-1] < 200 / 20 * 1.06
+
+
+@pytest.mark.asyncio
+async def test_a_broadcast_through_the_queue_pauses_while_nobody_sends_then_finishes_exactly_once(tmp_path, graph):
+    from benchmarks.broadcast_bench import seed_subscribers
+    from clinic.broadcasts import tables as t
+    from clinic.broadcasts.runner import CampaignPaused, Runner
+    from clinic.broadcasts.store import BroadcastStore
+    from clinic.consent import ConsentStore
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'broadcast.db'}")
+    create_schema(engine)
+    sessions = make_session_factory(engine)
+    cipher = ContactCipher(ENCRYPTION_KEY.encode())
+    people = seed_subscribers(sessions, cipher, 5, b"queue-test-key")
+    broadcasts = BroadcastStore(sessions, ConsentStore(sessions))
+    campaign = broadcasts.create("queued", "health_tip", "en_US", ["Clinic", "Wash your hands."], ["/opt_out_tips"], 50)
+    broadcasts.enqueue_segment(campaign.id)
+    store = WhatsAppStore(sessions)
+    # No process drains the outbox: what waited too long is taken back, the campaign pauses.
+    impatient = OutboxQueue(store, PRIORITY_BROADCAST, poll_seconds=0.02, wait_seconds=0.2)
+    with pytest.raises(CampaignPaused):
+        await Runner(broadcasts, impatient, "w1", pacing_seconds=0).run("queued")
+    assert broadcasts.progress(campaign.id).counts == {t.PENDING: 5}
+    client = GraphClient(graph.url, "v23.0", "123", "token", rate_per_second=None, max_attempts=1)
+    box = Outbox(Sender(client, store, cipher, Metrics()), store, Metrics())
+    box.start_draining(poll_seconds=0.02)
+    try:
+        queue = OutboxQueue(store, PRIORITY_BROADCAST, poll_seconds=0.02)
+        assert await Runner(broadcasts, queue, "w2", pacing_seconds=0).run("queued") == t.DONE
+    finally:
+        await box.stop()
+        await client.close()
+    assert broadcasts.progress(campaign.id).counts == {t.SENT: 5}
+    assert sorted(m["to"] for m in graph.received) == sorted(wa for wa, _, _ in people)
+    assert {row.wamid for row in broadcasts.recipients(campaign.id)} == {
+        row.wamid for row in store.outbound() if row.state == "sent"}
+    engine.dispose()

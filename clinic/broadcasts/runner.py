@@ -77,7 +77,7 @@ from clinic.broadcasts.languages import (
 )
 from clinic.broadcasts.store import BroadcastStore, Campaign, CampaignError, Recipient
 from clinic.clock import utcnow
-from clinic.messaging.outbox_queue import OutboxQueue
+from clinic.messaging.outbox_queue import WITHDRAWN, OutboxQueue
 from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS, RateLimiter
 from whatsapp.outbound import Template
 
@@ -350,6 +350,12 @@ class Runner:
         if outcome.code in CAMPAIGN_ERRORS:
             # Not this patient's fault: the row goes back, the campaign pauses.
             paused.append(f"Graph error {outcome.code}: {outcome.detail}"[:300])
+            await asyncio.to_thread(self.store.finish, row.id, self.worker, t.PENDING, None, "campaign paused")
+            return
+        if outcome.state == "refused" and outcome.detail == WITHDRAWN:
+            # Nobody sent it (the outbox's process is not running) and it was taken back:
+            # not this patient's fault either.
+            paused.append("the outbox sent nothing in time (is the WhatsApp gateway running?)")
             await asyncio.to_thread(self.store.finish, row.id, self.worker, t.PENDING, None, "campaign paused")
             return
         self.figures.failed += 1

@@ -36,7 +36,7 @@ from clinic.broadcasts.runner import RateLimiter
 from clinic.clock import utcnow
 from clinic.consent import ConsentStore
 from clinic.language.catalogue import default_catalogue
-from clinic.messaging.outbox_queue import OutboxQueue
+from clinic.messaging.outbox_queue import WITHDRAWN, OutboxQueue
 from clinic.messaging.store import LANGUAGE_FALLBACK
 from clinic.scheduling.formatting import on_day
 from clinic.surveys import tables as t
@@ -171,6 +171,12 @@ class SurveySender:
         if outcome.state == "sent":
             await asyncio.to_thread(self.store.finish, survey.id, t.SENT, outcome.wamid, note, self.worker)
             return t.SENT
+        if outcome.state == "refused" and outcome.detail == WITHDRAWN:
+            # Nobody sent it (the outbox's process is not running) and it was taken back:
+            # due again later, not failed.
+            await asyncio.to_thread(self.store.finish, survey.id, t.PENDING, None, "outbox not sending", self.worker,
+                                    None, self.clock() + dt.timedelta(minutes=1))
+            return "deferred"
         reason = f"{outcome.state}: {outcome.code or ''} {outcome.detail}".strip()
         await asyncio.to_thread(self.store.finish, survey.id, t.FAILED, None, with_note(reason, note), self.worker)
         return t.FAILED
