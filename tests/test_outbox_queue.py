@@ -244,3 +244,50 @@ async def test_a_broadcast_through_the_queue_pauses_while_nobody_sends_then_fini
     assert {row.wamid for row in broadcasts.recipients(campaign.id)} == {
         row.wamid for row in store.outbound() if row.state == "sent"}
     engine.dispose()
+
+
+@pytest.mark.asyncio
+async def test_a_survey_through_the_queue_is_sent_once_and_recorded_with_its_wamid(tmp_path):
+    from cryptography.fernet import Fernet
+    from sqlalchemy import select
+
+    from clinic.messaging.store import ContactRow
+    from clinic.scheduling.model import AppointmentStatus
+    from clinic.surveys import planner
+    from clinic.surveys import tables as t
+    from clinic.surveys.sender import SurveySender
+    from clinic.surveys.store import SurveyStore
+    from simulator.testing import TEST_ACCESS_TOKEN, running_simulator
+    from tests.reminder_support import make_clinic
+
+    clinic = make_clinic(tmp_path)
+    appointment = clinic.book_at(dt.datetime(2030, 1, 8, 10, 0))
+    clinic.clock.advance(days=1, hours=6)
+    clinic.backend.set_status(appointment.id, AppointmentStatus.FULFILLED, "front desk")
+    cipher = ContactCipher(Fernet.generate_key())
+    surveys = SurveyStore(clinic.sessions, cipher)
+    assert planner.plan(clinic.sessions, surveys, clinic.consent, clinic.clock()) == (1, 0)
+    with clinic.sessions() as session, session.begin():
+        session.add(ContactRow(conversation_id="conv-0001", address_encrypted=cipher.encrypt("15550001234"),
+                               created_at=clinic.clock()))
+    store = WhatsAppStore(clinic.sessions)
+    async with running_simulator() as sim:
+        client = GraphClient(sim.url, "v23.0", sim.config.phone_number_id, TEST_ACCESS_TOKEN)
+        box = Outbox(Sender(client, store, cipher, Metrics()), store, Metrics())
+        box.start_draining(poll_seconds=0.02)
+        try:
+            sender = SurveySender(surveys, clinic.consent, OutboxQueue(store, PRIORITY_SURVEY, poll_seconds=0.02),
+                                  "w1", "Riverside", lambda _id: "Tuesday 8 January", lambda _c: None,
+                                  clock=clinic.clock)
+            assert await sender.send_due() == {t.SENT: 1}
+            assert await sender.send_due() == {}
+        finally:
+            await box.stop()
+            await client.close()
+        _, data = await sim.get("/_sim/messages")
+    [message] = data["messages"]
+    with clinic.sessions() as session:
+        survey = session.scalars(select(t.SurveyRow)).one()
+    assert survey.status == t.SENT and survey.wamid == message["wamid"]
+    assert [(row.kind, row.priority, row.state) for row in store.outbound()] == [
+        (t.outbound_kind(survey.id), PRIORITY_SURVEY, "sent")]
