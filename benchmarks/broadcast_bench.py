@@ -1,8 +1,11 @@
 """Broadcast benchmark (a command, not a test): ``python -m benchmarks.broadcast_bench``.
 
 N opted-in synthetic recipients (default 10,000) get one health tip from the broadcast
-runner (``python -m clinic.broadcasts run``, a real process) through the WhatsApp Cloud API
-simulator (a real process, enforcing Meta's 80 msg/s as 130429 and the pair rate as 131056).
+runner (``python -m clinic.broadcasts run``, a real process), which queues them into the
+outbox; the WhatsApp gateway (``python -m gateway --role relay``, a real process: it owns the
+outbox and its one rate limit, WHATSAPP_SEND_RATE = ``--rate``) sends them to the WhatsApp
+Cloud API simulator (a real process, enforcing Meta's 80 msg/s as 130429 and the pair rate
+as 131056).
 Three runs, each on a fresh database and simulator:
 
   clean     no faults
@@ -119,6 +122,7 @@ class Bench:
             "CLINIC_PSEUDONYM_KEY": secrets.token_hex(16), "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         }
         self.simulator: Optional[subprocess.Popen] = None
+        self.gateway: Optional[subprocess.Popen] = None
 
     def start_simulator(self) -> None:
         log = (self.workdir / "simulator.log").open("a")
@@ -142,6 +146,33 @@ class Bench:
             self.simulator.terminate()
             self.simulator.wait(10)
             self.simulator = None
+
+    def start_gateway(self) -> None:
+        """The process that owns the outbox: it sends what the runner queues."""
+        import urllib.request
+
+        port = free_port()
+        env = {**self.env, "WHATSAPP_VERIFY_TOKEN": secrets.token_urlsafe(16),
+               "WHATSAPP_INTERNAL_SECRET": secrets.token_hex(32), "WHATSAPP_SEND_RATE": str(self.rate),
+               "WHATSAPP_OUTBOX_POLL_SECONDS": "0.05"}
+        log = (self.workdir / "gateway.log").open("a")
+        self.gateway = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "--role", "relay", "--host", "127.0.0.1", "--port", str(port),
+             "--rasa-url", "http://127.0.0.1:9"], cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/webhooks/whatsapp/", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit("the gateway did not start (see gateway.log)")
+
+    def stop_gateway(self) -> None:
+        if self.gateway is not None:
+            self.gateway.terminate()
+            self.gateway.wait(30)
+            self.gateway = None
 
     def prepare(self, name: str) -> Tuple[str, list]:
         from clinic.db import create_schema, make_engine, make_session_factory
@@ -195,6 +226,7 @@ class Bench:
         self.start_simulator()
         try:
             _, people = self.prepare(name)
+            self.start_gateway()
             if faults:
                 self.sim("/_sim/faults", {"faults": faults})
             started = time.perf_counter()
@@ -221,6 +253,7 @@ class Bench:
                 figures["rows_at_kill"] = killed_at_rows
             return figures
         finally:
+            self.stop_gateway()
             self.stop_simulator()
 
 

@@ -19,6 +19,16 @@ turn's), and:
   (proof → ``sent``; else a flagged dead letter for staff, never resent blindly: its
   caller may have sent it again already).
 
+The queue (issue 14): every other sender (staff replies, reminders and notifications,
+surveys, broadcasts) puts its messages into the same table (``queued``, with a priority;
+clinic/messaging/outbox_queue.py) and this class drains them (``start_draining``): most
+urgent first, then oldest, never two at once for one conversation (and never beside that
+conversation's turn replies: the same lock), at most ``queue_concurrency`` in flight,
+all through this process's one sender, whose Graph client holds the number's one rate limit.
+A turn's replies do not wait in that queue: they go out at once, so a patient who is
+waiting comes before anything queued. The drain looks every ``poll_seconds``
+(WHATSAPP_OUTBOX_POLL_SECONDS) and at once when ``wake`` is called.
+
 Only one process sends a deployment's turn replies (the gateway, or Rasa's channel without
 one), so a ``sending`` turn reply found while this process holds the conversation's lock
 was interrupted. ``claim`` (a conditional update) keeps two rounds from sending one row.
@@ -31,15 +41,27 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import os
 from typing import Dict, Optional, Sequence, Set
 
 from clinic.clock import utcnow
-from clinic.messaging.store import DEAD, QUEUED, SENDING, WhatsAppStore
+from clinic.messaging.store import DEAD, QUEUED, SENDING, OutboundItem, WhatsAppStore
 from gateway.sender import AMBIGUOUS, DeliveryPolicy, Sender
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import OutboundMessage
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_POLL_SECONDS = 0.2
+DEFAULT_QUEUE_CONCURRENCY = 8
+
+
+def poll_seconds_from_environment(environ=None) -> float:
+    value = ((os.environ if environ is None else environ).get("WHATSAPP_OUTBOX_POLL_SECONDS") or "").strip()
+    seconds = float(value) if value else DEFAULT_POLL_SECONDS
+    if seconds <= 0:
+        raise ValueError("WHATSAPP_OUTBOX_POLL_SECONDS must be positive")
+    return seconds
 
 
 class Outbox:
@@ -53,6 +75,12 @@ class Outbox:
         self._tasks: Set[asyncio.Task] = set()
         self._retrying: Set[int] = set()
         self._sweeper: Optional[asyncio.Task] = None
+        # The queue (see the module docstring).
+        self.poll_seconds = DEFAULT_POLL_SECONDS
+        self.queue_concurrency = DEFAULT_QUEUE_CONCURRENCY
+        self._drainer: Optional[asyncio.Task] = None
+        self._wake: Optional[asyncio.Event] = None
+        self._queue_tasks: Dict[asyncio.Task, str] = {}
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -96,6 +124,80 @@ class Outbox:
             self._locks.pop(conversation_id, None)
         return tried
 
+    # ── the queue: every other sender's messages ─────────────────────────────────────────
+    def start_draining(self, poll_seconds: Optional[float] = None, concurrency: Optional[int] = None) -> None:
+        """Drain the queue from now on (on the running loop)."""
+        if poll_seconds is not None:
+            self.poll_seconds = poll_seconds
+        if concurrency is not None:
+            self.queue_concurrency = concurrency
+        if self._drainer is None:
+            self._wake = asyncio.Event()
+            self._drainer = asyncio.get_running_loop().create_task(self._drain_queue_forever())
+
+    def wake(self) -> None:
+        """Something was queued: look now (call on the drain's loop)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _drain_queue_forever(self) -> None:
+        while True:
+            try:
+                await self.drain_queue()
+            except Exception:  # noqa: BLE001 - a database hiccup: the next look tries again
+                logger.exception("Draining the outbox queue failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def drain_queue(self) -> int:
+        """Start sending queued messages, most urgent first, then oldest; one at a time per
+        conversation, at most ``queue_concurrency`` at once. Returns when nothing more can be
+        started (those started finish in the background); how many were started."""
+        started = 0
+        while True:
+            free = self.queue_concurrency - len(self._queue_tasks)
+            if free > 0:
+                busy = set(self._queue_tasks.values())
+                items = await asyncio.to_thread(self._store.queued, free * 4 + len(busy))
+                picked = []
+                for item in items:
+                    if item.conversation_id not in busy:
+                        busy.add(item.conversation_id)
+                        picked.append(item)
+                        if len(picked) == free:
+                            break
+                for item in picked:
+                    task = asyncio.get_running_loop().create_task(self._send_queued(item))
+                    self._queue_tasks[task] = item.conversation_id
+                    task.add_done_callback(self._queue_done)
+                started += len(picked)
+                if picked:
+                    continue
+                if not items:
+                    return started
+            if not self._queue_tasks:
+                return started
+            # Full, or what is queued waits for a conversation in flight.
+            await asyncio.wait(list(self._queue_tasks), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _send_queued(self, item: OutboundItem) -> None:
+        lock = self._lock(item.conversation_id)
+        async with lock:
+            claimed = await asyncio.to_thread(self._store.claim, item.id, (QUEUED,))
+            if claimed is not None:  # else another drain (or its caller's withdraw) took it
+                await self.sender.deliver(claimed)
+        if not lock.locked() and not getattr(lock, "_waiters", None):
+            self._locks.pop(item.conversation_id, None)
+
+    def _queue_done(self, task: asyncio.Task) -> None:
+        self._queue_tasks.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("Sending a queued WhatsApp message failed (%s); it is settled by the sweep",
+                         type(task.exception()).__name__)
+
     # ── start-up ──────────────────────────────────────────────────────────────────────────
     async def resume(self) -> int:
         """After a crash: send what was recorded but not sent, per conversation in order (in
@@ -117,6 +219,9 @@ class Outbox:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self._drainer is not None:
+            self._drainer.cancel()
+            self._drainer = None
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -189,5 +294,5 @@ class Outbox:
 
     async def idle(self) -> None:
         """Wait for background sends (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._tasks or self._queue_tasks:
+            await asyncio.gather(*list(self._tasks), *list(self._queue_tasks), return_exceptions=True)

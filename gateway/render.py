@@ -16,7 +16,8 @@ Every message is built by ``whatsapp.outbound``, which refuses shapes Meta would
 A patient's turn is not sent reply by reply as Rasa produces it: ``deliver_turn`` builds
 every WhatsApp message of the turn first, the outbox records them all, then sends them in
 order (gateway/outbox.py), so a crash between two replies loses none. Messages nobody
-asked for (Rasa's ``trigger_intent``, reminders) go out at once through the sender.
+asked for (Rasa's ``trigger_intent``: reminders, notifications) go to the ``sender`` given,
+in Rasa's channel the outbox's queue (clinic/messaging/outbox_queue.py).
 """
 
 from __future__ import annotations

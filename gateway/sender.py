@@ -40,6 +40,13 @@ from typing import Callable, Optional, Sequence, Union
 
 from clinic import phi_guard
 from clinic.clock import utcnow
+from clinic.messaging import outbox_queue
+from clinic.messaging.outbox_queue import (
+    BLOCKED_PHI,
+    RECORDED_RECIPIENT,
+    SendOutcome,
+    template_language,
+)
 from clinic.messaging.store import (
     DEAD,
     LANGUAGE_FALLBACK,
@@ -57,10 +64,11 @@ from whatsapp.outbound import MessageShapeError, OutboundMessage, Recorded, Temp
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["AMBIGUOUS", "BLOCKED_PHI", "DeliveryPolicy", "OUTSIDE_WINDOW", "RECORDED_RECIPIENT", "SendOutcome",
+           "Sender", "UNKNOWN_CONTACT"]
+
 OUTSIDE_WINDOW = "outside_window"
-BLOCKED_PHI = "blocked_phi"
 UNKNOWN_CONTACT = "unknown_contact"
-RECORDED_RECIPIENT = "pseudonymous-conversation"
 AMBIGUOUS = "ambiguous"
 
 
@@ -106,20 +114,6 @@ class DeliveryPolicy:
         return policy
 
 
-@dataclasses.dataclass(frozen=True)
-class SendOutcome:
-    state: str  # sent | refused | dead
-    wamid: Optional[str] = None
-    code: Optional[int] = None
-    detail: str = ""
-    # A template's language as finally sent, and the language Meta refused (132001) before
-    # the caller's fallback version went out instead (None: no fallback happened).
-    language: Optional[str] = None
-    fallback_from: Optional[str] = None
-    # Meta may have received a request we got no answer to (see the module docstring).
-    ambiguous: bool = False
-
-
 # Called with a turn's reply that finally failed; returns the follow-up ticket's id.
 FinalFailure = Callable[[OutboundItem], Optional[int]]
 
@@ -161,15 +155,9 @@ class Sender:
         return await self.deliver(item, message, fallback)
 
     def prepare(self, message: OutboundMessage, kind: str) -> tuple[str, dict, Optional[str]]:
-        """(kind, the payload to record, a refusal or None). The record never holds the
-        address: "to" is filled only in the request itself. PHI guard
-        (clinic/phi_guard.py): bot, notification and staff messages all pass here; one
-        carrying health information is refused, and its record keeps the rules only."""
-        findings = phi_guard.check_payload(message.to_payload(RECORDED_RECIPIENT))
-        if findings:
-            rules = phi_guard.rules_of(findings)
-            return kind, {"withheld": BLOCKED_PHI, "rules": rules}, f"{BLOCKED_PHI}: {','.join(rules)}"
-        return kind, message.to_payload(RECORDED_RECIPIENT), None
+        """(kind, the payload to record, a refusal or None): the PHI guard, and a record
+        without the address (clinic/messaging/outbox_queue.py, ``prepare``)."""
+        return outbox_queue.prepare(message, kind)
 
     # ── a turn's replies: recorded first, sent in order (gateway/outbox.py) ──────────────
     async def record_turn(self, conversation_id: str, turn_wamid: str,
@@ -187,6 +175,8 @@ class Sender:
         """Send a row already claimed (state ``sending``). ``message``: as built, else
         rebuilt from the record. An ``ambiguous`` row (interrupted earlier) is first looked
         for among the status webhooks: it may have gone out already."""
+        if fallback is None and item.fallback:
+            fallback = _recorded(item.fallback)  # queued with its default-language version
         if message is None:
             try:
                 message = Recorded(item.payload or {})
@@ -293,12 +283,12 @@ class Sender:
             await asyncio.to_thread(self._store.set_ticket, item.id, ticket_id)
             self._metrics.increment("outbound_follow_up_tickets")
 
-    async def _send_fallback(self, outbound_id: int, address: str, message: Template,
-                             alternative: Template, refused: GraphError) -> SendOutcome:
+    async def _send_fallback(self, outbound_id: int, address: str, message, alternative,
+                             refused: GraphError) -> SendOutcome:
         """Meta has no ``message.language`` version (132001): send ``alternative`` once, on
         the same ``wa_outbound`` row, which records the fallback before the call."""
         first_attempts = getattr(refused, "attempts", 1) or 1
-        note = (f"{LANGUAGE_FALLBACK}: {message.language} -> {alternative.language} "
+        note = (f"{LANGUAGE_FALLBACK}: {_language(message)} -> {_language(alternative)} "
                 f"(Meta {_describe(refused)})")
         findings = phi_guard.check_payload(alternative.to_payload(RECORDED_RECIPIENT))
         if findings:  # the caller's fallback must pass the guard like any message
@@ -307,14 +297,14 @@ class Sender:
                                     detail, first_attempts)
             self._metrics.increment("outbound_dead_letters")
             self._metrics.increment(f"outbound_error_{refused.code}")
-            return SendOutcome(DEAD, code=refused.code, detail=detail, language=message.language)
+            return SendOutcome(DEAD, code=refused.code, detail=detail, language=_language(message))
         # Recorded before the call (the row stays "sending"): a crash during the second call
         # leaves a row that says which language was being tried.
         await asyncio.to_thread(self._store.outbound_failed, outbound_id, SENDING, refused.code,
                                 note, first_attempts)
         self._metrics.increment("outbound_template_fallback")
         logger.warning("Template %s not approved in %s (132001): resent in %s",
-                       message.name, message.language, alternative.language)
+                       _template_name(message), _language(message), _language(alternative))
         try:
             result = await self._client.send(address, alternative,
                                              biz_opaque_callback_data=callback_data(outbound_id))
@@ -329,8 +319,8 @@ class Sender:
             self._metrics.increment("outbound_dead_letters")
             self._metrics.increment(f"outbound_error_{error.code}")
             logger.warning("WhatsApp send failed for good after the language fallback (code=%s)", error.code)
-            return SendOutcome(DEAD, code=error.code, detail=detail, language=alternative.language,
-                               fallback_from=message.language, ambiguous=isinstance(error, AmbiguousSend))
+            return SendOutcome(DEAD, code=error.code, detail=detail, language=_language(alternative),
+                               fallback_from=_language(message), ambiguous=isinstance(error, AmbiguousSend))
         try:
             # outbound_sent keeps error_code/error_detail: the sent row still says 132001
             # and which language went out instead.
@@ -340,8 +330,8 @@ class Sender:
             logger.exception("Sent, but could not record it (outbound id %s)", outbound_id)
             self._metrics.increment("outbound_record_failed")
         self._metrics.increment("outbound_sent")
-        return SendOutcome("sent", wamid=result.wamid, detail=note, language=alternative.language,
-                           fallback_from=message.language)
+        return SendOutcome("sent", wamid=result.wamid, detail=note, language=_language(alternative),
+                           fallback_from=_language(message))
 
     def window_open(self, last_inbound: Optional[dt.datetime]) -> bool:
         if last_inbound is None:
@@ -366,24 +356,44 @@ def _is_template(message) -> bool:
     return isinstance(message, Template) or (isinstance(message, Recorded) and message.type == "template")
 
 
-def _fallback_version(message, fallback: Union[Template, str, None],
-                      error: GraphError) -> Optional[Template]:
-    """The version to resend when Meta refused ``message`` for its language, if any."""
-    if error.code != TEMPLATE_MISSING or not isinstance(message, Template) or not fallback:
+def _fallback_version(message, fallback, error: GraphError):
+    """The version to resend when Meta refused ``message`` for its language, if any (a
+    Template, or a template as the outbox's queue recorded it)."""
+    if error.code != TEMPLATE_MISSING or not _is_template(message) or not fallback:
         return None
     if isinstance(fallback, str):
+        if not isinstance(message, Template):
+            return None
         try:
             fallback = dataclasses.replace(message, language=fallback)
         except MessageShapeError:
             logger.warning("Not a template language code for the fallback: %r", fallback[:16])
             return None
-    if not isinstance(fallback, Template) or fallback.language == message.language:
+    if not _is_template(fallback) or _language(fallback) == _language(message):
         return None  # the same language again would be refused the same way
     return fallback
 
 
+def _recorded(payload: dict):
+    try:
+        return Recorded(payload)
+    except MessageShapeError:
+        return None
+
+
 def _language(message) -> Optional[str]:
-    return message.language if isinstance(message, Template) else None
+    if isinstance(message, Template):
+        return message.language
+    if isinstance(message, Recorded):
+        return template_language(message.payload)
+    return None
+
+
+def _template_name(message) -> Optional[str]:
+    if isinstance(message, Template):
+        return message.name
+    template = message.payload.get("template") if isinstance(message, Recorded) else None
+    return template.get("name") if isinstance(template, dict) else None
 
 
 def _describe(error: GraphError) -> str:

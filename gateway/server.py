@@ -52,6 +52,7 @@ from clinic.inbox.patient_side import claimed_by_staff
 from clinic.messaging.store import PendingMessage
 from clinic.redaction import redact
 from gateway.door import Door
+from gateway.outbox import poll_seconds_from_environment
 from gateway.processor import InboxProcessor, mark_read_best_effort
 from gateway.relay import RETRY_MAX_SECONDS, TURN_TIMEOUT_SECONDS, Relay, TurnFailed, TurnRefused
 from gateway.render import deliver_turn
@@ -198,6 +199,10 @@ class Ingress:
         self.processor.start_sweeping(self.channel.settings.inbox_sweep_seconds)
         # Dead letters' later rounds, and replies nobody is sending.
         self.channel.outbox.start_sweeping()
+        # Every other sender's messages (staff replies, reminders, notifications, surveys,
+        # broadcasts), queued in the database by their processes: sent from here, with this
+        # process's one Graph client and its one rate limit (outbox.py, clinic/messaging/outbox_queue.py).
+        self.channel.outbox.start_draining(poll_seconds_from_environment())
 
     async def _stop_processing(self) -> None:
         await self.processor.idle()

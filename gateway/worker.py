@@ -28,17 +28,21 @@ class WorkerLoop:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._ready = threading.Event()
+        self._starting = threading.Lock()
 
     @property
     def running(self) -> bool:
         return self._loop is not None and self._loop.is_running()
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread.start()
+        # Several threads may start it at once (the inbox's web workers): each returns only
+        # once the loop runs.
+        with self._starting:
+            if self._thread is None:
+                sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
+                self._ready.clear()
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
         self._ready.wait(timeout=10)
 
     def _run(self) -> None:

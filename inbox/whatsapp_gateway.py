@@ -1,29 +1,29 @@
 """Staff replies to WhatsApp patients: the inbox's ``ReplyGateway`` (and ``TemplateGateway``).
 
-Design: the inbox process sends itself, with the connector's own durable sender
-(``gateway.sender.Sender``: the 24-hour window check, the ``wa_outbound`` record, dead
-letters, retries with backoff, pacing) built from the same environment (WhatsApp settings,
-``CLINIC_ENCRYPTION_KEY`` for the patient's encrypted address) and the same database
-(``wa_contacts`` says where and when the patient last wrote). Why not an endpoint on the
-Rasa side: a reply then still reaches the patient while Rasa restarts, the inbox gets the
-exact outcome back (sent / refused outside the window / failed) to show staff, and no new
-unauthenticated route is added to the webhook server. The one thing shared with the channel
-process is WhatsApp's throughput limit: each process paces itself (staff replies are human
-paced, far below it).
+Design: the inbox puts each reply into the outbox's durable queue (``wa_outbound``,
+priority ``PRIORITY_STAFF_REPLY``: a patient is waiting, so before reminders and broadcasts;
+clinic/messaging/outbox_queue.py) in the same database, and the process that owns the
+outbox (the WhatsApp gateway, or Rasa's channel in the Rasa-only development mode) sends it
+with the number's one rate limit: the 24-hour window check, dead letters, retries with
+backoff, pacing (gateway/sender.py). The inbox waits for the row's outcome (sent / refused
+outside the window / failed) to show staff; a reply nobody sent within its wait is taken
+back (never sent later behind staff's back) and shown as failed. Why not an endpoint on the
+Rasa side: a reply then still reaches the patient while Rasa restarts, and no new
+unauthenticated route is added to the webhook server.
 
 After a reply is sent it is appended to the Rasa tracker as a ``bot`` event carrying the
 inbox message id (``clinic.inbox.rasa_http.staff_reply_event``), so the transcript — and the
 assistant once resumed — sees it, once. If Rasa can't be reached the reply is still
 delivered; the ticket page then shows it from the inbox's own record.
 
-Sending runs on one background event loop (the sender and its HTTP client are async); the
-web app's worker threads wait for each send's outcome.
+Waiting runs on one background event loop; the web app's worker threads wait for each
+reply's outcome.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import List, Optional
+from typing import List
 
 from sqlalchemy.orm import sessionmaker
 
@@ -31,17 +31,19 @@ from clinic.inbox.model import Delivery
 from clinic.inbox.ports import OUTSIDE_WINDOW_DETAIL, ReplyResult
 from clinic.inbox.rasa_http import RasaHttp, staff_reply_event
 from clinic.inbox.templates import ApprovedTemplate
+from clinic.messaging.outbox_queue import PRIORITY_STAFF_REPLY, WITHDRAWN, OutboxQueue
 from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher
-from gateway.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, DeliveryPolicy, Sender, SendOutcome
+from gateway.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, SendOutcome
 from gateway.settings import WhatsAppSettings
 from gateway.worker import WorkerLoop
-from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
 from whatsapp.outbound import MessageShapeError, Template, Text
 
 logger = logging.getLogger(__name__)
 SEND_TIMEOUT_SECONDS = 120  # retries with backoff included
+# How long a reply may wait in the queue before it is taken back (within SEND_TIMEOUT_SECONDS).
+QUEUE_WAIT_SECONDS = 60
 
 
 class WhatsAppReplyGateway:
@@ -53,7 +55,8 @@ class WhatsAppReplyGateway:
         self._rasa = rasa
         self.metrics = Metrics()
         self._loop = WorkerLoop("inbox-whatsapp-sender")
-        self._sender: Optional[Sender] = None
+        self._queue = OutboxQueue(self._store, PRIORITY_STAFF_REPLY, metrics=self.metrics,
+                                  wait_seconds=QUEUE_WAIT_SECONDS)
 
     # ── ports ────────────────────────────────────────────────────────────────────────
     def send(self, conversation_id: str, text: str, inbox_message_id: int) -> ReplyResult:
@@ -73,8 +76,6 @@ class WhatsAppReplyGateway:
         return self._deliver(conversation_id, message, "staff_template", rendered, inbox_message_id)
 
     def close(self) -> None:
-        if self._sender is not None and self._loop.running:
-            self._loop.submit(self._client.close()).result(timeout=10)
         self._loop.stop()
 
     # ── internals ────────────────────────────────────────────────────────────────────
@@ -96,15 +97,7 @@ class WhatsAppReplyGateway:
         return result
 
     async def _send(self, conversation_id: str, message, kind: str) -> SendOutcome:
-        if self._sender is None:  # created on the loop that uses its pooled HTTP session
-            policy = DeliveryPolicy.from_environment()
-            self._client = GraphClient(
-                base_url=self._settings.api_base_url, api_version=self._settings.api_version,
-                phone_number_id=self._settings.phone_number_id, access_token=self._settings.access_token,
-                rate_per_second=self._settings.send_rate_per_second, max_attempts=policy.attempts,
-                timeout=policy.timeout)
-            self._sender = Sender(self._client, self._store, self._cipher, self.metrics, policy=policy)
-        return await self._sender.send(conversation_id, message, kind)
+        return await self._queue.send(conversation_id, message, kind)
 
 
 def outcome_to_result(outcome: SendOutcome) -> ReplyResult:
@@ -114,6 +107,8 @@ def outcome_to_result(outcome: SendOutcome) -> ReplyResult:
         return ReplyResult(Delivery.REFUSED, OUTSIDE_WINDOW_DETAIL)
     if outcome.state == "refused" and outcome.detail == UNKNOWN_CONTACT:
         return ReplyResult(Delivery.REFUSED, "no WhatsApp address for this conversation (not a WhatsApp chat)")
+    if outcome.state == "refused" and outcome.detail == WITHDRAWN:
+        return ReplyResult(Delivery.FAILED, "WhatsApp sending is not running (not sent); try again")
     return ReplyResult(Delivery.FAILED, f"WhatsApp did not accept it ({outcome.detail or outcome.state})"[:300])
 
 

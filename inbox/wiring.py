@@ -7,8 +7,8 @@ Settings: ``CLINIC_DATABASE_URL``, ``CLINIC_ENCRYPTION_KEY`` (or var/encryption.
 ``INBOX_COOKIE_SECURE=1`` behind HTTPS, ``INBOX_OVERDUE_MINUTES``,
 ``INBOX_IDLE_TIMEOUT_MINUTES`` (admins can change both on the settings page),
 ``INBOX_REPLY_GATEWAY``: ``whatsapp`` (the default when ``WHATSAPP_ACCESS_TOKEN`` and
-``WHATSAPP_PHONE_NUMBER_ID`` are set: replies go out through the WhatsApp sender, see
-inbox/whatsapp_gateway.py), ``tracker`` (demos without WhatsApp: replies are appended to the
+``WHATSAPP_PHONE_NUMBER_ID`` are set: replies are queued for the WhatsApp gateway's outbox,
+see inbox/whatsapp_gateway.py), ``tracker`` (demos without WhatsApp: replies are appended to the
 Rasa conversation only) or ``none``. ``INBOX_TEMPLATES_FILE``: the approved templates staff
 may send outside the 24-hour window (clinic/inbox/templates.py).
 """

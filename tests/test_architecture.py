@@ -184,15 +184,13 @@ def test_connectors_whatsapp_is_the_rasa_side_only():
 
 def test_the_clinic_domain_depends_on_no_process():
     """clinic/ is the domain: the protocol (whatsapp/) is below it; the gateway, the Rasa
-    side and the web apps are above it. (The broadcast runner's command still builds the
-    gateway's sender itself until it enqueues into the outbox like everyone else.)"""
+    side and the web apps are above it. (The broadcast and survey commands enqueue into the
+    outbox through clinic/messaging/outbox_queue.py: no sender of their own.)"""
     above = ("gateway", "connectors", "inbox", "clinic_api", "actions", "addons", "simulator")
-    allowed = {("clinic.broadcasts.__main__", "gateway.sender")}
     offending = [f"{module}:{line} imports {target}"
                  for module in modules() if in_package(module, "clinic")
                  for base, name, line in imports(module)
-                 if (target := project_target(base, name)) and target.split(".")[0] in above
-                 and (module, target) not in allowed]
+                 if (target := project_target(base, name)) and target.split(".")[0] in above]
     assert not offending, "\n".join(offending)
 
 
@@ -285,9 +283,7 @@ def test_one_utcnow():
 def test_one_module_names_the_send_endpoint_and_one_calls_it():
     """Only whatsapp/client.py knows Meta's ``/messages`` endpoint, and only the gateway's
     sender (gateway/sender.py: PHI guard, 24-hour window, the wa_outbound record) calls the
-    client's ``send``: every message the clinic sends passes there. (The number's one rate
-    limit is not yet global: the inbox's and the broadcast command's processes still build
-    a sender with a Graph client of their own; issue 14, phase 3.)"""
+    client's ``send``: every message the clinic sends passes there."""
     def builds_messages_url(node: ast.AST) -> bool:
         # A string in code (not a docstring) ending in /messages, not the simulator's /_sim/...
         if isinstance(node, ast.JoinedStr):
@@ -311,3 +307,22 @@ def test_one_module_names_the_send_endpoint_and_one_calls_it():
                       if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                       and node.func.attr == "send" and ast.unparse(node.func.value).endswith("client")})
     assert callers == ["gateway.sender"], callers
+
+
+def test_one_process_owns_the_graph_client_and_every_other_sender_enqueues():
+    """Issue 14: the number's one rate limit holds whatever runs at once because only the
+    process that owns the outbox (gateway/door.py: the gateway, or Rasa's channel in the
+    Rasa-only development mode, which is a Door) builds a Graph client and a sender; the staff
+    inbox, reminders and notifications (Rasa's proactive messages), surveys and broadcasts
+    put their messages into the outbox's queue (clinic/messaging/outbox_queue.py). The
+    benchmarks' own sender measures the simulator and is no part of the clinic."""
+    def builds(module_tree: ast.Module, name: str) -> bool:
+        return any(isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] == name
+                   for node in ast.walk(module_tree))
+
+    clinic_side = [module for module in modules()
+                   if not in_package(module, "simulator") and not in_package(module, "benchmarks")]
+    assert sorted(m for m in clinic_side if builds(tree(m), "GraphClient")) == ["gateway.door"]
+    assert sorted(m for m in clinic_side if builds(tree(m), "Sender")) == ["gateway.door"]
+    queued_by = {m for m in clinic_side if builds(tree(m), "OutboxQueue")}
+    assert {"inbox.whatsapp_gateway", "connectors.whatsapp.channel", "clinic.broadcasts.__main__"} <= queued_by

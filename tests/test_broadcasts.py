@@ -27,6 +27,7 @@ from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher
 from gateway.sender import Sender
 from simulator.testing import TEST_ACCESS_TOKEN, running_simulator
+from tests.outbox_support import running_outbox
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
 
@@ -45,6 +46,7 @@ class World:
         self.consent = ConsentStore(self.sessions)
         self.store = BroadcastStore(self.sessions, self.consent)
         self.wa = WhatsAppStore(self.sessions)
+        self.log = tmp_path / "gateway.log"
 
     def seed(self, count, **kwargs):
         return seed_subscribers(self.sessions, self.cipher, count, KEY, **kwargs)
@@ -190,23 +192,25 @@ async def test_sigkilled_runner_process_resumes_exactly_once(world):
                "WHATSAPP_ACCESS_TOKEN": TEST_ACCESS_TOKEN, "WHATSAPP_PHONE_NUMBER_ID": sim.config.phone_number_id,
                "WHATSAPP_API_BASE_URL": sim.url, "WHATSAPP_API_VERSION": "v23.0"}
         command = [sys.executable, "-m", "clinic.broadcasts", "run", campaign.name, "--progress-every", "1"]
+        # The command queues into the outbox; the process that owns it sends (as in make run).
+        async with running_outbox(env, world.log):
 
-        async def start():
-            return await asyncio.create_subprocess_exec(*command, cwd=PROJECT_ROOT, env=env,
-                                                        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            async def start():
+                return await asyncio.create_subprocess_exec(*command, cwd=PROJECT_ROOT, env=env,
+                                                            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
 
-        first = await start()
-        for _ in range(600):
-            await asyncio.sleep(0.05)
-            if world.store.progress(campaign.id).counts.get(t.SENT, 0) >= 60:
-                break
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
-        at_kill = world.store.progress(campaign.id).counts
-        assert at_kill.get(t.PENDING, 0) > 0, at_kill  # killed mid-campaign
-        second = await start()
-        output, _ = await asyncio.wait_for(second.communicate(), 120)
-        assert second.returncode == 0, output.decode()[-2000:]
+            first = await start()
+            for _ in range(600):
+                await asyncio.sleep(0.05)
+                if world.store.progress(campaign.id).counts.get(t.SENT, 0) >= 60:
+                    break
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+            at_kill = world.store.progress(campaign.id).counts
+            assert at_kill.get(t.PENDING, 0) > 0, at_kill  # killed mid-campaign
+            second = await start()
+            output, _ = await asyncio.wait_for(second.communicate(), 120)
+            assert second.returncode == 0, output.decode()[-2000:]
         figures = analyse(await received(sim), people, world.store.progress(campaign.id).counts)
     rows = figures["rows"]
     assert figures["duplicates"] == 0 and figures["unexpected"] == 0 and figures["pacing_violations"] == 0

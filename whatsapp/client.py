@@ -41,7 +41,7 @@ from urllib.parse import quote
 import aiohttp
 
 from whatsapp.errors import NETWORK_ERROR_STATUS, GraphError, parse_error
-from whatsapp.limits import DEFAULT_THROUGHPUT_PER_SECOND
+from whatsapp.limits import DEFAULT_THROUGHPUT_PER_SECOND, RateLimiter
 from whatsapp.outbound import OutboundMessage, mark_read_payload
 
 __all__ = ["AmbiguousSend", "DEFAULT_CONNECT_TIMEOUT_SECONDS", "DEFAULT_TIMEOUT_SECONDS", "GraphClient",
@@ -77,29 +77,6 @@ class SendResult:
     attempts: int
     wa_id: Optional[str] = None
     message_status: Optional[str] = None  # "accepted", or "paced" for paced templates
-
-
-class _RateLimiter:
-    """Token bucket shared by all sends (GCRA form): ``rate`` per second, ``burst`` at once.
-
-    Each caller reserves the next slot synchronously (no await in between), so concurrent
-    senders get distinct slots and the total rate holds across the whole client.
-    """
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float], sleep: Sleep):
-        self._interval = 1.0 / rate
-        self._tolerance = (max(burst, 1) - 1) * self._interval
-        self._clock = clock
-        self._sleep = sleep
-        self._tat = float("-inf")  # theoretical arrival time of the next request
-
-    async def acquire(self) -> None:
-        now = self._clock()
-        tat = max(self._tat, now)
-        self._tat = tat + self._interval
-        delay = tat - self._tolerance - now
-        if delay > 0:
-            await self._sleep(delay)
 
 
 class GraphClient:
@@ -143,7 +120,7 @@ class GraphClient:
         self._rng = rng
         self._clock = clock
         self._limiter = (
-            _RateLimiter(rate_per_second, rate_burst, clock, sleep) if rate_per_second else None
+            RateLimiter(rate_per_second, rate_burst, clock, sleep) if rate_per_second else None
         )
         # Pair rate limit state: when each recipient may be sent to again, and how many
         # 131056 in a row they have produced (the X in 4^X).

@@ -9,8 +9,12 @@
     requeue-unknown NAME       resend rows whose fate a crash left unknown (may duplicate)
     cancel NAME                stop for good (rows not yet sent stay pending, never sent)
 
-Settings (environment): CLINIC_DATABASE_URL, CLINIC_ENCRYPTION_KEY, and the channel's
-WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID, WHATSAPP_API_BASE_URL, WHATSAPP_API_VERSION.
+The messages go into the outbox's queue (clinic/messaging/outbox_queue.py, priority
+``PRIORITY_BROADCAST``: after replies, staff replies, reminders and surveys); the process
+that owns the outbox (``python -m gateway``, or Rasa's channel in the Rasa-only development
+mode) sends them with the number's one rate limit, so it must be running.
+
+Settings (environment): CLINIC_DATABASE_URL (the gateway's database).
 Exit codes: 0 done / stopped, 1 error, 2 campaign paused by a campaign-wide Graph error.
 """
 
@@ -30,6 +34,8 @@ from clinic.broadcasts import tables as t
 from clinic.broadcasts.runner import CampaignPaused, Runner
 from clinic.broadcasts.store import BroadcastStore, CampaignError
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.messaging.outbox_queue import PRIORITY_BROADCAST, OutboxQueue
+from clinic.messaging.store import WhatsAppStore
 
 
 def _store(database_url: Optional[str]) -> BroadcastStore:
@@ -38,30 +44,16 @@ def _store(database_url: Optional[str]) -> BroadcastStore:
     return BroadcastStore(make_session_factory(engine))
 
 
-def build_sender(store: BroadcastStore, rate: float):
-    """The channel's sender with its own Graph client (same settings as the connector)."""
-    from clinic.messaging.store import WhatsAppStore
-    from clinic.privacy import ContactCipher
-    from gateway.sender import Sender
-    from whatsapp.client import GraphClient
-    from whatsapp.metrics import Metrics
-
-    missing = [n for n in ("WHATSAPP_ACCESS_TOKEN", "WHATSAPP_PHONE_NUMBER_ID") if not os.environ.get(n)]
-    if missing:
-        raise CampaignError(f"missing settings: {', '.join(missing)}")
-    client = GraphClient(os.environ.get("WHATSAPP_API_BASE_URL", "https://graph.facebook.com"),
-                         os.environ.get("WHATSAPP_API_VERSION", "v23.0"),
-                         os.environ["WHATSAPP_PHONE_NUMBER_ID"], os.environ["WHATSAPP_ACCESS_TOKEN"],
-                         rate_per_second=rate)
-    metrics = Metrics()
-    return client, Sender(client, WhatsAppStore(store.sessions), ContactCipher.from_environment(), metrics), metrics
+def build_sender(store: BroadcastStore, priority: int = PRIORITY_BROADCAST) -> OutboxQueue:
+    """The outbox's queue in this database: the gateway sends what is queued and the
+    runner reads each outcome back."""
+    return OutboxQueue(WhatsAppStore(store.sessions), priority)
 
 
 async def _run(store: BroadcastStore, name: str, rate: Optional[float], concurrency: int,
                progress_every: float) -> int:
     campaign = await asyncio.to_thread(store.campaign, name)
-    effective = rate or campaign.rate
-    client, sender, _metrics = build_sender(store, effective)
+    sender = build_sender(store)
     runner = Runner(store, sender, f"{socket.gethostname()}:{os.getpid()}", concurrency=concurrency, rate=rate)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,8 +65,6 @@ async def _run(store: BroadcastStore, name: str, rate: Optional[float], concurre
     except CampaignPaused as error:
         print(f"{name}: PAUSED by a campaign-wide error: {error}", flush=True)
         return 2
-    finally:
-        await client.close()
     figures = runner.figures
     print(f"{name}: {state}; this run sent={figures.sent} skipped={figures.skipped} failed={figures.failed} "
           f"deferred={figures.deferred} language_fallbacks={figures.fallbacks} recovered={figures.reconciled} "
@@ -93,7 +83,9 @@ def main(argv=None) -> int:
     run = sub.add_parser("run")
     run.add_argument("name")
     run.add_argument("--rate", type=float, default=None, help="messages/s (default: the campaign's)")
-    run.add_argument("--concurrency", type=int, default=8)
+    # Messages waiting for their outcome at once (each takes the outbox's look-up interval
+    # plus its send): enough for the campaign's rate, which the outbox's one limit caps anyway.
+    run.add_argument("--concurrency", type=int, default=32)
     run.add_argument("--progress-every", type=float, default=5.0, metavar="SECONDS")
     for command in ("status", "requeue-unknown", "cancel"):
         sub.add_parser(command).add_argument("name")

@@ -6,17 +6,21 @@ A broadcast is one approved template to thousands of contacts, with nothing to d
 conversation: going through Rasa (``trigger_intent`` per contact, like reminders) would cost
 a tracker load, a policy run, an action call and a tracker write per message, put 10,000
 synthetic turns into the tracker store, and share Rasa's event loop with live patients. The
-runner is its own process using the channel's own parts (``gateway.sender.Sender``: the
-durable ``wa_outbound`` record, dead letters, 131056 per-patient hold-back; the address
-decrypted only for the call), so every guarantee of the channel applies and nothing is
-duplicated. A tap on the template's "Stop tips" button reaches Rasa like any message.
+runner is its own process that puts each message into the outbox's durable queue
+(clinic/messaging/outbox_queue.py, the lowest priority: replies, staff replies, reminders and
+surveys go first); the process that owns the outbox (the gateway) sends it with the
+channel's own parts (the ``wa_outbound`` record, dead letters, 131056 per-patient hold-back,
+the address decrypted only for the call, the number's one rate limit), and the runner reads
+the outcome back from the table. (Tests may hand the runner a ``gateway.sender.Sender``
+instead: the same ``send``.) A tap on the template's "Stop tips" button reaches Rasa like
+any message.
 
 Throughput and pacing
 ---------------------
 * A token bucket (``rate`` messages/s, default 60, Meta's default ceiling is 80 per number)
-  is taken *before* the send is recorded, and the Graph client enforces the same rate.
-  The number's 80 msg/s is shared with the live conversations (another process): run
-  campaigns below 80 so replies to patients keep room (docs/consent.md).
+  is taken *before* the message is queued: the campaign's own pace. The number's limit is
+  held by the outbox, whatever else sends at once (WHATSAPP_SEND_RATE, issue 14), and
+  everything else goes before the campaign's messages there.
 * Per patient: a row whose conversation got *any* message (reply, reminder, other campaign)
   less than 6 s ago (Meta's pair rate: 1 per 6 s) is deferred until then, not sent; a 131056
   from Meta holds that patient back in the client (4^X s) as for every message.
@@ -32,7 +36,8 @@ Exactly once
    call and the wamid after it.
 3. **Mark.** ``sending → sent`` with the wamid (only by the claim holder).
 4. **After a crash** (a row left ``sending``), the restarted runner looks the row up in
-   ``wa_outbound`` by its kind: no record → the call never started → back to ``pending``;
+   ``wa_outbound`` by its kind (through the queue: once the outbox is done with it; a
+   record still queued is taken back first, so the row is sent again exactly once): no record → the call never started → back to ``pending``;
    ``sent`` → marked sent with that wamid (crash between 3 and 4); ``dead``/``refused`` →
    failed; record still ``sending`` → the process died *during* the Graph call: Meta may or
    may not have the message. That row becomes ``unknown`` and is **not** resent (at most
@@ -54,7 +59,6 @@ Details: clinic/broadcasts/languages.py.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import datetime as dt
 import logging
@@ -73,10 +77,13 @@ from clinic.broadcasts.languages import (
 )
 from clinic.broadcasts.store import BroadcastStore, Campaign, CampaignError, Recipient
 from clinic.clock import utcnow
-from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS
+from clinic.messaging.outbox_queue import WITHDRAWN, OutboxQueue
+from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS, RateLimiter
 from whatsapp.outbound import Template
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["CAMPAIGN_ERRORS", "CampaignPaused", "RateLimiter", "RunFigures", "Runner", "Versions", "worker_is_dead"]
 
 # Graph errors that concern the whole campaign, not one patient: pause, don't burn the list.
 CAMPAIGN_ERRORS = {
@@ -99,36 +106,6 @@ def worker_is_dead(worker: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-class RateLimiter:
-    """``rate`` sends per second, held two ways: slots spaced 1/rate apart (GCRA), and never
-    more than ``rate`` in any sliding window of ``window`` seconds (a little over 1 s: the
-    event loop wakes late sleepers together, and Meta counts requests as they arrive; the
-    spacing alone let ~4 % of sends hit 130429 at exactly 80/s in the benchmark). Slots are
-    reserved synchronously, so concurrent workers get distinct ones."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic, window: float = 1.05):
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
-        self.capacity = max(1, int(rate))
-        self.window = window
-        self._clock = clock
-        self._tat = float("-inf")
-        self._recent: "collections.deque[float]" = collections.deque()
-
-    async def acquire(self) -> None:
-        now = self._clock()
-        slot = max(self._tat, now)
-        if len(self._recent) >= self.capacity:
-            slot = max(slot, self._recent[-self.capacity] + self.window)
-        self._tat = slot + self.interval
-        self._recent.append(slot)
-        while len(self._recent) > self.capacity:
-            self._recent.popleft()
-        if slot > now:
-            await asyncio.sleep(slot - now)
 
 
 @dataclasses.dataclass
@@ -194,7 +171,7 @@ class Runner:
         sending this campaign). See the module docstring, step 4."""
         settled: Dict[str, int] = {}
         for row in self.store.in_flight(campaign.id):
-            records = self.store.outbound_for(row.conversation_id, t.outbound_kind(row.id))
+            records = self._records(row.conversation_id, t.outbound_kind(row.id))
             sent = next((r for r in records if r.state == "sent"), None)
             if sent is not None:
                 # The sender's own language fallback (132001) is on its record: keep it.
@@ -213,6 +190,14 @@ class Runner:
         if settled:
             logger.warning("Campaign %s: rows left in flight by a previous run settled: %s", campaign.name, settled)
         return settled
+
+    def _records(self, conversation_id: str, kind: str) -> list:
+        """The row's ``wa_outbound`` records. Through the outbox's queue, once the outbox is
+        done with them: one still queued is taken back (the row is then sent again, once),
+        one being sent is waited for (clinic/messaging/outbox_queue.py, ``settled``)."""
+        if isinstance(self.sender, OutboxQueue):
+            return self.sender.settled(lambda: self.store.outbound_for(conversation_id, kind))
+        return self.store.outbound_for(conversation_id, kind)
 
     def _lease(self, campaign_id: int) -> bool:
         """Take the campaign's lease; a holder that was a process on this host and no longer
@@ -365,6 +350,12 @@ class Runner:
         if outcome.code in CAMPAIGN_ERRORS:
             # Not this patient's fault: the row goes back, the campaign pauses.
             paused.append(f"Graph error {outcome.code}: {outcome.detail}"[:300])
+            await asyncio.to_thread(self.store.finish, row.id, self.worker, t.PENDING, None, "campaign paused")
+            return
+        if outcome.state == "refused" and outcome.detail == WITHDRAWN:
+            # Nobody sent it (the outbox's process is not running) and it was taken back:
+            # not this patient's fault either.
+            paused.append("the outbox sent nothing in time (is the WhatsApp gateway running?)")
             await asyncio.to_thread(self.store.finish, row.id, self.worker, t.PENDING, None, "campaign paused")
             return
         self.figures.failed += 1

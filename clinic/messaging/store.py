@@ -31,6 +31,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     String,
     Text,
@@ -98,7 +99,8 @@ class OutboundRow(Base):
     __tablename__ = "wa_outbound"
     # A turn's replies are recorded once: recording the same turn again (a retried turn
     # after a crash) changes nothing.
-    __table_args__ = (UniqueConstraint("turn_wamid", "turn_seq", name="uq_wa_outbound_turn_seq"),)
+    __table_args__ = (UniqueConstraint("turn_wamid", "turn_seq", name="uq_wa_outbound_turn_seq"),
+                      Index("ix_wa_outbound_queue", "state", "priority", "id"))
 
     id = Column(Integer, primary_key=True)
     conversation_id = Column(String(64), nullable=False, index=True)
@@ -123,6 +125,10 @@ class OutboundRow(Base):
     retry_at = Column(DateTime(timezone=True), nullable=True, index=True)
     # The staff ticket opened because this reply finally failed (a human follows up).
     ticket_id = Column(Integer, nullable=True)
+    # The outbox's queue (clinic/messaging/outbox_queue.py): lower leaves first; a queued
+    # template's version in the default language, sent once instead on Meta's 132001.
+    priority = Column(Integer, nullable=False, default=0, server_default="0")
+    fallback_json = Column(Text, nullable=True)
 
 
 class StatusRow(Base):
@@ -300,6 +306,43 @@ class WhatsAppStore:
             session.add(row)
             session.flush()
             return row.id
+
+    def enqueue(self, conversation_id: str, kind: str, payload: dict, priority: int,
+                fallback: Optional[dict] = None, refused: Optional[str] = None) -> int:
+        """A message for the outbox's queue (``queued``; the process that owns the outbox
+        sends it: clinic/messaging/outbox_queue.py), or ``refused`` at once with its reason."""
+        now = utcnow()
+        with self._sessions() as session, session.begin():
+            row = OutboundRow(
+                conversation_id=conversation_id, kind=kind, payload_json=json.dumps(payload),
+                state=REFUSED if refused else QUEUED, error_detail=(refused or None) and refused[:300],
+                attempts=0, created_at=now, updated_at=now, ambiguous=False, retries=0, priority=priority,
+                fallback_json=json.dumps(fallback) if fallback else None,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def queued(self, limit: int) -> list["OutboundItem"]:
+        """Queued messages that are not a turn's replies (those leave through ``drain``, in
+        their turn's order): most urgent first (``priority``), then oldest."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(OutboundRow)
+                .where(OutboundRow.state == QUEUED, OutboundRow.turn_wamid.is_(None))
+                .order_by(OutboundRow.priority, OutboundRow.id).limit(limit)
+            )
+            return [_item(row) for row in rows]
+
+    def withdraw(self, outbound_id: int, detail: str) -> bool:
+        """Take a queued message back before anyone sends it (its caller gave up waiting):
+        ``refused`` with ``detail``; False when it is already being sent (or was)."""
+        with self._sessions() as session, session.begin():
+            result = session.execute(
+                update(OutboundRow).where(OutboundRow.id == outbound_id, OutboundRow.state == QUEUED)
+                .values(state=REFUSED, error_detail=detail[:300], updated_at=utcnow())
+            )
+            return bool(result.rowcount)
 
     def record_turn(self, conversation_id: str, turn_wamid: str,
                     replies: list[tuple[str, dict, Optional[str]]]) -> list[int]:
@@ -549,6 +592,10 @@ class OutboundItem:
     ticket_id: Optional[int]
     created_at: dt.datetime
     updated_at: dt.datetime
+    # The outbox's queue: its priority, and a template's fallback version (a payload).
+    priority: int = 0
+    fallback: Optional[dict] = None
+    wamid: Optional[str] = None
 
 
 def callback_data(outbound_id: int) -> str:
@@ -564,7 +611,8 @@ def _item(row: OutboundRow) -> OutboundItem:
         attempts=row.attempts or 0, ambiguous=bool(row.ambiguous), retries=row.retries or 0,
         retry_at=_aware(row.retry_at), turn_wamid=row.turn_wamid, error_code=row.error_code,
         error_detail=row.error_detail, ticket_id=row.ticket_id, created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        updated_at=_aware(row.updated_at), priority=row.priority or 0,
+        fallback=json.loads(row.fallback_json) if row.fallback_json else None, wamid=row.wamid,
     )
 
 

@@ -5,7 +5,11 @@
     status               counts by delivery status, answered, average rating, and how many
                          went out in the default language for want of the patient's
 
-Settings: CLINIC_DATABASE_URL, CLINIC_ENCRYPTION_KEY, and the channel's WHATSAPP_* settings.
+The surveys go into the outbox's queue (clinic/messaging/outbox_queue.py, priority
+``PRIORITY_SURVEY``); the process that owns the outbox (``python -m gateway``, or Rasa's
+channel in the Rasa-only development mode) sends them with the number's one rate limit.
+
+Settings: CLINIC_DATABASE_URL (the gateway's database).
 """
 
 from __future__ import annotations
@@ -41,34 +45,32 @@ def _visit_day(sessions, settings):
 async def _send(sessions, loop_seconds: float) -> int:
     from clinic.broadcasts.__main__ import build_sender
     from clinic.broadcasts.store import BroadcastStore
+    from clinic.messaging.outbox_queue import PRIORITY_SURVEY
     from clinic.settings import load_settings
     from clinic.surveys.sender import SurveySender
 
     settings = load_settings()
     consent = ConsentStore(sessions)
     broadcasts = BroadcastStore(sessions, consent)
-    client, sender, _ = build_sender(broadcasts, 20.0)
+    sender = build_sender(broadcasts, PRIORITY_SURVEY)
     store = SurveyStore(sessions)
     surveys = SurveySender(store, consent, sender, f"{socket.gethostname()}:{os.getpid()}",
                            settings.clinic_name, _visit_day(sessions, settings), broadcasts.last_outbound_at)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    try:
-        print("recovered:", await asyncio.to_thread(surveys.recover, broadcasts.outbound_for))
-        while True:
-            planned = await asyncio.to_thread(planner.plan, sessions, store, consent)
-            figures = await surveys.send_due()
-            print(f"planned visits={planned[0]} tickets={planned[1]}; sent {figures}", flush=True)
-            if not loop_seconds:
-                return 0
-            try:
-                await asyncio.wait_for(stop.wait(), loop_seconds)
-                return 0
-            except asyncio.TimeoutError:
-                pass
-    finally:
-        await client.close()
+    print("recovered:", await asyncio.to_thread(surveys.recover, broadcasts.outbound_for))
+    while True:
+        planned = await asyncio.to_thread(planner.plan, sessions, store, consent)
+        figures = await surveys.send_due()
+        print(f"planned visits={planned[0]} tickets={planned[1]}; sent {figures}", flush=True)
+        if not loop_seconds:
+            return 0
+        try:
+            await asyncio.wait_for(stop.wait(), loop_seconds)
+            return 0
+        except asyncio.TimeoutError:
+            pass
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,8 @@
 """Sends due survey requests as templates, exactly once (the broadcast runner's design,
-clinic/broadcasts/runner.py: claim by conditional update, the sender's ``wa_outbound``
-record under ``kind = "survey:<id>"``, crash recovery by that record, at most once when
-the process died during the Graph call).
+clinic/broadcasts/runner.py: claim by conditional update, the ``wa_outbound`` record under
+``kind = "survey:<id>"``, queued for the outbox with ``PRIORITY_SURVEY`` (after reminders,
+before broadcasts: clinic/messaging/outbox_queue.py), crash recovery by that record, at most
+once when the outbox's process died during the Graph call).
 
 Templates (approved, utility): ``visit_survey`` (clinic name, visit date) and
 ``service_survey`` (clinic name); five quick replies ``/rate{"rating": N, "survey_id": …}``.
@@ -35,6 +36,7 @@ from clinic.broadcasts.runner import RateLimiter
 from clinic.clock import utcnow
 from clinic.consent import ConsentStore
 from clinic.language.catalogue import default_catalogue
+from clinic.messaging.outbox_queue import WITHDRAWN, OutboxQueue
 from clinic.messaging.store import LANGUAGE_FALLBACK
 from clinic.scheduling.formatting import on_day
 from clinic.surveys import tables as t
@@ -115,7 +117,11 @@ class SurveySender:
         """Settle surveys a dead sender left ``sending`` (``outbound_for(conversation, kind)``)."""
         settled: Dict[str, int] = {}
         for survey in self.store.in_flight():
-            records = outbound_for(survey.conversation_id, t.outbound_kind(survey.id))
+            kind = t.outbound_kind(survey.id)
+            if isinstance(self.sender, OutboxQueue):  # once the outbox is done with them
+                records = self.sender.settled(lambda survey=survey, kind=kind: outbound_for(survey.conversation_id, kind))
+            else:
+                records = outbound_for(survey.conversation_id, kind)
             sent = next((r for r in records if r.state == "sent"), None)
             if sent is not None:
                 # The WhatsApp sender's own fallback (132001) is on the record: keep it.
@@ -165,6 +171,12 @@ class SurveySender:
         if outcome.state == "sent":
             await asyncio.to_thread(self.store.finish, survey.id, t.SENT, outcome.wamid, note, self.worker)
             return t.SENT
+        if outcome.state == "refused" and outcome.detail == WITHDRAWN:
+            # Nobody sent it (the outbox's process is not running) and it was taken back:
+            # due again later, not failed.
+            await asyncio.to_thread(self.store.finish, survey.id, t.PENDING, None, "outbox not sending", self.worker,
+                                    None, self.clock() + dt.timedelta(minutes=1))
+            return "deferred"
         reason = f"{outcome.state}: {outcome.code or ''} {outcome.detail}".strip()
         await asyncio.to_thread(self.store.finish, survey.id, t.FAILED, None, with_note(reason, note), self.worker)
         return t.FAILED

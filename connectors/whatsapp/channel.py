@@ -31,17 +31,17 @@ from sanic.response import HTTPResponse
 
 from clinic.handoff.requests import HandoffRequests
 from clinic.language.memory import LanguageMemory
+from clinic.messaging.outbox_queue import PRIORITY_REMINDER, OutboxQueue
 from clinic.messaging.store import PendingMessage
 from clinic.redaction import redact
 from connectors.whatsapp.output import CHANNEL_NAME, WhatsAppOutput
 from connectors.whatsapp.safety_net import PausedSafetyNet
 from gateway.door import Door
+from gateway.outbox import poll_seconds_from_environment
 from gateway.processor import InboxProcessor, mark_read_best_effort, where_it_failed
 from gateway.render import deliver_turn
-from gateway.sender import Sender
 from gateway.settings import WhatsAppSettings
 from whatsapp import signature
-from whatsapp.client import GraphClient
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,11 @@ class WhatsAppInput(Door, InputChannel):
         # message before the assistant reads it, remembered across sessions.
         self.languages = LanguageMemory(self.sessions)
         self._agent = None  # Rasa's agent, known once the server has started
-        self._proactive_client: Optional[GraphClient] = None
-        self._proactive_sender: Optional[Sender] = None
+        # Messages the patient did not just ask for (reminders, notifications) go into the
+        # outbox's queue (clinic/messaging/outbox_queue.py): the gateway drains it, or this
+        # channel's own outbox in the Rasa-only development mode (woken at once here).
+        self.proactive = OutboxQueue(self.store, PRIORITY_REMINDER, metrics=self.metrics, wait=False,
+                                     on_enqueued=self._wake_outbox)
 
     @classmethod
     def name(cls) -> Text:
@@ -79,12 +82,13 @@ class WhatsAppInput(Door, InputChannel):
         return cls(WhatsAppSettings.load(credentials))
 
     def get_output_channel(self) -> Optional[OutputChannel]:
-        # Used by Rasa for messages the patient didn't just ask for (trigger_intent, reminders).
-        if self._proactive_sender is None:
-            self._proactive_client = self._graph_client()
-            self._proactive_sender = Sender(self._proactive_client, self.store, self._cipher, self.metrics,
-                                            policy=self.delivery)
-        return WhatsAppOutput(self._proactive_sender)
+        # Used by Rasa for messages the patient didn't just ask for (trigger_intent, reminders):
+        # queued, in order, for the process that owns the outbox.
+        return WhatsAppOutput(self.proactive)
+
+    def _wake_outbox(self) -> None:
+        if not self.settings.gateway and self._worker.running:
+            self._worker.call_soon(self.outbox.wake)
 
     # ── webhook ───────────────────────────────────────────────────────────────────────────
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -138,6 +142,9 @@ class WhatsAppInput(Door, InputChannel):
             self._worker.call_soon(self.processor.start_sweeping, self.settings.inbox_sweep_seconds)
             # Dead letters' later rounds, and replies nobody is sending (outbox.py).
             self._worker.call_soon(self.outbox.start_sweeping)
+            # Every other sender's messages (reminders, notifications, staff replies, surveys,
+            # broadcasts): queued in the database, sent from here with the one rate limit.
+            self._worker.call_soon(self.outbox.start_draining, poll_seconds_from_environment())
 
         @blueprint.listener("before_server_stop")
         async def close_clients(_app, _loop) -> None:
@@ -145,8 +152,6 @@ class WhatsAppInput(Door, InputChannel):
             if self._worker.running:
                 await asyncio.wrap_future(self._worker.submit(self.close_client()))
                 self._worker.stop()
-            if self._proactive_client is not None:
-                await self._proactive_client.close()
 
         @blueprint.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:

@@ -3,7 +3,9 @@ responses → typed WhatsApp messages, one function for the gateway and this cha
 Rasa ``OutputChannel``.
 
 Used in Rasa's process for messages the patient did not just ask for (Rasa's
-``trigger_intent``, reminders), which go out at once through the sender. A patient's turn is
+``trigger_intent``: reminders, notifications), which are queued for the outbox
+(clinic/messaging/outbox_queue.py, ``PRIORITY_REMINDER``) and sent, in order, by the process
+that owns it with the number's one rate limit. A patient's turn is
 never sent from here reply by reply: its replies are collected, then delivered through the
 outbox (``deliver_turn``), by the gateway or, in the Rasa-only development mode, by the
 channel.
