@@ -11,6 +11,9 @@ turns (issue 15)").
 What changes, at prediction time only (training and the trackers Rasa trains on,
 ``TrackerWithCachedStates``, are untouched):
 
+Installed when Rasa imports ``addons`` (loading the model); while RulePolicy trains (its
+checks predict on plain trackers too) Rasa's own code runs, so ``rasa train`` is untouched.
+
 1. States are built incrementally. Per conversation and per way of building them (the
    flags of ``past_states``), the states up to the last action already seen are kept with
    the replayed tracker; a later call whose applied events extend the same events
@@ -43,6 +46,8 @@ logger = logging.getLogger(__name__)
 _needed_states: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lean_turns_needed", default=None)
 # Set while RulePolicy looks for a rule: one state more than its longest rule.
 _rule_states: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lean_turns_rule", default=None)
+# Set while RulePolicy trains: Rasa's own code throughout.
+_training: contextvars.ContextVar[bool] = contextvars.ContextVar("lean_turns_training", default=False)
 
 MAX_CONVERSATIONS = 2000  # incremental states kept for this many (conversation, flags) pairs
 _ORIGINALS: Dict[str, Any] = {}
@@ -188,7 +193,7 @@ def _create_states(tracker, domain, omit_unset_slots: bool = False, ignore_rule_
     from rasa.shared.core.trackers import DialogueStateTracker
 
     needed = _needed_states.get()
-    if needed is None or type(tracker) is not DialogueStateTracker or not enabled():
+    if needed is None or type(tracker) is not DialogueStateTracker or _training.get() or not enabled():
         return _ORIGINALS["_create_states"](tracker, domain, omit_unset_slots=omit_unset_slots,
                                             ignore_rule_only_turns=ignore_rule_only_turns,
                                             rule_only_data=rule_only_data)
@@ -258,23 +263,26 @@ def install() -> bool:
     return True
 
 
+def _with_rasa_code_in_training(original):
+    def train(self, *args, **kwargs):
+        token = _training.set(True)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _training.reset(token)
+
+    train.__wrapped__ = original  # type: ignore[attr-defined]
+    return train
+
+
 def apply() -> bool:
-    """Install the patches when a process starts answering conversations (a
-    ``MessageProcessor`` is made: ``rasa run``, ``rasa shell``, ``rasa test``), so that
-    ``rasa train`` runs Rasa's own code throughout (RulePolicy's training checks predict on
-    plain trackers too). False where Rasa's dialogue code is absent."""
-    try:
-        from rasa.core.processor import MessageProcessor
-    except ImportError:  # the action server's process: nothing to patch
+    """Install the patches (idempotent). RulePolicy's training checks predict on plain
+    trackers too: while it trains, Rasa's own code runs, so `rasa train` is untouched.
+    False where Rasa's dialogue code is absent (the action server)."""
+    if not install():
         return False
-    original = MessageProcessor.__init__
-    if hasattr(original, "__wrapped__"):
-        return True
+    from rasa.core.policies.rule_policy import RulePolicy
 
-    def __init__(self, *args, **kwargs):
-        install()
-        original(self, *args, **kwargs)
-
-    __init__.__wrapped__ = original  # type: ignore[attr-defined]
-    MessageProcessor.__init__ = __init__
+    if not hasattr(RulePolicy.train, "__wrapped__"):
+        RulePolicy.train = _with_rasa_code_in_training(RulePolicy.train)
     return True

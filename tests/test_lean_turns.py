@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not MODEL_PATH.exists(), reason="no trained mode
 def agent():
     from rasa.core.agent import Agent
 
-    lean_turns.install()
+    lean_turns.apply()
     return Agent.load(str(MODEL_PATH))
 
 
@@ -98,8 +98,10 @@ def run(agent, monkeypatch, enabled, events_by_sender, rebuild_each_turn=False):
 
 def test_the_patch_is_installed_for_prediction_only(agent):
     from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
+    from rasa.core.policies.rule_policy import RulePolicy
 
     assert TrackerFeaturizer.__dict__["_create_states"].__func__ is lean_turns._create_states
+    assert hasattr(RulePolicy.train, "__wrapped__")  # Rasa's own code while RulePolicy trains
     # RulePolicy needs one state more than its longest rule; max-history policies their own.
     rule_policy = next(p for p in _policies(agent) if type(p).__name__ == "RulePolicy")
     assert 3 <= lean_turns.rule_states_needed(rule_policy) <= 40
