@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import copy
+import itertools
 import json
 import logging
 import os
@@ -65,10 +66,16 @@ class _Fold:
     ``applied``; ``tracker`` has all of ``applied`` replayed. The state after the last event
     (Rasa's final ``yield tracker, False``) is never kept: it is built fresh on every call."""
 
-    __slots__ = ("applied", "tracker", "states", "last_ml_action_sub_state", "turn_was_hidden")
+    __slots__ = ("applied", "tracker", "states", "last_ml_action_sub_state", "turn_was_hidden",
+                 "raw_length", "raw_last", "loop_names")
 
     def __init__(self, tracker):
         self.applied: List[Any] = []
+        # The tracker's own events when `applied` was computed: their number, the last one
+        # (same object), and the loop names among them (see `_applied_events`).
+        self.raw_length = 0
+        self.raw_last = None
+        self.loop_names: frozenset = frozenset()
         self.tracker = tracker.init_copy()
         self.states: List[Dict] = []
         self.last_ml_action_sub_state = None
@@ -115,6 +122,51 @@ def _extends(applied: List[Any], known: List[Any]) -> bool:
     return True
 
 
+def _applied_events(tracker, fold: Optional[_Fold]) -> tuple:
+    """``tracker.applied_events()``, without re-reading the whole history when the tracker
+    only grew since ``fold`` (same tracker object, same last known event) by events that Rasa
+    simply appends: no restart, new session, undo, loop execution or new loop name (those
+    can change earlier applied events; then Rasa's own method runs). Returns (applied
+    events, whether they extend ``fold.applied``)."""
+    from rasa.shared.core.events import (
+        ActionExecuted,
+        ActionReverted,
+        ActiveLoop,
+        Restarted,
+        SessionStarted,
+        UserUtteranceReverted,
+    )
+
+    events = tracker.events
+    if fold is not None and fold.raw_length and len(events) >= fold.raw_length \
+            and events[fold.raw_length - 1] is fold.raw_last:
+        new = list(itertools.islice(events, fold.raw_length, None))
+        loop_names = fold.loop_names
+        simple = True
+        for event in new:
+            if isinstance(event, (Restarted, SessionStarted, ActionReverted, UserUtteranceReverted)):
+                simple = False
+            elif isinstance(event, ActiveLoop) and event.name and event.name not in loop_names:
+                simple = False
+            elif isinstance(event, ActionExecuted) and event.action_name in loop_names:
+                simple = False
+            if not simple:
+                break
+        if simple:
+            return fold.applied + new, True
+    return tracker.applied_events(), None
+
+
+def _remember_events(fold: _Fold, tracker, extended: bool) -> None:
+    from rasa.shared.core.events import ActiveLoop
+
+    events = tracker.events
+    if not extended:  # else no new loop name came (see `_applied_events`)
+        fold.loop_names = frozenset(e.name for e in events if isinstance(e, ActiveLoop) and e.name)
+    fold.raw_length = len(events)
+    fold.raw_last = events[-1] if events else None
+
+
 def _state_step(domain, fold: _Fold, tr, hide_rule_turn: bool, omit_unset_slots: bool,
                 ignore_rule_only_turns: bool, rule_only_data, states: List[Dict]) -> Optional[Dict]:
     """One iteration of Rasa's loop (rasa/shared/core/domain.py, states_for_tracker_history,
@@ -147,9 +199,9 @@ def incremental_states(tracker, domain, omit_unset_slots: bool = False, ignore_r
 
     key = (id(domain), tracker.sender_id, omit_unset_slots, ignore_rule_only_turns,
            json.dumps(rule_only_data, sort_keys=True, default=str) if rule_only_data else None)
-    applied = tracker.applied_events()
     fold = CACHE.get(key)
-    if fold is None or not _extends(applied, fold.applied):
+    applied, extends = _applied_events(tracker, fold)
+    if fold is None or not (extends or _extends(applied, fold.applied)):
         CACHE.misses += 1
         fold = _Fold(tracker)
     else:
@@ -163,6 +215,7 @@ def incremental_states(tracker, domain, omit_unset_slots: bool = False, ignore_r
                 fold.states.append(state)
         tr.update(event)
     fold.applied = applied
+    _remember_events(fold, tracker, bool(extends))
     CACHE.put(key, fold)
     # Rasa's final `yield tracker, False`, on a copy of the loop variables: kept state stays
     # as it was before this state.
