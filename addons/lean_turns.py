@@ -11,8 +11,8 @@ turns (issue 15)").
 What changes, at prediction time only (training and the trackers Rasa trains on,
 ``TrackerWithCachedStates``, are untouched):
 
-Installed when Rasa imports ``addons`` (loading the model); while RulePolicy trains (its
-checks predict on plain trackers too) Rasa's own code runs, so ``rasa train`` is untouched.
+Installed when Rasa imports ``addons`` (loading the model); while RulePolicy's training
+checks predict (on plain trackers too) Rasa's own code runs, so ``rasa train`` is untouched.
 
 1. States are built incrementally. Per conversation and per way of building them (the
    flags of ``past_states``), the states up to the last action already seen are kept with
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 _needed_states: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lean_turns_needed", default=None)
 # Set while RulePolicy looks for a rule: one state more than its longest rule.
 _rule_states: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lean_turns_rule", default=None)
-# Set while RulePolicy trains: Rasa's own code throughout.
+# Set while RulePolicy's training checks predict: Rasa's own code throughout.
 _training: contextvars.ContextVar[bool] = contextvars.ContextVar("lean_turns_training", default=False)
 
 MAX_CONVERSATIONS = 2000  # incremental states kept for this many (conversation, flags) pairs
@@ -317,25 +317,28 @@ def install() -> bool:
 
 
 def _with_rasa_code_in_training(original):
-    def train(self, *args, **kwargs):
+    # Not `train` itself: Rasa's graph validation reads the return annotation of `train`.
+    def _run_prediction_on_trackers(self, *args, **kwargs):
         token = _training.set(True)
         try:
             return original(self, *args, **kwargs)
         finally:
             _training.reset(token)
 
-    train.__wrapped__ = original  # type: ignore[attr-defined]
-    return train
+    _run_prediction_on_trackers.__wrapped__ = original  # type: ignore[attr-defined]
+    return _run_prediction_on_trackers
 
 
 def apply() -> bool:
     """Install the patches (idempotent). RulePolicy's training checks predict on plain
-    trackers too: while it trains, Rasa's own code runs, so `rasa train` is untouched.
+    trackers too (``_run_prediction_on_trackers``, the only place its training predicts):
+    there Rasa's own code runs, so `rasa train` is untouched.
     False where Rasa's dialogue code is absent (the action server)."""
     if not install():
         return False
     from rasa.core.policies.rule_policy import RulePolicy
 
-    if not hasattr(RulePolicy.train, "__wrapped__"):
-        RulePolicy.train = _with_rasa_code_in_training(RulePolicy.train)
+    current = RulePolicy._run_prediction_on_trackers
+    if not hasattr(current, "__wrapped__"):
+        RulePolicy._run_prediction_on_trackers = _with_rasa_code_in_training(current)
     return True

@@ -236,7 +236,7 @@ async def main_async(args) -> int:
     with tempfile.TemporaryDirectory(prefix="turn-bench-") as tmp:
         tmp = Path(tmp)
         if not args.skip_init:
-            print("Creating and training the stock `rasa init` bot in a temporary folder...", flush=True)
+            print(f"Stock `rasa init` bot: {'reusing ' + str(args.init_model) if args.init_model else 'creating and training it in a temporary folder'}...", flush=True)
             init_model = init_bot_model(tmp, args.init_model)
         variants = [] if args.only_after else [False]
         variants += [] if args.only_before else [True]

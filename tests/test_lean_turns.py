@@ -101,7 +101,10 @@ def test_the_patch_is_installed_for_prediction_only(agent):
     from rasa.core.policies.rule_policy import RulePolicy
 
     assert TrackerFeaturizer.__dict__["_create_states"].__func__ is lean_turns._create_states
-    assert hasattr(RulePolicy.train, "__wrapped__")  # Rasa's own code while RulePolicy trains
+    # Rasa's own code while RulePolicy's training predicts; `train` itself is not wrapped
+    # (Rasa's graph validation reads its return annotation).
+    assert hasattr(RulePolicy._run_prediction_on_trackers, "__wrapped__")
+    assert not hasattr(RulePolicy.train, "__wrapped__")
     # RulePolicy needs one state more than its longest rule; max-history policies their own.
     rule_policy = next(p for p in _policies(agent) if type(p).__name__ == "RulePolicy")
     assert 3 <= lean_turns.rule_states_needed(rule_policy) <= 40
