@@ -20,7 +20,7 @@ import pytest
 from addons import lean_turns
 from tests.model_support import MODEL_PATH
 
-pytestmark = pytest.mark.skipif(not MODEL_PATH.exists(), reason="no trained model (make train)")
+needs_model = pytest.mark.skipif(not MODEL_PATH.exists(), reason="no trained model (make train)")
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,7 @@ def run(agent, monkeypatch, enabled, events_by_sender, rebuild_each_turn=False):
             for sender, events in events_by_sender.items()}
 
 
+@needs_model
 def test_the_patch_is_installed_for_prediction_only(agent):
     from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
     from rasa.core.policies.rule_policy import RulePolicy
@@ -115,6 +116,7 @@ def _policies(agent):
     return [node._component for node in nodes]
 
 
+@needs_model
 @pytest.mark.model
 def test_every_test_story_gets_the_same_predictions(agent, story_trackers, monkeypatch):
     events = {f"story-{i}": list(t.events) for i, t in enumerate(story_trackers)}
@@ -127,6 +129,7 @@ def test_every_test_story_gets_the_same_predictions(agent, story_trackers, monke
     assert lean_turns.CACHE.hits > lean_turns.CACHE.misses
 
 
+@needs_model
 @pytest.mark.model
 def test_a_long_conversation_gets_the_same_predictions(agent, story_trackers, monkeypatch):
     from rasa.shared.core.events import ActionExecuted
@@ -141,3 +144,23 @@ def test_a_long_conversation_gets_the_same_predictions(agent, story_trackers, mo
     lean = run(agent, monkeypatch, True, events, rebuild_each_turn=True)
     assert len(rasa["long"]) > 400
     assert_same(rasa["long"], lean["long"], "chained test stories")
+
+
+def test_rasa_train_still_accepts_the_graph():
+    """Rasa validates every component's `train`/run methods (with their annotations) before
+    training: the patches must leave them as they are (a wrapped RulePolicy.train once broke
+    `rasa train`)."""
+    from rasa.engine.recipes.recipe import Recipe
+    from rasa.engine.validation import validate
+    from rasa.shared.data import TrainingType
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    from tests.model_support import PROJECT_ROOT
+
+    lean_turns.apply()
+    importer = TrainingDataImporter.load_from_config(
+        str(PROJECT_ROOT / "config.yml"), str(PROJECT_ROOT / "domain"), [str(PROJECT_ROOT / "data")])
+    config = importer.get_config()
+    graph = Recipe.recipe_for_name(config.get("recipe")).graph_config_for_recipe(
+        config, {}, training_type=TrainingType.BOTH)
+    validate(graph)
