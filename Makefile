@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-scheduling benchmark-reminders benchmark-broadcast report lint clean
+.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast report lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -28,6 +28,9 @@ benchmark:  ## Time a cold `rasa train` and print the model size
 
 benchmark-whatsapp:  ## WhatsApp path: webhook ack latency, e2e vs REST, outbound send rate
 	@bash scripts/train.sh && . scripts/env.sh && python -m benchmarks.whatsapp_bench
+
+benchmark-turn:  ## Cost of a dialogue turn over REST: latency, turns/s, growth over 200 turns, 10 patients; vs the stock rasa init bot (ARGS=--help)
+	@bash scripts/train.sh && . scripts/env.sh && python -m benchmarks.turn_bench $(ARGS)
 
 benchmark-scheduling:  ## Slot search / booking latency, 100,000 slots (SQLite; ARGS=--postgres for PostgreSQL)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m benchmarks.scheduling_bench $(ARGS)
