@@ -172,22 +172,24 @@ def _state_step(domain, fold: _Fold, tr, hide_rule_turn: bool, omit_unset_slots:
     """One iteration of Rasa's loop (rasa/shared/core/domain.py, states_for_tracker_history,
     Rasa 3.6), with its loop variables held in ``fold``; returns the state or None (hidden)."""
     import rasa.shared.core.constants as core_constants
+    # Rasa's own static helpers, called through their class: this is Rasa's loop, moved.
+    from rasa.shared.core.domain import Domain
 
     if ignore_rule_only_turns:
         if not fold.turn_was_hidden:
-            fold.last_ml_action_sub_state = domain._get_prev_action_sub_state(tr)
+            fold.last_ml_action_sub_state = Domain._get_prev_action_sub_state(tr)
         if not tr.followup_action and not tr.latest_action_name == tr.active_loop_name:
             fold.turn_was_hidden = hide_rule_turn
         if fold.turn_was_hidden:
             return None
     state = domain.get_active_state(tr, omit_unset_slots=omit_unset_slots)
     if ignore_rule_only_turns:
-        domain._remove_rule_only_features(state, rule_only_data)
+        Domain._remove_rule_only_features(state, rule_only_data)
         if states:
-            domain._substitute_rule_only_user_input(state, states[-1])
+            Domain._substitute_rule_only_user_input(state, states[-1])
         if fold.last_ml_action_sub_state:
             state[core_constants.PREVIOUS_ACTION] = fold.last_ml_action_sub_state
-    return domain._clean_state(state)
+    return Domain._clean_state(state)
 
 
 def incremental_states(tracker, domain, omit_unset_slots: bool = False, ignore_rule_only_turns: bool = False,
@@ -273,10 +275,10 @@ def rule_states_needed(policy) -> Optional[int]:
     """One state more than the longest rule RulePolicy learnt (None: unknown)."""
     cached = getattr(policy, "_lean_turns_rule_states", None)
     if cached is None:
-        from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH
+        from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RulePolicy
 
         keys = [k for name in (RULES, RULES_FOR_LOOP_UNHAPPY_PATH) for k in policy.lookup.get(name, {})]
-        cached = 1 + max((len(policy._rule_key_to_state(k)) for k in keys), default=0)
+        cached = 1 + max((len(RulePolicy._rule_key_to_state(k)) for k in keys), default=0)
         policy._lean_turns_rule_states = cached
     return cached
 
