@@ -44,8 +44,8 @@ benchmark-broadcast:  ## Health-tip broadcast: 10,000 recipients → simulator (
 report:     ## Analytics report: containment, handoffs, first response, reminders, no-shows, CSAT, delivery (+ plots)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.analytics report $(ARGS)
 
-lint:       ## Ruff
-	@bash scripts/bootstrap.sh && .venv/bin/ruff check .
+lint:       ## Ruff, and mypy (strict on whatsapp/ and gateway/: pyproject.toml)
+	@bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy
 
 clean:      ## Remove models, results and local runtime data (not .venv)
 	rm -rf models results var .rasa

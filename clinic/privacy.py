@@ -13,7 +13,7 @@ import hmac
 import os
 import secrets
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Mapping, Optional
 
 from clinic.db import VAR_DIR
 
@@ -21,7 +21,8 @@ PSEUDONYM_KEY_ENV = "CLINIC_PSEUDONYM_KEY"
 DEFAULT_KEY_FILE = VAR_DIR / "pseudonym.key"
 
 
-def secret_from(environ: Optional[dict], name: str, key_file: Path, generate) -> bytes:
+def secret_from(environ: Optional[Mapping[str, str]], name: str, key_file: Path,
+                generate: Callable[[], bytes]) -> bytes:
     """The secret in environment variable ``name``, else the one in ``key_file``, created on
     first use (mode 0600) from ``generate()`` — the embedded default for development."""
     environ = os.environ if environ is None else environ

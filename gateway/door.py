@@ -76,7 +76,7 @@ class Door:
         # the inbox's and the sender's database work.
         self._door_thread = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="whatsapp-door")
         self._flush_wanted: Optional[asyncio.Event] = None
-        self._flusher: Optional[asyncio.Task] = None
+        self._flusher: Optional[asyncio.Task[Any]] = None
         create_schema(engine)
         sessions = make_session_factory(engine)
         self.store = WhatsAppStore(sessions)
@@ -178,7 +178,7 @@ class Door:
         on its own: one that fails here goes to the quarantine (as a journal record, so the
         200 still waits for no database), never sinks the batch."""
         received_at = dt.datetime.now(dt.timezone.utc)
-        records: List[dict] = []
+        records: List[Dict[str, Any]] = []
         for message in batch.messages:
             try:
                 prepared = self._prepare(message)
@@ -203,7 +203,7 @@ class Door:
         self.journal.append(records)
 
     def _quarantine_record(self, reason: str, detail: str, wamid: Optional[str], sender: Optional[str],
-                           received_at: dt.datetime) -> dict:
+                           received_at: dt.datetime) -> Dict[str, Any]:
         """A journal record for the quarantine: the reason, a content-free detail and the
         pseudonym of the sender (never their WhatsApp id)."""
         return {"type": "quarantine", "source": "webhook", "reason": reason, "detail": detail,
@@ -244,9 +244,12 @@ class Door:
         await self.flush_journal()
 
     async def _flush_forever(self) -> None:
+        wanted = self._flush_wanted
+        if wanted is None:  # start_flushing makes the event before this task
+            return
         while True:
-            await self._flush_wanted.wait()
-            self._flush_wanted.clear()
+            await wanted.wait()
+            wanted.clear()
             try:
                 await self.flush_journal()
             except Exception as error:  # noqa: BLE001 - e.g. the database is down: keep the journal, retry
@@ -255,7 +258,7 @@ class Door:
                 logger.error("Moving journalled webhooks into the inbox failed; retrying: %s",
                              where_it_failed(error))
                 await asyncio.sleep(1.0)
-                self._flush_wanted.set()
+                wanted.set()
 
     async def drain_journal_at_start(self) -> None:
         """The journal into the inbox before processing starts; if that fails (the database
@@ -274,7 +277,7 @@ class Door:
         self.journal.drain(lambda records: new.extend(self._apply_records(records)))
         return new
 
-    def _apply_records(self, records: List[dict]) -> List[NewInbound]:
+    def _apply_records(self, records: List[Dict[str, Any]]) -> List[NewInbound]:
         """One journal segment into the database, all at once; if the database refuses it,
         record by record, and a record it still refuses goes to the quarantine with its
         reason. One bad record never blocks the journal (nor the gateway's start-up). Only
@@ -323,13 +326,13 @@ class Door:
             self.quarantine.add("journal", "journal_apply_failed",
                                 detail=f"{type(error).__name__}; fields unstorable ({type(failure).__name__})")
 
-    def _apply_together(self, records: List[dict]) -> List[NewInbound]:
+    def _apply_together(self, records: List[Dict[str, Any]]) -> List[NewInbound]:
         """Records into the database: messages and addresses in one transaction, then the
         statuses in the order Meta sent them, then the quarantine's own records."""
         items: List[NewInbound] = []
         contacts: Dict[str, Tuple[str, dt.datetime]] = {}
         statuses = []
-        quarantined: List[dict] = []
+        quarantined: List[Dict[str, Any]] = []
         for record in records:
             if record.get("type") == "message":
                 item = _item_from_record(record)
@@ -426,14 +429,14 @@ def journal_directory(configured: str, database_url: str) -> Path:
     return VAR_DIR / "whatsapp-journal"
 
 
-def _message_record(item: NewInbound, address_encrypted: Optional[str]) -> dict:
+def _message_record(item: NewInbound, address_encrypted: Optional[str]) -> Dict[str, Any]:
     return {"type": "message", "wamid": item.wamid, "conversation_id": item.conversation_id,
             "kind": item.kind, "text": item.text, "metadata": item.metadata,
             "redacted": list(item.redacted), "received_at": item.received_at.isoformat(),
             "skip": item.skip, "address_encrypted": address_encrypted}
 
 
-def _item_from_record(record: dict) -> NewInbound:
+def _item_from_record(record: Dict[str, Any]) -> NewInbound:
     return NewInbound(
         wamid=record["wamid"], conversation_id=record["conversation_id"], kind=record["kind"],
         text=record.get("text"), metadata=record.get("metadata") or {},
@@ -441,7 +444,7 @@ def _item_from_record(record: dict) -> NewInbound:
         received_at=dt.datetime.fromisoformat(record["received_at"]), skip=bool(record.get("skip")))
 
 
-def _status_record(status: StatusUpdate) -> dict:
+def _status_record(status: StatusUpdate) -> Dict[str, Any]:
     first_error = status.errors[0] if status.errors else None
     return {"type": "status", "wamid": status.message_id, "status": status.status,
             "at": dt.datetime.fromtimestamp(status.timestamp, dt.timezone.utc).isoformat(),

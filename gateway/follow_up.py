@@ -34,10 +34,11 @@ def follow_up_opener(sessions: sessionmaker, pseudonym_key: bytes,
         key = contact_key(item.conversation_id, channel, pseudonym_key)
         handoffs.record(key, FALLBACK_TEAM, Reason.REPLY_FAILED, conversation_id=item.conversation_id)
         with sessions() as session:
-            return session.scalars(
+            ticket_id = session.scalars(
                 select(TicketRow.id).where(TicketRow.conversation_id == item.conversation_id,
                                            TicketRow.state != TicketState.RESOLVED.value)
                 .order_by(TicketRow.id.desc()).limit(1)
             ).first()
+            return None if ticket_id is None else int(ticket_id)
 
     return open_follow_up

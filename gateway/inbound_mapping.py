@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from clinic.redaction import redact
 from whatsapp import inbound as wa
@@ -33,7 +33,7 @@ class AssistantInput:
     truncated: bool = False
 
 
-def _payload(intent: str, **entities) -> str:
+def _payload(intent: str, **entities: Any) -> str:
     return f"/{intent}{json.dumps(entities, separators=(',', ':'))}" if entities else f"/{intent}"
 
 
@@ -91,7 +91,7 @@ def _list_reply(message: wa.ListReply) -> AssistantInput:
 
 
 def _template_button(message: wa.TemplateButtonReply) -> AssistantInput:
-    return _tapped("template_button", message.payload, message.text)
+    return _tapped("template_button", message.payload or "", message.text)
 
 
 def _location(message: wa.LocationMessage) -> AssistantInput:

@@ -42,7 +42,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-from typing import Dict, Optional, Sequence, Set
+from typing import Any, Coroutine, Dict, Mapping, Optional, Sequence, Set
 
 from clinic.clock import utcnow
 from clinic.messaging.store import DEAD, QUEUED, SENDING, OutboundItem, WhatsAppStore
@@ -56,7 +56,7 @@ DEFAULT_POLL_SECONDS = 0.2
 DEFAULT_QUEUE_CONCURRENCY = 8
 
 
-def poll_seconds_from_environment(environ=None) -> float:
+def poll_seconds_from_environment(environ: Optional[Mapping[str, str]] = None) -> float:
     value = ((os.environ if environ is None else environ).get("WHATSAPP_OUTBOX_POLL_SECONDS") or "").strip()
     seconds = float(value) if value else DEFAULT_POLL_SECONDS
     if seconds <= 0:
@@ -72,15 +72,15 @@ class Outbox:
         self._metrics = metrics
         self.policy = policy or sender.policy
         self._locks: Dict[str, asyncio.Lock] = {}
-        self._tasks: Set[asyncio.Task] = set()
+        self._tasks: Set[asyncio.Task[Any]] = set()
         self._retrying: Set[int] = set()
-        self._sweeper: Optional[asyncio.Task] = None
+        self._sweeper: Optional[asyncio.Task[Any]] = None
         # The queue (see the module docstring).
         self.poll_seconds = DEFAULT_POLL_SECONDS
         self.queue_concurrency = DEFAULT_QUEUE_CONCURRENCY
-        self._drainer: Optional[asyncio.Task] = None
+        self._drainer: Optional[asyncio.Task[Any]] = None
         self._wake: Optional[asyncio.Event] = None
-        self._queue_tasks: Dict[asyncio.Task, str] = {}
+        self._queue_tasks: Dict[asyncio.Task[Any], str] = {}
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -141,16 +141,19 @@ class Outbox:
             self._wake.set()
 
     async def _drain_queue_forever(self) -> None:
+        wake = self._wake
+        if wake is None:  # start_draining makes the event before this task
+            return
         while True:
             try:
                 await self.drain_queue()
             except Exception:  # noqa: BLE001 - a database hiccup: the next look tries again
                 logger.exception("Draining the outbox queue failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                await asyncio.wait_for(wake.wait(), self.poll_seconds)
             except asyncio.TimeoutError:
                 pass
-            self._wake.clear()
+            wake.clear()
 
     async def drain_queue(self) -> int:
         """Start sending queued messages, most urgent first, then oldest; one at a time per
@@ -192,7 +195,7 @@ class Outbox:
         if not lock.locked() and not getattr(lock, "_waiters", None):
             self._locks.pop(item.conversation_id, None)
 
-    def _queue_done(self, task: asyncio.Task) -> None:
+    def _queue_done(self, task: asyncio.Task[Any]) -> None:
         self._queue_tasks.pop(task, None)
         if not task.cancelled() and task.exception() is not None:
             logger.error("Sending a queued WhatsApp message failed (%s); it is settled by the sweep",
@@ -281,12 +284,12 @@ class Outbox:
         self._metrics.increment("outbound_dead_letters")
         self._metrics.increment("outbound_ambiguous")
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("Sending unsent WhatsApp replies failed (%s); the next sweep retries",

@@ -17,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from typing import Awaitable, Callable, Dict, Optional
+from typing import TYPE_CHECKING, Awaitable, Callable, Dict, Optional
 
 from clinic.messaging.quarantine import OVERLONG_ID_PREFIX
 from clinic.messaging.store import PendingMessage, WhatsAppStore
 from whatsapp.metrics import Metrics
+
+if TYPE_CHECKING:
+    from gateway.sender import Sender
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def where_it_failed(error: BaseException) -> str:
     return f"{type(error).__name__} at {places}" if places else type(error).__name__
 
 
-async def mark_read_best_effort(sender, wamid: str, metrics: Metrics) -> None:
+async def mark_read_best_effort(sender: "Sender", wamid: str, metrics: Metrics) -> None:
     """Blue ticks and "typing…": never worth a patient's reply. Whatever goes wrong (an id
     Graph would refuse, the API down) is counted and logged without content, and ignored."""
     if wamid.startswith(OVERLONG_ID_PREFIX):
@@ -65,7 +68,7 @@ class InboxProcessor:
         self._max_attempts = max(1, max_attempts)
         self._retry_seconds = retry_seconds
         self._dead_letter = dead_letter
-        self._workers: Dict[str, asyncio.Task] = {}
+        self._workers: Dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
 
     def submit(self, conversation_id: str) -> None:
@@ -106,7 +109,7 @@ class InboxProcessor:
                          message.kind, message.attempts, self._max_attempts, where_it_failed(error))
             if message.attempts < self._max_attempts:
                 self._metrics.increment("inbound_attempt_failed")
-                return self._retry_seconds * 2 ** (message.attempts - 1)
+                return float(self._retry_seconds * 2.0 ** (message.attempts - 1))
             await self._give_up(message, type(error).__name__)
         else:
             self._metrics.increment("inbound_processed")

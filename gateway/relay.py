@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import random
-from typing import Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 import aiohttp
 
@@ -62,25 +62,29 @@ class Relay:
         if self._session is not None:
             await self._session.close()
 
-    async def turn(self, message: PendingMessage) -> dict:
+    async def turn(self, message: PendingMessage) -> Dict[str, Any]:
         """The assistant's answer to ``message``: ``{"messages": [...]}`` (Rasa's responses,
         in order), once it answers; raises TurnRefused (400) or TurnFailed (5xx)."""
         claimed = bool(message.text) and await asyncio.to_thread(self._claimed, message.conversation_id)
         fields = {"wamid": message.wamid, "conversation_id": message.conversation_id, "kind": message.kind,
                   "text": message.text, "redacted": list(message.redacted), "attempts": message.attempts,
                   "claimed_by_staff": claimed, "metadata": message.metadata}
+        session = self._session
+        if session is None:
+            raise RuntimeError("Relay.start() opens the HTTP session first")
         delay = 0.5
         while True:
             body = json.dumps(fields).encode()
             try:
-                async with self._session.post(
+                async with session.post(
                     f"{self.rasa_url}{TURN_PATH}", data=body,
                     headers={signature.HEADER: signature.sign(body, self._secret),
                              "Content-Type": "application/json"},
                     timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT_SECONDS),
                 ) as reply:
                     if reply.status == 200:
-                        return await reply.json()
+                        answer: Dict[str, Any] = await reply.json()
+                        return answer
                     if reply.status == 400:
                         raise TurnRefused(f"HTTP {reply.status}")
                     if reply.status >= 500:

@@ -138,10 +138,12 @@ class Renderer:
             return
         await self._send(recipient_id, message, kind)
 
-    async def _send(self, recipient_id: str, message, kind: str) -> None:
+    async def _send(self, recipient_id: str, message: OutboundMessage, kind: str) -> None:
         if self.collected is not None:
             self.collected.append((message, kind))
             return
+        if self._sender is None:
+            raise RuntimeError("a Renderer without a sender only collects (collect=True)")
         await self._sender.send(recipient_id, message, kind)
 
 
@@ -161,7 +163,7 @@ async def deliver_turn(outbox: Outbox, conversation_id: str, turn_wamid: str,
     await outbox.deliver_turn(conversation_id, turn_wamid, await render(conversation_id, replies))
 
 
-def _custom_message(spec: Dict[str, Any]):
+def _custom_message(spec: Dict[str, Any]) -> Tuple[OutboundMessage, str]:
     kind = spec.get("type")
     if kind == "cta_url":
         return CtaUrl(body=spec["body"], display_text=spec["display_text"], url=spec["url"],

@@ -36,7 +36,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 from clinic import phi_guard
 from clinic.clock import utcnow
@@ -56,7 +56,7 @@ from clinic.messaging.store import (
     callback_data,
 )
 from clinic.privacy import ContactCipher
-from whatsapp.client import DEFAULT_TIMEOUT_SECONDS, AmbiguousSend
+from whatsapp.client import DEFAULT_TIMEOUT_SECONDS, AmbiguousSend, SendResult
 from whatsapp.errors import TEMPLATE_MISSING, GraphError
 from whatsapp.limits import CUSTOMER_SERVICE_WINDOW_SECONDS
 from whatsapp.metrics import Metrics
@@ -86,12 +86,12 @@ class DeliveryPolicy:
     unconfirmed_grace: float = 30.0
     # Later rounds for a turn's dead letter: seconds after each failure (bounded: then a
     # person follows up).
-    dead_letter_retry: tuple = (60.0, 300.0, 1800.0)
+    dead_letter_retry: Tuple[float, ...] = (60.0, 300.0, 1800.0)
     # How often the outbox looks for due dead letters and stuck rows.
     sweep_seconds: float = 5.0
 
     @classmethod
-    def from_environment(cls, environ=None) -> "DeliveryPolicy":
+    def from_environment(cls, environ: Optional[Mapping[str, str]] = None) -> "DeliveryPolicy":
         environ = os.environ if environ is None else environ
         default = cls()
 
@@ -118,10 +118,19 @@ class DeliveryPolicy:
 FinalFailure = Callable[[OutboundItem], Optional[int]]
 
 
+class GraphSending(Protocol):
+    """What the sender needs of whatsapp.client.GraphClient (tests pass a stand-in)."""
+
+    async def send(self, to: str, message: OutboundMessage, context_message_id: Optional[str] = None,
+                   biz_opaque_callback_data: Optional[str] = None) -> SendResult: ...
+
+    async def mark_read(self, message_id: str, typing: bool = False) -> bool: ...
+
+
 class Sender:
     def __init__(
         self,
-        client,  # whatsapp.client.GraphClient (duck-typed for tests)
+        client: GraphSending,
         store: WhatsAppStore,
         cipher: ContactCipher,
         metrics: Metrics,
@@ -129,7 +138,7 @@ class Sender:
         policy: Optional[DeliveryPolicy] = None,
         on_final_failure: Optional[FinalFailure] = None,
         proof_poll_seconds: float = 0.25,
-    ):
+    ) -> None:
         self._client = client
         self._store = store
         self._cipher = cipher
@@ -140,7 +149,7 @@ class Sender:
         self._proof_poll = proof_poll_seconds
 
     # ── one message, now (reminders, surveys, broadcasts, staff replies) ──────────────────
-    async def send(self, conversation_id: str, message, kind: str,
+    async def send(self, conversation_id: str, message: OutboundMessage, kind: str,
                    fallback: Union[Template, str, None] = None) -> SendOutcome:
         """Record, check and send one message. ``fallback`` (templates only): the version to
         send once instead when Meta answers 132001 for ``message``'s language: a
@@ -152,9 +161,11 @@ class Sender:
             return await self._refuse(outbound_id, BLOCKED_PHI, refused.split(": ", 1)[-1])
         outbound_id = await asyncio.to_thread(self._store.queue_outbound, conversation_id, kind, record)
         item = await asyncio.to_thread(self._store.outbound_item, outbound_id)
+        if item is None:  # only if the row vanished between two statements (a purge)
+            return SendOutcome("refused", detail="the recorded message is gone")
         return await self.deliver(item, message, fallback)
 
-    def prepare(self, message: OutboundMessage, kind: str) -> tuple[str, dict, Optional[str]]:
+    def prepare(self, message: OutboundMessage, kind: str) -> Tuple[str, Dict[str, Any], Optional[str]]:
         """(kind, the payload to record, a refusal or None): the PHI guard, and a record
         without the address (clinic/messaging/outbox_queue.py, ``prepare``)."""
         return outbox_queue.prepare(message, kind)
@@ -171,7 +182,7 @@ class Sender:
         return ids
 
     async def deliver(self, item: OutboundItem, message: Optional[OutboundMessage] = None,
-                      fallback: Union[Template, str, None] = None) -> SendOutcome:
+                      fallback: Union[OutboundMessage, str, None] = None) -> SendOutcome:
         """Send a row already claimed (state ``sending``). ``message``: as built, else
         rebuilt from the record. An ``ambiguous`` row (interrupted earlier) is first looked
         for among the status webhooks: it may have gone out already."""
@@ -241,7 +252,7 @@ class Sender:
                 return None
             await asyncio.sleep(self._proof_poll)
 
-    async def _sent(self, outbound_id: int, wamid: str, attempts: int, message, *, ambiguous: bool = False,
+    async def _sent(self, outbound_id: int, wamid: str, attempts: int, message: OutboundMessage, *, ambiguous: bool = False,
                     retried: bool = False) -> SendOutcome:
         try:
             await asyncio.to_thread(self._store.outbound_sent, outbound_id, wamid, attempts)
@@ -283,7 +294,8 @@ class Sender:
             await asyncio.to_thread(self._store.set_ticket, item.id, ticket_id)
             self._metrics.increment("outbound_follow_up_tickets")
 
-    async def _send_fallback(self, outbound_id: int, address: str, message, alternative,
+    async def _send_fallback(self, outbound_id: int, address: str, message: OutboundMessage,
+                             alternative: OutboundMessage,
                              refused: GraphError) -> SendOutcome:
         """Meta has no ``message.language`` version (132001): send ``alternative`` once, on
         the same ``wa_outbound`` row, which records the fallback before the call."""
@@ -352,11 +364,12 @@ class Sender:
         return SendOutcome("refused", detail=reason)
 
 
-def _is_template(message) -> bool:
+def _is_template(message: object) -> bool:
     return isinstance(message, Template) or (isinstance(message, Recorded) and message.type == "template")
 
 
-def _fallback_version(message, fallback, error: GraphError):
+def _fallback_version(message: OutboundMessage, fallback: Union[OutboundMessage, str, None],
+                      error: GraphError) -> Optional[OutboundMessage]:
     """The version to resend when Meta refused ``message`` for its language, if any (a
     Template, or a template as the outbox's queue recorded it)."""
     if error.code != TEMPLATE_MISSING or not _is_template(message) or not fallback:
@@ -364,24 +377,25 @@ def _fallback_version(message, fallback, error: GraphError):
     if isinstance(fallback, str):
         if not isinstance(message, Template):
             return None
+        language = fallback
         try:
-            fallback = dataclasses.replace(message, language=fallback)
+            fallback = dataclasses.replace(message, language=language)
         except MessageShapeError:
-            logger.warning("Not a template language code for the fallback: %r", fallback[:16])
+            logger.warning("Not a template language code for the fallback: %r", language[:16])
             return None
     if not _is_template(fallback) or _language(fallback) == _language(message):
         return None  # the same language again would be refused the same way
     return fallback
 
 
-def _recorded(payload: dict):
+def _recorded(payload: Dict[str, Any]) -> Optional[Recorded]:
     try:
         return Recorded(payload)
     except MessageShapeError:
         return None
 
 
-def _language(message) -> Optional[str]:
+def _language(message: object) -> Optional[str]:
     if isinstance(message, Template):
         return message.language
     if isinstance(message, Recorded):
@@ -389,7 +403,7 @@ def _language(message) -> Optional[str]:
     return None
 
 
-def _template_name(message) -> Optional[str]:
+def _template_name(message: object) -> Optional[str]:
     if isinstance(message, Template):
         return message.name
     template = message.payload.get("template") if isinstance(message, Recorded) else None

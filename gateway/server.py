@@ -43,7 +43,7 @@ import asyncio
 import json
 import logging
 import os
-from typing import List, Optional, Set
+from typing import Any, Dict, List, Optional, Set
 
 import aiohttp
 from aiohttp import web
@@ -89,7 +89,7 @@ class Ingress:
                            lambda conversation_id: claimed_by_staff(channel.sessions, conversation_id))
         self._pending_notice: Set[str] = set()
         self._notice_wanted = asyncio.Event()
-        self._notifier: Optional[asyncio.Task] = None
+        self._notifier: Optional[asyncio.Task[Any]] = None
         self._notice_session: Optional[aiohttp.ClientSession] = None
         # Turns in flight at once. Here a turn is only a request waiting in Rasa's queue (not
         # inference on this process's loop, as in Rasa's own channel), so allow more than the
@@ -120,6 +120,9 @@ class Ingress:
         """One notice carries every conversation that got messages since the last one, so a
         burst of webhooks costs the relay a few requests. A lost notice is made good by the
         relay's sweep of the inbox (WHATSAPP_INBOX_SWEEP_SECONDS)."""
+        session = self._notice_session
+        if session is None:  # start() opens it before this task
+            return
         while True:
             await self._notice_wanted.wait()
             self._notice_wanted.clear()
@@ -128,7 +131,7 @@ class Ingress:
             headers = {signature.HEADER: signature.sign(body, self.channel.settings.internal_secret),
                        "Content-Type": "application/json"}
             try:
-                async with self._notice_session.post(f"{self.relay_url}/webhooks/whatsapp/process", data=body,
+                async with session.post(f"{self.relay_url}/webhooks/whatsapp/process", data=body,
                                                      headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as reply:
                     if reply.status != 200:
                         logger.warning("The relay refused a notice (HTTP %s); its sweep will find the "
@@ -163,7 +166,7 @@ class Ingress:
         await deliver_turn(self.channel.outbox, message.conversation_id, message.wamid,
                            answer.get("messages") or [])
 
-    async def _turn(self, message: PendingMessage) -> dict:
+    async def _turn(self, message: PendingMessage) -> Dict[str, Any]:
         return await self.relay.turn(message)
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────────
@@ -215,7 +218,8 @@ class Ingress:
         if self._notifier is not None:
             await asyncio.sleep(0.1)  # let the last notice go
             self._notifier.cancel()
-            await self._notice_session.close()
+            if self._notice_session is not None:
+                await self._notice_session.close()
         if self._worker.running:
             try:
                 await asyncio.wait_for(asyncio.wrap_future(self._worker.submit(self._stop_processing())), 30)
@@ -249,12 +253,14 @@ class Ingress:
             app.router.add_post("/webhooks/whatsapp/process", self.process_notice)
         app.router.add_get("/webhooks/whatsapp/", self.health)
         app.router.add_get("/webhooks/whatsapp/metrics", self.metrics)
-        app.on_startup.append(self.start)
-        app.on_cleanup.append(self.stop)
+        # aiohttp 3.9's annotations of Signal.append do not accept a plain handler (its own
+        # documented use); fixed in later aiohttp releases.
+        app.on_startup.append(self.start)  # type: ignore[arg-type]
+        app.on_cleanup.append(self.stop)  # type: ignore[arg-type]
         return app
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("WHATSAPP_INGRESS_HOST", "127.0.0.1"))

@@ -61,13 +61,18 @@ class WorkerLoop:
         finally:
             loop.close()
 
-    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
+    def _started_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError(f"{self._name}: start() the worker loop first")
+        return self._loop
+
+    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
         """Run a coroutine on the worker loop; the returned future can be awaited elsewhere
         with ``asyncio.wrap_future``."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        return asyncio.run_coroutine_threadsafe(coroutine, self._started_loop())
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
-        self._loop.call_soon_threadsafe(callback, *args)
+        self._started_loop().call_soon_threadsafe(callback, *args)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._loop is None:

@@ -177,7 +177,7 @@ class GraphClient:
         contacts = data.get("contacts")
         contact = contacts[0] if isinstance(contacts, list) and contacts else None
         wa_id = contact.get("wa_id") if isinstance(contact, dict) else None
-        status = first.get("message_status")
+        status = first.get("message_status") if isinstance(first, dict) else None
         return SendResult(
             wamid=wamid,
             attempts=attempts,
@@ -295,7 +295,7 @@ class GraphClient:
 
     def _backoff(self, n: int) -> float:
         """Full jitter: uniform in [0, min(max_delay, base_delay * 2^(n-1))]."""
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (n - 1)))
+        ceiling = min(self.max_delay, self.base_delay * (2.0 ** (n - 1)))
         return self._rng() * ceiling
 
     def _hold_back(self, recipient: str) -> float:

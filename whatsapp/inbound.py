@@ -516,13 +516,15 @@ def _parse_value(value: Dict[str, Any], where: str, waba_id: Optional[str], batc
     )
     contacts = _parse_contacts(value.get("contacts"), f"{where}.contacts", batch.problems)
 
-    for name, parse_one, sink in (
+    # One entry per kind of item: its key, its parser and the batch's list that collects it.
+    parsers: Tuple[Tuple[str, Callable[[Any, str], Any], List[Any]], ...] = (
         ("messages", lambda item, w: _parse_message(item, w, phone_number_id, contacts, received),
          batch.messages),
         ("statuses", lambda item, w: _parse_status(item, w, phone_number_id, received), batch.statuses),
         ("errors", lambda item, w: _parse_webhook_error(item, w, phone_number_id, waba_id),
          batch.errors),
-    ):
+    )
+    for name, parse_one, sink in parsers:
         items = value.get(name)
         if items is None:
             continue

@@ -30,12 +30,12 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, List
+from typing import Any, Callable, Dict, Iterable, List
 
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".jsonl"
-Record = dict
+Record = Dict[str, Any]
 
 
 class JournalInUse(RuntimeError):

@@ -8,7 +8,7 @@ import threading
 
 class Metrics:
     def __init__(self) -> None:
-        self._counts: collections.Counter = collections.Counter()
+        self._counts: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()  # store calls run in worker threads
 
     def increment(self, name: str, by: int = 1) -> None:

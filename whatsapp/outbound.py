@@ -199,7 +199,7 @@ class Recorded(OutboundMessage):
 
     @property
     def type(self) -> str:
-        return self.payload["type"]
+        return str(self.payload["type"])
 
     def to_payload(
         self,
