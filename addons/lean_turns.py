@@ -172,6 +172,7 @@ def _state_step(domain, fold: _Fold, tr, hide_rule_turn: bool, omit_unset_slots:
     """One iteration of Rasa's loop (rasa/shared/core/domain.py, states_for_tracker_history,
     Rasa 3.6), with its loop variables held in ``fold``; returns the state or None (hidden)."""
     import rasa.shared.core.constants as core_constants
+
     # Rasa's own static helpers, called through their class: this is Rasa's loop, moved.
     from rasa.shared.core.domain import Domain
 
