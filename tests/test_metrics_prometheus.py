@@ -125,3 +125,17 @@ async def test_the_rasa_only_channel_serves_prometheus_metrics_too(tmp_path, mon
     found = samples(reply.body.decode())
     assert found[("whatsapp_inbound_total", (("result", "accepted"),))] == 1
     assert ("whatsapp_outbox_queue_depth", (("priority", "turn"),)) in found
+
+
+def test_the_staff_inbox_serves_prometheus_metrics_without_a_session(tmp_path):
+    import requests
+
+    from tests.inbox_support import inbox_with_live_clock
+
+    with inbox_with_live_clock(tmp_path) as server:
+        requests.get(server.url + "/inbox/api/v1/me", timeout=10)  # 401: counted, its path not kept
+        reply = requests.get(server.url + "/metrics", timeout=10)
+    assert reply.status_code == 200 and "set-cookie" not in reply.headers
+    found = samples(reply.text)
+    assert found[("inbox_http_requests_total", (("method", "GET"), ("status", "4xx")))] >= 1
+    assert "/inbox" not in reply.text
