@@ -8,6 +8,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import sessionmaker
 
 from clinic.api_keys import ApiKeys
+from clinic.observability import instrument
 from clinic.scheduling.backend import SchedulingBackend
 from clinic_api.auth import authenticate_first
 from clinic_api.routes import appointments, notifications, portal, reports
@@ -36,6 +37,7 @@ def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory
     app.state.sessions = session_factory
     _notification_services(app, session_factory, settings, portal_tokens)
     app.middleware("http")(authenticate_first)
+    app.state.metrics = instrument(app, "clinic_api")  # GET /metrics, outermost: no API key
 
     @app.get("/api/health", include_in_schema=False)
     def health() -> dict:

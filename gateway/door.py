@@ -33,6 +33,7 @@ from sqlalchemy import exc as sql_errors
 from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
+from clinic.messaging.outbox_queue import PRIORITY_NAMES
 from clinic.messaging.quarantine import WAMID_MAX, Quarantine, storable_wamid
 from clinic.messaging.store import NewInbound, PendingMessage, WhatsAppStore
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
@@ -114,6 +115,17 @@ class Door:
             max_attempts=self.delivery.attempts,
             timeout=self.delivery.timeout,
         )
+
+    async def metrics_exposition(self) -> bytes:
+        """The metrics in Prometheus's text format (``GET /metrics``), the outbox's queue
+        depth read now. Labels are fixed vocabularies: no patient data."""
+        queued = await asyncio.to_thread(self.store.queued_by_priority)
+        depth = {name: 0 for name in PRIORITY_NAMES.values()}
+        for priority, count in queued.items():
+            name = PRIORITY_NAMES.get(priority, "other")
+            depth[name] = depth.get(name, 0) + count
+        self.metrics.set_queue_depth(depth)
+        return self.metrics.exposition()
 
     async def metrics_report(self) -> Dict[str, Any]:
         """Counters and inbox/outbound states (no patient data): ``GET …/metrics`` of Rasa's

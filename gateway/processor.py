@@ -103,7 +103,8 @@ class InboxProcessor:
         """Handle one message; returns the pause before its next attempt, or None when it is
         finished (done or given up on)."""
         try:
-            await self._handle(message)
+            with self._metrics.time_turn():
+                await self._handle(message)
         except Exception as error:  # noqa: BLE001 - one bad message must not stop the others
             logger.error("Processing an inbound WhatsApp message failed (kind=%s, attempt %d of %d): %s",
                          message.kind, message.attempts, self._max_attempts, where_it_failed(error))

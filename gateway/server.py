@@ -59,6 +59,7 @@ from gateway.render import deliver_turn
 from gateway.settings import WhatsAppSettings
 from gateway.worker import WorkerLoop
 from whatsapp import signature
+from whatsapp.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,11 @@ class Ingress:
     async def metrics(self, _request: web.Request) -> web.Response:
         return web.json_response(await self.channel.metrics_report())
 
+    async def prometheus(self, _request: web.Request) -> web.Response:
+        body = await self.channel.metrics_exposition()
+        # CONTENT_TYPE carries its own charset parameter: aiohttp wants it as a header.
+        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
     def app(self) -> web.Application:
         # Meta's batches are at most 3 MB; receive_webhook answers 413 above its own limit.
         app = web.Application(client_max_size=4 * 1024 * 1024)
@@ -252,7 +258,8 @@ class Ingress:
         if self.role == "relay":
             app.router.add_post("/webhooks/whatsapp/process", self.process_notice)
         app.router.add_get("/webhooks/whatsapp/", self.health)
-        app.router.add_get("/webhooks/whatsapp/metrics", self.metrics)
+        app.router.add_get("/webhooks/whatsapp/metrics", self.metrics)  # JSON: counters and states
+        app.router.add_get("/metrics", self.prometheus)  # Prometheus's text format
         # aiohttp 3.9's annotations of Signal.append do not accept a plain handler (its own
         # documented use); fixed in later aiohttp releases.
         app.on_startup.append(self.start)  # type: ignore[arg-type]

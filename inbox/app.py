@@ -31,6 +31,7 @@ from clinic.inbox.model import (
 )
 from clinic.inbox.service import Inbox
 from clinic.inbox.staff import StaffAccounts
+from clinic.observability import instrument
 from clinic.settings import load_settings
 from inbox.context import (
     API_PREFIX,
@@ -116,6 +117,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
                           cookie_secure, templates)
     app.add_middleware(SessionMiddleware)
     app.add_middleware(SecurityHeaders)
+    app.state.metrics = instrument(app, "inbox")  # GET /metrics, outermost: no session cookie
     app.mount("/inbox/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     from inbox import (

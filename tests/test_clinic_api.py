@@ -280,3 +280,17 @@ def test_the_api_process_and_the_key_command_work_together(tmp_path):
         server.terminate()
         output = server.communicate(timeout=10)[0]
     assert key not in output  # the key is never logged
+
+
+def test_metrics_in_prometheus_format_without_a_key_and_without_paths(api):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    requests.get(f"{api.url}/api/v1/reports/no-shows")  # 401: counted, its path not kept
+    reply = requests.get(f"{api.url}/metrics", timeout=10)
+    assert reply.status_code == 200 and reply.headers["Content-Type"].startswith("text/plain")
+    families = {family.name: family for family in text_string_to_metric_families(reply.text)}
+    requests_seen = {(s.labels["method"], s.labels["status"]): s.value
+                     for s in families["clinic_api_http_requests"].samples if s.name.endswith("_total")}
+    assert requests_seen[("GET", "4xx")] >= 1
+    assert "process_resident_memory_bytes" in families or "python_info" in families
+    assert "no-shows" not in reply.text and "/api/v1" not in reply.text

@@ -59,6 +59,9 @@ PRIORITY_STAFF_REPLY = 10
 PRIORITY_REMINDER = 20  # reminders and notifications (Rasa's proactive messages)
 PRIORITY_SURVEY = 30
 PRIORITY_BROADCAST = 40
+# Their names in the metrics (whatsapp_outbox_queue_depth{priority=...}).
+PRIORITY_NAMES = {PRIORITY_TURN: "turn", PRIORITY_STAFF_REPLY: "staff_reply", PRIORITY_REMINDER: "reminder",
+                  PRIORITY_SURVEY: "survey", PRIORITY_BROADCAST: "broadcast"}
 
 BLOCKED_PHI = "blocked_phi"
 RECORDED_RECIPIENT = "pseudonymous-conversation"

@@ -559,6 +559,13 @@ class WhatsAppStore:
                 query = query.where(OutboundRow.conversation_id == conversation_id)
             return list(session.scalars(query))
 
+    def queued_by_priority(self) -> dict[int, int]:
+        """Queued outbox rows per priority (the metrics' queue depth)."""
+        with self._sessions() as session:
+            rows = session.execute(select(OutboundRow.priority, func.count())
+                                   .where(OutboundRow.state == QUEUED).group_by(OutboundRow.priority))
+            return {int(priority or 0): int(count) for priority, count in rows}
+
     def outbound_counts(self) -> dict[str, int]:
         """Rows per state, plus ``ambiguous`` (flagged rows, whatever their state) and
         ``dead_retry_scheduled`` (dead letters a later round will try again)."""

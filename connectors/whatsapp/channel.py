@@ -42,6 +42,7 @@ from gateway.processor import InboxProcessor, mark_read_best_effort, where_it_fa
 from gateway.render import deliver_turn
 from gateway.settings import WhatsAppSettings
 from whatsapp import signature
+from whatsapp.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,11 @@ class WhatsAppInput(Door, InputChannel):
         @blueprint.route("/metrics", methods=["GET"])
         async def metrics(_: Request) -> HTTPResponse:
             return response.json(await self.metrics_report())
+
+        @blueprint.route("/metrics/prometheus", methods=["GET"])
+        async def prometheus(_: Request) -> HTTPResponse:
+            # Rasa's server owns /metrics' neighbourhood: Prometheus's text format here.
+            return response.raw(await self.metrics_exposition(), content_type=METRICS_CONTENT_TYPE)
 
         @blueprint.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
