@@ -209,6 +209,26 @@ def test_the_limiter_never_lets_more_than_the_rate_into_any_window():
 
 
 @pytest.mark.asyncio
+async def test_the_limit_holds_where_requests_arrive_whatever_their_latency():
+    # Requests that take from 0 to 0.3 s arrive, at worst, when they end: spacing their
+    # starts alone let 21+ of them arrive within one second at a limit of 20. Held until
+    # a window after they end, no second sees more than 20 arrivals.
+    limiter = RateLimiter(20)
+    loop = asyncio.get_running_loop()
+    arrivals = []
+
+    async def request(n: int) -> None:
+        async with limiter.held():
+            await asyncio.sleep(0.3 if (n // 20) % 2 == 0 else 0.0)  # slow, then fast, ...
+            arrivals.append(loop.time())
+
+    await asyncio.gather(*(request(n) for n in range(60)))
+    arrivals.sort()
+    assert len(arrivals) == 60
+    assert max(sum(1 for t in arrivals[i:] if t - start <= 1.0) for i, start in enumerate(arrivals)) <= 20
+
+
+@pytest.mark.asyncio
 async def test_a_broadcast_through_the_queue_pauses_while_nobody_sends_then_finishes_exactly_once(tmp_path, graph):
     from benchmarks.broadcast_bench import seed_subscribers
     from clinic.broadcasts import tables as t

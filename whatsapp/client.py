@@ -232,10 +232,12 @@ class GraphClient:
         for attempt in range(1, self.max_attempts + 1):
             if recipient is not None:
                 await self._wait_for_recipient(recipient)
-            if rate_limited and self._limiter is not None:
-                await self._limiter.acquire()
             try:
-                data = await self._request(method, url, payload, params)
+                if rate_limited and self._limiter is not None:
+                    async with self._limiter.held():
+                        data = await self._request(method, url, payload, params)
+                else:
+                    data = await self._request(method, url, payload, params)
             except GraphError as exc:
                 exc.attempts = attempt
                 if isinstance(exc, AmbiguousSend) and not idempotent:
