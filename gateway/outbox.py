@@ -163,8 +163,11 @@ class Outbox:
         while True:
             free = self.queue_concurrency - len(self._queue_tasks)
             if free > 0:
+                items = await asyncio.to_thread(self._store.queued, free * 4 + len(self._queue_tasks))
+                # Which conversations are in flight is read after the query: a send may have
+                # ended meanwhile, and a conversation it freed must not look busy (this call
+                # would then return with its next message still queued).
                 busy = set(self._queue_tasks.values())
-                items = await asyncio.to_thread(self._store.queued, free * 4 + len(busy))
                 picked = []
                 for item in items:
                     if item.conversation_id not in busy:
