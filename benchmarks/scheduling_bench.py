@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, update
 
+from benchmarks.figures import percentile
 from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.scheduling.demo_data import LOCATIONS, SERVICES
 from clinic.scheduling.model import SlotQuery, SlotUnavailable
@@ -51,12 +52,6 @@ SERVICE_OF = {"general practice": ["gp_consultation"], "nursing": ["vaccination"
 WINDOWS = [None, (dt.time(8), dt.time(12)), (dt.time(12), dt.time(17)),
            (dt.time(16), dt.time(19)), (dt.time(9), dt.time(10)), (dt.time(7), dt.time(8))]
 
-
-def percentile(values, q):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))]
 
 
 def build(sessions, slots_wanted: int, appointments_wanted: int, now: dt.datetime,

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional
 
 import aiohttp
 
+from benchmarks.figures import percentile
 from benchmarks.stack import PROJECT_ROOT, Stack, free_port
 
 # One cycle of a patient's conversation, shaped like the test stories (tests/stories): a
@@ -67,13 +68,6 @@ INIT_TURNS = [
     "bye",
 ]
 
-
-def percentile(values, q):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[index]
 
 
 class Bot:

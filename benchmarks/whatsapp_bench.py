@@ -26,16 +26,9 @@ from pathlib import Path
 
 import aiohttp
 
+from benchmarks.figures import percentile
 from benchmarks.stack import PROJECT_ROOT, Stack
 from whatsapp.signature import sign
-
-
-def percentile(values, q):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return values[index]
 
 
 def webhook_body(wa_id: str, wamid: str, text: str) -> bytes:
