@@ -100,3 +100,12 @@ def trained_model():
     from tests.model_support import train_model
 
     return train_model()
+
+
+@pytest.fixture(scope="module")
+def model(request):
+    """The model the end-to-end tests serve: CLINIC_TEST_MODEL (a model trained elsewhere,
+    e.g. a temporary --out while the shared one is being retrained), else the project's,
+    trained first if needed."""
+    override = os.environ.get("CLINIC_TEST_MODEL")
+    return Path(override) if override else request.getfixturevalue("trained_model")

@@ -13,10 +13,8 @@ a call-back instead.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import time
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyotp
@@ -45,14 +43,6 @@ def closed_nurse_hours() -> str:
     today = dt.datetime.now(ZoneInfo(SETTINGS.timezone.key)).weekday()
     day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(today + 3) % 7]
     return f"{day} 03:00-04:00"
-
-
-@pytest.fixture(scope="module")
-def model(request):
-    """HANDOFF_E2E_MODEL runs against an already trained model (e.g. a helper's own output);
-    otherwise the project's, trained if needed."""
-    path = os.environ.get("HANDOFF_E2E_MODEL")
-    return Path(path) if path else request.getfixturevalue("trained_model")
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,7 @@ reply with the offer of a person, at once (no restart, no retraining).
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pyotp
 import pytest
@@ -44,14 +42,6 @@ OFFER_EN = "If this doesn't answer your question, our reception team can help."
 
 def patient() -> str:
     return f"1555030{next(_numbers):04d}"  # synthetic
-
-
-@pytest.fixture(scope="module")
-def model(request):
-    """KNOWLEDGE_E2E_MODEL runs against an already trained model (e.g. a temporary --out);
-    otherwise the project's, trained if needed."""
-    path = os.environ.get("KNOWLEDGE_E2E_MODEL")
-    return Path(path) if path else request.getfixturevalue("trained_model")
 
 
 @pytest.fixture(scope="module")

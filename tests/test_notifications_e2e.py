@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import secrets
 import sqlite3
 import subprocess
@@ -35,13 +34,6 @@ def quiet_hours_away_from_now() -> str:
     now = dt.datetime.now(load_settings().timezone)
     start, end = now + dt.timedelta(hours=6), now + dt.timedelta(hours=7)
     return f"{start:%H:%M}-{end:%H:%M}"
-
-
-@pytest.fixture(scope="module")
-def model(request):
-    # CLINIC_TEST_MODEL: a model trained elsewhere (e.g. while the shared one is being retrained).
-    override = os.environ.get("CLINIC_TEST_MODEL")
-    return Path(override) if override else request.getfixturevalue("trained_model")
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,9 @@ Behaviour, not speed: in no one-second window did the simulator receive more tha
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -45,12 +43,6 @@ pytestmark = [pytest.mark.model, pytest.mark.servers]
 LIMIT = 20
 SUBSCRIBERS = 150
 PATIENTS = 10
-
-
-@pytest.fixture(scope="module")
-def model(request):
-    override = os.environ.get("CLINIC_TEST_MODEL")
-    return Path(override) if override else request.getfixturevalue("trained_model")
 
 
 @pytest.fixture(scope="module")
