@@ -67,6 +67,15 @@ async def serve(app: web.Application) -> tuple:
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
+async def serve_assistant() -> tuple:
+    """The stand-in for Rasa's turn endpoint on a free port: (stand-in, runner, URL)."""
+    assistant = AssistantStandIn()
+    app = web.Application()
+    app.router.add_post("/webhooks/whatsapp/turn", assistant.turn)
+    runner, url = await serve(app)
+    return assistant, runner, url
+
+
 class Gateway:
     def __init__(self, sim, rasa_url: str, database: str) -> None:
         self.sim, self.rasa_url, self.database = sim, rasa_url, database
@@ -143,10 +152,7 @@ async def test_poison_input_through_the_gateway_loses_nothing_and_logs_no_text(t
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("CLINIC_PSEUDONYM_KEY", "test-pseudonym-key")
     monkeypatch.setenv("CLINIC_ENCRYPTION_KEY", ENCRYPTION_KEY)
-    assistant = AssistantStandIn()
-    rasa_app = web.Application()
-    rasa_app.router.add_post("/webhooks/whatsapp/turn", assistant.turn)
-    rasa_runner, rasa_url = await serve(rasa_app)
+    assistant, rasa_runner, rasa_url = await serve_assistant()
     database = f"sqlite:///{tmp_path / 'gateway.db'}"
     async with running_simulator() as sim:
         gateway = await Gateway(sim, rasa_url, database).start()

@@ -9,12 +9,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.server import PATH
 from tests.connector_support import ENCRYPTION_KEY
-from tests.test_fault_inbound_gateway import AssistantStandIn, Gateway, replies, serve
+from tests.test_fault_inbound_gateway import Gateway, replies, serve_assistant
 from whatsapp import signature
 from whatsapp.metrics import CONTENT_TYPE, Metrics
 
@@ -75,10 +74,7 @@ async def test_the_gateway_serves_prometheus_metrics_without_patient_data(tmp_pa
 
     monkeypatch.setenv("CLINIC_PSEUDONYM_KEY", "test-pseudonym-key")
     monkeypatch.setenv("CLINIC_ENCRYPTION_KEY", ENCRYPTION_KEY)
-    assistant = AssistantStandIn()
-    rasa_app = web.Application()
-    rasa_app.router.add_post("/webhooks/whatsapp/turn", assistant.turn)
-    rasa_runner, rasa_url = await serve(rasa_app)
+    _, rasa_runner, rasa_url = await serve_assistant()
     async with running_simulator() as sim:
         gateway = await Gateway(sim, rasa_url, f"sqlite:///{tmp_path / 'gateway.db'}").start()
         try:
