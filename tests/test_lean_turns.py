@@ -18,17 +18,15 @@ import math
 import pytest
 
 from addons import lean_turns
-from tests.model_support import MODEL_PATH
-
-needs_model = pytest.mark.skipif(not MODEL_PATH.exists(), reason="no trained model (make train)")
 
 
 @pytest.fixture(scope="module")
-def agent():
+def agent(model):
+    # `model`: tests/conftest.py (trained first if needed, so a fresh clone runs these too).
     from rasa.core.agent import Agent
 
     lean_turns.apply()
-    return Agent.load(str(MODEL_PATH))
+    return Agent.load(str(model))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +94,6 @@ def run(agent, monkeypatch, enabled, events_by_sender, rebuild_each_turn=False):
             for sender, events in events_by_sender.items()}
 
 
-@needs_model
 def test_the_patch_is_installed_for_prediction_only(agent):
     from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
     from rasa.core.policies.rule_policy import RulePolicy
@@ -116,7 +113,6 @@ def _policies(agent):
     return [node._component for node in nodes]
 
 
-@needs_model
 @pytest.mark.model
 def test_every_test_story_gets_the_same_predictions(agent, story_trackers, monkeypatch):
     events = {f"story-{i}": list(t.events) for i, t in enumerate(story_trackers)}
@@ -129,7 +125,6 @@ def test_every_test_story_gets_the_same_predictions(agent, story_trackers, monke
     assert lean_turns.CACHE.hits > lean_turns.CACHE.misses
 
 
-@needs_model
 @pytest.mark.model
 def test_a_long_conversation_gets_the_same_predictions(agent, story_trackers, monkeypatch):
     from rasa.shared.core.events import ActionExecuted

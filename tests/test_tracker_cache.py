@@ -16,10 +16,8 @@ import pytest
 
 from addons import tracker_cache
 from benchmarks.turn_bench import PROJECT_TURNS
-from tests.model_support import MODEL_PATH
 
-pytestmark = [pytest.mark.skipif(not MODEL_PATH.exists(), reason="no trained model (make train)"),
-              pytest.mark.model, pytest.mark.servers]
+pytestmark = [pytest.mark.model, pytest.mark.servers]
 
 
 def as_json(value):
@@ -27,16 +25,17 @@ def as_json(value):
 
 
 @pytest.fixture(scope="module")
-def action_server(tmp_path_factory):
+def action_server(tmp_path_factory, model):
+    # `model`: tests/conftest.py (trained first if needed, so a fresh clone runs this too).
     from benchmarks.stack import Stack
 
-    stack = Stack(tmp_path_factory.mktemp("actions"), MODEL_PATH)
+    stack = Stack(tmp_path_factory.mktemp("actions"), model)
     stack.start_actions()
     yield stack
     stack.stop()
 
 
-def test_kept_trackers_equal_what_rasa_reads_from_the_database(action_server, tmp_path, monkeypatch):
+def test_kept_trackers_equal_what_rasa_reads_from_the_database(action_server, model, tmp_path, monkeypatch):
     from rasa.core.agent import Agent
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.trackers import EventVerbosity
@@ -45,7 +44,7 @@ def test_kept_trackers_equal_what_rasa_reads_from_the_database(action_server, tm
     monkeypatch.setenv("LEAN_TURNS", "1")
     assert tracker_cache.apply()
     tracker_cache.TRACKERS.clear()
-    agent = Agent.load(str(MODEL_PATH), action_endpoint=EndpointConfig(f"{action_server.url('actions')}/webhook"))
+    agent = Agent.load(str(model), action_endpoint=EndpointConfig(f"{action_server.url('actions')}/webhook"))
     store = SQLTrackerStore(agent.domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
     agent.tracker_store = store
     agent.processor.tracker_store = store
