@@ -377,13 +377,8 @@ def _fallback_version(message: OutboundMessage, fallback: Union[OutboundMessage,
     if isinstance(fallback, str):
         if not isinstance(message, Template):
             return None
-        language = fallback
-        try:
-            fallback = dataclasses.replace(message, language=language)
-        except MessageShapeError:
-            logger.warning("Not a template language code for the fallback: %r", language[:16])
-            return None
-    if not _is_template(fallback) or _language(fallback) == _language(message):
+        fallback = outbox_queue.template_in_language(message, fallback)
+    if fallback is None or not _is_template(fallback) or _language(fallback) == _language(message):
         return None  # the same language again would be refused the same way
     return fallback
 

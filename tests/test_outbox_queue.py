@@ -23,8 +23,9 @@ from clinic.messaging.outbox_queue import (
     PRIORITY_SURVEY,
     WITHDRAWN,
     OutboxQueue,
+    outcome_of,
 )
-from clinic.messaging.store import WhatsAppStore
+from clinic.messaging.store import OutboundItem, WhatsAppStore
 from clinic.privacy import ContactCipher
 from gateway.outbox import Outbox
 from gateway.sender import OUTSIDE_WINDOW, DeliveryPolicy, Sender
@@ -311,3 +312,16 @@ async def test_a_survey_through_the_queue_is_sent_once_and_recorded_with_its_wam
     assert survey.status == t.SENT and survey.wamid == message["wamid"]
     assert [(row.kind, row.priority, row.state) for row in store.outbound()] == [
         (t.outbound_kind(survey.id), PRIORITY_SURVEY, "sent")]
+
+
+def test_a_failed_fallback_is_read_back_with_both_languages():
+    # The fallback went out and failed too: the sender records "<error>; after <note>".
+    now = dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc)
+    payload = Template("health_tip", language="ru", body_params=("a",)).to_payload("x")
+    item = OutboundItem(
+        id=1, conversation_id="c1", kind="template", payload=payload, state="dead", attempts=2,
+        ambiguous=False, retries=0, retry_at=None, turn_wamid=None, error_code=131026,
+        error_detail="Meta 131026 undeliverable; after language_fallback: ru -> en_US (Meta 132001)",
+        ticket_id=None, created_at=now, updated_at=now)
+    outcome = outcome_of(item)
+    assert (outcome.state, outcome.fallback_from, outcome.language) == ("dead", "ru", "en_US")

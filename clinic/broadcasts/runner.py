@@ -83,7 +83,7 @@ from whatsapp.outbound import Template
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CAMPAIGN_ERRORS", "CampaignPaused", "RateLimiter", "RunFigures", "Runner", "Versions", "worker_is_dead"]
+__all__ = ["CAMPAIGN_ERRORS", "CampaignPaused", "RunFigures", "Runner", "Versions", "worker_is_dead"]
 
 # Graph errors that concern the whole campaign, not one patient: pause, don't burn the list.
 CAMPAIGN_ERRORS = {

@@ -96,7 +96,19 @@ def prepare(message: OutboundMessage, kind: str) -> tuple[str, dict, Optional[st
     return kind, message.to_payload(RECORDED_RECIPIENT), None
 
 
-_FALLBACK_NOTE = re.compile(rf"^{LANGUAGE_FALLBACK}: (\S+) -> (\S+)")
+# Where the sender notes a language fallback: alone when the fallback went out, after the
+# error ("<error>; after language_fallback: …", gateway/sender.py) when it failed too.
+_FALLBACK_NOTE = re.compile(rf"(?:^|; after ){LANGUAGE_FALLBACK}: (\S+) -> (\S+)")
+
+
+def template_in_language(message: Template, language: str) -> Optional[Template]:
+    """``message`` (same template and parameters) in ``language``: a caller's fallback given
+    only as a language code. None, with a warning, when it is not a language code."""
+    try:
+        return dataclasses.replace(message, language=language)
+    except MessageShapeError:
+        logger.warning("Not a template language code for the fallback: %r", language[:16])
+        return None
 
 
 def outcome_of(item: OutboundItem) -> Optional[SendOutcome]:
@@ -104,7 +116,7 @@ def outcome_of(item: OutboundItem) -> Optional[SendOutcome]:
     is still queued or being sent."""
     if item.state not in FINAL_STATES:
         return None
-    note = _FALLBACK_NOTE.match(item.error_detail or "")
+    note = _FALLBACK_NOTE.search(item.error_detail or "")
     language = template_language(item.payload) if item.payload else None
     fallback_from = None
     if note:
@@ -158,11 +170,7 @@ class OutboxQueue:
         alternative = None
         if not refused and isinstance(message, Template) and fallback:
             if isinstance(fallback, str):
-                try:
-                    fallback = dataclasses.replace(message, language=fallback)
-                except MessageShapeError:
-                    logger.warning("Not a template language code for the fallback: %r", fallback[:16])
-                    fallback = None
+                fallback = template_in_language(message, fallback)
             if isinstance(fallback, Template) and fallback.language != message.language:
                 alternative = fallback.to_payload(RECORDED_RECIPIENT)
         outbound_id = await asyncio.to_thread(

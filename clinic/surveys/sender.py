@@ -32,7 +32,6 @@ from clinic.broadcasts.languages import (
     fallback_note,
     with_note,
 )
-from clinic.broadcasts.runner import RateLimiter
 from clinic.clock import utcnow
 from clinic.consent import ConsentStore
 from clinic.language.catalogue import default_catalogue
@@ -42,6 +41,7 @@ from clinic.scheduling.formatting import on_day
 from clinic.surveys import tables as t
 from clinic.surveys.store import Survey, SurveyStore
 from clinic.surveys.templates import ApprovedTemplates, default_approved
+from whatsapp.limits import RateLimiter
 from whatsapp.outbound import Template
 
 logger = logging.getLogger(__name__)
