@@ -67,9 +67,12 @@ class _Fold:
     (Rasa's final ``yield tracker, False``) is never kept: it is built fresh on every call."""
 
     __slots__ = ("applied", "tracker", "states", "last_ml_action_sub_state", "turn_was_hidden",
-                 "raw_length", "raw_last", "loop_names")
+                 "raw_length", "raw_last", "loop_names", "domain")
 
-    def __init__(self, tracker):
+    def __init__(self, tracker, domain=None):
+        # The domain the states were built with (held, so its id is not reused while cached:
+        # a reloaded model's domain starts a new fold).
+        self.domain = domain
         self.applied: List[Any] = []
         # The tracker's own events when `applied` was computed: their number, the last one
         # (same object), and the loop names among them (see `_applied_events`).
@@ -204,9 +207,9 @@ def incremental_states(tracker, domain, omit_unset_slots: bool = False, ignore_r
            json.dumps(rule_only_data, sort_keys=True, default=str) if rule_only_data else None)
     fold = CACHE.get(key)
     applied, extends = _applied_events(tracker, fold)
-    if fold is None or not (extends or _extends(applied, fold.applied)):
+    if fold is None or fold.domain is not domain or not (extends or _extends(applied, fold.applied)):
         CACHE.misses += 1
-        fold = _Fold(tracker)
+        fold = _Fold(tracker, domain)
     else:
         CACHE.hits += 1
     tr = fold.tracker

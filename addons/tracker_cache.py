@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 from typing import Any, Dict, Optional, Text
+
+from addons.lean_turns import enabled  # one LEAN_TURNS switch for both patches
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +33,14 @@ MAX_TRACKERS = 1000
 _ORIGINALS: Dict[str, Any] = {}
 
 
-def enabled() -> bool:
-    return os.environ.get("LEAN_TURNS", "1") != "0"
-
-
 class _Kept:
-    __slots__ = ("tracker", "rows", "max_id", "length", "last")
+    # `domain`: the store's domain when the tracker was saved. A model reload gives the store
+    # a new one (Rasa then rebuilds trackers with its slots): a kept tracker is used only
+    # with the domain it was built with.
+    __slots__ = ("tracker", "rows", "max_id", "length", "last", "domain")
 
-    def __init__(self, tracker, rows: int, max_id: Optional[int]):
-        self.tracker, self.rows, self.max_id = tracker, rows, max_id
+    def __init__(self, tracker, rows: int, max_id: Optional[int], domain: Any):
+        self.tracker, self.rows, self.max_id, self.domain = tracker, rows, max_id, domain
         self.length = len(tracker.events)
         self.last = tracker.events[-1] if tracker.events else None
 
@@ -87,7 +87,8 @@ def _new_session_inside(tracker) -> bool:
 async def retrieve(self, sender_id: Text):
     key = (id(self), sender_id)
     kept = TRACKERS.kept.pop(key, None)
-    if kept is not None and enabled() and kept.unchanged():
+    if (kept is not None and enabled() and self.domain is not None and kept.domain is self.domain
+            and kept.unchanged()):
         with self.session_scope() as session:
             if _row_figures(self, session, sender_id) == (kept.rows, kept.max_id):
                 TRACKERS.hits += 1
@@ -104,7 +105,7 @@ async def save(self, tracker) -> None:
         return
     with self.session_scope() as session:
         rows, max_id = _row_figures(self, session, tracker.sender_id)
-    TRACKERS.put(key, _Kept(tracker, rows, max_id))
+    TRACKERS.put(key, _Kept(tracker, rows, max_id, self.domain))
 
 
 def apply() -> bool:
