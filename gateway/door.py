@@ -35,14 +35,15 @@ from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
 from clinic.messaging.outbox_queue import PRIORITY_NAMES
 from clinic.messaging.quarantine import WAMID_MAX, Quarantine, storable_wamid
-from clinic.messaging.store import NewInbound, PendingMessage, WhatsAppStore
+from clinic.messaging.store import PendingMessage, WhatsAppStore
+from clinic.messaging.turn import InboundTurn
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from gateway.follow_up import follow_up_opener
 from gateway.inbound_mapping import to_assistant_input
 from gateway.outbox import Outbox
 from gateway.processor import InboxProcessor, where_it_failed
 from gateway.render import CHANNEL_NAME
-from gateway.sender import DeliveryPolicy, Sender
+from gateway.sender import Sender
 from gateway.settings import WhatsAppSettings
 from gateway.worker import WorkerLoop
 from whatsapp import signature
@@ -95,7 +96,7 @@ class Door:
         # One pooled HTTP client per event loop: replies are sent from the processing loop,
         # proactive messages (Rasa's trigger_intent) from Sanic's loop.
         # Attempts, timeouts and dead-letter rounds of outbound messages (gateway/sender.py).
-        self.delivery = DeliveryPolicy.from_environment()
+        self.delivery = settings.delivery
         self._client = self._graph_client()
         # A turn's reply that finally failed opens a staff ticket (follow_up.py).
         self.sender = Sender(self._client, self.store, self._cipher, self.metrics, policy=self.delivery,
@@ -103,7 +104,7 @@ class Door:
         # A turn's replies: recorded, then sent in order; resumed after a crash (outbox.py).
         self.outbox = Outbox(self.sender, self.store, self.metrics)
         self.processor: Optional[InboxProcessor] = None
-        self._worker = WorkerLoop()
+        self._worker = WorkerLoop(niceness=settings.worker_niceness)
 
     def _graph_client(self) -> GraphClient:
         return GraphClient(
@@ -230,12 +231,12 @@ class Door:
     async def flush_journal(self) -> List[str]:
         """Move every journalled record into the inbox now; returns the conversations that
         got new messages (already handed to processing)."""
-        new: List[NewInbound] = []
+        new: List[InboundTurn] = []
         try:
             await asyncio.to_thread(self.drain_journal, new)
         finally:
             # Also when a later segment failed: what reached the inbox gets processed now.
-            conversations = list(dict.fromkeys(i.conversation_id for i in new if not i.skip))
+            conversations = list(dict.fromkeys(i.conversation_id for i in new if not i.record_only))
             if self.on_new_conversations is not None:
                 self.on_new_conversations(conversations)
             else:
@@ -282,14 +283,14 @@ class Door:
             logger.error("Moving journalled webhooks into the inbox at start-up failed; the flusher "
                          "retries: %s", where_it_failed(error))
 
-    def drain_journal(self, new: Optional[List[NewInbound]] = None) -> List[NewInbound]:
+    def drain_journal(self, new: Optional[List[InboundTurn]] = None) -> List[InboundTurn]:
         """Journal → inbox; the messages that were new are appended to ``new`` as each
         segment commits."""
         new = [] if new is None else new
         self.journal.drain(lambda records: new.extend(self._apply_records(records)))
         return new
 
-    def _apply_records(self, records: List[Dict[str, Any]]) -> List[NewInbound]:
+    def _apply_records(self, records: List[Dict[str, Any]]) -> List[InboundTurn]:
         """One journal segment into the database, all at once; if the database refuses it,
         record by record, and a record it still refuses goes to the quarantine with its
         reason. One bad record never blocks the journal (nor the gateway's start-up). Only
@@ -301,7 +302,7 @@ class Door:
                 raise
             logger.warning("A journal segment could not be applied as a whole (%s); applying its %d "
                            "records one by one", type(error).__name__, len(records))
-        new: List[NewInbound] = []
+        new: List[InboundTurn] = []
         for record in records:
             try:
                 new.extend(self._apply_together([record]))
@@ -338,16 +339,16 @@ class Door:
             self.quarantine.add("journal", "journal_apply_failed",
                                 detail=f"{type(error).__name__}; fields unstorable ({type(failure).__name__})")
 
-    def _apply_together(self, records: List[Dict[str, Any]]) -> List[NewInbound]:
+    def _apply_together(self, records: List[Dict[str, Any]]) -> List[InboundTurn]:
         """Records into the database: messages and addresses in one transaction, then the
         statuses in the order Meta sent them, then the quarantine's own records."""
-        items: List[NewInbound] = []
+        items: List[InboundTurn] = []
         contacts: Dict[str, Tuple[str, dt.datetime]] = {}
         statuses = []
         quarantined: List[Dict[str, Any]] = []
         for record in records:
             if record.get("type") == "message":
-                item = _item_from_record(record)
+                item = InboundTurn.from_json(record)
                 items.append(item)
                 address = record.get("address_encrypted")
                 known = contacts.get(item.conversation_id)
@@ -382,15 +383,16 @@ class Door:
     async def dead_letter(self, message: PendingMessage, reason: str) -> None:
         """A message given up on (processor.py): into the quarantine, where staff can retry
         it, and a ticket for the conversation so a person follows the patient up."""
+        turn = message.turn
         await asyncio.to_thread(self.quarantine.add, "inbox", reason, detail="the assistant failed on every attempt",
-                                wamid=message.wamid, conversation_id=message.conversation_id, kind=message.kind,
+                                wamid=turn.wamid, conversation_id=turn.conversation_id, kind=turn.kind,
                                 inbox_id=message.id, attempts=message.attempts)
-        key = contact_key(message.conversation_id, CHANNEL_NAME, self._pseudonym_key)
+        key = contact_key(turn.conversation_id, CHANNEL_NAME, self._pseudonym_key)
         await asyncio.to_thread(self._handoffs.record, key, Team.RECEPTION, Reason.MESSAGE_FAILED,
-                                conversation_id=message.conversation_id)
+                                conversation_id=turn.conversation_id)
         self.metrics.increment("inbound_dead_letter_ticket")
 
-    def _prepare(self, message: InboundMessage) -> Optional[Tuple[NewInbound, Optional[str]]]:
+    def _prepare(self, message: InboundMessage) -> Optional[Tuple[InboundTurn, Optional[str]]]:
         sender_key = message.sender_key
         if not sender_key:
             self.metrics.increment("inbound_without_sender")
@@ -408,15 +410,14 @@ class Door:
         # Reply to the phone/wa_id when Meta gives one; a username-only user by BSUID.
         contact = message.contact
         address = message.from_ or (contact.wa_id if contact else None) or sender_key
-        item = NewInbound(
+        item = InboundTurn(
             wamid=wamid,
             conversation_id=self.conversation_id(sender_key),
             kind=assistant_input.kind,
             text=assistant_input.text,
-            metadata={"title": assistant_input.title} if assistant_input.title else {},
-            redacted=assistant_input.redacted,
             received_at=dt.datetime.fromtimestamp(message.timestamp, dt.timezone.utc),
-            skip=assistant_input.text is None,
+            redacted=assistant_input.redacted,
+            title=assistant_input.title,
         )
         return item, address
 
@@ -441,19 +442,9 @@ def journal_directory(configured: str, database_url: str) -> Path:
     return VAR_DIR / "whatsapp-journal"
 
 
-def _message_record(item: NewInbound, address_encrypted: Optional[str]) -> Dict[str, Any]:
-    return {"type": "message", "wamid": item.wamid, "conversation_id": item.conversation_id,
-            "kind": item.kind, "text": item.text, "metadata": item.metadata,
-            "redacted": list(item.redacted), "received_at": item.received_at.isoformat(),
-            "skip": item.skip, "address_encrypted": address_encrypted}
-
-
-def _item_from_record(record: Dict[str, Any]) -> NewInbound:
-    return NewInbound(
-        wamid=record["wamid"], conversation_id=record["conversation_id"], kind=record["kind"],
-        text=record.get("text"), metadata=record.get("metadata") or {},
-        redacted=tuple(record.get("redacted") or ()),
-        received_at=dt.datetime.fromisoformat(record["received_at"]), skip=bool(record.get("skip")))
+def _message_record(item: InboundTurn, address_encrypted: Optional[str]) -> Dict[str, Any]:
+    """A journal line: the turn's wire format, plus the contact's encrypted address."""
+    return {"type": "message", **item.to_json(), "address_encrypted": address_encrypted}
 
 
 def _status_record(status: StatusUpdate) -> Dict[str, Any]:

@@ -41,8 +41,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-import os
-from typing import Any, Coroutine, Dict, Mapping, Optional, Sequence, Set
+from typing import Any, Coroutine, Dict, Optional, Sequence, Set
 
 from clinic.clock import utcnow
 from clinic.messaging.store import DEAD, QUEUED, SENDING, OutboundItem, WhatsAppStore
@@ -52,16 +51,7 @@ from whatsapp.outbound import OutboundMessage
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_POLL_SECONDS = 0.2
 DEFAULT_QUEUE_CONCURRENCY = 8
-
-
-def poll_seconds_from_environment(environ: Optional[Mapping[str, str]] = None) -> float:
-    value = ((os.environ if environ is None else environ).get("WHATSAPP_OUTBOX_POLL_SECONDS") or "").strip()
-    seconds = float(value) if value else DEFAULT_POLL_SECONDS
-    if seconds <= 0:
-        raise ValueError("WHATSAPP_OUTBOX_POLL_SECONDS must be positive")
-    return seconds
 
 
 class Outbox:
@@ -76,7 +66,7 @@ class Outbox:
         self._retrying: Set[int] = set()
         self._sweeper: Optional[asyncio.Task[Any]] = None
         # The queue (see the module docstring).
-        self.poll_seconds = DEFAULT_POLL_SECONDS
+        self.poll_seconds = 0.2  # until start_draining (WHATSAPP_OUTBOX_POLL_SECONDS)
         self.queue_concurrency = DEFAULT_QUEUE_CONCURRENCY
         self._drainer: Optional[asyncio.Task[Any]] = None
         self._wake: Optional[asyncio.Event] = None

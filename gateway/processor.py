@@ -107,7 +107,7 @@ class InboxProcessor:
                 await self._handle(message)
         except Exception as error:  # noqa: BLE001 - one bad message must not stop the others
             logger.error("Processing an inbound WhatsApp message failed (kind=%s, attempt %d of %d): %s",
-                         message.kind, message.attempts, self._max_attempts, where_it_failed(error))
+                         message.turn.kind, message.attempts, self._max_attempts, where_it_failed(error))
             if message.attempts < self._max_attempts:
                 self._metrics.increment("inbound_attempt_failed")
                 return float(self._retry_seconds * 2.0 ** (message.attempts - 1))
@@ -143,7 +143,7 @@ class InboxProcessor:
                 # Every attempt ended with the process gone (it is what kills it, perhaps):
                 # not one more try.
                 logger.error("An inbound WhatsApp message was interrupted on each of its %d attempts; "
-                             "giving up (kind=%s)", message.attempts, message.kind)
+                             "giving up (kind=%s)", message.attempts, message.turn.kind)
                 await self._give_up(message, "interrupted")
             else:
                 await asyncio.to_thread(self._store.requeue, message.id)

@@ -17,11 +17,11 @@ import asyncio
 import json
 import logging
 import random
-from typing import Any, Callable, Dict, Optional
+from typing import Callable, Optional
 
 import aiohttp
 
-from clinic.messaging.store import PendingMessage
+from clinic.messaging.turn import InboundTurn, TurnReply, TurnRequest
 from whatsapp import signature
 from whatsapp.metrics import Metrics
 
@@ -62,19 +62,17 @@ class Relay:
         if self._session is not None:
             await self._session.close()
 
-    async def turn(self, message: PendingMessage) -> Dict[str, Any]:
-        """The assistant's answer to ``message``: ``{"messages": [...]}`` (Rasa's responses,
-        in order), once it answers; raises TurnRefused (400) or TurnFailed (5xx)."""
-        claimed = bool(message.text) and await asyncio.to_thread(self._claimed, message.conversation_id)
-        fields = {"wamid": message.wamid, "conversation_id": message.conversation_id, "kind": message.kind,
-                  "text": message.text, "redacted": list(message.redacted), "attempts": message.attempts,
-                  "claimed_by_staff": claimed, "metadata": message.metadata}
+    async def turn(self, turn: InboundTurn) -> TurnReply:
+        """The assistant's answer to ``turn`` (Rasa's responses, in order), once it answers;
+        raises TurnRefused (400, or an answer that is not a turn's reply) or TurnFailed (5xx)."""
+        claimed = bool(turn.text) and await asyncio.to_thread(self._claimed, turn.conversation_id)
+        request = TurnRequest(turn, claimed)
         session = self._session
         if session is None:
             raise RuntimeError("Relay.start() opens the HTTP session first")
         delay = 0.5
         while True:
-            body = json.dumps(fields).encode()
+            body = json.dumps(request.to_json()).encode()
             try:
                 async with session.post(
                     f"{self.rasa_url}{TURN_PATH}", data=body,
@@ -83,8 +81,10 @@ class Relay:
                     timeout=aiohttp.ClientTimeout(total=TURN_TIMEOUT_SECONDS),
                 ) as reply:
                     if reply.status == 200:
-                        answer: Dict[str, Any] = await reply.json()
-                        return answer
+                        try:
+                            return TurnReply.from_json(await reply.json())
+                        except (ValueError, aiohttp.ContentTypeError) as error:
+                            raise TurnRefused("the answer is not a turn's reply") from error
                     if reply.status == 400:
                         raise TurnRefused(f"HTTP {reply.status}")
                     if reply.status >= 500:
@@ -100,6 +100,6 @@ class Relay:
             # answers with the replies it gave instead of processing it again.
             self._metrics.increment("turn_retried")
             logger.warning("The assistant did not take a turn (%s); retrying in %.1f s", problem, delay)
-            fields["attempts"] = max(2, message.attempts)
+            request = TurnRequest(turn.retried(max(2, turn.attempts)), claimed)
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, RETRY_MAX_SECONDS)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional, Text, Tuple
 
+from clinic.messaging.turn import InboundTurn, TurnReply
 from gateway.outbox import Outbox
 from gateway.sender import Sender
 from whatsapp.limits import INTERACTIVE_BODY_MAX, LIST_ROWS_MAX
@@ -156,11 +157,11 @@ async def render(conversation_id: str, replies: List[Dict[str, Any]]) -> List[Tu
     return builder.collected or []
 
 
-async def deliver_turn(outbox: Outbox, conversation_id: str, turn_wamid: str,
-                       replies: List[Dict[str, Any]]) -> None:
+async def deliver_turn(outbox: Outbox, turn: InboundTurn, reply: TurnReply) -> None:
     """The replies of one turn (Rasa's collected responses, in order): built, recorded
     together, then sent in order by the outbox."""
-    await outbox.deliver_turn(conversation_id, turn_wamid, await render(conversation_id, replies))
+    messages = await render(turn.conversation_id, list(reply.messages))
+    await outbox.deliver_turn(turn.conversation_id, turn.wamid, messages)
 
 
 def _custom_message(spec: Dict[str, Any]) -> Tuple[OutboundMessage, str]:

@@ -32,11 +32,9 @@ the outcome tells the caller (``fallback_from``), so a fallback is never silent.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
-import os
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Protocol, Sequence, Tuple, Union
 
 from clinic import phi_guard
 from clinic.clock import utcnow
@@ -56,7 +54,8 @@ from clinic.messaging.store import (
     callback_data,
 )
 from clinic.privacy import ContactCipher
-from whatsapp.client import DEFAULT_TIMEOUT_SECONDS, AmbiguousSend, SendResult
+from gateway.settings import DeliveryPolicy
+from whatsapp.client import AmbiguousSend, SendResult
 from whatsapp.errors import TEMPLATE_MISSING, GraphError
 from whatsapp.limits import CUSTOMER_SERVICE_WINDOW_SECONDS
 from whatsapp.metrics import Metrics
@@ -70,48 +69,6 @@ __all__ = ["AMBIGUOUS", "BLOCKED_PHI", "DeliveryPolicy", "OUTSIDE_WINDOW", "RECO
 OUTSIDE_WINDOW = "outside_window"
 UNKNOWN_CONTACT = "unknown_contact"
 AMBIGUOUS = "ambiguous"
-
-
-@dataclasses.dataclass(frozen=True)
-class DeliveryPolicy:
-    """How hard to try. From the environment (``from_environment``); defaults for Meta."""
-
-    # Graph requests per delivery round (the client's retries on transient errors).
-    attempts: int = 5
-    # The Graph client's timeout (whatsapp/client.py explains the value).
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
-    # How long to wait for a status webhook that proves an ambiguous send went out. Meta
-    # sends the `sent` status within seconds of taking a message, and redelivers webhooks
-    # missed during a restart "immediately, then with decreasing frequency".
-    unconfirmed_grace: float = 30.0
-    # Later rounds for a turn's dead letter: seconds after each failure (bounded: then a
-    # person follows up).
-    dead_letter_retry: Tuple[float, ...] = (60.0, 300.0, 1800.0)
-    # How often the outbox looks for due dead letters and stuck rows.
-    sweep_seconds: float = 5.0
-
-    @classmethod
-    def from_environment(cls, environ: Optional[Mapping[str, str]] = None) -> "DeliveryPolicy":
-        environ = os.environ if environ is None else environ
-        default = cls()
-
-        def number(name: str, fallback: float) -> float:
-            value = (environ.get(name) or "").strip()
-            return float(value) if value else fallback
-
-        schedule = (environ.get("WHATSAPP_DEAD_LETTER_RETRY_SECONDS") or "").strip()
-        policy = cls(
-            attempts=int(number("WHATSAPP_SEND_ATTEMPTS", default.attempts)),
-            timeout=number("WHATSAPP_GRAPH_TIMEOUT_SECONDS", default.timeout),
-            unconfirmed_grace=number("WHATSAPP_UNCONFIRMED_GRACE_SECONDS", default.unconfirmed_grace),
-            dead_letter_retry=tuple(float(x) for x in schedule.split(",") if x.strip())
-            if schedule else default.dead_letter_retry,
-            sweep_seconds=number("WHATSAPP_OUTBOX_SWEEP_SECONDS", default.sweep_seconds),
-        )
-        if policy.attempts < 1 or policy.timeout <= 0 or policy.unconfirmed_grace < 0 \
-                or any(delay < 0 for delay in policy.dead_letter_retry) or policy.sweep_seconds <= 0:
-            raise ValueError("WhatsApp delivery settings: attempts >= 1, timeout > 0, delays >= 0")
-        return policy
 
 
 # Called with a turn's reply that finally failed; returns the follow-up ticket's id.

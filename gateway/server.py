@@ -42,8 +42,7 @@ import argparse
 import asyncio
 import json
 import logging
-import os
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, List, Optional, Set
 
 import aiohttp
 from aiohttp import web
@@ -52,11 +51,10 @@ from clinic.inbox.patient_side import claimed_by_staff
 from clinic.messaging.store import PendingMessage
 from clinic.redaction import redact
 from gateway.door import Door
-from gateway.outbox import poll_seconds_from_environment
 from gateway.processor import InboxProcessor, mark_read_best_effort
 from gateway.relay import RETRY_MAX_SECONDS, TURN_TIMEOUT_SECONDS, Relay, TurnFailed, TurnRefused
 from gateway.render import deliver_turn
-from gateway.settings import WhatsAppSettings
+from gateway.settings import GatewayAddress, WhatsAppSettings
 from gateway.worker import WorkerLoop
 from whatsapp import signature
 from whatsapp.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -66,7 +64,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["Ingress", "PATH", "RETRY_MAX_SECONDS", "TURN_TIMEOUT_SECONDS", "TurnFailed", "TurnRefused", "main"]
 
 PATH = "/webhooks/whatsapp/webhook"
-GATEWAY_CONCURRENCY = 16
 
 
 ROLES = ("all", "door", "relay")
@@ -92,19 +89,15 @@ class Ingress:
         self._notice_wanted = asyncio.Event()
         self._notifier: Optional[asyncio.Task[Any]] = None
         self._notice_session: Optional[aiohttp.ClientSession] = None
-        # Turns in flight at once. Here a turn is only a request waiting in Rasa's queue (not
-        # inference on this process's loop, as in Rasa's own channel), so allow more than the
-        # channel's default: with too few, Rasa idles while it awaits the action server.
-        concurrency = (channel.settings.max_concurrent_conversations
-                       if os.environ.get("WHATSAPP_MAX_CONCURRENT_CONVERSATIONS") else GATEWAY_CONCURRENCY)
-        self.processor = InboxProcessor(channel.store, self._handle, concurrency, channel.metrics,
+        self.processor = InboxProcessor(channel.store, self._handle, channel.settings.gateway_turns_in_flight,
+                                        channel.metrics,
                                         max_attempts=channel.settings.inbound_max_attempts,
                                         retry_seconds=channel.settings.inbound_retry_seconds,
                                         dead_letter=channel.dead_letter)
         channel.on_new_conversations = self._queue_notice if role == "door" else self._submit
         # Turns and replies run on a loop of their own (a lower-priority thread, worker.py),
         # so the acknowledgements on the web server's loop never queue behind them.
-        self._worker = WorkerLoop("whatsapp-gateway")
+        self._worker = WorkerLoop("whatsapp-gateway", channel.settings.worker_niceness)
 
     def _submit(self, conversations: List[str]) -> None:
         if self._worker.running:
@@ -159,16 +152,13 @@ class Ingress:
     # ── one message: mark read, the assistant's turn, the replies ───────────────────────────
     async def _handle(self, message: PendingMessage) -> None:
         sender = self.channel.sender
-        marking = asyncio.ensure_future(mark_read_best_effort(sender, message.wamid, self.channel.metrics))
-        answer = await self._turn(message)
+        turn = message.turn
+        marking = asyncio.ensure_future(mark_read_best_effort(sender, turn.wamid, self.channel.metrics))
+        reply = await self.relay.turn(turn)
         await marking
         # Every reply recorded before the first is sent, then sent in order; a crash in
         # between loses none (gateway/outbox.py).
-        await deliver_turn(self.channel.outbox, message.conversation_id, message.wamid,
-                           answer.get("messages") or [])
-
-    async def _turn(self, message: PendingMessage) -> Dict[str, Any]:
-        return await self.relay.turn(message)
+        await deliver_turn(self.channel.outbox, turn, reply)
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────────
     async def start(self, _app: web.Application) -> None:
@@ -195,7 +185,7 @@ class Ingress:
             # Interrupted after its replies were recorded: done here, the outbox sends those
             # that did not go out. Otherwise it is requeued and its turn says it is a retry
             # (see ``_turn``): Rasa answers with the replies it gave, if it took it in.
-            return await asyncio.to_thread(store.turn_recorded, message.wamid)
+            return await asyncio.to_thread(store.turn_recorded, message.turn.wamid)
 
         # Replies recorded but not sent before a crash go first, each conversation in order.
         await self.channel.outbox.resume()
@@ -206,7 +196,7 @@ class Ingress:
         # Every other sender's messages (staff replies, reminders, notifications, surveys,
         # broadcasts), queued in the database by their processes: sent from here, with this
         # process's one Graph client and its one rate limit (outbox.py, clinic/messaging/outbox_queue.py).
-        self.channel.outbox.start_draining(poll_seconds_from_environment())
+        self.channel.outbox.start_draining(self.channel.settings.outbox_poll_seconds)
 
     async def _stop_processing(self) -> None:
         await self.processor.idle()
@@ -270,9 +260,10 @@ class Ingress:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default=os.environ.get("WHATSAPP_INGRESS_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("WHATSAPP_INGRESS_PORT", "5006")))
-    parser.add_argument("--rasa-url", default=os.environ.get("RASA_URL", "http://127.0.0.1:5005"))
+    address = GatewayAddress.load()
+    parser.add_argument("--host", default=address.host)
+    parser.add_argument("--port", type=int, default=address.port)
+    parser.add_argument("--rasa-url", default=address.rasa_url)
     parser.add_argument("--role", choices=ROLES, default="all",
                         help="all: one process; door + relay: two processes, so acknowledgements never "
                              "share an interpreter with relaying replies (busy numbers)")

@@ -1,7 +1,10 @@
-"""WhatsApp channel settings, from the environment (credentials.yml may set them too).
+"""The gateway's settings: the one place in this package that reads the environment.
 
-Missing required settings stop the server at start-up with a message naming them, rather
-than failing on the first patient message.
+``WhatsAppSettings`` (the channel: Meta's credentials, limits, the inbox and outbox; also
+read by Rasa's side, connectors/whatsapp, where credentials.yml may set them too),
+``DeliveryPolicy`` (how hard the sender tries) and ``GatewayAddress`` (where the gateway
+process listens and where Rasa is). Missing or malformed settings stop the process at
+start-up with a message naming them, rather than failing on the first patient message.
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ import dataclasses
 import hmac
 import os
 import secrets
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
 from clinic.db import VAR_DIR
 from clinic.privacy import secret_from
+from whatsapp.client import DEFAULT_TIMEOUT_SECONDS
 
 DEFAULT_API_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
@@ -40,11 +44,60 @@ _ENV = {
     "gateway": ("WHATSAPP_GATEWAY", False),
     "inbound_max_attempts": ("WHATSAPP_INBOUND_MAX_ATTEMPTS", False),
     "inbound_retry_seconds": ("WHATSAPP_INBOUND_RETRY_SECONDS", False),
+    "outbox_poll_seconds": ("WHATSAPP_OUTBOX_POLL_SECONDS", False),
+    "worker_niceness": ("WHATSAPP_WORKER_NICENESS", False),
 }
+# Turns the gateway process keeps in flight when WHATSAPP_MAX_CONCURRENT_CONVERSATIONS is not
+# set. There a turn is only a request waiting in Rasa's queue (not inference on this process's
+# loop, as in Rasa's own channel), so more than the channel's 8: with too few, Rasa idles while
+# it awaits the action server.
+GATEWAY_TURNS_IN_FLIGHT = 16
 
 
 class WhatsAppConfigError(ValueError):
     """A required WhatsApp setting is missing or invalid."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard to try. From the environment (``from_environment``); defaults for Meta."""
+
+    # Graph requests per delivery round (the client's retries on transient errors).
+    attempts: int = 5
+    # The Graph client's timeout (whatsapp/client.py explains the value).
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    # How long to wait for a status webhook that proves an ambiguous send went out. Meta
+    # sends the `sent` status within seconds of taking a message, and redelivers webhooks
+    # missed during a restart "immediately, then with decreasing frequency".
+    unconfirmed_grace: float = 30.0
+    # Later rounds for a turn's dead letter: seconds after each failure (bounded: then a
+    # person follows up).
+    dead_letter_retry: Tuple[float, ...] = (60.0, 300.0, 1800.0)
+    # How often the outbox looks for due dead letters and stuck rows.
+    sweep_seconds: float = 5.0
+
+    @classmethod
+    def from_environment(cls, environ: Optional[Mapping[str, str]] = None) -> "DeliveryPolicy":
+        environ = os.environ if environ is None else environ
+        default = cls()
+
+        def number(name: str, fallback: float) -> float:
+            value = (environ.get(name) or "").strip()
+            return float(value) if value else fallback
+
+        schedule = (environ.get("WHATSAPP_DEAD_LETTER_RETRY_SECONDS") or "").strip()
+        policy = cls(
+            attempts=int(number("WHATSAPP_SEND_ATTEMPTS", default.attempts)),
+            timeout=number("WHATSAPP_GRAPH_TIMEOUT_SECONDS", default.timeout),
+            unconfirmed_grace=number("WHATSAPP_UNCONFIRMED_GRACE_SECONDS", default.unconfirmed_grace),
+            dead_letter_retry=tuple(float(x) for x in schedule.split(",") if x.strip())
+            if schedule else default.dead_letter_retry,
+            sweep_seconds=number("WHATSAPP_OUTBOX_SWEEP_SECONDS", default.sweep_seconds),
+        )
+        if policy.attempts < 1 or policy.timeout <= 0 or policy.unconfirmed_grace < 0 \
+                or any(delay < 0 for delay in policy.dead_letter_retry) or policy.sweep_seconds <= 0:
+            raise ValueError("WhatsApp delivery settings: attempts >= 1, timeout > 0, delays >= 0")
+        return policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +127,15 @@ class WhatsAppSettings:
     # Signs the gateway's turn calls to Rasa and the door's notices to the relay (see
     # INTERNAL_SECRET_ENV); empty refuses every such call.
     internal_secret: str = ""
+    # How often the outbox looks for queued messages (staff replies, reminders, surveys,
+    # broadcasts) when nothing woke it.
+    outbox_poll_seconds: float = 0.2
+    # Priority of the thread that runs turns and sends (worker.py; 0 = same as the loop
+    # that acknowledges webhooks).
+    worker_niceness: int = 10
+    # Turns in flight in the gateway process (see GATEWAY_TURNS_IN_FLIGHT).
+    gateway_turns_in_flight: int = GATEWAY_TURNS_IN_FLIGHT
+    delivery: DeliveryPolicy = DeliveryPolicy()
 
     def __repr__(self) -> str:  # never print secrets
         return (
@@ -107,6 +169,9 @@ class WhatsAppSettings:
             sweep = float(values["inbox_sweep_seconds"] or 2.0)
             attempts = int(values["inbound_max_attempts"] or 3)
             retry = float(values["inbound_retry_seconds"] or 2.0)
+            poll = float(values["outbox_poll_seconds"] or 0.2)
+            niceness = int(values["worker_niceness"] or 10)
+            delivery = DeliveryPolicy.from_environment(environ)
         except ValueError as exc:
             raise WhatsAppConfigError(f"WhatsApp channel: {exc}") from exc
         if rate <= 0 or concurrency <= 0:
@@ -114,6 +179,8 @@ class WhatsAppSettings:
         if attempts < 1 or retry < 0:
             raise WhatsAppConfigError("WHATSAPP_INBOUND_MAX_ATTEMPTS must be 1 or more and "
                                       "WHATSAPP_INBOUND_RETRY_SECONDS 0 or more")
+        if poll <= 0:
+            raise WhatsAppConfigError("WHATSAPP_OUTBOX_POLL_SECONDS must be positive")
         if sweep < 0:
             raise WhatsAppConfigError("WHATSAPP_INBOX_SWEEP_SECONDS must be 0 (off) or more")
         internal_secret = values["internal_secret"] or secret_from(
@@ -139,7 +206,30 @@ class WhatsAppSettings:
             inbound_max_attempts=attempts,
             inbound_retry_seconds=retry,
             internal_secret=internal_secret,
+            outbox_poll_seconds=poll,
+            worker_niceness=niceness,
+            gateway_turns_in_flight=concurrency if values["max_concurrent_conversations"] else GATEWAY_TURNS_IN_FLIGHT,
+            delivery=delivery,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayAddress:
+    """Where the gateway process listens, and where Rasa (the ``/turn`` endpoint) is."""
+
+    host: str = "127.0.0.1"
+    port: int = 5006
+    rasa_url: str = "http://127.0.0.1:5005"
+
+    @classmethod
+    def load(cls, environ: Optional[Mapping[str, str]] = None) -> "GatewayAddress":
+        environ = os.environ if environ is None else environ
+        try:
+            port = int(environ.get("WHATSAPP_INGRESS_PORT") or cls.port)
+        except ValueError as exc:
+            raise WhatsAppConfigError("WHATSAPP_INGRESS_PORT must be a port number") from exc
+        return cls(host=environ.get("WHATSAPP_INGRESS_HOST") or cls.host, port=port,
+                   rasa_url=environ.get("RASA_URL") or cls.rasa_url)
 
 
 def _flag(value: str) -> bool:

@@ -15,16 +15,18 @@ import sys
 import threading
 from typing import Any, Callable, Coroutine, Optional
 
-# Tunable with WHATSAPP_WORKER_NICENESS (0 = same priority as Sanic's loop).
-WORKER_NICENESS = int(os.environ.get("WHATSAPP_WORKER_NICENESS", "10"))
+# The worker thread's default niceness (WHATSAPP_WORKER_NICENESS, gateway/settings.py; 0 = same
+# priority as the loop that acknowledges webhooks).
+WORKER_NICENESS = 10
 # Python hands the GIL between threads every 5 ms by default; 1 ms lets Sanic's loop answer a
 # webhook sooner while inference runs on the worker thread.
 GIL_SWITCH_INTERVAL = 0.001
 
 
 class WorkerLoop:
-    def __init__(self, name: str = "whatsapp-processing") -> None:
+    def __init__(self, name: str = "whatsapp-processing", niceness: int = WORKER_NICENESS) -> None:
         self._name = name
+        self._niceness = niceness
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
         self._ready = threading.Event()
@@ -49,7 +51,7 @@ class WorkerLoop:
         # When an acknowledgement and inference compete for the CPU (and the GIL), let the
         # acknowledgement win: lower this thread's scheduling priority (Linux: per thread).
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._niceness)
         except (AttributeError, OSError):  # pragma: no cover - not Linux, or not permitted
             pass
         loop = asyncio.new_event_loop()

@@ -326,3 +326,31 @@ def test_one_process_owns_the_graph_client_and_every_other_sender_enqueues():
     assert sorted(m for m in clinic_side if builds(tree(m), "Sender")) == ["gateway.door"]
     queued_by = {m for m in clinic_side if builds(tree(m), "OutboxQueue")}
     assert {"inbox.whatsapp_gateway", "connectors.whatsapp.channel", "clinic.broadcasts.__main__"} <= queued_by
+
+
+def _reads_environment(node: ast.AST) -> bool:
+    """``os.environ`` / ``os.getenv`` (a read of the process's environment)."""
+    return (isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")
+            and isinstance(node.value, ast.Name) and node.value.id == "os")
+
+
+def test_the_gateway_reads_its_settings_in_one_place():
+    readers = sorted({module for module in modules()
+                      if in_package(module, "gateway") or in_package(module, "whatsapp")
+                      if any(_reads_environment(node) for node in ast.walk(tree(module)))})
+    # whatsapp/ is told everything by its caller; gateway/settings.py is the gateway's one place.
+    assert readers == ["gateway.settings"], readers
+
+
+def test_a_turn_crosses_every_boundary_in_one_format():
+    """The door's journal, the inbox store, the relay and Rasa's /turn endpoint all use
+    clinic/messaging/turn.py, and nobody builds a turn's fields by hand any more."""
+    users = {module for module in modules() for base, _name, _line in imports(module)
+             if base == "clinic.messaging.turn"}
+    assert {"gateway.door", "gateway.relay", "gateway.render", "clinic.messaging.store",
+            "connectors.whatsapp.channel"} <= users, sorted(users)
+    hand_built = [f"{module}:{node.lineno}" for module in modules() if module != "clinic.messaging.turn"
+                  for node in ast.walk(tree(module))
+                  if isinstance(node, ast.Dict) and {"wamid", "conversation_id", "kind"} <= {
+                      k.value for k in node.keys if isinstance(k, ast.Constant)}]
+    assert not hand_built, f"a turn built as a dict outside clinic/messaging/turn.py: {hand_built}"

@@ -6,7 +6,8 @@ import datetime as dt
 import pytest
 
 from clinic.db import create_schema, make_engine, make_session_factory
-from clinic.messaging.store import NewInbound, WhatsAppStore
+from clinic.messaging.store import WhatsAppStore
+from clinic.messaging.turn import InboundTurn
 from gateway.processor import InboxProcessor
 from whatsapp.metrics import Metrics
 
@@ -18,9 +19,9 @@ def store(tmp_path):
     return WhatsAppStore(make_session_factory(engine))
 
 
-def item(n: int, conversation: str) -> NewInbound:
-    return NewInbound(
-        wamid=f"wamid.{n}", conversation_id=conversation, kind="text", text=f"m{n}", metadata={},
+def item(n: int, conversation: str) -> InboundTurn:
+    return InboundTurn(
+        wamid=f"wamid.{n}", conversation_id=conversation, kind="text", text=f"m{n}",
         redacted=(), received_at=dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc),
     )
 
@@ -30,8 +31,8 @@ async def test_each_conversation_is_processed_in_arrival_order(store):
     seen: list[tuple[str, str]] = []
 
     async def handle(message):
-        await asyncio.sleep(0.001 * (hash(message.text) % 5))  # interleave conversations
-        seen.append((message.conversation_id, message.text))
+        await asyncio.sleep(0.001 * (hash(message.turn.text) % 5))  # interleave conversations
+        seen.append((message.turn.conversation_id, message.turn.text))
 
     processor = InboxProcessor(store, handle, max_concurrent=4, metrics=Metrics())
     items = [item(n, "abc"[n % 3]) for n in range(30)]
@@ -54,7 +55,7 @@ async def test_each_conversation_is_processed_in_arrival_order(store):
 @pytest.mark.asyncio
 async def test_a_failing_message_is_recorded_and_the_rest_continue(store):
     async def handle(message):
-        if message.text == "m1":
+        if message.turn.text == "m1":
             raise RuntimeError("boom")
 
     metrics = Metrics()
@@ -70,15 +71,15 @@ async def test_a_failing_message_is_recorded_and_the_rest_continue(store):
 async def test_recovery_after_a_crash_never_answers_twice(store):
     store.accept([item(0, "a"), item(1, "a"), item(2, "b")], {})
     # A previous process took m0 and m2 and died mid-way; it had logged m0 in Rasa already.
-    assert store.next_pending("a").text == "m0"
-    assert store.next_pending("b").text == "m2"
+    assert store.next_pending("a").turn.text == "m0"
+    assert store.next_pending("b").turn.text == "m2"
     handled: list[str] = []
 
     async def handle(message):
-        handled.append(message.text)
+        handled.append(message.turn.text)
 
     async def already_handled(message):
-        return message.wamid == "wamid.0"
+        return message.turn.wamid == "wamid.0"
 
     processor = InboxProcessor(store, handle, max_concurrent=2, metrics=Metrics())
     assert await processor.recover(already_handled) == 2  # m1 and the requeued m2

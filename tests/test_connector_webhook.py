@@ -175,10 +175,10 @@ async def test_a_tapped_buttons_title_goes_with_its_payload_into_rasas_log(chann
 
     conversation_id = rows(channel, "wa_inbox")[0]["conversation_id"]
     pending = channel.store.next_pending(conversation_id)
-    await channel._run_turn(on_new_message, pending, CollectingOutputChannel(), claimed=False)
-    # The gateway's turn (gateway/relay.py sends the inbox message's metadata along).
+    await channel._run_turn(on_new_message, pending.turn, CollectingOutputChannel(), claimed=False)
+    # The gateway's turn (gateway/relay.py sends the inbox message's title along).
     body = json.dumps({"wamid": "wamid.turn", "conversation_id": conversation_id, "kind": "button_reply",
-                       "text": "/request_callback", "metadata": {"title": "Call me back"}}).encode()
+                       "text": "/request_callback", "title": "Call me back"}).encode()
     status, _ = await channel.turn(on_new_message, body, sign(body, INTERNAL_SECRET))
     assert status == 200
     assert [(m.text, m.metadata["whatsapp"].get("title")) for m in logged] == [

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from clinic.inbox.tables import TicketRow
-from clinic.messaging.store import NewInbound
+from clinic.messaging.turn import InboundTurn
 from gateway.processor import InboxProcessor
 from tests.connector_support import INTERNAL_SECRET, make_channel
 from whatsapp.signature import sign
@@ -22,8 +22,8 @@ from whatsapp.signature import sign
 SECRET = "my knee hurts and I cannot walk"
 
 
-def item(n: int, conversation: str, text: str) -> NewInbound:
-    return NewInbound(wamid=f"wamid.ATT{n}", conversation_id=conversation, kind="text", text=text, metadata={},
+def item(n: int, conversation: str, text: str) -> InboundTurn:
+    return InboundTurn(wamid=f"wamid.ATT{n}", conversation_id=conversation, kind="text", text=text,
                       redacted=(), received_at=dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc))
 
 
@@ -42,11 +42,11 @@ async def test_an_always_failing_message_becomes_a_dead_letter_with_a_ticket_and
     handled: list = []
 
     async def handle(message):
-        tries[message.wamid] = tries.get(message.wamid, 0) + 1
-        if message.text == SECRET:
+        tries[message.turn.wamid] = tries.get(message.turn.wamid, 0) + 1
+        if message.turn.text == SECRET:
             # As spaCy words it; a driver's or a model's error text can quote the message.
-            raise ValueError(f"[E088] Text of length 2900000 exceeds maximum: {message.text}")
-        handled.append(message.text)
+            raise ValueError(f"[E088] Text of length 2900000 exceeds maximum: {message.turn.text}")
+        handled.append(message.turn.text)
 
     processor = InboxProcessor(channel.store, handle, 2, channel.metrics, max_attempts=3, retry_seconds=0.01,
                                dead_letter=channel.dead_letter)
@@ -81,13 +81,13 @@ async def test_a_message_that_kills_the_process_each_time_is_given_up_at_start_u
     channel.store.accept([item(1, conversation, SECRET), item(2, conversation, "hello")], {})
     for attempt in range(1, 4):  # three processes took it and died with it
         taken = channel.store.next_pending(conversation)
-        assert (taken.wamid, taken.attempts) == ("wamid.ATT1", attempt)
+        assert (taken.turn.wamid, taken.attempts) == ("wamid.ATT1", attempt)
         if attempt < 3:
             channel.store.requeue(taken.id)  # what the next process's recovery did
     handled: list = []
 
     async def handle(message):
-        handled.append(message.wamid)
+        handled.append(message.turn.wamid)
 
     async def not_handled(_message):
         return False

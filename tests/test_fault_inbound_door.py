@@ -272,4 +272,4 @@ async def test_records_of_the_wrong_shape_are_quarantined_and_the_good_ones_appl
     second = make_channel(tmp_path, monkeypatch)
     await second.drain_journal_at_start()
     assert [r["wamid"] for r in rows(second, "wa_inbox")] == [good]
-    assert sorted(i.detail for i in second.quarantine.items()) == ["AttributeError", "KeyError"]
+    assert sorted(i.detail for i in second.quarantine.items()) == ["AttributeError", "MalformedTurn"]

@@ -13,7 +13,8 @@ import pytest
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
 from clinic.messaging.quarantine import Quarantine
-from clinic.messaging.store import InboxRow, NewInbound, WhatsAppStore
+from clinic.messaging.store import InboxRow, WhatsAppStore
+from clinic.messaging.turn import InboundTurn
 from tests.inbox_support import conversation, inbox_with_live_clock, login
 
 SECRET_TEXT = "my knee has been swollen since the fall on Sunday"
@@ -37,11 +38,11 @@ def dead_letter(server, text: str = SECRET_TEXT) -> tuple[int, int, str]:
     n = next(_numbers)
     conv = conversation(f"quarantine-{n}")
     store, quarantine = WhatsAppStore(server.world.sessions), Quarantine(server.world.sessions)
-    store.accept([NewInbound(f"wamid.Q{n}", conv, "text", text, {}, (), dt.datetime.now(dt.timezone.utc))], {})
+    store.accept([InboundTurn(f"wamid.Q{n}", conv, "text", text, dt.datetime.now(dt.timezone.utc))], {})
     message = store.next_pending(conv)
     store.finish(message.id, "TurnFailed")
     item = quarantine.add("inbox", "attempts_exhausted", detail="the assistant failed on every attempt",
-                          wamid=message.wamid, conversation_id=conv, kind="text", inbox_id=message.id, attempts=3)
+                          wamid=message.turn.wamid, conversation_id=conv, kind="text", inbox_id=message.id, attempts=3)
     HandoffRequests(server.world.sessions).record(conv, Team.RECEPTION, Reason.MESSAGE_FAILED, conversation_id=conv)
     return item, message.id, conv
 

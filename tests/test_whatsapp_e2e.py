@@ -133,7 +133,8 @@ def test_messages_waiting_in_the_inbox_survive_a_crash(stack):
     """Rasa is killed; messages it had acknowledged but not processed are answered after the
     restart, exactly once; a message it had already handled is not answered again."""
     from clinic.db import make_engine, make_session_factory
-    from clinic.messaging.store import InboxRow, NewInbound, WhatsAppStore
+    from clinic.messaging.store import InboxRow, WhatsAppStore
+    from clinic.messaging.turn import InboundTurn
     from clinic.privacy import ContactCipher, contact_key
 
     handled, waiting = patient(), patient()
@@ -147,8 +148,8 @@ def test_messages_waiting_in_the_inbox_survive_a_crash(stack):
     now = dt.datetime.now(dt.timezone.utc)
     conversation = contact_key(waiting, "whatsapp", key)
     # What the killed process had acknowledged to Meta but not processed yet.
-    items = [NewInbound(wamid=f"wamid.CRASH{n}", conversation_id=conversation, kind="text",
-                        text=text, metadata={}, redacted=(), received_at=now)
+    items = [InboundTurn(wamid=f"wamid.CRASH{n}", conversation_id=conversation, kind="text",
+                        text=text, redacted=(), received_at=now)
              for n, text in enumerate(["what are your opening hours", "where are you located"])]
     store.accept(items, {conversation: (cipher.encrypt(waiting), now)})
     # And the message it was in the middle of when it died (already in Rasa's tracker).

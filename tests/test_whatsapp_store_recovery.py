@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 from clinic.db import create_schema, make_engine, make_session_factory
-from clinic.messaging.store import NewInbound, WhatsAppStore, callback_data
+from clinic.messaging.store import WhatsAppStore, callback_data
+from clinic.messaging.turn import InboundTurn
 
 
 def _store(tmp_path) -> WhatsAppStore:
@@ -19,8 +20,8 @@ def _store(tmp_path) -> WhatsAppStore:
 
 def _accept(store, wamid, conversation="conv-a"):
     now = dt.datetime.now(dt.timezone.utc)
-    store.accept([NewInbound(wamid=wamid, conversation_id=conversation, kind="text", text="hi",
-                             metadata={}, redacted=(), received_at=now)],
+    store.accept([InboundTurn(wamid=wamid, conversation_id=conversation, kind="text", text="hi",
+                             redacted=(), received_at=now)],
                  {conversation: ("encrypted-number", now)})
 
 

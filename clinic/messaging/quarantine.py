@@ -217,7 +217,10 @@ def _insert_record(session: Session, record: Dict[str, Any], now: dt.datetime) -
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     received = _moment(record.get("received_at")) or now
     skip = bool(record.get("skip"))
-    metadata = record.get("metadata")
+    # The turn's wire format carries the tapped title as ``title``; journal lines written
+    # before it, as ``metadata``. Read leniently: this record is here because it was odd.
+    title = record.get("title")
+    metadata = {"title": title} if isinstance(title, str) and title else record.get("metadata")
     redacted = record.get("redacted") or []
     session.execute(insert(InboxRow).values(
         wamid=_short(str(record["wamid"]), WAMID_MAX), conversation_id=str(record["conversation_id"])[:64],

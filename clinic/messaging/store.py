@@ -47,6 +47,7 @@ from sqlalchemy.orm import sessionmaker
 
 from clinic.clock import utcnow
 from clinic.db import Base
+from clinic.messaging.turn import InboundTurn
 from whatsapp.inbound import status_supersedes
 
 # The first words of a note that a message went out in another language than asked: in
@@ -152,32 +153,18 @@ class StatusRow(Base):
 
 
 @dataclasses.dataclass(frozen=True)
-class NewInbound:
-    wamid: str
-    conversation_id: str
-    kind: str
-    text: Optional[str]
-    metadata: dict
-    redacted: tuple[str, ...]
-    received_at: dt.datetime
-    # Messages that never reach the assistant (reactions, revocations) are stored as skipped.
-    skip: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
 class PendingMessage:
+    """An inbox row being processed: the turn (clinic/messaging/turn.py, with the row's
+    attempt count) and where its processing stands."""
+
     id: int
-    wamid: str
-    conversation_id: str
-    kind: str
-    text: Optional[str]
-    metadata: dict
-    redacted: tuple[str, ...]
+    turn: InboundTurn
     state: str
     started_at: Optional[dt.datetime] = None
-    # More than 1: an earlier attempt was interrupted (crash, timeout), so the assistant may
-    # already have taken this message in.
-    attempts: int = 1
+
+    @property
+    def attempts(self) -> int:
+        return self.turn.attempts
 
 
 class WhatsAppStore:
@@ -185,11 +172,12 @@ class WhatsAppStore:
         self._sessions = session_factory
 
     # ── inbound ─────────────────────────────────────────────────────────────────────────
-    def accept(self, items: Iterable[NewInbound], contacts: dict[str, tuple[str, dt.datetime]]) -> list[NewInbound]:
+    def accept(self, items: Iterable[InboundTurn],
+               contacts: dict[str, tuple[str, dt.datetime]]) -> list[InboundTurn]:
         """Store new messages and contact addresses in one transaction; returns the items
         that were new (already-known wamids are ignored: Meta redelivers)."""
         items = list(items)
-        new: list[NewInbound] = []
+        new: list[InboundTurn] = []
         with self._sessions() as session, session.begin():
             insert = _insert_for(session)
             for item in items:
@@ -199,10 +187,10 @@ class WhatsAppStore:
                         wamid=item.wamid,
                         conversation_id=item.conversation_id,
                         kind=item.kind,
-                        text=item.text if not item.skip else None,
-                        metadata_json=json.dumps(item.metadata) if item.metadata else None,
+                        text=item.text,
+                        metadata_json=json.dumps({"title": item.title}) if item.title else None,
                         redacted=",".join(item.redacted) or None,
-                        state="skipped" if item.skip else "pending",
+                        state="skipped" if item.record_only else "pending",
                         attempts=0,
                         received_at=item.received_at,
                     )
@@ -628,12 +616,14 @@ def _insert_for(session):
 
 
 def _pending(row: InboxRow) -> PendingMessage:
-    return PendingMessage(
-        id=row.id, wamid=row.wamid, conversation_id=row.conversation_id, kind=row.kind,
-        text=row.text, metadata=json.loads(row.metadata_json) if row.metadata_json else {},
-        redacted=tuple(filter(None, (row.redacted or "").split(","))), state=row.state,
-        started_at=_aware(row.started_at), attempts=row.attempts or 1,
+    metadata = json.loads(row.metadata_json) if row.metadata_json else {}
+    turn = InboundTurn(
+        wamid=row.wamid, conversation_id=row.conversation_id, kind=row.kind, text=row.text,
+        received_at=_aware(row.received_at) or utcnow(),
+        redacted=tuple(filter(None, (row.redacted or "").split(","))),
+        title=metadata.get("title") or None, attempts=row.attempts or 1,
     )
+    return PendingMessage(id=row.id, turn=turn, state=row.state, started_at=_aware(row.started_at))
 
 
 def _aware(value: Optional[dt.datetime]) -> Optional[dt.datetime]:

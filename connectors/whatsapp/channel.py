@@ -33,11 +33,11 @@ from clinic.handoff.requests import HandoffRequests
 from clinic.language.memory import LanguageMemory
 from clinic.messaging.outbox_queue import PRIORITY_REMINDER, OutboxQueue
 from clinic.messaging.store import PendingMessage
+from clinic.messaging.turn import InboundTurn, TurnReply, TurnRequest
 from clinic.redaction import redact
 from connectors.whatsapp.output import CHANNEL_NAME, WhatsAppOutput
 from connectors.whatsapp.safety_net import PausedSafetyNet
 from gateway.door import Door
-from gateway.outbox import poll_seconds_from_environment
 from gateway.processor import InboxProcessor, mark_read_best_effort, where_it_failed
 from gateway.render import deliver_turn
 from gateway.settings import WhatsAppSettings
@@ -96,15 +96,16 @@ class WhatsAppInput(Door, InputChannel):
         blueprint = Blueprint("whatsapp_webhook", __name__)
 
         async def handle(message: PendingMessage) -> None:
-            await mark_read_best_effort(self.sender, message.wamid, self.metrics)
+            turn = message.turn
+            await mark_read_best_effort(self.sender, turn.wamid, self.metrics)
             # A retried message Rasa already took in: the replies it gave then.
-            replies = await _replies_already_given(self._agent, message) if message.attempts > 1 else None
+            replies = await _replies_already_given(self._agent, turn) if turn.attempts > 1 else None
             if replies is None:
                 collector = WhatsAppCollector()
-                await self._run_turn(on_new_message, message, collector)
+                await self._run_turn(on_new_message, turn, collector)
                 replies = collector.messages
             # Every reply recorded before the first is sent (gateway/outbox.py).
-            await deliver_turn(self.outbox, message.conversation_id, message.wamid, replies)
+            await deliver_turn(self.outbox, turn, TurnReply(tuple(replies)))
 
         self.processor = InboxProcessor(
             self.store, handle, self.settings.max_concurrent_conversations, self.metrics,
@@ -127,7 +128,7 @@ class WhatsAppInput(Door, InputChannel):
                 # Its replies are recorded: the outbox sends those that did not go out.
                 # Otherwise it is processed again, and ``handle`` replays the replies if
                 # Rasa had already taken it in.
-                return await asyncio.to_thread(self.store.turn_recorded, message.wamid)
+                return await asyncio.to_thread(self.store.turn_recorded, message.turn.wamid)
 
             # Load the redaction recognizers now, not on the first patient's message.
             await asyncio.to_thread(redact, "warm-up 4111 1111 1111 1111")
@@ -145,7 +146,7 @@ class WhatsAppInput(Door, InputChannel):
             self._worker.call_soon(self.outbox.start_sweeping)
             # Every other sender's messages (reminders, notifications, staff replies, surveys,
             # broadcasts): queued in the database, sent from here with the one rate limit.
-            self._worker.call_soon(self.outbox.start_draining, poll_seconds_from_environment())
+            self._worker.call_soon(self.outbox.start_draining, self.settings.outbox_poll_seconds)
 
         @blueprint.listener("before_server_stop")
         async def close_clients(_app, _loop) -> None:
@@ -193,7 +194,7 @@ class WhatsAppInput(Door, InputChannel):
 
     # ── one turn: the patient's message in, the assistant's replies out ─────────────────────
     async def _run_turn(self, on_new_message: Callable[[UserMessage], Awaitable[Any]],
-                        message: PendingMessage, output: OutputChannel,
+                        message: InboundTurn, output: OutputChannel,
                         claimed: Optional[bool] = None) -> None:
         # Paused for a staff member: Rasa will only log this message, so the emergency
         # safety net is ours to run (and its guidance goes out first).
@@ -204,10 +205,10 @@ class WhatsAppInput(Door, InputChannel):
             for text in sent_by_safety_net or []:
                 await output.send_text_message(message.conversation_id, text)
         metadata: Dict[str, Any] = {"whatsapp": {"kind": message.kind, "redacted": list(message.redacted)}}
-        if message.metadata.get("title"):
+        if message.title:
             # Rasa keeps the metadata with the user event: the staff inbox's transcript
             # shows this title instead of the payload the assistant reads.
-            metadata["whatsapp"]["title"] = message.metadata["title"]
+            metadata["whatsapp"]["title"] = message.title
         if language:
             metadata["language"] = language
         await on_new_message(
@@ -234,24 +235,15 @@ class WhatsAppInput(Door, InputChannel):
             self.metrics.increment("turn_rejected")
             return 403, {"error": "invalid signature"}
         try:
-            fields = json.loads(body)
-            extra = fields.get("metadata")
-            title = extra.get("title") if isinstance(extra, dict) else None
-            message = PendingMessage(
-                id=0, wamid=str(fields["wamid"]), conversation_id=str(fields["conversation_id"]),
-                kind=str(fields["kind"]), text=fields.get("text"),
-                metadata={"title": title} if isinstance(title, str) and title else {},
-                redacted=tuple(str(r) for r in fields.get("redacted") or ()), state="processing",
-                attempts=int(fields.get("attempts") or 1))
-            claimed = fields.get("claimed_by_staff")
-            claimed = None if claimed is None else bool(claimed)
-        except (ValueError, KeyError, TypeError):
+            request = TurnRequest.from_json(json.loads(body))
+        except ValueError:  # not JSON, or not a turn (MalformedTurn)
             return 400, {"error": "malformed turn"}
+        message, claimed = request.turn, request.claimed_by_staff
         if message.attempts > 1:
             earlier = await _replies_already_given(self._agent, message)
             if earlier is not None:
                 self.metrics.increment("turn_replayed")
-                return 200, {"messages": earlier, "replayed": True}
+                return 200, TurnReply(tuple(earlier), replayed=True).to_json()
         collector = WhatsAppCollector()
         try:
             await self._run_turn(on_new_message, message, collector, claimed)
@@ -262,10 +254,10 @@ class WhatsAppInput(Door, InputChannel):
             logger.error("A WhatsApp turn failed (kind=%s): %s", message.kind, where_it_failed(error))
             return 500, {"error": "the assistant failed on this message"}
         self.metrics.increment("turn_processed")
-        return 200, {"messages": [{k: v for k, v in m.items() if k != "recipient_id"}
-                                  for m in collector.messages]}
+        return 200, TurnReply(tuple({k: v for k, v in m.items() if k != "recipient_id"}
+                                    for m in collector.messages)).to_json()
 
-    async def _language_of(self, message: PendingMessage) -> Optional[str]:
+    async def _language_of(self, message: InboundTurn) -> Optional[str]:
         """The conversation's language after this message (detected, remembered per
         contact). Best effort: without it the NLU component detects from the text alone."""
         if not message.text:
@@ -280,7 +272,7 @@ class WhatsAppInput(Door, InputChannel):
         return decision.language
 
 
-async def _replies_already_given(agent: Any, message: PendingMessage) -> Optional[List[Dict[str, Any]]]:
+async def _replies_already_given(agent: Any, message: InboundTurn) -> Optional[List[Dict[str, Any]]]:
     """If Rasa already logged this wamid: what the assistant answered it (the bot messages up
     to the patient's next message), as the collecting channel gives them; else None."""
     if agent is None or agent.tracker_store is None:
