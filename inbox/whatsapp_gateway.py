@@ -31,7 +31,7 @@ from clinic.inbox.model import Delivery
 from clinic.inbox.ports import OUTSIDE_WINDOW_DETAIL, ReplyResult
 from clinic.inbox.rasa_http import RasaHttp, staff_reply_event
 from clinic.inbox.templates import ApprovedTemplate
-from clinic.messaging.outbox_queue import PRIORITY_STAFF_REPLY, WITHDRAWN, OutboxQueue
+from clinic.messaging.outbox_queue import PRIORITY_STAFF_REPLY, UNKNOWN, WITHDRAWN, OutboxQueue
 from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher
 from gateway.sender import OUTSIDE_WINDOW, UNKNOWN_CONTACT, SendOutcome
@@ -109,6 +109,9 @@ def outcome_to_result(outcome: SendOutcome) -> ReplyResult:
         return ReplyResult(Delivery.REFUSED, "no WhatsApp address for this conversation (not a WhatsApp chat)")
     if outcome.state == "refused" and outcome.detail == WITHDRAWN:
         return ReplyResult(Delivery.FAILED, "WhatsApp sending is not running (not sent); try again")
+    if outcome.state == UNKNOWN:
+        return ReplyResult(Delivery.FAILED, "WhatsApp sending stopped while this reply was being sent: it may "
+                           "have reached the patient; check with them before sending it again")
     return ReplyResult(Delivery.FAILED, f"WhatsApp did not accept it ({outcome.detail or outcome.state})"[:300])
 
 

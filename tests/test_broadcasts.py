@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import os
 import signal
+import time
 import sys
 
 import pytest
@@ -408,3 +409,44 @@ def test_campaign_languages_from_files_and_old_files_still_work(world, tmp_path)
     again = world.store.campaign("new")
     assert again.languages == ("en_US", "ru", "zh_CN") and again.params == spec.params
     assert again.params_for("zh_CN") == spec.params_by_language["zh_CN"] and stored == again
+
+
+def test_rows_caught_in_a_dead_outboxs_graph_calls_are_settled_in_one_wait_within_the_lease(world):
+    """A dead runner's rows whose messages a dead outbox was sending: one wait for all of
+    them, at most half the lease, then unknown (not resent), so the lease never runs out
+    while the new runner waits."""
+    from clinic.messaging.outbox_queue import PRIORITY_BROADCAST, OutboxQueue
+
+    world.seed(4)
+    campaign = world.campaign()
+    rows = world.store.claim(campaign.id, "dead-runner", 10)
+    for row in rows:  # each recorded and claimed by an outbox that died in the Graph call
+        queued = world.wa.enqueue(row.conversation_id, t.outbound_kind(row.id), {"x": 1}, PRIORITY_BROADCAST)
+        assert world.wa.claim(queued) is not None
+    queue = OutboxQueue(world.wa, PRIORITY_BROADCAST, poll_seconds=0.05, settle_seconds=60)
+    runner = Runner(world.store, queue, "w2", lease_ttl=dt.timedelta(seconds=2))
+    started = time.monotonic()
+    assert runner.reconcile(campaign) == {t.UNKNOWN: 4}
+    # One wait of lease/2 = 1 s for the four rows (row by row: 4 × 60 s).
+    assert 1.0 <= time.monotonic() - started < 10
+
+
+def test_pacing_counts_from_when_a_message_left_not_when_it_was_queued(world):
+    from sqlalchemy import update
+
+    from clinic.messaging.outbox_queue import PRIORITY_REMINDER
+    from clinic.messaging.store import OutboundRow
+
+    conversation = "c" * 64
+    now = dt.datetime.now(dt.timezone.utc)
+    queued = world.wa.enqueue(conversation, "reminder", {"x": 1}, PRIORITY_REMINDER)
+    # Still in the outbox's queue: it leaves soon, so it paces from now.
+    assert world.store.last_outbound_at(conversation, now) == now
+    # Queued a minute ago, sent just now: paced from the send.
+    with world.sessions() as session, session.begin():
+        session.execute(update(OutboundRow).where(OutboundRow.id == queued)
+                        .values(created_at=now - dt.timedelta(minutes=1)))
+    world.wa.outbound_sent(queued, "wamid.PACED", 1)
+    last = world.store.last_outbound_at(conversation, now)
+    assert last is not None and last >= now - dt.timedelta(seconds=5)
+    assert world.store.last_outbound_at("d" * 64, now) is None  # nothing ever sent

@@ -21,6 +21,7 @@ from clinic.messaging.outbox_queue import (
     PRIORITY_REMINDER,
     PRIORITY_STAFF_REPLY,
     PRIORITY_SURVEY,
+    UNKNOWN,
     WITHDRAWN,
     OutboxQueue,
     outcome_of,
@@ -148,6 +149,20 @@ async def test_a_message_nobody_sent_in_time_is_taken_back_never_sent_later(worl
     box = outbox()
     assert await box.drain_queue() == 0  # the drain starts late: nothing left to send
     assert to(graph) == []
+
+
+@pytest.mark.asyncio
+async def test_a_caller_stops_waiting_for_a_send_whose_process_died_and_is_told_it_may_have_gone(world, graph):
+    store, _outbox = world
+    staff = OutboxQueue(store, PRIORITY_STAFF_REPLY, poll_seconds=0.02, wait_seconds=0.1, settle_seconds=0.3)
+    outbound_id = await staff.enqueue("c2", Text("your form is ready"), "staff_reply")
+    # An outbox took it into the Graph call and died there: the row stays ``sending``.
+    assert store.claim(outbound_id) is not None
+    started = time.monotonic()
+    outcome = await asyncio.wait_for(staff.outcome(outbound_id), 10)
+    assert (outcome.state, outcome.ambiguous) == (UNKNOWN, True)
+    assert 0.3 <= time.monotonic() - started < 5  # bounded: not extended 30 s at a time forever
+    assert store.outbound_item(outbound_id).state == "sending"  # its fate stays for the outbox
 
 
 @pytest.mark.asyncio

@@ -77,7 +77,7 @@ from clinic.broadcasts.languages import (
 )
 from clinic.broadcasts.store import BroadcastStore, Campaign, CampaignError, Recipient
 from clinic.clock import utcnow
-from clinic.messaging.outbox_queue import WITHDRAWN, OutboxQueue
+from clinic.messaging.outbox_queue import UNKNOWN, WITHDRAWN, OutboxQueue, is_withdrawn
 from whatsapp.limits import PAIR_RATE_WINDOW_SECONDS, RateLimiter
 from whatsapp.outbound import Template
 
@@ -170,8 +170,11 @@ class Runner:
         """Settle rows a dead runner left ``sending`` (runs under the lease: nobody else is
         sending this campaign). See the module docstring, step 4."""
         settled: Dict[str, int] = {}
-        for row in self.store.in_flight(campaign.id):
-            records = self._records(row.conversation_id, t.outbound_kind(row.id))
+        rows = list(self.store.in_flight(campaign.id))
+        self._let_the_outbox_settle(rows)
+        for row in rows:
+            records = [r for r in self.store.outbound_for(row.conversation_id, t.outbound_kind(row.id))
+                       if not is_withdrawn(r)]
             sent = next((r for r in records if r.state == "sent"), None)
             if sent is not None:
                 # The sender's own language fallback (132001) is on its record: keep it.
@@ -191,13 +194,19 @@ class Runner:
             logger.warning("Campaign %s: rows left in flight by a previous run settled: %s", campaign.name, settled)
         return settled
 
-    def _records(self, conversation_id: str, kind: str) -> list:
-        """The row's ``wa_outbound`` records. Through the outbox's queue, once the outbox is
-        done with them: one still queued is taken back (the row is then sent again, once),
-        one being sent is waited for (clinic/messaging/outbox_queue.py, ``settled``)."""
-        if isinstance(self.sender, OutboxQueue):
-            return self.sender.settled(lambda: self.store.outbound_for(conversation_id, kind))
-        return self.store.outbound_for(conversation_id, kind)
+    def _let_the_outbox_settle(self, rows: list) -> None:
+        """Through the outbox's queue: the rows' ``wa_outbound`` records once the outbox is
+        done with them — one still queued is taken back (the row is then sent again, once),
+        one being sent is waited for (clinic/messaging/outbox_queue.py, ``settled``). One
+        wait for every row at once, and at most half the lease: waiting row by row (up to
+        the queue's settle time each) outlived the lease with a few rows caught in a dead
+        outbox's Graph calls, and another runner could then take the campaign over."""
+        if not rows or not isinstance(self.sender, OutboxQueue):
+            return
+        kinds = [(row.conversation_id, t.outbound_kind(row.id)) for row in rows]
+        self.sender.settled(lambda: [r for conversation_id, kind in kinds
+                                     for r in self.store.outbound_for(conversation_id, kind)],
+                            seconds=min(self.sender.settle_seconds, self.lease_ttl.total_seconds() / 2))
 
     def _lease(self, campaign_id: int) -> bool:
         """Take the campaign's lease; a holder that was a process on this host and no longer
@@ -358,13 +367,18 @@ class Runner:
             paused.append("the outbox sent nothing in time (is the WhatsApp gateway running?)")
             await asyncio.to_thread(self.store.finish, row.id, self.worker, t.PENDING, None, "campaign paused")
             return
+        if outcome.state == UNKNOWN:
+            # It may have reached the patient: never sent again (at most once), like a crash
+            # during the Graph call.
+            await asyncio.to_thread(self.store.finish, row.id, self.worker, t.UNKNOWN, None, outcome.detail)
+            return
         self.figures.failed += 1
         self.figures.fallbacks += bool(note)
         await asyncio.to_thread(self.store.finish, row.id, self.worker, t.FAILED, None,
                                 with_note(f"{outcome.state}: {outcome.code or ''} {outcome.detail}".strip(), note))
 
     def _pacing_until(self, row: Recipient) -> Optional[dt.datetime]:
-        last = self.store.last_outbound_at(row.conversation_id)
+        last = self.store.last_outbound_at(row.conversation_id, self.clock())
         if last is None:
             return None
         until = last + self.pacing

@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 from clinic.broadcasts import tables as t
 from clinic.clock import utcnow
 from clinic.consent import HEALTH_TIPS, ConsentStore
-from clinic.messaging.store import LANGUAGE_FALLBACK, OutboundRow
+from clinic.messaging.store import LANGUAGE_FALLBACK, QUEUED, SENDING, SENT, OutboundRow
 
 
 class CampaignError(ValueError):
@@ -289,12 +289,22 @@ class BroadcastStore:
                 .values(status=t.SKIPPED, reason="opted_out", updated_at=now)
                 .execution_options(synchronize_session=False)).rowcount
 
-    def last_outbound_at(self, conversation_id: str) -> Optional[dt.datetime]:
+    def last_outbound_at(self, conversation_id: str,
+                         now: Optional[dt.datetime] = None) -> Optional[dt.datetime]:
         """When anything (a reply, a reminder, a broadcast) was last sent to a conversation:
-        per-user pacing looks at every message, not only this campaign's."""
+        per-user pacing looks at every message, not only this campaign's. A message still
+        waiting in the outbox's queue (or being sent) leaves when the outbox gets to it, so
+        it counts as sent ``now``; a sent one at the moment it was sent (its row's last
+        update), not when it was queued: queued at 10:00:00 and sent at 10:00:09, it paces
+        the next message until 10:00:15."""
         with self._sessions() as session:
-            value = session.scalar(select(func.max(OutboundRow.created_at))
-                                   .where(OutboundRow.conversation_id == conversation_id))
+            waiting = session.scalar(select(func.count()).select_from(OutboundRow).where(
+                OutboundRow.conversation_id == conversation_id, OutboundRow.state.in_((QUEUED, SENDING))))
+            if waiting:
+                return now or utcnow()
+            value = session.scalar(select(func.max(OutboundRow.updated_at))
+                                   .where(OutboundRow.conversation_id == conversation_id,
+                                          OutboundRow.state == SENT))
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
         return value

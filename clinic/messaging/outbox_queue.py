@@ -67,12 +67,16 @@ BLOCKED_PHI = "blocked_phi"
 RECORDED_RECIPIENT = "pseudonymous-conversation"
 # The refusal of a message its caller took back before anyone sent it.
 WITHDRAWN = "withdrawn"
+# The outcome of a message still being sent when its caller stopped waiting (the outbox's
+# process died in the Graph call and has not come back): it may have reached Meta. The row
+# keeps its fate (a restarted outbox resolves it); the caller must not send it again.
+UNKNOWN = "unknown"
 FINAL_STATES = (SENT, REFUSED, DEAD, DISMISSED)
 
 
 @dataclasses.dataclass(frozen=True)
 class SendOutcome:
-    state: str  # sent | refused | dead (| queued: only queued, nobody waited)
+    state: str  # sent | refused | dead (| queued: only queued, nobody waited | unknown)
     wamid: Optional[str] = None
     code: Optional[int] = None
     detail: str = ""
@@ -202,6 +206,9 @@ class OutboxQueue:
         """Wait for the row's outcome. After ``wait_seconds`` a row still queued is taken back
         (refused, ``withdrawn``: it will never go out); one being sent is waited for."""
         deadline = time.monotonic() + (self.wait_seconds if wait_seconds is None else wait_seconds)
+        # Once a row is being sent its outcome comes within a Graph call's time; if it does not
+        # (the sending process died mid-call), waiting stops after ``settle_seconds`` more.
+        last_deadline: Optional[float] = None
         while True:
             item = await asyncio.to_thread(self._store.outbound_item, outbound_id)
             if item is None:
@@ -217,7 +224,15 @@ class OutboxQueue:
                     logger.warning("A queued WhatsApp message was not sent in time and was taken back "
                                    "(outbound id %s)", outbound_id)
                     return SendOutcome(REFUSED, detail=WITHDRAWN)
-                deadline = time.monotonic() + 30  # being sent now: its outcome comes soon
+                if last_deadline is None:
+                    last_deadline = time.monotonic() + self.settle_seconds
+                elif time.monotonic() >= last_deadline:
+                    self.metrics.increment("outbound_outcome_unknown")
+                    logger.warning("A WhatsApp message was still being sent when its caller stopped waiting "
+                                   "(outbound id %s); its outcome stays in wa_outbound", outbound_id)
+                    return SendOutcome(UNKNOWN, ambiguous=True,
+                                       detail="still being sent when its caller stopped waiting")
+                deadline = min(time.monotonic() + 30, last_deadline)  # being sent now: soon known
             await asyncio.sleep(self.poll_seconds)
 
     # ── crash recovery of a caller (the broadcast runner, the survey sender) ──────────────
@@ -225,14 +240,15 @@ class OutboxQueue:
         """Take a queued message back (never sent); False when it is being sent, or was."""
         return self._store.withdraw(outbound_id, f"{WITHDRAWN}: {detail}")
 
-    def settled(self, read: Callable[[], list]) -> list:
+    def settled(self, read: Callable[[], list], seconds: Optional[float] = None) -> list:
         """The records of one message a crashed caller had queued (``read()``: its
         ``wa_outbound`` rows, in order), once the outbox is done with them. Synchronous (a
         recovery runs in a worker thread). One still queued is taken back (withdrawn: the
         caller sends it again itself, exactly once) and left out; one the outbox is sending
         is waited for, up to ``settle_seconds``: what is still ``sending`` then (the
-        outbox's process died in the Graph call) stays for the caller to treat as unknown."""
-        deadline = time.monotonic() + self.settle_seconds
+        outbox's process died in the Graph call) stays for the caller to treat as unknown.
+        ``seconds``: a shorter wait than ``settle_seconds`` (a caller working under a lease)."""
+        deadline = time.monotonic() + (self.settle_seconds if seconds is None else seconds)
         while True:
             records = [r for r in read() if not is_withdrawn(r)]
             queued = [r for r in records if r.state == QUEUED]
