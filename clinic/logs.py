@@ -25,7 +25,7 @@ error kinds instead (see ``where_it_failed`` in gateway/ and connectors/). ``red
 below is a last line of defence only, not the policy: it masks phone-number-like digit runs
 in every string field of every line, so a number that slipped into a message or an
 exception still does not reach the log. It cannot recognise free text and is no excuse to
-log it.
+log it. Rasa at DEBUG logs message text in its own lines: keep it at INFO in production.
 """
 
 from __future__ import annotations
