@@ -24,6 +24,8 @@ from cryptography.fernet import Fernet
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 240
+# Rasa's and the action server's logs as JSON lines, like every other process (clinic/logs.py).
+LOGGING_CONFIG = PROJECT_ROOT / "logging.yml"
 
 
 def free_port() -> int:
@@ -82,10 +84,13 @@ class Stack:
 
     # ── processes ───────────────────────────────────────────────────────────────────────
     def _start(self, name: str, command: list) -> None:
-        log = (self.workdir / f"{name}.log").open("a")
-        self.processes[name] = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        # Two files: stderr holds the process's log lines (one JSON object each), stdout
+        # what it prints for a person (the inbox's demo accounts, the scheduler's figures).
+        with (self.workdir / f"{name}.stdout.log").open("a") as out, \
+                (self.workdir / f"{name}.stderr.log").open("a") as err:
+            self.processes[name] = subprocess.Popen(
+                command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=err
+            )
 
     def start(self) -> "Stack":
         if self.ingress:
@@ -116,8 +121,11 @@ class Stack:
         self.wait_for(f"{self.url('ingress')}/webhooks/whatsapp/", "ingress")
 
     def start_actions(self) -> None:
-        self._start("actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions",
-                                "--port", str(self.ports["actions"])])
+        # Through scripts/quiet_rasa.py, as `make run` starts it: none of the warnings this
+        # project expects, which Python would print as plain text before logging.yml applies.
+        self._start("actions", [sys.executable, "-m", "scripts.quiet_rasa", "run", "actions",
+                                "--actions", "actions", "--port", str(self.ports["actions"]),
+                                "--logging-config-file", str(LOGGING_CONFIG)])
         self.wait_for(f"{self.url('actions')}/health", "actions")
 
     def start_simulator(self) -> None:
@@ -131,11 +139,12 @@ class Stack:
 
     def start_rasa(self) -> None:
         self._start("rasa", [
-            sys.executable, "-m", "rasa", "run", "--model", str(self.model),
+            sys.executable, "-m", "scripts.quiet_rasa", "run", "--model", str(self.model),
             "--port", str(self.ports["rasa"]), "--interface", "127.0.0.1",
             "--endpoints", str(self.endpoints), "--credentials", "credentials.yml",
             # "=" form: a token_urlsafe value may begin with "-", which argparse reads as an option.
             "--enable-api", f"--auth-token={self.secrets['RASA_AUTH_TOKEN']}",
+            "--logging-config-file", str(LOGGING_CONFIG),
         ])
         self.wait_for(f"{self.url('rasa')}/webhooks/whatsapp/", "rasa")
 
@@ -171,7 +180,16 @@ class Stack:
         return f"http://127.0.0.1:{self.ports[name]}"
 
     def log(self, name: str) -> str:
-        path = self.workdir / f"{name}.log"
+        """Everything the process wrote: its stdout, then its stderr (the log lines)."""
+        return self.stdout(name) + self.stderr(name)
+
+    def stdout(self, name: str) -> str:
+        path = self.workdir / f"{name}.stdout.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stderr(self, name: str) -> str:
+        """The process's log lines."""
+        path = self.workdir / f"{name}.stderr.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def wait_for(self, url: str, name: str) -> None:

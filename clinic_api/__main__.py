@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 import uvicorn
@@ -11,6 +10,7 @@ import uvicorn
 from clinic.api_keys import ApiKeys
 from clinic.container import build_scheduling
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.logs import configure_logging
 from clinic.settings import load_settings
 from clinic_api.app import create_app
 
@@ -28,12 +28,13 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("CLINIC_API_PORT", "8090")))
     parser.add_argument("--database-url", default=None, help="default: CLINIC_DATABASE_URL or var/clinic.db")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("clinic_api")
     # access_log off: paths carry appointment ids, and request logs are not needed to audit
     # changes (every change is in the appointment's history with the key's name).
     # ws="none": no websockets here, and Rasa pins a websockets release too old for uvicorn's.
+    # log_config=None: uvicorn's records go through configure_logging's handler (JSON lines).
     uvicorn.run(build_app(args.database_url), host=args.host, port=args.port, access_log=False, ws="none",
-                log_level="info")
+                log_level="info", log_config=None)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ import aiohttp
 from aiohttp import web
 
 from clinic.inbox.patient_side import claimed_by_staff
+from clinic.logs import configure_logging
 from clinic.messaging.store import PendingMessage
 from clinic.redaction import redact
 from gateway.door import Door
@@ -269,7 +270,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                              "share an interpreter with relaying replies (busy numbers)")
     parser.add_argument("--relay-url", help="for --role door: where the relay listens")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("gateway" if args.role == "all" else f"gateway-{args.role}")
     if args.role == "door" and not args.relay_url:
         parser.error("--role door needs --relay-url")
     channel = Door(WhatsAppSettings.load(), door="relay" if args.role == "relay" else "ingress")

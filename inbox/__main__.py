@@ -8,11 +8,11 @@ no staff yet and prints them (see inbox/demo.py). Without staff accounts and wit
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 import uvicorn
 
+from clinic.logs import configure_logging
 from inbox.app import create_app
 from inbox.demo import ensure_demo_accounts
 from inbox.wiring import build
@@ -25,7 +25,7 @@ def main(argv=None) -> None:
     parser.add_argument("--database-url", default=None, help="default: CLINIC_DATABASE_URL or var/clinic.db")
     parser.add_argument("--demo", action="store_true", help="create and print demo staff accounts if none exist")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("inbox")
     built = build(args.database_url)
     if args.demo and (not built.staff.any_exists() or built.staff.by_username("demo-admin")):
         for line in ensure_demo_accounts(built.staff):
@@ -39,7 +39,9 @@ def main(argv=None) -> None:
     app.state.documents = built.documents  # the ticket page lists them (inbox/documents.py)
     # access_log off: paths carry ticket ids; every view and action is in the audit log.
     # ws="none": no websockets here, and Rasa pins a websockets release too old for uvicorn's.
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, ws="none", log_level="info")
+    # log_config=None: uvicorn's records go through configure_logging's handler (JSON lines).
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, ws="none", log_level="info",
+                log_config=None)
 
 
 if __name__ == "__main__":

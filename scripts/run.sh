@@ -45,7 +45,9 @@ export REMINDER_POLL_SECONDS="${REMINDER_POLL_SECONDS:-5}"
 
 echo "Starting the action server, the assistant, the WhatsApp gateway, the reminder scheduler, the clinic API, the staff inbox and the WhatsApp simulator (logs in var/logs/)..."
 # Rasa through scripts/quiet_rasa.py: its logs without the warnings this project expects.
-python -m scripts.quiet_rasa run actions --actions actions --port "$ACTIONS_PORT" > var/logs/actions.log 2>&1 &
+# logging.yml: their logs as one JSON object per line, like every other process (clinic/logs.py).
+python -m scripts.quiet_rasa run actions --actions actions --port "$ACTIONS_PORT" \
+  --logging-config-file logging.yml > var/logs/actions.log 2>&1 &
 pids+=($!); actions_pid=$!
 # --enable-api: the reminder scheduler pushes reminders through Rasa's external-event
 # endpoint; the token keeps the API closed to everyone else.
@@ -53,7 +55,7 @@ pids+=($!); actions_pid=$!
 # Rasa, so acknowledgements and WhatsApp's bookkeeping never wait behind the model.
 WHATSAPP_GATEWAY=1 python -m scripts.quiet_rasa run --model "$MODEL_PATH" --port "$RASA_PORT" --endpoints endpoints.yml \
   --credentials credentials.yml --interface 127.0.0.1 --enable-api --auth-token="$RASA_AUTH_TOKEN" \
-  > var/logs/rasa.log 2>&1 &
+  --logging-config-file logging.yml > var/logs/rasa.log 2>&1 &
 pids+=($!); rasa_pid=$!
 python -m gateway --host 127.0.0.1 --port "$WHATSAPP_GATEWAY_PORT" \
   --rasa-url "http://127.0.0.1:$RASA_PORT" > var/logs/whatsapp-gateway.log 2>&1 &

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
 from typing import List, Optional
 
 from aiohttp import web
+
+from clinic.logs import configure_logging
 
 from .app import create_app, get_simulator
 from .config import (
@@ -82,7 +83,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--default-user", default=_env("SIMULATOR_DEFAULT_USER", DEFAULT_USER_WA_ID),
                    help="wa_id the chat page uses without ?user=")
     p.add_argument("--default-user-name", default=_env("SIMULATOR_DEFAULT_USER_NAME", DEFAULT_USER_NAME))
-    p.add_argument("--log-level", default=_env("SIMULATOR_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", default=_env("SIMULATOR_LOG_LEVEL"),
+                   help="default: SIMULATOR_LOG_LEVEL, else LOG_LEVEL, else INFO")
     return p.parse_args(argv)
 
 
@@ -156,7 +158,7 @@ async def serve(config: SimulatorConfig, do_handshake: bool) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("simulator", level=args.log_level)
     try:
         config = build_config(args)
         TemplateRegistry(config.templates_path)  # a bad templates file fails here, clearly

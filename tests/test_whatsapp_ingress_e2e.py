@@ -113,6 +113,43 @@ def test_a_message_written_while_rasa_is_down_is_answered_once_it_is_back(stack)
     assert len([m for m in stack.replies(wa_id) if not m.get("error")]) == 2  # answered once
 
 
+
+# ── logs ────────────────────────────────────────────────────────────────────────────────────
+def test_every_log_line_is_json_and_none_holds_patient_text_a_number_or_a_secret(stack):
+    """Issue 14. Scans the whole module's logs (this conversation's and the tests' above:
+    Rasa killed and restarted, bad turns refused): every stderr line of the gateway, Rasa,
+    the action server and the simulator is one JSON object; none holds what the patient
+    wrote, their number, their profile name or a secret."""
+    wa_id = patient()
+    other_number = "+44 7700 900123"
+    text = f"Quillonrash on my left elbow since Tuesday, call me on {other_number} please"
+    stack.say(wa_id, text)
+    stack.wait_for_replies(wa_id, 2)
+    stack.say(wa_id, "where can I park")
+    stack.wait_for_replies(wa_id, 3)
+    time.sleep(1)  # the last turn's log lines
+    secrets = [*stack.secrets.values(), *(stack.env[name] for name in (
+        "CLINIC_PSEUDONYM_KEY", "CLINIC_ENCRYPTION_KEY", "INBOX_SECRET_KEY"))]
+    forbidden = {"patient text": ["Quillonrash", "left elbow since Tuesday", "where can I park"],
+                 "number": [wa_id, other_number, other_number.replace(" ", ""), "7700 900123"],
+                 "profile name": ["Synthetic Patient"],
+                 "secret": secrets}
+    for name in ("ingress", "rasa", "actions", "simulator"):
+        log = stack.stderr(name)
+        lines = [line for line in log.splitlines() if line.strip()]
+        if name in ("ingress", "rasa", "actions"):
+            assert lines, f"{name}: no log lines at all"
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"{name}: not a JSON line: {line[:300]}") from None
+            assert isinstance(record, dict) and {"ts", "level", "logger", "process", "event"} <= set(record), line
+        leaked = [(kind, value) for kind, values in forbidden.items() for value in values if value in log]
+        assert leaked == [], f"{name} log holds {[kind for kind, _ in leaked]}"
+    assert {json.loads(line)["process"] for line in stack.stderr("ingress").splitlines() if line.strip()} == {"gateway"}
+    assert {json.loads(line)["process"] for line in stack.stderr("actions").splitlines() if line.strip()} == {"actions"}
+
 # ── the gateway as two processes: a door and a relay ─────────────────────────────────────
 @pytest.fixture(scope="module")
 def split_stack(trained_model, tmp_path_factory):

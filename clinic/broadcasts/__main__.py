@@ -34,6 +34,7 @@ from clinic.broadcasts import tables as t
 from clinic.broadcasts.runner import CampaignPaused, Runner
 from clinic.broadcasts.store import BroadcastStore, CampaignError
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.logs import configure_logging
 from clinic.messaging.outbox_queue import PRIORITY_BROADCAST, OutboxQueue
 from clinic.messaging.store import WhatsAppStore
 
@@ -91,7 +92,6 @@ def main(argv=None) -> int:
         sub.add_parser(command).add_argument("name")
     sub.add_parser("list")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         store = _store(args.database_url)
         if args.command == "create":
@@ -126,4 +126,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    # Here, not in main(): tests call main() in their own process, whose logging is pytest's.
+    configure_logging("broadcasts", default_level=logging.WARNING)
     sys.exit(main())

@@ -34,6 +34,7 @@ from typing import Optional
 from clinic.consent import ConsentStore
 from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.language.memory import LanguageMemory
+from clinic.logs import configure_logging
 from clinic.reminders.dispatcher import Dispatcher
 from clinic.reminders.planner import Recipient, plan_recalls
 from clinic.reminders.rasa_client import RasaPusher
@@ -136,8 +137,7 @@ def main(argv=None) -> int:
     parser.add_argument("--database-url", default=None, help="default: CLINIC_DATABASE_URL")
     parser.add_argument("--once", action="store_true", help="one tick, then exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("REMINDER_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging("reminders")
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     return asyncio.run(run(args))
 

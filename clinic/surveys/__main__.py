@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from sqlalchemy import func, select
 
 from clinic.consent import ConsentStore
 from clinic.db import create_schema, make_engine, make_session_factory
+from clinic.logs import configure_logging
 from clinic.surveys import planner
 from clinic.surveys import tables as t
 from clinic.surveys.store import SurveyStore
@@ -101,4 +103,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    # Here, not in main(): tests call main() in their own process, whose logging is pytest's.
+    configure_logging("surveys", default_level=logging.WARNING)
     sys.exit(main())
