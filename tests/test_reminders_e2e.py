@@ -33,8 +33,8 @@ TZ = SETTINGS.timezone
 
 
 @pytest.fixture(scope="module")
-def stack(trained_model, tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("reminders-e2e"), trained_model)
+def stack(model, tmp_path_factory):
+    running = Stack(tmp_path_factory.mktemp("reminders-e2e"), model)
     running.env["CLINIC_QUIET_HOURS"] = quiet_hours_away_from_now(TZ)
     running.start()
     running.start_scheduler(poll_seconds=0.3)
