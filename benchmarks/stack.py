@@ -22,6 +22,8 @@ from typing import Any, Dict, Optional
 
 from cryptography.fernet import Fernet
 
+from clinic.at_rest import TRACKER_KEYS_ENV, Keyring, Sealer, new_key_entry
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 240
 # Rasa's and the action server's logs as JSON lines, like every other process (clinic/logs.py).
@@ -70,6 +72,8 @@ class Stack:
             "CLINIC_DATABASE_URL": f"sqlite:///{self.database}",
             "CLINIC_PSEUDONYM_KEY": secrets.token_hex(16),
             "CLINIC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            # Rasa's tracker store encrypts every event (addons/encrypted_tracker_store.py).
+            TRACKER_KEYS_ENV: new_key_entry(),
             # The staff inbox reaches this Rasa's HTTP API (pause/resume, transcripts).
             "RASA_URL": f"http://127.0.0.1:{self.ports['rasa']}",
             "INBOX_SECRET_KEY": secrets.token_hex(32),
@@ -77,10 +81,15 @@ class Stack:
         self.endpoints = self.workdir / "endpoints.yml"
         self.endpoints.write_text(
             f'action_endpoint:\n  url: "http://127.0.0.1:{self.ports["actions"]}/webhook"\n'
-            f'tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: "{self.tracker_database}"\n'
+            'tracker_store:\n  type: addons.encrypted_tracker_store.EncryptedSQLTrackerStore\n'
+            f'  dialect: sqlite\n  db: "{self.tracker_database}"\n'
         )
         self.simulator_args = simulator_args
         self.processes: Dict[str, subprocess.Popen] = {}
+
+    def tracker_sealer(self) -> Sealer:
+        """Opens (and seals) the tracker store's ``events.data`` values, for tests."""
+        return Sealer(Keyring.parse(self.env[TRACKER_KEYS_ENV], TRACKER_KEYS_ENV))
 
     # ── processes ───────────────────────────────────────────────────────────────────────
     def _start(self, name: str, command: list) -> None:

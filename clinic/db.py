@@ -39,10 +39,74 @@ def database_url(environ: Optional[dict] = None) -> str:
     return environ.get(DATABASE_URL_ENV) or f"sqlite:///{VAR_DIR / 'clinic.db'}"
 
 
+PRIVATE_MODE = 0o600
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def private_file(path: Path) -> None:
+    """Make ``path`` readable and writable by its owner only (0600), if it exists and is
+    looser: files created before this rule, or by a tool under a loose umask."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+        if mode != PRIVATE_MODE:
+            os.chmod(path, PRIVATE_MODE)
+    except FileNotFoundError:
+        pass
+
+
+def private_sqlite_file(database: Path) -> None:
+    """Create a SQLite database file as 0600 whatever the umask, before SQLite opens it
+    (SQLite creates a new file 0644 minus the umask, and gives its -wal, -shm and -journal
+    files the database file's mode); tighten an existing one and its companions."""
+    database = Path(database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)  # an empty file is an empty SQLite database
+    for path in (database, *(Path(f"{database}{suffix}") for suffix in SQLITE_COMPANIONS)):
+        private_file(path)
+
+
+def sqlite_file_of(url) -> Optional[Path]:
+    """The database file of a SQLite URL (text or ``URL``); None for another database or an
+    in-memory one."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:" \
+            or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def secure_sqlite(cursor) -> None:
+    """What this product deletes or clears is not left in the file: SQLite overwrites deleted
+    content with zeros (secure_delete; some builds default to it, others do not), and a
+    write-ahead log is cut back to what is in use when it restarts (journal_size_limit=0),
+    so stale frames of cleared rows do not linger at its end. ``checkpoint`` empties it."""
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA journal_size_limit=0")
+
+
+def checkpoint(engine: Engine) -> bool:
+    """Copy a SQLite write-ahead log into the database and truncate it to zero bytes
+    (after a purge or an erasure: the log holds earlier versions of changed pages).
+    True when done; False when readers kept it from finishing, or not SQLite."""
+    if engine.dialect.name != "sqlite":
+        return False
+    with engine.connect() as connection:
+        busy, _log, _done = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+    return not busy
+
+
 def make_engine(url: Optional[str] = None) -> Engine:
     url = url or database_url()
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    database = sqlite_file_of(url)
+    if database is not None:
+        private_sqlite_file(database)
     options = {}
     if url.startswith("sqlite"):
         # SQLAlchemy 1.4 gives file SQLite a NullPool: a new connection (PRAGMAs, and a WAL
@@ -64,6 +128,7 @@ def make_engine(url: Optional[str] = None) -> Engine:
             # starting while another migrates must wait for that rather than fail.
             cursor.execute("PRAGMA busy_timeout=10000")
             cursor.execute("PRAGMA foreign_keys=ON")
+            secure_sqlite(cursor)
             _switch_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()

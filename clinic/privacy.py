@@ -24,7 +24,8 @@ DEFAULT_KEY_FILE = VAR_DIR / "pseudonym.key"
 def secret_from(environ: Optional[Mapping[str, str]], name: str, key_file: Path,
                 generate: Callable[[], bytes]) -> bytes:
     """The secret in environment variable ``name``, else the one in ``key_file``, created on
-    first use (mode 0600) from ``generate()`` — the embedded default for development."""
+    first use (mode 0600) from ``generate()`` — the embedded default for development. An
+    existing key file readable by others is made 0600."""
     environ = os.environ if environ is None else environ
     value = environ.get(name)
     if value:
@@ -39,6 +40,8 @@ def secret_from(environ: Optional[Mapping[str, str]], name: str, key_file: Path,
         else:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(generate())
+    if key_file.stat().st_mode & 0o077:  # made before this rule, or by hand: owner only
+        key_file.chmod(0o600)
     return key_file.read_bytes().strip()
 
 

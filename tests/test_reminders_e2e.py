@@ -33,8 +33,8 @@ TZ = SETTINGS.timezone
 
 
 @pytest.fixture(scope="module")
-def stack(trained_model, tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("reminders-e2e"), trained_model)
+def stack(model, tmp_path_factory):
+    running = Stack(tmp_path_factory.mktemp("reminders-e2e"), model)
     running.env["CLINIC_QUIET_HOURS"] = quiet_hours_away_from_now(TZ)
     running.start()
     running.start_scheduler(poll_seconds=0.3)
@@ -101,12 +101,14 @@ def wait_for_status(clinic, job_id: str, status: str, timeout: float = 30) -> No
 def age_tracker(stack, conversation: str, days: float) -> None:
     """Move the conversation's history ``days`` into the past (its session expires)."""
     shift = days * 86400
+    sealer = stack.tracker_sealer()  # the tracker store's rows are encrypted
     with sqlite3.connect(stack.tracker_database) as db:
         for row_id, data, stamp in db.execute(
                 "SELECT id, data, timestamp FROM events WHERE sender_id = ?", (conversation,)).fetchall():
-            event = json.loads(data)
+            event = json.loads(sealer.open(data))
             event["timestamp"] = event.get("timestamp", stamp) - shift
-            db.execute("UPDATE events SET data = ?, timestamp = ? WHERE id = ?", (json.dumps(event), stamp - shift, row_id))
+            db.execute("UPDATE events SET data = ?, timestamp = ? WHERE id = ?",
+                       (sealer.seal(json.dumps(event)), stamp - shift, row_id))
 
 
 def close_window(stack, wa_id: str) -> None:

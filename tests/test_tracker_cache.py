@@ -5,6 +5,7 @@ a booking started and left, menu, thanks, goodbye) through an Agent on a SQLite 
 store and a real action server: after every turn the kept tracker equals, event for event
 and in its whole serialised state, the tracker Rasa's own reader builds from the database,
 and the next turn uses it. Rows written by someone else make the next read go to the database.
+The same with the project's encrypted store (addons/encrypted_tracker_store.py, endpoints.yml).
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def action_server(tmp_path_factory, model):
     stack.stop()
 
 
-def test_kept_trackers_equal_what_rasa_reads_from_the_database(action_server, model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("encrypted", [False, True], ids=["rasa-sql", "encrypted-sql"])
+def test_kept_trackers_equal_what_rasa_reads_from_the_database(action_server, model, tmp_path, monkeypatch,
+                                                               encrypted):
     from rasa.core.agent import Agent
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.trackers import EventVerbosity
@@ -45,7 +48,14 @@ def test_kept_trackers_equal_what_rasa_reads_from_the_database(action_server, mo
     assert tracker_cache.apply()
     tracker_cache.TRACKERS.clear()
     agent = Agent.load(str(model), action_endpoint=EndpointConfig(f"{action_server.url('actions')}/webhook"))
-    store = SQLTrackerStore(agent.domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    if encrypted:
+        from addons.encrypted_tracker_store import EncryptedSQLTrackerStore
+        from clinic.at_rest import Keyring, new_key_entry
+
+        store = EncryptedSQLTrackerStore(agent.domain, dialect="sqlite", db=str(tmp_path / "tracker.db"),
+                                         keyring=Keyring.parse(new_key_entry("k1")))
+    else:
+        store = SQLTrackerStore(agent.domain, dialect="sqlite", db=str(tmp_path / "tracker.db"))
     agent.tracker_store = store
     agent.processor.tracker_store = store
     sender = "patient-1"
@@ -79,3 +89,9 @@ def test_kept_trackers_equal_what_rasa_reads_from_the_database(action_server, mo
 
     asyncio.run(conversation())
     assert tracker_cache.TRACKERS.hits >= len(PROJECT_TURNS) * 3 - 2
+    if encrypted:
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "tracker.db") as db:
+            data = [row[0] for row in db.execute("SELECT data FROM events")]
+        assert data and all(value.startswith("enc:v1:k1:") for value in data)

@@ -26,16 +26,19 @@ def patient() -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(trained_model, tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("whatsapp-e2e"), trained_model).start()
+def stack(model, tmp_path_factory):
+    running = Stack(tmp_path_factory.mktemp("whatsapp-e2e"), model).start()
     yield running
     running.stop()
 
 
 def tracker_events(stack: Stack) -> list[tuple[str, str, dict]]:
+    """Every event in Rasa's tracker store, decrypted (the rows are encrypted at rest)."""
+    sealer = stack.tracker_sealer()
     with sqlite3.connect(stack.tracker_database) as db:
         rows = db.execute("SELECT sender_id, type_name, data FROM events ORDER BY id").fetchall()
-    return [(sender, kind, json.loads(data)) for sender, kind, data in rows]
+    assert rows and all(data.startswith("enc:v1:") for _, _, data in rows)
+    return [(sender, kind, json.loads(sealer.open(data))) for sender, kind, data in rows]
 
 
 def test_conversation_with_buttons(stack):
@@ -117,6 +120,24 @@ def test_no_phone_number_or_secret_reaches_rasa(stack):
     assert wa_id not in everything
     assert card not in everything and card.replace(" ", "") not in everything
     assert "Synthetic Patient" not in everything  # the WhatsApp profile name isn't stored
+
+
+def test_tracker_store_holds_no_clear_text(stack):
+    """Rasa's tracker store (the project's encrypted one, issue 18): the patient's words and
+    the assistant's answers are in the conversation's events, and nowhere in the file."""
+    wa_id = patient()
+    words = "my appointment zebrafinch-quokka: where can I park?"
+    stack.say(wa_id, words)
+    stack.wait_for_replies(wa_id, 2)
+    events = tracker_events(stack)
+    sender = next(s for s, kind, e in events if kind == "user" and "zebrafinch-quokka" in e.get("text", ""))
+    answers = [e["text"] for s, kind, e in events if s == sender and kind == "bot" and e.get("text")]
+    assert answers
+    files = [stack.tracker_database, *stack.tracker_database.parent.glob(stack.tracker_database.name + "-*")]
+    stored = b"".join(path.read_bytes() for path in files)
+    for text in ["zebrafinch", *(answer[:30] for answer in answers)]:
+        assert text.encode() not in stored, text
+    assert stack.tracker_database.stat().st_mode & 0o777 == 0o600
 
 
 def test_location_and_voice_notes_are_answered_kindly(stack):

@@ -120,7 +120,10 @@ class InboxJournal:
         return sorted(p for p in self.directory.glob(f"*{SUFFIX}") if p.stem.isdigit())
 
     def _open_segment(self) -> int:
-        return os.open(self._segment_path(self._sequence), os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        # 0600 whatever the umask (the records are patients' messages, redacted).
+        fd = os.open(self._segment_path(self._sequence), os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        return fd
 
     @staticmethod
     def _read(path: Path) -> List[Record]:
