@@ -70,7 +70,7 @@ def redis_server() -> Iterator[RedisServer]:
             except redis.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("redis-server did not start: "
-                                       + (workdir / "redis.log").read_text(errors="replace")[-2000:])
+                                       + (workdir / "redis.log").read_text(errors="replace")[-2000:]) from None
                 time.sleep(0.05)
         client.close()
         yield RedisServer("127.0.0.1", port)

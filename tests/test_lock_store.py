@@ -13,7 +13,6 @@ import collections
 import threading
 import uuid
 
-import pytest
 from rasa.core.lock_store import InMemoryLockStore, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
