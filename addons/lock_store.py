@@ -41,8 +41,12 @@ one user's two messages sent to different servers):
   production Rasa serialise — and expire — each other's conversations.
 * Waiting: Rasa polls a waiting ticket every second; here every ``poll_seconds`` (0.1 s by
   default), so a patient's quick second message does not wait a whole second for the first.
-* Redis down: taking a lock fails, the turn fails (HTTP 500 to the gateway, which retries it
-  as another attempt of that message); nothing is processed without a lock.
+* Redis down: taking a lock fails (``LockError``) and the turn with it — nothing is processed
+  without a lock. The WhatsApp channel answers the gateway's turn with HTTP 500, which the
+  gateway counts as a failed attempt of that message (gateway/relay.py): a Redis outage
+  longer than its retries (WHATSAPP_INBOUND_MAX_ATTEMPTS) dead-letters the messages that
+  came in meanwhile (quarantine and a ticket). Telling "no lock" apart from "failed on this
+  message" is left to the gateway's side (issue 16, item 2).
 """
 
 from __future__ import annotations
