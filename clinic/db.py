@@ -7,9 +7,10 @@ Embedded default: SQLite under ``var/``; set ``CLINIC_DATABASE_URL`` for Postgre
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
@@ -159,6 +160,30 @@ def _switch_to_wal(cursor) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, future=True, expire_on_commit=False)
+
+
+def database_problem(sessions: sessionmaker) -> Optional[str]:
+    """A readiness check (``GET /readyz`` of the gateway, the inbox, the clinic API): None
+    when the database answers ``SELECT 1``, else what went wrong, in words that name neither
+    the server nor its credentials (the endpoint needs no login; details go to the log)."""
+    from sqlalchemy import text
+
+    try:
+        with sessions() as session:
+            session.execute(text("SELECT 1"))
+        return None
+    except Exception as error:  # noqa: BLE001 - any failure means "not ready"
+        logging.getLogger(__name__).warning("Readiness: the database did not answer: %s", error)
+        return f"unreachable ({type(error).__name__})"
+
+
+def readiness_report(problems: Dict[str, Optional[str]]) -> Tuple[int, dict]:
+    """``GET /readyz``'s status and body from named checks (None: that check passed): 200
+    when all passed, else 503, which takes the process out of a load balancer's rotation."""
+    failing = {name: problem for name, problem in problems.items() if problem}
+    body = {"status": "not ready" if failing else "ready",
+            "checks": {name: problem or "ok" for name, problem in problems.items()}}
+    return (503 if failing else 200), body
 
 
 # Every module that defines tables on ``Base``: migrations, schema checks and

@@ -4,10 +4,12 @@ clinic_api/routes/; the app holds the shared services in ``app.state``."""
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.orm import sessionmaker
 
 from clinic.api_keys import ApiKeys
+from clinic.db import database_problem, readiness_report
 from clinic.observability import instrument
 from clinic.scheduling.backend import SchedulingBackend
 from clinic_api.auth import authenticate_first
@@ -42,6 +44,17 @@ def create_app(scheduling: SchedulingBackend, api_keys: ApiKeys, session_factory
     @app.get("/api/health", include_in_schema=False)
     def health() -> dict:
         return {"status": "ok"}
+
+    # Probes for an orchestrator or a load balancer (no API key): liveness (the process
+    # answers) and readiness (its database answers too).
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        status, body = readiness_report({"database": database_problem(session_factory)})
+        return JSONResponse(body, status_code=status)
 
     app.include_router(appointments.router)
     app.include_router(reports.router)

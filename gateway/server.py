@@ -47,6 +47,7 @@ from typing import Any, List, Optional, Set
 import aiohttp
 from aiohttp import web
 
+from clinic.db import database_problem, readiness_report
 from clinic.inbox.patient_side import claimed_by_staff
 from clinic.logs import configure_logging
 from clinic.messaging.store import PendingMessage
@@ -65,6 +66,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Ingress", "PATH", "RETRY_MAX_SECONDS", "TURN_TIMEOUT_SECONDS", "TurnFailed", "TurnRefused", "main"]
 
 PATH = "/webhooks/whatsapp/webhook"
+READY_TIMEOUT_SECONDS = 2.0
 
 
 ROLES = ("all", "door", "relay")
@@ -232,6 +234,28 @@ class Ingress:
     async def health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "counters": self.channel.metrics.snapshot()})
 
+    async def healthz(self, _request: web.Request) -> web.Response:
+        """Liveness: the process and its web loop answer."""
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """Readiness: the clinic database answers and, for the roles that run turns (all,
+        relay), so does Rasa's WhatsApp channel (its turn endpoint's blueprint)."""
+        problems = {"database": await asyncio.to_thread(database_problem, self.channel.sessions)}
+        if self.role != "door":
+            problems["rasa"] = await self._rasa_problem()
+        status, body = readiness_report(problems)
+        return web.json_response(body, status=status)
+
+    async def _rasa_problem(self) -> Optional[str]:
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{self.rasa_url}/webhooks/whatsapp/",
+                                       timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT_SECONDS)) as reply:
+                    return None if reply.status == 200 else f"HTTP {reply.status}"
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            return f"unreachable ({type(error).__name__})"
+
     async def metrics(self, _request: web.Request) -> web.Response:
         return web.json_response(await self.channel.metrics_report())
 
@@ -249,6 +273,8 @@ class Ingress:
         if self.role == "relay":
             app.router.add_post("/webhooks/whatsapp/process", self.process_notice)
         app.router.add_get("/webhooks/whatsapp/", self.health)
+        app.router.add_get("/healthz", self.healthz)  # liveness
+        app.router.add_get("/readyz", self.readyz)  # readiness: database (and Rasa) answer
         app.router.add_get("/webhooks/whatsapp/metrics", self.metrics)  # JSON: counters and states
         app.router.add_get("/metrics", self.prometheus)  # Prometheus's text format
         # aiohttp 3.9's annotations of Signal.append do not accept a plain handler (its own

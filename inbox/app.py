@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
+from clinic.db import database_problem, readiness_report
 from clinic.inbox import sla
 from clinic.inbox.audit import AuditLog
 from clinic.inbox.labels import reason_label, red_flag_label, resolution_label, team_label
@@ -141,6 +142,17 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     @app.get("/inbox/health", include_in_schema=False)
     def health() -> dict:
         return {"status": "ok"}
+
+    # Probes for an orchestrator or a load balancer (no session needed): liveness (the
+    # process answers) and readiness (its database answers too).
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        status, body = readiness_report({"database": database_problem(inbox.sessions)})
+        return JSONResponse(body, status_code=status)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):

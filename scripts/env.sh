@@ -8,3 +8,6 @@ export PATH="$PWD/.venv/bin:$PATH"
 MODEL_NAME=assistant
 MODEL_PATH="models/$MODEL_NAME.tar.gz"
 RASA_ARGS=(--domain domain --config config.yml)
+# endpoints.yml's tracker store: empty = the SQLite file under var/; a PostgreSQL URL for
+# several Rasa replicas (README, "Several Rasa replicas"). REDIS_URL: their lock store.
+export RASA_TRACKER_STORE_URL="${RASA_TRACKER_STORE_URL:-}"

@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.services import Services, build_services, use_services
 from tests.pg_support import postgres_url  # noqa: F401  (session fixture: a real PostgreSQL)
+from tests.redis_support import redis_server  # noqa: F401  (session fixture: a real Redis)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEST_PSEUDONYM_KEY = "test-pseudonym-key-not-a-secret"
