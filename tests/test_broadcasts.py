@@ -9,8 +9,8 @@ import datetime as dt
 import json
 import os
 import signal
-import time
 import sys
+import time
 
 import pytest
 from cryptography.fernet import Fernet
