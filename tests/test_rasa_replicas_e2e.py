@@ -112,7 +112,8 @@ def burst(replicas: Replicas) -> Dict[str, Dict[str, List[str]]]:
     return answers
 
 
-def tracker_events(tracker_url: str, sender: str) -> List[dict]:
+def tracker_events(tracker_url: str, sender: str, sealer) -> List[dict]:
+    """The sender's events, decrypted (the tracker store encrypts them at rest: issue 18)."""
     engine = create_engine(tracker_url, future=True)
     try:
         with engine.connect() as connection:
@@ -120,14 +121,14 @@ def tracker_events(tracker_url: str, sender: str) -> List[dict]:
                                       {"s": sender}).fetchall()
     finally:
         engine.dispose()
-    return [{"event": kind, **json.loads(data)} for kind, data in rows]
+    return [{"event": kind, **json.loads(sealer.open(data))} for kind, data in rows]
 
 
-def violations(tracker_url: str, answers: Dict[str, Dict[str, List[str]]]) -> List[str]:
+def violations(tracker_url: str, answers: Dict[str, Dict[str, List[str]]], sealer) -> List[str]:
     """What (a) and (b) find wrong, one line per finding (empty: all is well)."""
     found: List[str] = []
     for sender, replies_by_message in answers.items():
-        events = tracker_events(tracker_url, sender)
+        events = tracker_events(tracker_url, sender, sealer)
         for message, replies in replies_by_message.items():
             if any(r.startswith("<failed") for r in replies):
                 found.append(f"{sender}: {message!r} failed: {replies[0]}")
@@ -161,7 +162,7 @@ def run_burst(tmp_path, model, postgres_url, redis_url: str):
             started = time.monotonic()
             answers = burst(replicas)
             elapsed = time.monotonic() - started
-            return violations(tracker_url, answers), elapsed
+            return violations(tracker_url, answers, replicas.stack.tracker_sealer()), elapsed
         finally:
             replicas.stop()
 
