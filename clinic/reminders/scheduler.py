@@ -16,6 +16,11 @@ Settings (environment):
                           the push timeout)
   REMINDER_PUSH_TIMEOUT   seconds to wait for Rasa per push (default 30)
   CLINIC_DATABASE_URL     the clinic database (default SQLite under var/)
+
+Retention: the scheduler also runs the purge (clinic/retention.py) every
+``retention.purge_every`` of content/clinic.yml (first 5 minutes after start; not with
+``--once`` or ``--no-purge``), over the clinic database, Rasa's tracker store
+(RASA_TRACKER_STORE_URL, else endpoints.yml) and the webhook journal folder.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from clinic.reminders.planner import Recipient, plan_recalls
 from clinic.reminders.rasa_client import RasaPusher
 from clinic.reminders.store import ReminderStore
 from clinic.reminders.timing import ReminderPolicy
+from clinic.retention import PeriodicPurge, build_purger
 from clinic.settings import load_settings
 
 logger = logging.getLogger("clinic.reminders.scheduler")
@@ -89,6 +95,15 @@ def _recipient_finder(backend):
     return find
 
 
+def retention_task(args) -> Optional[PeriodicPurge]:
+    """The periodic retention purge this scheduler runs (None with --once or --no-purge)."""
+    if args.once or getattr(args, "no_purge", False):
+        return None
+    retention = load_settings().retention
+    return PeriodicPurge(lambda: build_purger(args.database_url, retention=retention),
+                         every=retention.purge_every.total_seconds())
+
+
 async def run(args) -> int:
     sessions, backend, policy, dispatcher, pusher = build(args)
     stop = asyncio.Event()
@@ -97,6 +112,7 @@ async def run(args) -> int:
         loop.add_signal_handler(signum, stop.set)
     find = _recipient_finder(backend)
     recalls_planned = 0
+    purge = retention_task(args)
 
     def recalls() -> int:
         with sessions() as session, session.begin():
@@ -112,6 +128,8 @@ async def run(args) -> int:
                 # Drain: when a tick claimed a full batch, go again at once.
                 while await dispatcher.run_once() >= dispatcher.batch_size and not stop.is_set():
                     pass
+                if purge is not None:
+                    await asyncio.to_thread(purge.tick)
             except Exception:  # noqa: BLE001 - e.g. the database briefly unavailable: next tick
                 logger.exception("Reminder tick failed; retrying at the next tick")
             if args.once:
@@ -135,7 +153,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rasa-url", default=os.environ.get("RASA_URL", "http://127.0.0.1:5005"))
     parser.add_argument("--poll-seconds", type=float, default=_env_float("REMINDER_POLL_SECONDS", 30))
     parser.add_argument("--database-url", default=None, help="default: CLINIC_DATABASE_URL")
-    parser.add_argument("--once", action="store_true", help="one tick, then exit")
+    parser.add_argument("--once", action="store_true", help="one tick, then exit (no purge)")
+    parser.add_argument("--no-purge", action="store_true",
+                        help="do not run the retention purge (run `python -m clinic.retention purge` elsewhere)")
     args = parser.parse_args(argv)
     configure_logging("reminders")
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
