@@ -398,3 +398,37 @@ def test_rows_are_deleted_in_batches_of_the_configured_size(tmp_path):
     report = Purger(engine, only_inbox, clock=lambda: NOW).run()
     assert report.counts["inbox_rows"] == 20
     assert deletes == [3, 3, 3, 1]  # one transaction per batch
+
+
+def test_conversation_text_is_purged_from_rasas_own_encrypted_tracker_store(tmp_path, monkeypatch):
+    """The real store (addons/encrypted_tracker_store.py): its events table, its timestamps."""
+    import asyncio
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from addons.encrypted_tracker_store import EncryptedSQLTrackerStore
+    from clinic.at_rest import Keyring, new_key_entry
+
+    monkeypatch.setenv("LEAN_TURNS", "0")  # read from the database, not addons/tracker_cache.py
+    store = EncryptedSQLTrackerStore(Domain.from_dict({"intents": ["greet"]}), db=str(tmp_path / "tracker.db"),
+                                     keyring=Keyring.parse(new_key_entry("k1"), "test"))
+    stale = (NOW - RETENTION.conversation_text - DAY).timestamp()
+    fresh = (NOW - DAY).timestamp()
+
+    async def save_and_read():
+        tracker = DialogueStateTracker("c1", [])
+        for i, when in enumerate([stale, stale + 1, fresh]):
+            tracker.update(UserUttered(f"{SECRET} {i}", intent={"name": "greet", "confidence": 1.0}, timestamp=when))
+            tracker.update(ActionExecuted("action_listen", timestamp=when))
+        await store.save(tracker)
+
+    asyncio.run(save_and_read())
+    tracker_engine = make_engine(f"sqlite:///{tmp_path / 'tracker.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'clinic.db'}")
+    create_schema(engine)
+    report = Purger(engine, RETENTION, tracker_engine=tracker_engine, clock=lambda: NOW).run()
+    assert report.counts["conversation_text"] == 4
+    kept = asyncio.run(store.retrieve("c1"))
+    assert [e.text for e in kept.events if e.type_name == "user"] == [f"{SECRET} 2"]
