@@ -43,6 +43,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional
 
@@ -110,6 +111,8 @@ class Purger:
         self.journal_roots = [Path(p) for p in journal_roots]
         self.clock = clock
         self.batch = retention.batch_size
+        # Set (from another thread) to stop after the current batch: the scheduler's SIGTERM.
+        self.stopping = threading.Event()
 
     # ── the whole purge ──────────────────────────────────────────────────────────────
     def run(self, dry_run: bool = False) -> PurgeReport:
@@ -160,7 +163,7 @@ class Purger:
             with engine.connect() as connection:
                 return connection.execute(select(func.count()).select_from(table).where(condition)).scalar_one()
         total = 0
-        while True:
+        while not self.stopping.is_set():
             with engine.begin() as connection:
                 keys = connection.execute(select(key).where(condition).order_by(key).limit(self.batch)
                                           ).scalars().all()
@@ -274,7 +277,7 @@ class Purger:
         below = audit.retrying(anchor)
         # 2. Delete below it, in batches (the delete trigger allows nothing else).
         deleted = 0
-        while True:
+        while not self.stopping.is_set():
             with audit.transaction(self.sessions) as session:
                 ids = session.execute(select(AuditRow.id).where(AuditRow.id < below).order_by(AuditRow.id)
                                       .limit(self.batch)).scalars().all()
@@ -282,7 +285,8 @@ class Purger:
                     session.execute(delete(AuditRow).where(AuditRow.id.in_(ids)))
             deleted += len(ids)
             if len(ids) < self.batch:
-                return deleted
+                break
+        return deleted
 
 
 def _purge_journal_directory(directory: Path, older_than: float, dry_run: bool) -> int:
@@ -366,9 +370,16 @@ class PeriodicPurge:
         self.clock = clock or time.monotonic
         self.next_at = self.clock() + first_after
         self.runs = 0
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Stop a running purge after its current batch (from another thread)."""
+        self._stopped = True
+        if self._purger is not None:
+            self._purger.stopping.set()
 
     def tick(self) -> Optional[PurgeReport]:
-        if self.clock() < self.next_at:
+        if self._stopped or self.clock() < self.next_at:
             return None
         self.next_at = self.clock() + self.every
         try:

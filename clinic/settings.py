@@ -275,6 +275,12 @@ class RetentionSettings:
             # The audit log is the evidence of who saw what: never a short-lived store.
             raise SettingsError(f"{path}: 'retention.audit_log' must be at least 1y "
                                 f"(HIPAA asks 6y; got {value('audit_log', '')!r})")
+        inbox = periods["inbox_rows"]
+        if inbox is not None and inbox < dt.timedelta(days=7):
+            # A message id is what stops a redelivered webhook being answered twice, and Meta
+            # retries an unacknowledged webhook for up to 7 days.
+            raise SettingsError(f"{path}: 'retention.inbox_rows' must be at least 7d "
+                                f"(Meta redelivers webhooks for up to 7 days; got {value('inbox_rows', '')!r})")
         every = parse_duration(value("purge_every", "1h"), "retention.purge_every", path)
         if every is None or every < dt.timedelta(minutes=1):
             raise SettingsError(f"{path}: 'retention.purge_every' must be a period of at least 1 minute, e.g. 1h")

@@ -432,3 +432,28 @@ def test_conversation_text_is_purged_from_rasas_own_encrypted_tracker_store(tmp_
     assert report.counts["conversation_text"] == 4
     kept = asyncio.run(store.retrieve("c1"))
     assert [e.text for e in kept.events if e.type_name == "user"] == [f"{SECRET} 2"]
+
+
+def test_the_scheduler_loop_purges_beside_its_reminder_ticks_and_stops_on_sigterm(tmp_path, monkeypatch):
+    import asyncio
+    import signal
+
+    from clinic.reminders import scheduler
+    from clinic.retention import PurgeReport
+
+    ran = []
+
+    class FakePurger:
+        stopping = types.SimpleNamespace(set=lambda: ran.append("stopped"))
+
+        def run(self):
+            ran.append("purged")
+            os.kill(os.getpid(), signal.SIGTERM)  # the scheduler's own stop signal
+            return PurgeReport({"inbox_rows": 0}, dry_run=False)
+
+    monkeypatch.setattr(scheduler, "retention_task",
+                        lambda args: PeriodicPurge(FakePurger, every=3600, first_after=0))
+    args = types.SimpleNamespace(rasa_url="http://127.0.0.1:9", poll_seconds=0.05, once=False, no_purge=False,
+                                 database_url=f"sqlite:///{tmp_path / 'clinic.db'}")
+    assert asyncio.run(asyncio.wait_for(scheduler.run(args), timeout=30)) == 0
+    assert ran == ["purged", "stopped"]

@@ -110,9 +110,9 @@ def test_retention_periods_have_documented_defaults_and_parse(tmp_path):
     for kind in project.periods():
         at = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{kind}:"))
         assert lines[at - 1].strip().startswith("#"), kind
-    path = write(tmp_path, VALID + "retention:\n  inbox_rows: 36h\n  uploaded_files: forever\n  survey_comments: 2w\n")
+    path = write(tmp_path, VALID + "retention:\n  inbox_rows: 8d\n  uploaded_files: forever\n  survey_comments: 2w\n")
     retention = load_settings(path, environ={"CLINIC_RETENTION_CONVERSATION_TEXT": "30d"}).retention
-    assert retention.inbox_rows == dt.timedelta(hours=36)
+    assert retention.inbox_rows == dt.timedelta(days=8)
     assert retention.uploaded_files is None
     assert retention.survey_comments == dt.timedelta(days=14)
     assert retention.conversation_text == dt.timedelta(days=30)  # environment wins
@@ -122,6 +122,7 @@ def test_retention_periods_have_documented_defaults_and_parse(tmp_path):
 @pytest.mark.parametrize("section, message", [
     ("retention:\n  inbox_rows: 30 days\n", "retention.inbox_rows"),
     ("retention:\n  inbox_rows: 0d\n", "retention.inbox_rows"),
+    ("retention:\n  inbox_rows: 3d\n", "retention.inbox_rows' must be at least 7d"),
     ("retention:\n  audit_log: 30d\n", "retention.audit_log"),
     ("retention:\n  chat_logs: 30d\n", "retention.chat_logs"),
     ("retention:\n  batch_size: lots\n", "retention.batch_size"),

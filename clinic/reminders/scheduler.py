@@ -119,6 +119,17 @@ async def run(args) -> int:
             planned, _unreachable = plan_recalls(session, policy, find)
             return planned
 
+    async def purging() -> None:
+        # Beside the reminder ticks, not inside them: a long purge (the first one on a big
+        # database) must not hold reminders back.
+        while not stop.is_set():
+            await asyncio.to_thread(purge.tick)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=min(args.poll_seconds, 60))
+            except asyncio.TimeoutError:
+                pass
+
+    purger_task = asyncio.create_task(purging()) if purge is not None else None
     logger.info("Reminder scheduler %s polling every %ss (Rasa at %s)", dispatcher.worker,
                 args.poll_seconds, pusher.base_url)
     try:
@@ -128,8 +139,6 @@ async def run(args) -> int:
                 # Drain: when a tick claimed a full batch, go again at once.
                 while await dispatcher.run_once() >= dispatcher.batch_size and not stop.is_set():
                     pass
-                if purge is not None:
-                    await asyncio.to_thread(purge.tick)
             except Exception:  # noqa: BLE001 - e.g. the database briefly unavailable: next tick
                 logger.exception("Reminder tick failed; retrying at the next tick")
             if args.once:
@@ -139,6 +148,9 @@ async def run(args) -> int:
             except asyncio.TimeoutError:
                 pass
     finally:
+        if purger_task is not None:
+            purge.stop()  # a running purge stops after its current batch
+            await purger_task
         await pusher.close()
         figures = {**dispatcher.figures.as_dict(), "recalls_planned": recalls_planned,
                    "jobs": await asyncio.to_thread(dispatcher.store.counts)}
