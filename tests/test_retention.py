@@ -457,3 +457,24 @@ def test_the_scheduler_loop_purges_beside_its_reminder_ticks_and_stops_on_sigter
                                  database_url=f"sqlite:///{tmp_path / 'clinic.db'}")
     assert asyncio.run(asyncio.wait_for(scheduler.run(args), timeout=30)) == 0
     assert ran == ["purged", "stopped"]
+
+
+def test_the_migration_downgrades_to_a_delete_refused_outright_and_back(engines):
+    from alembic import command
+
+    from clinic.db import alembic_config
+
+    engine, tracker = engines
+    seed(engine, tracker, n=3)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0014_outbox_queue")
+    with pytest.raises(Exception, match="append-only"):  # 0014: not even below an anchor
+        purger(engine, tracker).run()
+    assert count(engine, AuditRow.__table__, AuditRow.action == "ticket_viewed") == 5
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+    assert purger(engine, tracker).run().counts["audit_log"] == 3
+    with pytest.raises(Exception, match="append-only"):
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE inbox_audit SET detail = 'x'"))
+    assert audit_log(engine).verify().ok
