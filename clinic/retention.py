@@ -68,13 +68,15 @@ class PurgeReport:
     counts: Dict[str, int]
     dry_run: bool
     audit_head: Optional[str] = None  # the chain's newest hash after the purge (a witness to keep)
+    failed: List[str] = dataclasses.field(default_factory=list)  # kinds whose purge raised
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
     def as_dict(self) -> dict:
-        return {"counts": self.counts, "dry_run": self.dry_run, "audit_head": self.audit_head}
+        return {"counts": self.counts, "dry_run": self.dry_run, "audit_head": self.audit_head,
+                "failed": self.failed}
 
 
 def tracker_database_url(environ: Optional[Mapping[str, str]] = None,
@@ -120,27 +122,34 @@ class Purger:
 
         now = self.clock().astimezone(dt.timezone.utc)
         counts: Dict[str, int] = {}
+        failed: List[str] = []
         for kind in KINDS:
             period = getattr(self.retention, kind)
+            counts[kind] = 0
             if period is None:  # kept for ever
-                counts[kind] = 0
                 continue
-            counts[kind] = getattr(self, f"_{kind}")(now - period, dry_run)
-        report = PurgeReport(counts, dry_run)
+            try:
+                counts[kind] = getattr(self, f"_{kind}")(now - period, dry_run)
+            except Exception:  # noqa: BLE001 - one store failing must not keep the others' data
+                logger.exception("Retention purge of %s failed; the other kinds go on", kind)
+                failed.append(kind)
+        report = PurgeReport(counts, dry_run, failed=failed)
         if not dry_run:
-            if report.total:
-                self._record(counts, now)
+            if report.total or failed:
+                self._record(counts, failed, now)
             for engine in (self.engine, self.tracker_engine):
                 if engine is not None:
                     checkpoint(engine)
         report.audit_head = self._audit_head()
         return report
 
-    def _record(self, counts: Dict[str, int], now: dt.datetime) -> None:
+    def _record(self, counts: Dict[str, int], failed: List[str], now: dt.datetime) -> None:
         from clinic.inbox import audit
         from clinic.inbox.model import SYSTEM
 
-        detail = json.dumps({"deleted": counts}, separators=(",", ":"), sort_keys=True)
+        # A failed kind's count is what its last finished batch left uncounted: 0 here.
+        summary = {"deleted": counts, **({"failed": failed} if failed else {})}
+        detail = json.dumps(summary, separators=(",", ":"), sort_keys=True)
 
         def write() -> None:
             with audit.transaction(self.sessions) as session:
@@ -410,7 +419,7 @@ def main(argv: Optional[list] = None) -> int:
     report = build_purger(args.database_url, args.tracker_url).run(dry_run=args.dry_run)
     # Counts only, never content.
     print(json.dumps(report.as_dict(), sort_keys=True), flush=True)
-    return 0
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":
