@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast report lint clean
+.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast report purge lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -43,6 +43,9 @@ benchmark-broadcast:  ## Health-tip broadcast: 10,000 recipients → simulator (
 
 report:     ## Analytics report: containment, handoffs, first response, reminders, no-shows, CSAT, delivery (+ plots)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.analytics report $(ARGS)
+
+purge:      ## Delete what is past its retention period (content/clinic.yml, retention:), counts to the audit log (ARGS=--dry-run)
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.retention purge $(ARGS)
 
 lint:       ## Ruff, and mypy (strict on whatsapp/ and gateway/: pyproject.toml)
 	@bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy

@@ -106,6 +106,8 @@ class ClinicSettings:
     quiet_hours: tuple[dt.time, dt.time] = (dt.time(21, 0), dt.time(8, 0))
     followup_delay_hours: float = 3.0  # after a visit is fulfilled; 0 = no follow-up
     portal_token_hours: float = 24.0  # how long a portal link works (clinic.portal)
+    # How long each kind of data is kept (``retention:``; clinic/retention.py purges).
+    retention: "RetentionSettings" = dataclasses.field(default_factory=lambda: RetentionSettings())
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(self.timezone)
@@ -155,7 +157,7 @@ def load_settings(
     environ = os.environ if environ is None else environ
     path = Path(path or environ.get(SETTINGS_FILE_ENV) or DEFAULT_SETTINGS_FILE)
     raw = _read_yaml(path)
-    unknown = sorted(set(raw) - set(_FIELDS))
+    unknown = sorted(set(raw) - set(_FIELDS) - {"retention"})
     if unknown:
         raise SettingsError(f"{path}: unknown setting(s) {', '.join(unknown)}")
 
@@ -193,7 +195,103 @@ def load_settings(
         followup_delay_hours=_parse_hours(values["followup_delay_hours"] or "3",
                                           "followup_delay_hours", path),
         portal_token_hours=_portal_token_hours(values["portal_token_hours"] or "24", path),
+        retention=RetentionSettings.parse(raw.get("retention"), environ, path),
     )
+
+
+# ── retention (issue 18) ─────────────────────────────────────────────────────────────────
+_DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>[hdwy])$")
+_UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7, "y": 24 * 365}
+FOREVER = "forever"
+
+# kind -> default period. The reasons are in content/clinic.yml and docs/data-retention.md.
+RETENTION_DEFAULTS: dict[str, str] = {
+    "conversation_text": "90d",
+    "inbox_rows": "30d",
+    "journal_segments": "14d",
+    "delivery_statuses": "30d",
+    "staff_inbox": "90d",
+    "audit_log": "6y",
+    "uploaded_files": "30d",
+    "survey_comments": "180d",
+}
+
+
+def parse_duration(value: Any, key: str, path: Path) -> Optional[dt.timedelta]:
+    """``90d``, ``36h``, ``2w``, ``6y`` (365 days) -> a timedelta; ``forever`` -> None."""
+    text = str(value).strip().lower()
+    if text == FOREVER:
+        return None
+    match = _DURATION.match(text)
+    if not match:
+        raise SettingsError(f"{path}: '{key}' must be a period such as 90d, 36h, 2w, 6y "
+                            f"or 'forever' (got {value!r})")
+    hours = float(match["n"]) * _UNIT_HOURS[match["unit"]]
+    if hours <= 0:
+        raise SettingsError(f"{path}: '{key}' must be longer than 0 (got {value!r})")
+    return dt.timedelta(hours=hours)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetentionSettings:
+    """How long each kind of data is kept before the purge (clinic/retention.py) deletes it;
+    None keeps it for ever. Environment: ``CLINIC_RETENTION_<KIND>`` (e.g.
+    ``CLINIC_RETENTION_CONVERSATION_TEXT=30d``), ``CLINIC_RETENTION_PURGE_EVERY``,
+    ``CLINIC_RETENTION_BATCH_SIZE``."""
+
+    conversation_text: Optional[dt.timedelta] = dt.timedelta(days=90)
+    inbox_rows: Optional[dt.timedelta] = dt.timedelta(days=30)
+    journal_segments: Optional[dt.timedelta] = dt.timedelta(days=14)
+    delivery_statuses: Optional[dt.timedelta] = dt.timedelta(days=30)
+    staff_inbox: Optional[dt.timedelta] = dt.timedelta(days=90)
+    audit_log: Optional[dt.timedelta] = dt.timedelta(days=6 * 365)
+    uploaded_files: Optional[dt.timedelta] = dt.timedelta(days=30)
+    survey_comments: Optional[dt.timedelta] = dt.timedelta(days=180)
+    purge_every: dt.timedelta = dt.timedelta(hours=1)  # how often the scheduler purges
+    batch_size: int = 500  # rows per transaction: the assistant keeps running meanwhile
+
+    def periods(self) -> dict[str, Optional[dt.timedelta]]:
+        return {kind: getattr(self, kind) for kind in RETENTION_DEFAULTS}
+
+    @classmethod
+    def parse(cls, raw: Any, environ: Mapping[str, str], path: Path) -> "RetentionSettings":
+        raw = {} if raw is None else raw
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{path}: 'retention' must be a mapping of kind: period")
+        known = set(RETENTION_DEFAULTS) | {"purge_every", "batch_size"}
+        unknown = sorted(str(k) for k in set(raw) - known)
+        if unknown:
+            raise SettingsError(f"{path}: unknown setting(s) retention.{', retention.'.join(unknown)} "
+                                f"(known: {', '.join(sorted(known))})")
+
+        def value(name: str, default: str) -> str:
+            found = environ.get(f"CLINIC_RETENTION_{name.upper()}", raw.get(name))
+            return default if found is None or str(found).strip() == "" else str(found)
+
+        periods = {kind: parse_duration(value(kind, default), f"retention.{kind}", path)
+                   for kind, default in RETENTION_DEFAULTS.items()}
+        audit = periods["audit_log"]
+        if audit is not None and audit < dt.timedelta(days=365):
+            # The audit log is the evidence of who saw what: never a short-lived store.
+            raise SettingsError(f"{path}: 'retention.audit_log' must be at least 1y "
+                                f"(HIPAA asks 6y; got {value('audit_log', '')!r})")
+        inbox = periods["inbox_rows"]
+        if inbox is not None and inbox < dt.timedelta(days=7):
+            # A message id is what stops a redelivered webhook being answered twice, and Meta
+            # retries an unacknowledged webhook for up to 7 days.
+            raise SettingsError(f"{path}: 'retention.inbox_rows' must be at least 7d "
+                                f"(Meta redelivers webhooks for up to 7 days; got {value('inbox_rows', '')!r})")
+        every = parse_duration(value("purge_every", "1h"), "retention.purge_every", path)
+        if every is None or every < dt.timedelta(minutes=1):
+            raise SettingsError(f"{path}: 'retention.purge_every' must be a period of at least 1 minute, e.g. 1h")
+        batch_text = value("batch_size", "500")
+        try:
+            batch = int(batch_text)
+        except ValueError:
+            raise SettingsError(f"{path}: 'retention.batch_size' must be a whole number (got {batch_text!r})") from None
+        if not 1 <= batch <= 100_000:
+            raise SettingsError(f"{path}: 'retention.batch_size' must be between 1 and 100000 (got {batch})")
+        return cls(**periods, purge_every=every, batch_size=batch)
 
 
 def _parse_hours(value: str, key: str, path: Path) -> float:

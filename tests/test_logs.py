@@ -160,7 +160,7 @@ def test_configure_logging_is_only_called_by_entry_points():
                      for path in (ROOT / package).rglob("*.py")
                      if "configure_logging(" in path.read_text(encoding="utf-8") and path.name != "logs.py")
     assert callers == sorted(["clinic/broadcasts/__main__.py", "clinic/reminders/scheduler.py",
-                              "clinic/surveys/__main__.py", "clinic_api/__main__.py", "gateway/server.py",
+                              "clinic/retention.py", "clinic/surveys/__main__.py", "clinic_api/__main__.py", "gateway/server.py",
                               "inbox/__main__.py", "simulator/__main__.py"])
     leftovers = [str(path.relative_to(ROOT)) for package in
                  ("gateway", "inbox", "clinic", "clinic_api", "simulator")

@@ -1,6 +1,7 @@
 """Clinic settings: file + environment, with clear errors."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,38 @@ def test_nurse_line_open_uses_clinic_time_zone(tmp_path):
     # 14:00 UTC on a Monday is 09:00 in New York (EST): the line has just opened.
     assert settings.nurse_line_open(dt.datetime(2026, 11, 23, 14, 0, tzinfo=dt.timezone.utc))
     assert not settings.nurse_line_open(dt.datetime(2026, 11, 23, 13, 59, tzinfo=dt.timezone.utc))
+
+
+# ── retention (issue 18) ────────────────────────────────────────────────────────────────
+def test_retention_periods_have_documented_defaults_and_parse(tmp_path):
+    project = load_settings(environ={}).retention
+    assert project.audit_log == dt.timedelta(days=6 * 365)
+    assert project.conversation_text == dt.timedelta(days=90)
+    assert project.purge_every == dt.timedelta(hours=1) and project.batch_size == 500
+    # Every kind in the project's file carries a reason comment just above it.
+    lines = (Path(__file__).resolve().parent.parent / "content" / "clinic.yml").read_text().splitlines()
+    for kind in project.periods():
+        at = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{kind}:"))
+        assert lines[at - 1].strip().startswith("#"), kind
+    path = write(tmp_path, VALID + "retention:\n  inbox_rows: 8d\n  uploaded_files: forever\n  survey_comments: 2w\n")
+    retention = load_settings(path, environ={"CLINIC_RETENTION_CONVERSATION_TEXT": "30d"}).retention
+    assert retention.inbox_rows == dt.timedelta(days=8)
+    assert retention.uploaded_files is None
+    assert retention.survey_comments == dt.timedelta(days=14)
+    assert retention.conversation_text == dt.timedelta(days=30)  # environment wins
+    assert retention.journal_segments == dt.timedelta(days=14)  # default
+
+
+@pytest.mark.parametrize("section, message", [
+    ("retention:\n  inbox_rows: 30 days\n", "retention.inbox_rows"),
+    ("retention:\n  inbox_rows: 0d\n", "retention.inbox_rows"),
+    ("retention:\n  inbox_rows: 3d\n", "retention.inbox_rows' must be at least 7d"),
+    ("retention:\n  audit_log: 30d\n", "retention.audit_log"),
+    ("retention:\n  chat_logs: 30d\n", "retention.chat_logs"),
+    ("retention:\n  batch_size: lots\n", "retention.batch_size"),
+    ("retention:\n  purge_every: never\n", "retention.purge_every"),
+    ("retention: 30d\n", "'retention' must be a mapping"),
+])
+def test_bad_retention_settings_name_the_key(tmp_path, section, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(write(tmp_path, VALID + section), environ={})

@@ -5,6 +5,13 @@ row cannot happen. There is no update or delete here (and the database refuses b
 ``tables.AUDIT_TRIGGERS``). Each row carries the SHA-256 of its content and of the row
 before; ``verify`` recomputes the chain and names the first row that does not fit.
 Details never hold message text: action names, ids, teams, reasons chosen by staff.
+
+Retention (clinic/retention.py, docs/data-retention.md): the oldest rows may be purged, and
+only by first appending an anchor row (``ANCHOR_ACTION``) whose detail names the
+``prev_hash`` of the first row kept. The database lets a row be deleted only below the row
+the newest anchor names (the delete trigger), and ``verify`` accepts a chain that does not
+start at the genesis hash only when the newest anchor in it names a row that is still there:
+removing more rows, or editing the anchor (its own hash is in the chain), is detected.
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ from clinic.inbox.model import Actor, aware
 from clinic.inbox.tables import AuditRow
 
 GENESIS = "0" * 64
+# The row a purge appends before deleting the oldest rows: {"kept_from": <prev_hash of the
+# first row kept>, "trimmed": <rows deleted>}. The delete trigger reads the same key.
+ANCHOR_ACTION = "audit_trimmed"
 DETAIL_MAX = 500
 T = TypeVar("T")
 
@@ -142,10 +152,23 @@ class AuditLog:
 
     def verify(self) -> ChainCheck:
         with self._sessions() as session:
+            anchor = _newest_anchor(session)
             rows: Iterable[AuditRow] = session.scalars(select(AuditRow).order_by(AuditRow.id))
             prev, count = GENESIS, 0
             for row in rows:
                 count += 1
+                if count == 1 and row.prev_hash != GENESIS:
+                    # The oldest rows are gone: only a purge that anchored the chain first may
+                    # have removed them, and no further than the row its anchor names.
+                    if anchor is None:
+                        return ChainCheck(False, count, row.id,
+                                          "rows before it were removed, and no retention anchor says so")
+                    named = session.execute(select(AuditRow.id).where(AuditRow.prev_hash == anchor)
+                                            ).scalar_one_or_none()
+                    if named is None:
+                        return ChainCheck(False, count, row.id,
+                                          "rows after the retention anchor's first kept row were removed")
+                    prev = row.prev_hash
                 if row.prev_hash != prev:
                     return ChainCheck(False, count, row.id, "a row before it was removed or changed")
                 expected = _digest(row.prev_hash, row.at, row.actor, row.actor_id, row.action,
@@ -154,6 +177,20 @@ class AuditLog:
                     return ChainCheck(False, count, row.id, "its content was changed")
                 prev = row.entry_hash
             return ChainCheck(True, count)
+
+
+def _newest_anchor(session: Session) -> Optional[str]:
+    """The ``kept_from`` hash of the newest anchor row (None: the log was never trimmed)."""
+    detail = session.execute(
+        select(AuditRow.detail).where(AuditRow.action == ANCHOR_ACTION).order_by(AuditRow.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    if detail is None:
+        return None
+    try:
+        kept_from = json.loads(detail).get("kept_from")
+    except (ValueError, AttributeError):
+        return None
+    return kept_from if isinstance(kept_from, str) else None
 
 
 def _entry(row: AuditRow) -> AuditEntry:

@@ -151,14 +151,26 @@ AUDIT_TRIGGERS = {
     "sqlite": [
         "CREATE TRIGGER inbox_audit_no_update BEFORE UPDATE ON inbox_audit "
         "BEGIN SELECT RAISE(ABORT, 'inbox_audit is append-only'); END",
+        # Deleting is refused too, except below the first row kept by the newest retention
+        # anchor (clinic/inbox/audit.py, ANCHOR_ACTION): the purge of rows past their period.
         "CREATE TRIGGER inbox_audit_no_delete BEFORE DELETE ON inbox_audit "
+        "WHEN OLD.id >= COALESCE((SELECT k.id FROM inbox_audit k WHERE k.prev_hash = "
+        "(SELECT json_extract(a.detail, '$.kept_from') FROM inbox_audit a "
+        "WHERE a.action = 'audit_trimmed' ORDER BY a.id DESC LIMIT 1)), 0) "
         "BEGIN SELECT RAISE(ABORT, 'inbox_audit is append-only'); END",
     ],
     "postgresql": [
         "CREATE OR REPLACE FUNCTION inbox_audit_append_only() RETURNS trigger AS $$ "
         "BEGIN RAISE EXCEPTION 'inbox_audit is append-only'; END; $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER inbox_audit_no_change BEFORE UPDATE OR DELETE ON inbox_audit "
+        "CREATE TRIGGER inbox_audit_no_update BEFORE UPDATE ON inbox_audit "
         "FOR EACH ROW EXECUTE FUNCTION inbox_audit_append_only()",
+        "CREATE OR REPLACE FUNCTION inbox_audit_delete_guard() RETURNS trigger AS $$ "
+        "BEGIN IF OLD.id >= COALESCE((SELECT k.id FROM inbox_audit k WHERE k.prev_hash = "
+        "(SELECT a.detail::json ->> 'kept_from' FROM inbox_audit a "
+        "WHERE a.action = 'audit_trimmed' ORDER BY a.id DESC LIMIT 1)), 0) "
+        "THEN RAISE EXCEPTION 'inbox_audit is append-only'; END IF; RETURN OLD; END; $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER inbox_audit_no_delete BEFORE DELETE ON inbox_audit "
+        "FOR EACH ROW EXECUTE FUNCTION inbox_audit_delete_guard()",
     ],
 }
 

@@ -16,6 +16,11 @@ Settings (environment):
                           the push timeout)
   REMINDER_PUSH_TIMEOUT   seconds to wait for Rasa per push (default 30)
   CLINIC_DATABASE_URL     the clinic database (default SQLite under var/)
+
+Retention: the scheduler also runs the purge (clinic/retention.py) every
+``retention.purge_every`` of content/clinic.yml (first 5 minutes after start; not with
+``--once`` or ``--no-purge``), over the clinic database, Rasa's tracker store
+(RASA_TRACKER_STORE_URL, else endpoints.yml) and the webhook journal folder.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from clinic.reminders.planner import Recipient, plan_recalls
 from clinic.reminders.rasa_client import RasaPusher
 from clinic.reminders.store import ReminderStore
 from clinic.reminders.timing import ReminderPolicy
+from clinic.retention import PeriodicPurge, build_purger
 from clinic.settings import load_settings
 
 logger = logging.getLogger("clinic.reminders.scheduler")
@@ -89,6 +95,15 @@ def _recipient_finder(backend):
     return find
 
 
+def retention_task(args) -> Optional[PeriodicPurge]:
+    """The periodic retention purge this scheduler runs (None with --once or --no-purge)."""
+    if args.once or getattr(args, "no_purge", False):
+        return None
+    retention = load_settings().retention
+    return PeriodicPurge(lambda: build_purger(args.database_url, retention=retention),
+                         every=retention.purge_every.total_seconds())
+
+
 async def run(args) -> int:
     sessions, backend, policy, dispatcher, pusher = build(args)
     stop = asyncio.Event()
@@ -97,12 +112,24 @@ async def run(args) -> int:
         loop.add_signal_handler(signum, stop.set)
     find = _recipient_finder(backend)
     recalls_planned = 0
+    purge = retention_task(args)
 
     def recalls() -> int:
         with sessions() as session, session.begin():
             planned, _unreachable = plan_recalls(session, policy, find)
             return planned
 
+    async def purging() -> None:
+        # Beside the reminder ticks, not inside them: a long purge (the first one on a big
+        # database) must not hold reminders back.
+        while not stop.is_set():
+            await asyncio.to_thread(purge.tick)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=min(args.poll_seconds, 60))
+            except asyncio.TimeoutError:
+                pass
+
+    purger_task = asyncio.create_task(purging()) if purge is not None else None
     logger.info("Reminder scheduler %s polling every %ss (Rasa at %s)", dispatcher.worker,
                 args.poll_seconds, pusher.base_url)
     try:
@@ -121,6 +148,9 @@ async def run(args) -> int:
             except asyncio.TimeoutError:
                 pass
     finally:
+        if purger_task is not None:
+            purge.stop()  # a running purge stops after its current batch
+            await purger_task
         await pusher.close()
         figures = {**dispatcher.figures.as_dict(), "recalls_planned": recalls_planned,
                    "jobs": await asyncio.to_thread(dispatcher.store.counts)}
@@ -135,7 +165,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rasa-url", default=os.environ.get("RASA_URL", "http://127.0.0.1:5005"))
     parser.add_argument("--poll-seconds", type=float, default=_env_float("REMINDER_POLL_SECONDS", 30))
     parser.add_argument("--database-url", default=None, help="default: CLINIC_DATABASE_URL")
-    parser.add_argument("--once", action="store_true", help="one tick, then exit")
+    parser.add_argument("--once", action="store_true", help="one tick, then exit (no purge)")
+    parser.add_argument("--no-purge", action="store_true",
+                        help="do not run the retention purge (run `python -m clinic.retention purge` elsewhere)")
     args = parser.parse_args(argv)
     configure_logging("reminders")
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
