@@ -36,7 +36,9 @@ conversation's lock was interrupted if this worker claimed it, or its worker is 
 (clinic/messaging/leases.py), or it has been ``sending`` longer than any send takes: it is
 then taken over (conditionally: one worker resends it) and sent as ambiguous. A row a live
 worker is sending stops this drain: that worker sends the conversation's next replies in
-order. The number's rate limit is shared between the workers when REDIS_URL is set
+order; a queued message (staff replies, reminders, broadcasts) is claimed only while no
+other message of its conversation is being sent by a live worker
+(``claim_next_of_conversation``). The number's rate limit is shared between the workers when REDIS_URL is set
 (gateway/shared_limit.py). No Rasa inside: the messages are already WhatsApp messages.
 """
 
@@ -78,6 +80,8 @@ class Outbox:
         self._drainer: Optional[asyncio.Task[Any]] = None
         self._wake: Optional[asyncio.Event] = None
         self._queue_tasks: Dict[asyncio.Task[Any], str] = {}
+        # Conversations whose queued message waits for another worker's send (until when).
+        self._held_elsewhere: Dict[str, float] = {}
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -132,11 +136,14 @@ class Outbox:
 
     def _sent_elsewhere(self, item: OutboundItem) -> bool:
         """Whether a ``sending`` row is being sent right now by another, live worker."""
-        if item.lease_owner is None or item.lease_owner == self.worker:
+        return self._sending_elsewhere(item.lease_owner, item.updated_at)
+
+    def _sending_elsewhere(self, owner: Optional[str], updated_at: dt.datetime) -> bool:
+        if owner is None or owner == self.worker:
             return False
-        if holder_is_dead(item.lease_owner, self.worker):
+        if holder_is_dead(owner, self.worker):
             return False
-        return item.updated_at > utcnow() - dt.timedelta(seconds=self._stale_after())
+        return updated_at > utcnow() - dt.timedelta(seconds=self._stale_after())
 
     # ── the queue: every other sender's messages ─────────────────────────────────────────
     def start_draining(self, poll_seconds: Optional[float] = None, concurrency: Optional[int] = None) -> None:
@@ -180,8 +187,11 @@ class Outbox:
                 items = await asyncio.to_thread(self._store.queued, free * 4 + len(self._queue_tasks))
                 # Which conversations are in flight is read after the query: a send may have
                 # ended meanwhile, and a conversation it freed must not look busy (this call
-                # would then return with its next message still queued).
-                busy = set(self._queue_tasks.values())
+                # would then return with its next message still queued). A conversation
+                # another worker is sending to waits for the next look.
+                now = asyncio.get_running_loop().time()
+                self._held_elsewhere = {c: until for c, until in self._held_elsewhere.items() if until > now}
+                busy = set(self._queue_tasks.values()) | set(self._held_elsewhere)
                 picked = []
                 for item in items:
                     if item.conversation_id not in busy:
@@ -206,8 +216,11 @@ class Outbox:
     async def _send_queued(self, item: OutboundItem) -> None:
         lock = self._lock(item.conversation_id)
         async with lock:
-            claimed = await asyncio.to_thread(self._store.claim, item.id, (QUEUED,), False, self.worker)
-            if claimed is not None:  # else another drain (or its caller's withdraw) took it
+            claimed, elsewhere = await asyncio.to_thread(self._store.claim_next_of_conversation, item.id,
+                                                         self.worker, self._sending_elsewhere)
+            if elsewhere:  # another worker sends to this conversation now: after it
+                self._held_elsewhere[item.conversation_id] = asyncio.get_running_loop().time() + self.poll_seconds
+            elif claimed is not None:  # else another drain (or its caller's withdraw) took it
                 await self.sender.deliver(claimed)
         if not lock.locked() and not getattr(lock, "_waiters", None):
             self._locks.pop(item.conversation_id, None)

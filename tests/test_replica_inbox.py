@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from clinic.clock import utcnow
 from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.messaging.leases import forget_local, holder_is_dead, new_worker_id
-from clinic.messaging.store import InboxRow, PendingMessage, WhatsAppStore, _pending
+from clinic.messaging.store import InboxRow, OutboundRow, PendingMessage, WhatsAppStore, _pending
 from clinic.messaging.turn import InboundTurn
 from gateway.processor import InboxProcessor
 from gateway.shared_limit import RedisRateLimiter
@@ -233,8 +233,6 @@ async def test_a_live_workers_send_stops_another_drain_and_a_dead_ones_is_sent_o
     assert bodies(graph) == []  # neither resent nor overtaken by reply 2
     # That worker dies (here: a process of this host that is gone): its row is taken over.
     with store._sessions() as session, session.begin():
-        from clinic.messaging.store import OutboundRow
-
         session.execute(update(OutboundRow).where(OutboundRow.id == ids[0])
                         .values(lease_owner=dead_local_worker()))
     assert await outbox.drain("c1") == 2
@@ -286,3 +284,23 @@ async def test_redis_unreachable_falls_back_to_the_process_limit():
     starts = await hammer([limiter], 3)
     assert len(starts) == 3 and limiter.fallbacks == 3
     await limiter.close()
+
+
+def test_a_conversations_queued_messages_are_never_sent_by_two_workers_at_once(two_stores):
+    first, second = two_stores
+    ids = [first.enqueue("x", "text", {"type": "text", "text": {"body": f"tip {n}"}}, 20) for n in range(2)]
+    claimed, busy = first.claim_next_of_conversation(ids[0], FOREIGN, lambda owner, at: owner == FOREIGN)
+    assert claimed is not None and not busy and claimed.lease_owner == FOREIGN
+
+    def live(owner, _at):
+        return not holder_is_dead(owner)
+
+    # Control: the plain claim sends tip 1 beside tip 0 (it could arrive first).
+    assert second.claim(ids[1]) is not None
+    with second._sessions() as session, session.begin():
+        session.execute(update(OutboundRow).where(OutboundRow.id == ids[1]).values(state="queued"))
+    assert second.claim_next_of_conversation(ids[1], "me/1/x", live) == (None, True)
+    first.outbound_sent(ids[0], "wamid.tip0", 1)
+    claimed, busy = second.claim_next_of_conversation(ids[1], "me/1/x", live)
+    assert claimed is not None and claimed.id == ids[1] and not busy
+    assert second.claim(ids[1]) is None  # and nobody claims it twice

@@ -480,6 +480,39 @@ class WhatsAppStore:
                 return None
             return _item(session.get(OutboundRow, outbound_id))
 
+    def claim_next_of_conversation(
+        self, outbound_id: int, owner: Optional[str],
+        sending_elsewhere: Callable[[Optional[str], dt.datetime], bool],
+    ) -> tuple[Optional["OutboundItem"], bool]:
+        """Claim a queued message (as ``claim``) only while no other message of its
+        conversation is being sent by a live worker (``sending_elsewhere(lease_owner,
+        updated_at)``): several workers draining the queue never send two messages of one
+        conversation at once, so they arrive in the order they leave. On PostgreSQL the
+        conversation is locked for the check (an advisory lock for this transaction).
+        Returns (the claimed row or None, whether the conversation was busy)."""
+        with self._sessions() as session, session.begin():
+            conversation_id = session.scalars(
+                select(OutboundRow.conversation_id).where(OutboundRow.id == outbound_id)).first()
+            if conversation_id is None:
+                return None, False
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(
+                    func.hashtext("wa_outbound:" + conversation_id))))
+            sending = session.execute(
+                select(OutboundRow.lease_owner, OutboundRow.updated_at)
+                .where(OutboundRow.conversation_id == conversation_id, OutboundRow.state == SENDING,
+                       OutboundRow.id != outbound_id)
+            ).all()
+            if any(sending_elsewhere(owner_, _aware(updated_at) or utcnow()) for owner_, updated_at in sending):
+                return None, True
+            result = session.execute(
+                update(OutboundRow).where(OutboundRow.id == outbound_id, OutboundRow.state == QUEUED)
+                .values(state=SENDING, updated_at=utcnow(), lease_owner=owner)
+            )
+            if not result.rowcount:
+                return None, False
+            return _item(session.get(OutboundRow, outbound_id)), False
+
     def take_over_sending(self, outbound_id: int, held_by: Optional[str], owner: Optional[str]) -> bool:
         """Hold a ``sending`` row another worker left (it died mid-request), if it is still
         held by ``held_by``: of two workers finding it, one resends it."""
