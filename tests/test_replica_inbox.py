@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import socket
 import subprocess
 import threading
 import time
@@ -135,7 +134,8 @@ def dead_local_worker() -> str:
     """The id a worker of this host had whose process has exited (and was reaped)."""
     process = subprocess.Popen(["true"])
     process.wait()
-    return f"{socket.gethostname()}/{process.pid}/gone"
+    host = new_worker_id().split("/")[0]  # this host (and pid namespace)
+    return f"{host}/{process.pid}/gone"
 
 
 def hold(store: WhatsAppStore, conversation: str, owner: str, seconds: float) -> PendingMessage:
@@ -304,3 +304,14 @@ def test_a_conversations_queued_messages_are_never_sent_by_two_workers_at_once(t
     claimed, busy = second.claim_next_of_conversation(ids[1], "me/1/x", live)
     assert claimed is not None and claimed.id == ids[1] and not busy
     assert second.claim(ids[1]) is None  # and nobody claims it twice
+
+
+def test_only_a_process_of_this_host_and_pid_namespace_is_judged_dead_by_its_pid():
+    gone = dead_local_worker()
+    host, pid, _ = gone.split("/")
+    assert holder_is_dead(gone)
+    # The same host name seen from another pid namespace (a container on the host's network)
+    # or another boot: its pid means nothing here, so only its lease's expiry counts.
+    name = host.split("~")[0]
+    assert not holder_is_dead(f"{name}~00000000/{pid}/gone")
+    assert not holder_is_dead(f"{name}/{pid}/gone") and not holder_is_dead("garbage")

@@ -1,25 +1,40 @@
 """Who holds an inbox row (or an outbound row being sent), so several gateway workers can
 share one database: a worker id, and whether a holder is known to be dead.
 
-A worker id is ``host/pid/random``: unique per process incarnation. A lease (``lease_owner``
-+ ``lease_until`` on ``wa_inbox``) expires unless its worker renews it; a row is taken back
-only when its lease expired or its holder is *known* dead: a process of this same host whose
-pid no longer exists, or an earlier incarnation with this very pid (a restarted container).
+A worker id is ``host/pid/random`` (``host``: the host name and a digest of the boot id and
+the pid namespace, so a pid is only compared where it means one process): unique per
+process incarnation. A lease (``lease_owner`` + ``lease_until`` on ``wa_inbox``) expires
+unless its worker renews it; a row is taken back
+only when its lease expired or its holder is *known* dead: a process of this same host (and
+pid namespace) whose pid no longer exists, or an earlier incarnation with this very pid.
 A holder on another host is only ever judged by its lease's expiry.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import secrets
 import socket
+from pathlib import Path
 from typing import Optional
 
 
 @functools.lru_cache(maxsize=None)
 def _host() -> str:
-    return socket.gethostname()[:80].replace("/", "_") or "host"
+    """The host name, and a digest of this machine's boot id and this process's pid
+    namespace: a pid means the same process only within one namespace of one boot (two
+    containers with one host name, e.g. on the host's network, are told apart, and a worker
+    there is judged by its lease alone)."""
+    identity = []
+    for path in ("/proc/sys/kernel/random/boot_id", "/proc/self/ns/pid"):
+        try:
+            identity.append(Path(path).read_text().strip() if "boot_id" in path else str(os.stat(path).st_ino))
+        except OSError:
+            identity.append(secrets.token_hex(8))  # unknown: never matches another process
+    digest = hashlib.sha256("|".join(identity).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()[:80].replace('/', '_') or 'host'}~{digest}"
 
 
 _WORKERS: dict[int, str] = {}
