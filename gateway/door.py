@@ -45,6 +45,7 @@ from gateway.processor import InboxProcessor, where_it_failed
 from gateway.render import CHANNEL_NAME
 from gateway.sender import Sender
 from gateway.settings import WhatsAppSettings
+from gateway.shared_limit import shared_limiter
 from gateway.worker import WorkerLoop
 from whatsapp import signature
 from whatsapp.client import GraphClient
@@ -107,6 +108,8 @@ class Door:
         self._worker = WorkerLoop(niceness=settings.worker_niceness)
 
     def _graph_client(self) -> GraphClient:
+        self._shared_limiter = shared_limiter(self.settings.redis_url, self.settings.phone_number_id,
+                                              self.settings.send_rate_per_second)
         return GraphClient(
             base_url=self.settings.api_base_url,
             api_version=self.settings.api_version,
@@ -115,6 +118,8 @@ class Door:
             rate_per_second=self.settings.send_rate_per_second,
             max_attempts=self.delivery.attempts,
             timeout=self.delivery.timeout,
+            # Several gateway workers share the number's limit in Redis (REDIS_URL).
+            limiter=self._shared_limiter,
         )
 
     async def metrics_exposition(self) -> bytes:
@@ -139,6 +144,8 @@ class Door:
     async def close_client(self) -> None:
         """Close the pooled Graph API client (on the loop that used it)."""
         await self._client.close()
+        if self._shared_limiter is not None:
+            await self._shared_limiter.close()
 
     def conversation_id(self, sender_key: str) -> str:
         return contact_key(sender_key, CHANNEL_NAME, self._pseudonym_key)

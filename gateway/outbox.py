@@ -29,10 +29,17 @@ A turn's replies do not wait in that queue: they go out at once, so a patient wh
 waiting comes before anything queued. The drain looks every ``poll_seconds``
 (WHATSAPP_OUTBOX_POLL_SECONDS) and at once when ``wake`` is called.
 
-Only one process sends a deployment's turn replies (the gateway, or Rasa's channel without
-one), so a ``sending`` turn reply found while this process holds the conversation's lock
-was interrupted. ``claim`` (a conditional update) keeps two rounds from sending one row.
-No Rasa inside: the messages are already WhatsApp messages.
+Several workers (gateway processes) may share the outbox (issue 16). ``claim`` (a
+conditional update) keeps two rounds, or two workers, from sending one row, and records the
+worker that claimed it. A ``sending`` turn reply found while this process holds the
+conversation's lock was interrupted if this worker claimed it, or its worker is known dead
+(clinic/messaging/leases.py), or it has been ``sending`` longer than any send takes: it is
+then taken over (conditionally: one worker resends it) and sent as ambiguous. A row a live
+worker is sending stops this drain: that worker sends the conversation's next replies in
+order; a queued message (staff replies, reminders, broadcasts) is claimed only while no
+other message of its conversation is being sent by a live worker
+(``claim_next_of_conversation``). The number's rate limit is shared between the workers when REDIS_URL is set
+(gateway/shared_limit.py). No Rasa inside: the messages are already WhatsApp messages.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import logging
 from typing import Any, Coroutine, Dict, Optional, Sequence, Set
 
 from clinic.clock import utcnow
+from clinic.messaging.leases import holder_is_dead, worker_id
 from clinic.messaging.store import DEAD, QUEUED, SENDING, OutboundItem, WhatsAppStore
 from gateway.sender import AMBIGUOUS, DeliveryPolicy, Sender
 from whatsapp.metrics import Metrics
@@ -56,8 +64,9 @@ DEFAULT_QUEUE_CONCURRENCY = 8
 
 class Outbox:
     def __init__(self, sender: Sender, store: WhatsAppStore, metrics: Metrics,
-                 policy: Optional[DeliveryPolicy] = None) -> None:
+                 policy: Optional[DeliveryPolicy] = None, worker: Optional[str] = None) -> None:
         self.sender = sender
+        self.worker = worker or worker_id()
         self._store = store
         self._metrics = metrics
         self.policy = policy or sender.policy
@@ -71,6 +80,8 @@ class Outbox:
         self._drainer: Optional[asyncio.Task[Any]] = None
         self._wake: Optional[asyncio.Event] = None
         self._queue_tasks: Dict[asyncio.Task[Any], str] = {}
+        # Conversations whose queued message waits for another worker's send (until when).
+        self._held_elsewhere: Dict[str, float] = {}
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -96,13 +107,18 @@ class Outbox:
                 if item is None:
                     break
                 if item.state == SENDING:
+                    if self._sent_elsewhere(item):
+                        break  # a live worker sends this conversation's replies, in order
+                    if not await asyncio.to_thread(self._store.take_over_sending, item.id,
+                                                   item.lease_owner, self.worker):
+                        continue  # another worker took it over first
                     # Interrupted mid-request (see the module docstring): maybe delivered.
                     await asyncio.to_thread(self._store.mark_ambiguous, item.id,
                                             f"{AMBIGUOUS}: interrupted while sending")
                     self._metrics.increment("outbound_interrupted")
                     item = dataclasses.replace(item, ambiguous=True)
                 else:
-                    item = await asyncio.to_thread(self._store.claim, item.id, (QUEUED,))
+                    item = await asyncio.to_thread(self._store.claim, item.id, (QUEUED,), False, self.worker)
                     if item is None:
                         continue
                 await self.sender.deliver(item)
@@ -113,6 +129,21 @@ class Outbox:
         if lock is not None and not lock.locked() and not getattr(lock, "_waiters", None):
             self._locks.pop(conversation_id, None)
         return tried
+
+    def _stale_after(self) -> float:
+        """No send takes longer than every attempt timing out, plus the wait for a proof."""
+        return self.policy.attempts * self.policy.timeout + self.policy.unconfirmed_grace + 60
+
+    def _sent_elsewhere(self, item: OutboundItem) -> bool:
+        """Whether a ``sending`` row is being sent right now by another, live worker."""
+        return self._sending_elsewhere(item.lease_owner, item.updated_at)
+
+    def _sending_elsewhere(self, owner: Optional[str], updated_at: dt.datetime) -> bool:
+        if owner is None or owner == self.worker:
+            return False
+        if holder_is_dead(owner, self.worker):
+            return False
+        return updated_at > utcnow() - dt.timedelta(seconds=self._stale_after())
 
     # ── the queue: every other sender's messages ─────────────────────────────────────────
     def start_draining(self, poll_seconds: Optional[float] = None, concurrency: Optional[int] = None) -> None:
@@ -156,8 +187,11 @@ class Outbox:
                 items = await asyncio.to_thread(self._store.queued, free * 4 + len(self._queue_tasks))
                 # Which conversations are in flight is read after the query: a send may have
                 # ended meanwhile, and a conversation it freed must not look busy (this call
-                # would then return with its next message still queued).
-                busy = set(self._queue_tasks.values())
+                # would then return with its next message still queued). A conversation
+                # another worker is sending to waits for the next look.
+                now = asyncio.get_running_loop().time()
+                self._held_elsewhere = {c: until for c, until in self._held_elsewhere.items() if until > now}
+                busy = set(self._queue_tasks.values()) | set(self._held_elsewhere)
                 picked = []
                 for item in items:
                     if item.conversation_id not in busy:
@@ -182,8 +216,11 @@ class Outbox:
     async def _send_queued(self, item: OutboundItem) -> None:
         lock = self._lock(item.conversation_id)
         async with lock:
-            claimed = await asyncio.to_thread(self._store.claim, item.id, (QUEUED,))
-            if claimed is not None:  # else another drain (or its caller's withdraw) took it
+            claimed, elsewhere = await asyncio.to_thread(self._store.claim_next_of_conversation, item.id,
+                                                         self.worker, self._sending_elsewhere)
+            if elsewhere:  # another worker sends to this conversation now: after it
+                self._held_elsewhere[item.conversation_id] = asyncio.get_running_loop().time() + self.poll_seconds
+            elif claimed is not None:  # else another drain (or its caller's withdraw) took it
                 await self.sender.deliver(claimed)
         if not lock.locked() and not getattr(lock, "_waiters", None):
             self._locks.pop(item.conversation_id, None)
@@ -238,8 +275,7 @@ class Outbox:
             lock = self._locks.get(conversation_id)
             if lock is None or not lock.locked():
                 self._spawn(self.drain(conversation_id))
-        # No send takes longer than every attempt timing out, plus the wait for a proof.
-        stale_after = self.policy.attempts * self.policy.timeout + self.policy.unconfirmed_grace + 60
+        stale_after = self._stale_after()
         for outbound_id in await asyncio.to_thread(self._store.stale_sending,
                                                    now - dt.timedelta(seconds=stale_after)):
             await self._settle_stale(outbound_id)
@@ -250,7 +286,7 @@ class Outbox:
             if item is None:
                 return
             async with self._lock(item.conversation_id):
-                item = await asyncio.to_thread(self._store.claim, outbound_id, (DEAD,), True)
+                item = await asyncio.to_thread(self._store.claim, outbound_id, (DEAD,), True, self.worker)
                 if item is None:
                     return  # dismissed, or another round took it
                 self._metrics.increment("outbound_dead_letter_retried")

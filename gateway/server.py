@@ -96,7 +96,8 @@ class Ingress:
                                         channel.metrics,
                                         max_attempts=channel.settings.inbound_max_attempts,
                                         retry_seconds=channel.settings.inbound_retry_seconds,
-                                        dead_letter=channel.dead_letter)
+                                        dead_letter=channel.dead_letter,
+                                        lease_seconds=channel.settings.inbox_lease_seconds)
         channel.on_new_conversations = self._queue_notice if role == "door" else self._submit
         # Turns and replies run on a loop of their own (a lower-priority thread, worker.py),
         # so the acknowledgements on the web server's loop never queue behind them.

@@ -46,6 +46,8 @@ _ENV = {
     "inbound_retry_seconds": ("WHATSAPP_INBOUND_RETRY_SECONDS", False),
     "outbox_poll_seconds": ("WHATSAPP_OUTBOX_POLL_SECONDS", False),
     "worker_niceness": ("WHATSAPP_WORKER_NICENESS", False),
+    "redis_url": ("REDIS_URL", False),
+    "inbox_lease_seconds": ("WHATSAPP_INBOX_LEASE_SECONDS", False),
 }
 # Turns the gateway process keeps in flight when WHATSAPP_MAX_CONCURRENT_CONVERSATIONS is not
 # set. There a turn is only a request waiting in Rasa's queue (not inference on this process's
@@ -136,6 +138,11 @@ class WhatsAppSettings:
     # Turns in flight in the gateway process (see GATEWAY_TURNS_IN_FLIGHT).
     gateway_turns_in_flight: int = GATEWAY_TURNS_IN_FLIGHT
     delivery: DeliveryPolicy = DeliveryPolicy()
+    # Several gateway workers (issue 16): the Redis that holds the number's shared send rate
+    # (gateway/shared_limit.py; "" = this process's own limit), and how long a worker holds
+    # an inbox message it processes unless it renews the lease (gateway/processor.py).
+    redis_url: str = ""
+    inbox_lease_seconds: float = 30.0
 
     def __repr__(self) -> str:  # never print secrets
         return (
@@ -171,6 +178,7 @@ class WhatsAppSettings:
             retry = float(values["inbound_retry_seconds"] or 2.0)
             poll = float(values["outbox_poll_seconds"] or 0.2)
             niceness = int(values["worker_niceness"] or 10)
+            lease = float(values["inbox_lease_seconds"] or 30.0)
             delivery = DeliveryPolicy.from_environment(environ)
         except ValueError as exc:
             raise WhatsAppConfigError(f"WhatsApp channel: {exc}") from exc
@@ -181,6 +189,8 @@ class WhatsAppSettings:
                                       "WHATSAPP_INBOUND_RETRY_SECONDS 0 or more")
         if poll <= 0:
             raise WhatsAppConfigError("WHATSAPP_OUTBOX_POLL_SECONDS must be positive")
+        if lease <= 0:
+            raise WhatsAppConfigError("WHATSAPP_INBOX_LEASE_SECONDS must be positive")
         if sweep < 0:
             raise WhatsAppConfigError("WHATSAPP_INBOX_SWEEP_SECONDS must be 0 (off) or more")
         internal_secret = values["internal_secret"] or secret_from(
@@ -210,6 +220,8 @@ class WhatsAppSettings:
             worker_niceness=niceness,
             gateway_turns_in_flight=concurrency if values["max_concurrent_conversations"] else GATEWAY_TURNS_IN_FLIGHT,
             delivery=delivery,
+            redis_url=values["redis_url"],
+            inbox_lease_seconds=lease,
         )
 
 

@@ -41,7 +41,7 @@ from urllib.parse import quote
 import aiohttp
 
 from whatsapp.errors import NETWORK_ERROR_STATUS, GraphError, parse_error
-from whatsapp.limits import DEFAULT_THROUGHPUT_PER_SECOND, RateLimiter
+from whatsapp.limits import DEFAULT_THROUGHPUT_PER_SECOND, Limiter, RateLimiter
 from whatsapp.outbound import OutboundMessage, mark_read_payload
 
 __all__ = ["AmbiguousSend", "DEFAULT_CONNECT_TIMEOUT_SECONDS", "DEFAULT_TIMEOUT_SECONDS", "GraphClient",
@@ -102,6 +102,7 @@ class GraphClient:
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        limiter: Optional[Limiter] = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -119,7 +120,8 @@ class GraphClient:
         self._sleep = sleep
         self._rng = rng
         self._clock = clock
-        self._limiter = (
+        # ``limiter``: another limit than this client's own (one several processes share).
+        self._limiter: Optional[Limiter] = limiter or (
             RateLimiter(rate_per_second, rate_burst, clock, sleep) if rate_per_second else None
         )
         # Pair rate limit state: when each recipient may be sent to again, and how many

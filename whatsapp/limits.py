@@ -9,7 +9,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional
+from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, Optional, Protocol
 
 TEXT_BODY_MAX = 4096
 INTERACTIVE_BODY_MAX = 1024
@@ -41,6 +41,14 @@ CUSTOMER_SERVICE_WINDOW_SECONDS = 24 * 60 * 60
 DEFAULT_THROUGHPUT_PER_SECOND = 80
 # Pair rate limit: about one message every 6 seconds to the same user, bursts borrow quota.
 PAIR_RATE_WINDOW_SECONDS = 6
+
+
+class Limiter(Protocol):
+    """What the Graph client needs of a rate limiter: one place per request, held from its
+    start until a little after its end (``RateLimiter.held``). Another implementation (a
+    limit shared by several processes: gateway/shared_limit.py) can be handed to the client."""
+
+    def held(self) -> AsyncContextManager[None]: ...
 
 
 class RateLimiter:

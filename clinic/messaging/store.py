@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from sqlalchemy import (
     Boolean,
@@ -53,6 +53,9 @@ from whatsapp.inbound import status_supersedes
 # The first words of a note that a message went out in another language than asked: in
 # ``wa_outbound.error_detail`` (gateway/sender.py), and in the survey and broadcast rows.
 LANGUAGE_FALLBACK = "language_fallback"
+# How long a worker holds an inbox row it is processing unless it renews the lease
+# (gateway/processor.py renews it every third of this while the turn runs).
+DEFAULT_LEASE_SECONDS = 30.0
 
 
 def _aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
@@ -81,6 +84,11 @@ class InboxRow(Base):
     # patient was already answered.
     started_at = Column(DateTime(timezone=True), nullable=True)
     processed_at = Column(DateTime(timezone=True), nullable=True)
+    # Several workers share the inbox (issue 16): who is processing the row, and until when
+    # (renewed while the turn runs; clinic/messaging/leases.py). A row is taken back only
+    # when its lease expired or its worker is known dead, never from a live worker.
+    lease_owner = Column(String(120), nullable=True)
+    lease_until = Column(DateTime(timezone=True), nullable=True)
 
 
 class ContactRow(Base):
@@ -130,6 +138,9 @@ class OutboundRow(Base):
     # template's version in the default language, sent once instead on Meta's 132001.
     priority = Column(Integer, nullable=False, default=0, server_default="0")
     fallback_json = Column(Text, nullable=True)
+    # The worker that claimed the row (``sending``): another worker's drain leaves a row a
+    # live worker is sending alone (clinic/messaging/leases.py, gateway/outbox.py).
+    lease_owner = Column(String(120), nullable=True)
 
 
 class StatusRow(Base):
@@ -161,6 +172,9 @@ class PendingMessage:
     turn: InboundTurn
     state: str
     started_at: Optional[dt.datetime] = None
+    # The worker holding the row and until when (see ``InboxRow.lease_owner``).
+    lease_owner: Optional[str] = None
+    lease_until: Optional[dt.datetime] = None
 
     @property
     def attempts(self) -> int:
@@ -220,43 +234,129 @@ class WhatsAppStore:
                 ))
         return new
 
-    def next_pending(self, conversation_id: str) -> Optional[PendingMessage]:
-        """The oldest unprocessed message of a conversation, marked as processing."""
+    def next_pending(self, conversation_id: str, owner: Optional[str] = None,
+                     lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Optional[PendingMessage]:
+        """The oldest unprocessed message of a conversation, marked as processing (held by
+        ``owner`` for ``lease_seconds``), or None: nothing pending, or the conversation
+        already has a message being processed (by any worker: one conversation's messages
+        are processed strictly one after the other, in arrival order, across workers).
+
+        On PostgreSQL the oldest row is locked ``FOR UPDATE SKIP LOCKED``: a worker that
+        finds another one claiming it returns None instead of waiting, and never skips
+        ahead to the conversation's next message. The update is conditional (``pending``
+        still), so two workers never both take one row, on SQLite too."""
+        now = utcnow()
         with self._sessions() as session, session.begin():
-            row = session.scalars(
-                select(InboxRow)
+            oldest = session.scalars(
+                select(InboxRow.id)
                 .where(InboxRow.conversation_id == conversation_id, InboxRow.state == "pending")
-                .order_by(InboxRow.id)
-                .limit(1)
+                .order_by(InboxRow.id).limit(1)
+            ).first()
+            if oldest is None:
+                return None
+            row = session.scalars(
+                select(InboxRow).where(InboxRow.id == oldest, InboxRow.state == "pending")
+                .with_for_update(skip_locked=True)
             ).first()
             if row is None:
+                return None  # another worker is claiming it right now
+            busy = session.scalars(
+                select(InboxRow.id)
+                .where(InboxRow.conversation_id == conversation_id, InboxRow.state == "processing")
+                .limit(1)
+            ).first()
+            if busy is not None:
+                # In processing elsewhere (or left by a dead worker, until it is taken back):
+                # the next message waits, its order kept.
                 return None
-            row.state = "processing"
-            row.attempts += 1
-            row.started_at = utcnow()
+            taken = session.execute(
+                update(InboxRow).where(InboxRow.id == oldest, InboxRow.state == "pending").values(
+                    state="processing", attempts=InboxRow.attempts + 1, started_at=now,
+                    lease_owner=owner, lease_until=now + dt.timedelta(seconds=lease_seconds) if owner else None,
+                ).execution_options(synchronize_session=False)
+            )
+            if not taken.rowcount:
+                return None
+            session.refresh(row)
             return _pending(row)
 
-    def finish(self, message_id: int, error: Optional[str] = None) -> None:
+    def renew_lease(self, message_id: int, owner: str, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease on a row it is processing; False when it no longer holds
+        it (the lease expired and another worker took the row back)."""
         with self._sessions() as session, session.begin():
-            row = session.get(InboxRow, message_id)
+            result = session.execute(
+                update(InboxRow)
+                .where(InboxRow.id == message_id, InboxRow.state == "processing", InboxRow.lease_owner == owner)
+                .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds))
+            )
+            return bool(result.rowcount)
+
+    def finish(self, message_id: int, error: Optional[str] = None, owner: Optional[str] = None) -> bool:
+        """Done (or ``failed`` with ``error``). With ``owner``: only while that worker still
+        holds the row (False otherwise: it was taken back, and is another worker's now)."""
+        with self._sessions() as session, session.begin():
+            query = select(InboxRow).where(InboxRow.id == message_id)
+            if owner is not None:
+                query = query.where(InboxRow.lease_owner == owner, InboxRow.state == "processing")
+            row = session.scalars(query.with_for_update()).first()
+            if row is None:
+                return False
             row.state = "failed" if error else "done"
             row.error = error[:200] if error else None
             row.processed_at = utcnow()
+            row.lease_owner, row.lease_until = None, None
             if not error:
                 row.text = None  # processed: the tracker has it, keep no second copy
                 row.metadata_json = None
+            return True
 
-    def requeue(self, message_id: int) -> None:
+    def requeue(self, message_id: int, owner: Optional[str] = None) -> bool:
+        """Back to ``pending``; with ``owner``, only while that worker holds the row."""
         with self._sessions() as session, session.begin():
-            session.execute(update(InboxRow).where(InboxRow.id == message_id).values(state="pending"))
+            query = update(InboxRow).where(InboxRow.id == message_id)
+            if owner is not None:
+                query = query.where(InboxRow.lease_owner == owner, InboxRow.state == "processing")
+            result = session.execute(query.values(state="pending", lease_owner=None, lease_until=None))
+            return bool(result.rowcount)
 
-    def interrupted(self) -> list[PendingMessage]:
-        """Messages a previous process started but did not finish (it crashed or was killed)."""
+    def interrupted(self, now: Optional[dt.datetime] = None,
+                    holder_is_dead: Optional[Callable[[Optional[str]], bool]] = None) -> list[PendingMessage]:
+        """Messages a worker started but did not finish and nobody is processing any more:
+        ``processing`` rows without a lease (taken by a caller without leases), whose lease
+        expired, or whose holder ``holder_is_dead`` says is gone. A live worker's rows are
+        never among them. Take one over with ``take_over`` before acting on it."""
+        now = now or utcnow()
         with self._sessions() as session:
             rows = session.scalars(
                 select(InboxRow).where(InboxRow.state == "processing").order_by(InboxRow.id)
             )
-            return [_pending(r) for r in rows]
+            found = []
+            for row in rows:
+                until = _aware(row.lease_until)
+                if (row.lease_owner is None or until is None or until < now
+                        or (holder_is_dead is not None and holder_is_dead(row.lease_owner))):
+                    found.append(_pending(row))
+            return found
+
+    def take_over(self, message: PendingMessage, owner: str, lease_seconds: float,
+                  holder_dead: bool = False) -> bool:
+        """Hold an interrupted row (``interrupted``) from now on, if it is still held as it
+        was seen, by a worker known dead (``holder_dead``) or under an expired lease: two
+        workers recovering at once never both take it, and a row its worker renewed or
+        finished meanwhile is left alone."""
+        now = utcnow()
+        with self._sessions() as session, session.begin():
+            query = update(InboxRow).where(InboxRow.id == message.id, InboxRow.state == "processing")
+            if message.lease_owner is None:
+                query = query.where(InboxRow.lease_owner.is_(None))
+            else:
+                query = query.where(InboxRow.lease_owner == message.lease_owner)
+                if not holder_dead:
+                    query = query.where(InboxRow.lease_until < now)
+            result = session.execute(
+                query.values(lease_owner=owner, lease_until=now + dt.timedelta(seconds=lease_seconds))
+            )
+            return bool(result.rowcount)
 
     def pending_conversations(self) -> list[str]:
         with self._sessions() as session:
@@ -363,10 +463,11 @@ class WhatsAppStore:
             ).first() is not None
 
     def claim(self, outbound_id: int, from_states: tuple[str, ...] = (QUEUED,),
-              retry_round: bool = False) -> Optional["OutboundItem"]:
-        """Move a row to ``sending`` if it is still in one of ``from_states`` (so two
-        processes never both send it); the row as it was claimed, or None."""
-        values: dict = {"state": SENDING, "updated_at": utcnow()}
+              retry_round: bool = False, owner: Optional[str] = None) -> Optional["OutboundItem"]:
+        """Move a row to ``sending`` if it is still in one of ``from_states`` (a conditional
+        update: two processes never both send it), recording the worker that claimed it
+        (``owner``); the row as it was claimed, or None."""
+        values: dict = {"state": SENDING, "updated_at": utcnow(), "lease_owner": owner}
         if retry_round:
             values.update(retries=OutboundRow.retries + 1, retry_at=None)
         with self._sessions() as session, session.begin():
@@ -378,6 +479,50 @@ class WhatsAppStore:
             if not result.rowcount:
                 return None
             return _item(session.get(OutboundRow, outbound_id))
+
+    def claim_next_of_conversation(
+        self, outbound_id: int, owner: Optional[str],
+        sending_elsewhere: Callable[[Optional[str], dt.datetime], bool],
+    ) -> tuple[Optional["OutboundItem"], bool]:
+        """Claim a queued message (as ``claim``) only while no other message of its
+        conversation is being sent by a live worker (``sending_elsewhere(lease_owner,
+        updated_at)``): several workers draining the queue never send two messages of one
+        conversation at once, so they arrive in the order they leave. On PostgreSQL the
+        conversation is locked for the check (an advisory lock for this transaction).
+        Returns (the claimed row or None, whether the conversation was busy)."""
+        with self._sessions() as session, session.begin():
+            conversation_id = session.scalars(
+                select(OutboundRow.conversation_id).where(OutboundRow.id == outbound_id)).first()
+            if conversation_id is None:
+                return None, False
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(
+                    func.hashtext("wa_outbound:" + conversation_id))))
+            sending = session.execute(
+                select(OutboundRow.lease_owner, OutboundRow.updated_at)
+                .where(OutboundRow.conversation_id == conversation_id, OutboundRow.state == SENDING,
+                       OutboundRow.id != outbound_id)
+            ).all()
+            if any(sending_elsewhere(owner_, _aware(updated_at) or utcnow()) for owner_, updated_at in sending):
+                return None, True
+            result = session.execute(
+                update(OutboundRow).where(OutboundRow.id == outbound_id, OutboundRow.state == QUEUED)
+                .values(state=SENDING, updated_at=utcnow(), lease_owner=owner)
+            )
+            if not result.rowcount:
+                return None, False
+            return _item(session.get(OutboundRow, outbound_id)), False
+
+    def take_over_sending(self, outbound_id: int, held_by: Optional[str], owner: Optional[str]) -> bool:
+        """Hold a ``sending`` row another worker left (it died mid-request), if it is still
+        held by ``held_by``: of two workers finding it, one resends it."""
+        with self._sessions() as session, session.begin():
+            holder = OutboundRow.lease_owner.is_(None) if held_by is None else OutboundRow.lease_owner == held_by
+            result = session.execute(
+                update(OutboundRow).where(OutboundRow.id == outbound_id, OutboundRow.state == SENDING, holder)
+                .values(lease_owner=owner, updated_at=utcnow())
+            )
+            return bool(result.rowcount)
 
     def outbound_item(self, outbound_id: int) -> Optional["OutboundItem"]:
         with self._sessions() as session:
@@ -591,6 +736,8 @@ class OutboundItem:
     priority: int = 0
     fallback: Optional[dict] = None
     wamid: Optional[str] = None
+    # The worker that claimed it (``OutboundRow.lease_owner``).
+    lease_owner: Optional[str] = None
 
 
 def callback_data(outbound_id: int) -> str:
@@ -608,6 +755,7 @@ def _item(row: OutboundRow) -> OutboundItem:
         error_detail=row.error_detail, ticket_id=row.ticket_id, created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at), priority=row.priority or 0,
         fallback=json.loads(row.fallback_json) if row.fallback_json else None, wamid=row.wamid,
+        lease_owner=row.lease_owner,
     )
 
 
@@ -623,7 +771,8 @@ def _pending(row: InboxRow) -> PendingMessage:
         redacted=tuple(filter(None, (row.redacted or "").split(","))),
         title=metadata.get("title") or None, attempts=row.attempts or 1,
     )
-    return PendingMessage(id=row.id, turn=turn, state=row.state, started_at=_aware(row.started_at))
+    return PendingMessage(id=row.id, turn=turn, state=row.state, started_at=_aware(row.started_at),
+                          lease_owner=row.lease_owner, lease_until=_aware(row.lease_until))
 
 
 def _aware(value: Optional[dt.datetime]) -> Optional[dt.datetime]:

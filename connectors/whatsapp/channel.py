@@ -110,7 +110,7 @@ class WhatsAppInput(Door, InputChannel):
         self.processor = InboxProcessor(
             self.store, handle, self.settings.max_concurrent_conversations, self.metrics,
             max_attempts=self.settings.inbound_max_attempts, retry_seconds=self.settings.inbound_retry_seconds,
-            dead_letter=self.dead_letter,
+            dead_letter=self.dead_letter, lease_seconds=self.settings.inbox_lease_seconds,
         )
 
         @blueprint.listener("after_server_start")
