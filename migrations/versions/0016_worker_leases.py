@@ -6,16 +6,16 @@ until then, renewing it while the turn runs; only an expired lease, or a worker 
 lets another take the row back); ``wa_outbound`` gains ``lease_owner`` (who is sending a
 ``sending`` row: another worker leaves it alone while that worker lives).
 
-Revision ID: 0015_worker_leases
-Revises: 0014_outbox_queue
+Revision ID: 0016_worker_leases
+Revises: 0015_audit_retention
 Create Date: 2026-12-18
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_worker_leases"
-down_revision = "0014_outbox_queue"
+revision = "0016_worker_leases"
+down_revision = "0015_audit_retention"
 branch_labels = None
 depends_on = None
 
