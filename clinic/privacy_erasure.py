@@ -238,8 +238,10 @@ class PrivacyErasure:
         from clinic.surveys.tables import SurveyRow
 
         counts: Dict[str, int] = {}
+        # Some stores key the contact by its conversation id (the channel's language memory).
+        keys = (contact_key, conversation_id)
         tickets = select(TicketRow.id).where(or_(TicketRow.conversation_id == conversation_id,
-                                                 TicketRow.contact_key == contact_key))
+                                                 TicketRow.contact_key.in_(keys)))
         ticket_ids = list(session.execute(tickets).scalars())
         counts["inbox_messages"] = _count(session, delete(MessageRow).where(MessageRow.ticket_id.in_(ticket_ids)))
         counts["inbox_tasks"] = _count(session, delete(TaskRow).where(
@@ -248,25 +250,25 @@ class PrivacyErasure:
             or_(HandoffRatingRow.conversation_id == conversation_id, HandoffRatingRow.ticket_id.in_(ticket_ids))))
         counts["inbox_tickets"] = _count(session, delete(TicketRow).where(TicketRow.id.in_(ticket_ids)))
         counts["handoff_requests"] = _count(session, delete(HandoffRequest).where(
-            HandoffRequest.contact_key == contact_key))
+            HandoffRequest.contact_key.in_(keys)))
         counts["survey_requests"] = _count(session, delete(SurveyRow).where(
-            or_(SurveyRow.contact_key == contact_key, SurveyRow.conversation_id == conversation_id)))
+            or_(SurveyRow.contact_key.in_(keys), SurveyRow.conversation_id == conversation_id)))
         counts["knowledge_outcomes"] = _count(session, delete(KnowledgeOutcomeRow).where(
-            KnowledgeOutcomeRow.contact_key == contact_key))
+            KnowledgeOutcomeRow.contact_key.in_(keys)))
         counts["portal_uploads"] = _count(session, delete(PortalUploadRow).where(
             PortalUploadRow.conversation_id == conversation_id))
         counts["portal_upload_links"] = _count(session, delete(PortalTokenRow).where(
             PortalTokenRow.conversation_id == conversation_id))
-        counts["consent"] = _count(session, delete(ConsentRow).where(ConsentRow.contact_key == contact_key))
+        counts["consent"] = _count(session, delete(ConsentRow).where(ConsentRow.contact_key.in_(keys)))
         counts["consent_events"] = _count(session, delete(ConsentEventRow).where(
-            ConsentEventRow.contact_key == contact_key))
+            ConsentEventRow.contact_key.in_(keys)))
         counts["contact_languages"] = _count(session, delete(ContactLanguage).where(
-            ContactLanguage.contact_key == contact_key))
+            ContactLanguage.contact_key.in_(keys)))
         counts["reminder_jobs"] = _count(session, delete(ReminderJobRow).where(
-            or_(ReminderJobRow.contact_key == contact_key, ReminderJobRow.conversation_id == conversation_id)))
-        counts["recall_due"] = _count(session, delete(RecallDueRow).where(RecallDueRow.contact_key == contact_key))
+            or_(ReminderJobRow.contact_key.in_(keys), ReminderJobRow.conversation_id == conversation_id)))
+        counts["recall_due"] = _count(session, delete(RecallDueRow).where(RecallDueRow.contact_key.in_(keys)))
         counts["broadcast_recipients"] = _count(session, delete(RecipientRow).where(
-            or_(RecipientRow.contact_key == contact_key, RecipientRow.conversation_id == conversation_id)))
+            or_(RecipientRow.contact_key.in_(keys), RecipientRow.conversation_id == conversation_id)))
         # The clinic keeps the patient record its appointments belong to; only its link to
         # this WhatsApp contact goes (no reminders, no "when is my appointment?" from it).
         counts["patient_links"] = _count(session, update(PatientRow).where(
