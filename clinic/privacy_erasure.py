@@ -32,6 +32,10 @@ channel + conversation id) that the clinic's tables use. What is erased, per sto
   with the rest by the chat path's later step (the inbox path erases immediately: a message
   arriving in that second would start a new conversation).
 
+From the inbox, a turn of the same patient running at that very moment could write its
+events back (Rasa holds the conversation during a turn): staff erase a conversation that is
+quiet (the request came by phone or letter), and running it again is harmless.
+
 Kept, because the clinic must keep them (say so to the patient): appointments and their
 history, and the patient record (``patients``: name and date of birth the appointments
 belong to; its link to the WhatsApp contact is cut), notifications and records from the
