@@ -19,6 +19,7 @@ from clinic.handoff.requests import HandoffRequests
 from clinic.inbox.patient_side import PatientSide
 from clinic.knowledge.answers import DocumentAnswers
 from clinic.privacy import contact_key, load_pseudonym_key
+from clinic.privacy_erasure import PrivacyErasure
 from clinic.reminders.store import ReminderStore
 from clinic.scheduling.backend import SchedulingBackend
 from clinic.settings import ClinicSettings, load_settings
@@ -36,6 +37,7 @@ class Services:
     consent: Optional[ConsentStore] = None  # opt-out / opt-in (actions/consent.py)
     inbox: Optional[PatientSide] = None  # queue wait, call-backs, ratings (actions/handoff.py)
     documents: Optional[DocumentAnswers] = None  # answers from approved documents (actions/knowledge.py)
+    erasure: Optional[PrivacyErasure] = None  # "delete my data" (actions/privacy.py)
 
     def contact_key_for(self, tracker: Tracker) -> str:
         channel = tracker.get_latest_input_channel() or "unknown"
@@ -64,6 +66,9 @@ def build_services(database_url: Optional[str] = None,
         consent=ConsentStore(sessions),
         inbox=PatientSide(sessions, clock=clock) if clock else PatientSide(sessions),
         documents=DocumentAnswers(sessions, clock=now),
+        # Rasa's tracker store deletes the conversation's events itself (it holds them
+        # during the turn): no tracker database here.
+        erasure=PrivacyErasure(sessions, clock=now),
         **extra,
     )
 

@@ -108,6 +108,18 @@ def _secure_delete(dbapi_connection, _record) -> None:
         cursor.close()
 
 
+ERASURE_SLOT = "data_erasure"  # domain/privacy.yml
+
+
+def erasure_confirmed(tracker) -> bool:
+    """True when the conversation holds the erasure's confirmation (its events are erased
+    with it, so only the turn that confirmed it, or a save that failed to erase, has it)."""
+    from rasa.shared.core.events import SlotSet
+
+    return any(isinstance(event, SlotSet) and event.key == ERASURE_SLOT and event.value == "done"
+               for event in reversed(tracker.events))
+
+
 class EncryptedSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` whose ``events.data`` is encrypted; same table, same columns."""
 
@@ -148,6 +160,34 @@ class EncryptedSQLTrackerStore(SQLTrackerStore):
             event.listen(self.engine, "connect", _secure_delete)
             self.engine.dispose()  # no connection opened before the listener stays in the pool
         self.check_keys()
+
+    # ── erasure on request (clinic/privacy_erasure.py) ─────────────────────────────────
+    async def save(self, tracker) -> None:
+        """Rasa's save; then, when this conversation's patient confirmed "delete my data"
+        (``action_erase_my_data`` set ``data_erasure`` to ``done``), every event of the
+        conversation is deleted, the ones just saved too. Done here because Rasa holds the
+        conversation in memory during the turn and would write back whatever the action
+        server deleted; the patient's next message starts a new conversation."""
+        await super().save(tracker)
+        if erasure_confirmed(tracker):
+            deleted = self.erase_conversation(tracker.sender_id)
+            logger.info("Erasure on request: %s tracker events deleted", deleted)
+
+    def erase_conversation(self, sender_id: Text) -> int:
+        from clinic.db import checkpoint
+
+        try:
+            from addons.tracker_cache import TRACKERS
+
+            TRACKERS.kept.pop((id(self), sender_id), None)
+        except ImportError:  # pragma: no cover - the cache is optional
+            pass
+        with self.session_scope() as session:
+            deleted = session.query(self.SQLEvent).filter(self.SQLEvent.sender_id == sender_id).delete(
+                synchronize_session=False)
+            session.commit()
+        checkpoint(self.engine)  # SQLite: deleted rows' pages out of the write-ahead log
+        return deleted
 
     def check_keys(self) -> None:
         """Open the oldest and the newest row: raises AtRestError when the keyring cannot."""

@@ -204,6 +204,7 @@ MODEL_MODULES = (
     "clinic.surveys.tables",
     "clinic.language.tables",
     "clinic.knowledge.tables",
+    "clinic.privacy_erasure",
 )
 OPTIONAL_MODEL_MODULES = ("clinic.reminders.tables",)
 

@@ -74,6 +74,7 @@ class Outbox:
         self._tasks: Set[asyncio.Task[Any]] = set()
         self._retrying: Set[int] = set()
         self._sweeper: Optional[asyncio.Task[Any]] = None
+        self._erasure: Any = None  # clinic.privacy_erasure.PrivacyErasure, made on first sweep
         # The queue (see the module docstring).
         self.poll_seconds = 0.2  # until start_draining (WHATSAPP_OUTBOX_POLL_SECONDS)
         self.queue_concurrency = DEFAULT_QUEUE_CONCURRENCY
@@ -279,6 +280,24 @@ class Outbox:
         for outbound_id in await asyncio.to_thread(self._store.stale_sending,
                                                    now - dt.timedelta(seconds=stale_after)):
             await self._settle_stale(outbound_id)
+        await self._finish_erasures()
+
+    async def _finish_erasures(self) -> None:
+        """Erasure on request from the chat (clinic/privacy_erasure.py): the conversation's
+        WhatsApp records and address go once its confirmation is sent, i.e. here, when
+        nothing of the conversation waits or is being sent."""
+        sessions = getattr(self._store, "sessions", None)
+        if sessions is None:
+            return
+        if self._erasure is None:
+            from clinic.privacy_erasure import PrivacyErasure
+
+            self._erasure = PrivacyErasure(sessions)
+        busy = [conversation_id for conversation_id, lock in self._locks.items() if lock.locked()]
+        try:
+            await asyncio.to_thread(self._erasure.finish_pending, None, busy)
+        except Exception:  # noqa: BLE001 - the next sweep tries again
+            logger.exception("Finishing an erasure's WhatsApp records failed")
 
     async def _retry(self, outbound_id: int) -> None:
         try:

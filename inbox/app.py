@@ -126,6 +126,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
         api,
         dead_letters,
         documents,
+        erasure_page,
         knowledge_page,
         pages,
         quarantine_page,
@@ -137,6 +138,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     app.include_router(documents.router)  # patients' uploaded documents (app.state.documents)
     app.include_router(dead_letters.router)  # outbound messages that could not be delivered
     app.include_router(quarantine_page.router)  # inbound messages that could not be processed
+    app.include_router(erasure_page.router)  # erasure on request (supervisors and admins)
     app.include_router(knowledge_page.router)  # the clinic's documents: upload, review, retire (admins)
 
     @app.get("/inbox/health", include_in_schema=False)

@@ -185,6 +185,11 @@ class WhatsAppStore:
     def __init__(self, session_factory: sessionmaker):
         self._sessions = session_factory
 
+    @property
+    def sessions(self) -> sessionmaker:
+        """The clinic database's sessions (the outbox's sweep finishes erasures with them)."""
+        return self._sessions
+
     # ── inbound ─────────────────────────────────────────────────────────────────────────
     def accept(self, items: Iterable[InboundTurn],
                contacts: dict[str, tuple[str, dt.datetime]]) -> list[InboundTurn]:
