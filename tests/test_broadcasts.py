@@ -440,13 +440,11 @@ def test_pacing_counts_from_when_a_message_left_not_when_it_was_queued(world):
     conversation = "c" * 64
     now = dt.datetime.now(dt.timezone.utc)
     queued = world.wa.enqueue(conversation, "reminder", {"x": 1}, PRIORITY_REMINDER)
-    # Still in the outbox's queue: it leaves soon, so it paces from now.
-    assert world.store.last_outbound_at(conversation, now) == now
-    # Queued a minute ago, sent just now: paced from the send.
+    # Queued a minute ago, sent just now: paced from the send, not from the queueing.
     with world.sessions() as session, session.begin():
         session.execute(update(OutboundRow).where(OutboundRow.id == queued)
-                        .values(created_at=now - dt.timedelta(minutes=1)))
+                        .values(created_at=now - dt.timedelta(minutes=1), updated_at=now - dt.timedelta(minutes=1)))
+    assert world.store.last_outbound_at(conversation) < now - dt.timedelta(seconds=50)
     world.wa.outbound_sent(queued, "wamid.PACED", 1)
-    last = world.store.last_outbound_at(conversation, now)
-    assert last is not None and last >= now - dt.timedelta(seconds=5)
-    assert world.store.last_outbound_at("d" * 64, now) is None  # nothing ever sent
+    assert world.store.last_outbound_at(conversation) >= now - dt.timedelta(seconds=5)
+    assert world.store.last_outbound_at("d" * 64) is None  # nothing ever sent

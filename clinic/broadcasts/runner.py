@@ -378,7 +378,7 @@ class Runner:
                                 with_note(f"{outcome.state}: {outcome.code or ''} {outcome.detail}".strip(), note))
 
     def _pacing_until(self, row: Recipient) -> Optional[dt.datetime]:
-        last = self.store.last_outbound_at(row.conversation_id, self.clock())
+        last = self.store.last_outbound_at(row.conversation_id)
         if last is None:
             return None
         until = last + self.pacing

@@ -289,22 +289,18 @@ class BroadcastStore:
                 .values(status=t.SKIPPED, reason="opted_out", updated_at=now)
                 .execution_options(synchronize_session=False)).rowcount
 
-    def last_outbound_at(self, conversation_id: str,
-                         now: Optional[dt.datetime] = None) -> Optional[dt.datetime]:
-        """When anything (a reply, a reminder, a broadcast) was last sent to a conversation:
-        per-user pacing looks at every message, not only this campaign's. A message still
-        waiting in the outbox's queue (or being sent) leaves when the outbox gets to it, so
-        it counts as sent ``now``; a sent one at the moment it was sent (its row's last
-        update), not when it was queued: queued at 10:00:00 and sent at 10:00:09, it paces
-        the next message until 10:00:15."""
+    def last_outbound_at(self, conversation_id: str) -> Optional[dt.datetime]:
+        """When anything (a reply, a reminder, a broadcast) last went to a conversation:
+        per-user pacing looks at every message, not only this campaign's. A row's last update
+        is the moment that counts: for a sent message, when it was sent (queued at 10:00:00
+        and sent at 10:00:09, it paces the next one until 10:00:15, not 10:00:06); for one
+        being sent, when the outbox took it; for one still queued, when it was queued. (Not
+        "now" for every unsent row: one left ``sending`` by a dead outbox would then hold
+        the patient's messages back for good.)"""
         with self._sessions() as session:
-            waiting = session.scalar(select(func.count()).select_from(OutboundRow).where(
-                OutboundRow.conversation_id == conversation_id, OutboundRow.state.in_((QUEUED, SENDING))))
-            if waiting:
-                return now or utcnow()
-            value = session.scalar(select(func.max(OutboundRow.updated_at))
-                                   .where(OutboundRow.conversation_id == conversation_id,
-                                          OutboundRow.state == SENT))
+            value = session.scalar(select(func.max(OutboundRow.updated_at)).where(
+                OutboundRow.conversation_id == conversation_id,
+                OutboundRow.state.in_((SENT, QUEUED, SENDING))))
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
         return value
