@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 import uvicorn
 
@@ -13,6 +12,7 @@ from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.logs import configure_logging
 from clinic.settings import load_settings
 from clinic_api.app import create_app
+from clinic_api.settings import ApiAddress
 
 
 def build_app(database_url=None):
@@ -24,8 +24,9 @@ def build_app(database_url=None):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("CLINIC_API_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("CLINIC_API_PORT", "8090")))
+    address = ApiAddress.load()
+    parser.add_argument("--host", default=address.host)
+    parser.add_argument("--port", type=int, default=address.port)
     parser.add_argument("--database-url", default=None, help="default: CLINIC_DATABASE_URL or var/clinic.db")
     args = parser.parse_args(argv)
     configure_logging("clinic_api")

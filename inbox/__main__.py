@@ -8,20 +8,21 @@ no staff yet and prints them (see inbox/demo.py). Without staff accounts and wit
 from __future__ import annotations
 
 import argparse
-import os
 
 import uvicorn
 
 from clinic.logs import configure_logging
 from inbox.app import create_app
 from inbox.demo import ensure_demo_accounts
+from inbox.settings import InboxProcessSettings
 from inbox.wiring import build
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default=os.environ.get("INBOX_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("INBOX_PORT", "8070")))
+    settings = InboxProcessSettings.load()
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--database-url", default=None, help="default: CLINIC_DATABASE_URL or var/clinic.db")
     parser.add_argument("--demo", action="store_true", help="create and print demo staff accounts if none exist")
     args = parser.parse_args(argv)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 
 from clinic.inbox.model import SYSTEM, InboxError, Role
+from inbox.settings import new_staff_password
 
 
 def main(argv=None) -> int:
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
         for m in staff.all():
             print(f"{m.username:20} {m.role.value:10} {','.join(sorted(m.teams)):24} {'disabled' if m.disabled else 'active'}")
         return 0
-    password = os.environ.get("INBOX_NEW_PASSWORD") or getpass.getpass("Password (12+ characters): ")
+    password = new_staff_password() or getpass.getpass("Password (12+ characters): ")
     try:
         created = staff.create(args.username, password, Role(args.role), args.teams,
                                display_name=args.display_name, by=SYSTEM)

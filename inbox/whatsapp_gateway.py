@@ -115,9 +115,5 @@ def outcome_to_result(outcome: SendOutcome) -> ReplyResult:
     return ReplyResult(Delivery.FAILED, f"WhatsApp did not accept it ({outcome.detail or outcome.state})"[:300])
 
 
-def whatsapp_configured(environ) -> bool:
-    return bool(environ.get("WHATSAPP_ACCESS_TOKEN") and environ.get("WHATSAPP_PHONE_NUMBER_ID"))
-
-
 def build_gateway(environ, sessions: sessionmaker, cipher: ContactCipher, rasa: RasaHttp) -> WhatsAppReplyGateway:
     return WhatsAppReplyGateway(WhatsAppSettings.load(environ=environ), sessions, cipher, rasa)

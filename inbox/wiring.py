@@ -16,7 +16,6 @@ may send outside the 24-hour window (clinic/inbox/templates.py).
 from __future__ import annotations
 
 import dataclasses
-import os
 import secrets
 from typing import Optional
 
@@ -29,6 +28,7 @@ from clinic.inbox.service import Inbox
 from clinic.inbox.staff import StaffAccounts
 from clinic.portal.uploads import DocumentCipher, Uploads
 from clinic.privacy import ContactCipher, secret_from
+from inbox.settings import InboxProcessSettings, environment
 
 SESSION_KEY_FILE = VAR_DIR / "inbox-session.key"
 
@@ -52,16 +52,17 @@ class Built:
 
 def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = None,
           environ: Optional[dict] = None) -> Built:
-    environ = os.environ if environ is None else environ
+    environ = environment(environ)
     engine = make_engine(database_url)
     create_schema(engine)
     sessions = make_session_factory(engine)
+    settings = InboxProcessSettings.load(environ)
     cipher = ContactCipher.from_environment(environ)
-    rasa = RasaHttp(environ.get("RASA_URL"), environ.get("RASA_AUTH_TOKEN"))
+    rasa = RasaHttp(settings.rasa_url, settings.rasa_token)
     if replies is None:
-        from inbox.whatsapp_gateway import build_gateway, whatsapp_configured
+        from inbox.whatsapp_gateway import build_gateway
 
-        choice = environ.get("INBOX_REPLY_GATEWAY") or ("whatsapp" if whatsapp_configured(environ) else "none")
+        choice = settings.reply_gateway
         if choice == "whatsapp":
             replies = build_gateway(environ, sessions, cipher, rasa)
         elif choice == "tracker":
@@ -75,5 +76,5 @@ def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = 
     secret = secret_from(environ, "INBOX_SECRET_KEY", SESSION_KEY_FILE,
                           lambda: secrets.token_hex(32).encode()).decode()
     return Built(inbox, StaffAccounts(sessions, cipher), AuditLog(sessions), secret,
-                 environ.get("INBOX_COOKIE_SECURE", "") in ("1", "true", "yes"),
+                 settings.cookie_secure,
                  Uploads(sessions, DocumentCipher.from_environment(environ)))

@@ -25,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("actions", "addons", "benchmarks", "clinic", "clinic_api", "connectors", "gateway", "inbox",
             "simulator", "scripts", "whatsapp")
@@ -334,12 +336,16 @@ def _reads_environment(node: ast.AST) -> bool:
             and isinstance(node.value, ast.Name) and node.value.id == "os")
 
 
-def test_the_gateway_reads_its_settings_in_one_place():
-    readers = sorted({module for module in modules()
-                      if in_package(module, "gateway") or in_package(module, "whatsapp")
+@pytest.mark.parametrize("package, place", [
+    ("whatsapp", None),  # told everything by its caller
+    ("gateway", "gateway.settings"),
+    ("inbox", "inbox.settings"),
+    ("clinic_api", "clinic_api.settings"),
+])
+def test_each_process_package_reads_its_settings_in_one_place(package, place):
+    readers = sorted({module for module in modules() if in_package(module, package)
                       if any(_reads_environment(node) for node in ast.walk(tree(module)))})
-    # whatsapp/ is told everything by its caller; gateway/settings.py is the gateway's one place.
-    assert readers == ["gateway.settings"], readers
+    assert readers == ([place] if place else []), readers
 
 
 def test_a_turn_crosses_every_boundary_in_one_format():
