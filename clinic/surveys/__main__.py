@@ -31,6 +31,8 @@ from clinic.surveys import planner
 from clinic.surveys import tables as t
 from clinic.surveys.store import SurveyStore
 
+logger = logging.getLogger(__name__)
+
 
 def _visit_day(sessions, settings):
     """appointment id → the visit's date in the clinic's time zone (the sender writes it in
@@ -61,11 +63,14 @@ async def _send(sessions, loop_seconds: float) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    print("recovered:", await asyncio.to_thread(surveys.recover, broadcasts.outbound_for))
+    # A service (loop_seconds) logs its figures as log lines (JSON, like every process); a
+    # single run (a command) prints them for the person who ran it.
+    report = print if not loop_seconds else (lambda line: logger.info("%s", line))
+    report(f"recovered: {await asyncio.to_thread(surveys.recover, broadcasts.outbound_for)}")
     while True:
         planned = await asyncio.to_thread(planner.plan, sessions, store, consent)
         figures = await surveys.send_due()
-        print(f"planned visits={planned[0]} tickets={planned[1]}; sent {figures}", flush=True)
+        report(f"planned visits={planned[0]} tickets={planned[1]}; sent {figures}")
         if not loop_seconds:
             return 0
         try:
