@@ -210,3 +210,34 @@ def login(server: Server, username: str) -> requests.Session:
     client.csrf = me["csrf_token"]
     client.headers["X-CSRF-Token"] = client.csrf
     return client
+
+
+DEMO_PASSWORD = "demo-inbox-password"  # inbox/demo.py: every demo account's
+
+
+def demo_staff_login(stack, username: str, role: str) -> requests.Session:
+    """A demo staff account of a running stack (benchmarks/stack.py) logged in through the
+    pages: password, then a TOTP code from the key the inbox printed at start-up. The
+    client sends its CSRF token as X-CSRF-Token; ``client.base`` is the inbox's URL."""
+    match = re.search(rf"{username}\s+{role}\s+TOTP key (\w+)", stack.log("inbox"))
+    assert match, stack.log("inbox")[-2000:]
+    base = stack.url("inbox")
+    client = requests.Session()
+    client.trust_env = False
+    page = client.get(f"{base}/inbox/login")
+    response = client.post(f"{base}/inbox/login", data={
+        "username": username, "password": DEMO_PASSWORD, "csrf_token": csrf_from(page.text)})
+    assert "/inbox/login/totp" in response.url, response.text[:300]
+    response = client.post(f"{base}/inbox/login/totp", data={
+        "code": pyotp.TOTP(match.group(1)).now(), "csrf_token": csrf_from(response.text)})
+    assert response.status_code == 200
+    client.headers["X-CSRF-Token"] = client.get(f"{base}/inbox/api/v1/me").json()["csrf_token"]
+    client.base = base
+    return client
+
+
+def inbox_api(client, method: str, path: str, **body):
+    """A call to the inbox's JSON API with a ``demo_staff_login`` client; its answer."""
+    response = client.request(method, f"{client.base}/inbox/api/v1{path}", json=body or None, timeout=120)
+    assert response.status_code == 200, (path, response.status_code, response.text[:500])
+    return response.json()

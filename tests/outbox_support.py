@@ -47,3 +47,13 @@ async def running_outbox(env: dict, log: Path, poll_seconds: float = 0.05):
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+def busiest_second(moments: list) -> int:
+    """The most of ``moments`` (seconds) within any one second: what a rate limit bounds."""
+    moments, left, busiest = sorted(moments), 0, 0
+    for right, moment in enumerate(moments):
+        while moment - moments[left] >= 1.0:
+            left += 1
+        busiest = max(busiest, right - left + 1)
+    return busiest

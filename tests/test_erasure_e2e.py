@@ -16,20 +16,16 @@ Meta's side, not the product's, and is not searched.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import time
 
-import pyotp
 import pytest
-import requests
 
 from benchmarks.stack import Stack, reply_text
 from clinic.privacy import contact_key
-from tests.inbox_support import csrf_from
+from tests.inbox_support import demo_staff_login, inbox_api
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
-DEMO_PASSWORD = "demo-inbox-password"
 WA_ID = "15550307731"  # synthetic
 NAME = "Marguerite Quillfeather"
 QUESTION = "Where can I park? I drive a vermilion campervan"
@@ -52,26 +48,9 @@ def stack(model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def staff(stack):
-    match = re.search(r"demo-agent\s+agent\s+TOTP key (\w+)", stack.log("inbox"))
-    assert match, stack.log("inbox")[-2000:]
-    base = stack.url("inbox")
-    client = requests.Session()
-    client.trust_env = False
-    page = client.get(f"{base}/inbox/login")
-    response = client.post(f"{base}/inbox/login", data={
-        "username": "demo-agent", "password": DEMO_PASSWORD, "csrf_token": csrf_from(page.text)})
-    response = client.post(f"{base}/inbox/login/totp", data={
-        "code": pyotp.TOTP(match.group(1)).now(), "csrf_token": csrf_from(response.text)})
-    assert response.status_code == 200
-    client.headers["X-CSRF-Token"] = client.get(f"{base}/inbox/api/v1/me").json()["csrf_token"]
-    client.base = base
-    return client
+    return demo_staff_login(stack, "demo-agent", "agent")
 
 
-def api(client, method: str, path: str, **body):
-    response = client.request(method, f"{client.base}/inbox/api/v1{path}", json=body or None, timeout=120)
-    assert response.status_code == 200, (path, response.status_code, response.text[:500])
-    return response.json()
 
 
 def say(stack: Stack, text: str, seen: int, count: int) -> list:
@@ -102,15 +81,15 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
     [queued] = say(stack, HANDOFF, seen, 1)
     seen += 1
     assert "reception team" in reply_text(queued)
-    queues = api(staff, "GET", "/queues")
+    queues = inbox_api(staff, "GET", "/queues")
     [ticket] = [t for team in queues["teams"].values() for t in team if t["conversation_id"] == conversation]
-    api(staff, "POST", f"/tickets/{ticket['id']}/claim")
+    inbox_api(staff, "POST", f"/tickets/{ticket['id']}/claim")
     seen = len(stack.wait_for_replies(WA_ID, seen + 1))
-    assert api(staff, "POST", f"/tickets/{ticket['id']}/reply", text=STAFF_REPLY)["delivery"] == "sent"
+    assert inbox_api(staff, "POST", f"/tickets/{ticket['id']}/reply", text=STAFF_REPLY)["delivery"] == "sent"
     seen = len(stack.wait_for_replies(WA_ID, seen + 1))
     stack.say(WA_ID, THANKS, name=NAME)
     time.sleep(2)
-    api(staff, "POST", f"/tickets/{ticket['id']}/resolve", reason="answered")
+    inbox_api(staff, "POST", f"/tickets/{ticket['id']}/resolve", reason="answered")
     seen = len(stack.wait_for_replies(WA_ID, seen + 2))  # back with the assistant + the rating question
     # Before the erasure the texts are there (so the search below can find them).
     assert clinic_rows(stack, "SELECT count(*) FROM wa_inbox WHERE conversation_id = :c", c=conversation)[0][0] >= 4

@@ -13,23 +13,19 @@ a call-back instead.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from zoneinfo import ZoneInfo
 
-import pyotp
 import pytest
-import requests
 from sqlalchemy import create_engine, text
 
 from benchmarks.stack import Stack, reply_text
 from clinic.privacy import contact_key
 from clinic.settings import load_settings
-from tests.inbox_support import csrf_from
+from tests.inbox_support import demo_staff_login, inbox_api
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
 SETTINGS = load_settings()
-DEMO_PASSWORD = "demo-inbox-password"
 _numbers = iter(range(1000, 10000))
 
 
@@ -61,27 +57,9 @@ def stack(model, tmp_path_factory):
 def staff(stack):
     """demo-agent (nurse + reception) logged in: password, then a TOTP code from the key
     the inbox printed at start-up."""
-    match = re.search(r"demo-agent\s+agent\s+TOTP key (\w+)", stack.log("inbox"))
-    assert match, stack.log("inbox")[-2000:]
-    base = stack.url("inbox")
-    client = requests.Session()
-    client.trust_env = False
-    page = client.get(f"{base}/inbox/login")
-    response = client.post(f"{base}/inbox/login", data={
-        "username": "demo-agent", "password": DEMO_PASSWORD, "csrf_token": csrf_from(page.text)})
-    assert "/inbox/login/totp" in response.url, response.text[:300]
-    response = client.post(f"{base}/inbox/login/totp", data={
-        "code": pyotp.TOTP(match.group(1)).now(), "csrf_token": csrf_from(response.text)})
-    assert response.status_code == 200
-    client.headers["X-CSRF-Token"] = client.get(f"{base}/inbox/api/v1/me").json()["csrf_token"]
-    client.base = base
-    return client
+    return demo_staff_login(stack, "demo-agent", "agent")
 
 
-def api(client, method: str, path: str, **body):
-    response = client.request(method, f"{client.base}/inbox/api/v1{path}", json=body or None, timeout=120)
-    assert response.status_code == 200, (path, response.status_code, response.text[:500])
-    return response.json()
 
 
 def conversation_of(stack: Stack, wa_id: str) -> str:
@@ -89,7 +67,7 @@ def conversation_of(stack: Stack, wa_id: str) -> str:
 
 
 def ticket_for(client, conversation_id: str) -> dict:
-    queues = api(client, "GET", "/queues")
+    queues = inbox_api(client, "GET", "/queues")
     tickets = [t for team in queues["teams"].values() for t in team] + queues["mine"]
     found = [t for t in tickets if t["conversation_id"] == conversation_id]
     assert found, queues
@@ -122,14 +100,14 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
     assert (ticket["team"], ticket["state"], ticket["reason"]) == ("reception", "waiting", "patient_request")
 
     # 2. Staff claim it: the assistant is paused, and the patient is told who has joined.
-    claimed = api(staff, "POST", f"/tickets/{ticket['id']}/claim")
+    claimed = inbox_api(staff, "POST", f"/tickets/{ticket['id']}/claim")
     assert claimed["warning"] is None and claimed["ticket"]["bot_paused"] is True
     [joined] = new_replies(stack, wa_id, seen, 1)
     seen += 1
     assert reply_text(joined) == "Demo from our reception team has joined the chat and will reply to you here."
 
     # 3. Staff reply: it reaches the patient through WhatsApp, and the transcript, once.
-    reply = api(staff, "POST", f"/tickets/{ticket['id']}/reply", text="Hello, this is Demo from reception.")
+    reply = inbox_api(staff, "POST", f"/tickets/{ticket['id']}/reply", text="Hello, this is Demo from reception.")
     assert reply["delivery"] == "sent"
     [staff_message] = new_replies(stack, wa_id, seen, 1)
     seen += 1
@@ -139,7 +117,7 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
     stack.say(wa_id, "where can I park?")
     time.sleep(4)
     assert len([m for m in stack.replies(wa_id) if not m.get("error")]) == seen
-    timeline = api(staff, "GET", f"/tickets/{ticket['id']}")["timeline"]
+    timeline = inbox_api(staff, "GET", f"/tickets/{ticket['id']}")["timeline"]
     assert [i["text"] for i in timeline].count("Hello, this is Demo from reception.") == 1
     assert timeline[-1]["sender"] == "patient" and timeline[-1]["text"] == "where can I park?"
 
@@ -150,13 +128,13 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
     seen += 2
     assert f"call {SETTINGS.emergency_number} now" in reply_text(guidance)
     assert "flagged this chat as urgent" in reply_text(flagged)
-    urgent = api(staff, "GET", f"/tickets/{ticket['id']}")
+    urgent = inbox_api(staff, "GET", f"/tickets/{ticket['id']}")
     assert (urgent["ticket"]["priority"], urgent["ticket"]["red_flag_category"]) == ("urgent", "chest_pain")
     assert urgent["ticket"]["team"] == "nurse" and urgent["ticket"]["bot_paused"] is True
 
     # The transcript is whole once Rasa has logged the message (the guidance went out first).
     def guidance_in_transcript() -> bool:
-        timeline = api(staff, "GET", f"/tickets/{ticket['id']}")["timeline"]
+        timeline = inbox_api(staff, "GET", f"/tickets/{ticket['id']}")["timeline"]
         return any(i["sender"] == "bot" and f"call {SETTINGS.emergency_number} now" in i["text"]
                    for i in timeline)
 
@@ -164,7 +142,7 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
     while not guidance_in_transcript() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert guidance_in_transcript()
-    api(staff, "POST", f"/tickets/{ticket['id']}/claim")  # the nurse (same demo agent) takes it
+    inbox_api(staff, "POST", f"/tickets/{ticket['id']}/claim")  # the nurse (same demo agent) takes it
     [joined] = new_replies(stack, wa_id, seen, 1)
     seen += 1
     assert reply_text(joined) == "Demo from our nurse team has joined the chat and will reply to you here."
@@ -174,11 +152,11 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
         db.execute(text("UPDATE wa_contacts SET last_inbound_at = :old WHERE conversation_id = :c"),
                    {"old": dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=25), "c": conv})
     stack.sim(f"/_sim/users/{wa_id}/window", {"open": False})
-    refused = api(staff, "POST", f"/tickets/{ticket['id']}/reply", text="Are you still there?")
+    refused = inbox_api(staff, "POST", f"/tickets/{ticket['id']}/reply", text="Are you still there?")
     assert refused["delivery"] == "refused" and "pick a template" in refused["delivery_detail"]
-    templates = {t["name"]: t for t in api(staff, "GET", "/templates")}
+    templates = {t["name"]: t for t in inbox_api(staff, "GET", "/templates")}
     assert templates["results_ready"]["params"] == ["First name"]
-    sent = api(staff, "POST", f"/tickets/{ticket['id']}/template", name="results_ready", values=["Sam"])
+    sent = inbox_api(staff, "POST", f"/tickets/{ticket['id']}/template", name="results_ready", values=["Sam"])
     assert sent["delivery"] == "sent"
     [template] = new_replies(stack, wa_id, seen, 1)
     seen += 1
@@ -188,7 +166,7 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
     time.sleep(2)
 
     # 7. Resolve: back with the assistant, and a 1-5 rating question (a list of five).
-    resolved = api(staff, "POST", f"/tickets/{ticket['id']}/resolve", reason="answered")
+    resolved = inbox_api(staff, "POST", f"/tickets/{ticket['id']}/resolve", reason="answered")
     assert resolved["ticket"]["state"] == "resolved" and resolved["warning"] is None
     back, question = new_replies(stack, wa_id, seen, 2)
     seen += 2
@@ -227,5 +205,5 @@ def test_out_of_hours_offers_a_call_back(stack, staff):
     stack.sim(f"/_sim/users/{wa_id}/tap", {"message_id": answer["wamid"], "id": buttons[0]["reply"]["id"]})
     [done] = new_replies(stack, wa_id, seen, 1)
     assert "call you back" in reply_text(done)
-    tasks = [t for t in api(staff, "GET", "/tasks") if t["conversation_id"] == conv]
+    tasks = [t for t in inbox_api(staff, "GET", "/tasks") if t["conversation_id"] == conv]
     assert len(tasks) == 1 and tasks[0]["team"] == "nurse" and tasks[0]["created_by"] == "bot"

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import re
 
-import pyotp
 import pytest
-import requests
 from sqlalchemy import create_engine, text
 
 from benchmarks.stack import Stack, reply_text
 from clinic.knowledge.demo import DIRECTORY
-from tests.inbox_support import csrf_from
+from tests.inbox_support import csrf_from, demo_staff_login
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
-DEMO_PASSWORD = "demo-inbox-password"
 _numbers = iter(range(1000, 10000))
 
 DOG_EN = "Animals are not allowed inside the clinic. Assistance dogs, such as guide dogs, are welcome everywhere in the clinic."
@@ -58,19 +55,7 @@ def stack(model, tmp_path_factory):
 def admin(stack):
     """demo-admin logged in through the pages: password, then a TOTP code from the key the
     inbox printed at start-up."""
-    match = re.search(r"demo-admin\s+admin\s+TOTP key (\w+)", stack.log("inbox"))
-    assert match, stack.log("inbox")[-2000:]
-    base = stack.url("inbox")
-    client = requests.Session()
-    client.trust_env = False
-    page = client.get(f"{base}/inbox/login")
-    response = client.post(f"{base}/inbox/login", data={
-        "username": "demo-admin", "password": DEMO_PASSWORD, "csrf_token": csrf_from(page.text)})
-    response = client.post(f"{base}/inbox/login/totp", data={
-        "code": pyotp.TOTP(match.group(1)).now(), "csrf_token": csrf_from(response.text)})
-    assert response.status_code == 200 and "/inbox/login" not in response.url
-    client.base = base
-    return client
+    return demo_staff_login(stack, "demo-admin", "admin")
 
 
 def _document_id(admin, title: str) -> int:

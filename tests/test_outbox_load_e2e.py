@@ -37,6 +37,7 @@ from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher, contact_key
 from gateway.settings import WhatsAppSettings
 from inbox.whatsapp_gateway import WhatsAppReplyGateway
+from tests.outbox_support import busiest_second
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
 
@@ -64,13 +65,6 @@ def business_messages(stack) -> list:
     return stack.sim("/_sim/messages")["messages"]
 
 
-def busiest_second(moments: list) -> int:
-    moments, left, busiest = sorted(moments), 0, 0
-    for right, moment in enumerate(moments):
-        while moment - moments[left] >= 1.0:
-            left += 1
-        busiest = max(busiest, right - left + 1)
-    return busiest
 
 
 def test_a_broadcast_notifications_staff_replies_and_live_turns_at_once_hold_the_limit(stack):

@@ -46,6 +46,7 @@ from clinic.db import make_engine, make_session_factory
 from clinic.messaging.outbox_queue import PRIORITY_STAFF_REPLY, prepare
 from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import contact_key
+from tests.outbox_support import busiest_second
 from tests.pg_support import fresh_database
 from whatsapp import signature
 from whatsapp.outbound import Text
@@ -174,13 +175,6 @@ class Processes:
             return json.loads(reply.read() or b"null")
 
 
-def busiest_second(moments: list) -> int:
-    moments, left, busiest = sorted(moments), 0, 0
-    for right, moment in enumerate(moments):
-        while moment - moments[left] >= 1.0:
-            left += 1
-        busiest = max(busiest, right - left + 1)
-    return busiest
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from clinic.messaging.store import InboxRow, OutboundRow, PendingMessage, WhatsA
 from clinic.messaging.turn import InboundTurn
 from gateway.processor import InboxProcessor
 from gateway.shared_limit import RedisRateLimiter
+from tests.outbox_support import busiest_second
 from tests.pg_support import fresh_database
 from tests.test_connector_sender import graph  # noqa: F401 - fixture
 from tests.test_fault_outbound_outbox import bodies, outbox  # noqa: F401 - fixture
@@ -241,13 +242,6 @@ async def test_a_live_workers_send_stops_another_drain_and_a_dead_ones_is_sent_o
 
 
 # ── the shared rate limit ───────────────────────────────────────────────────────────────────
-def busiest_second(moments: list) -> int:
-    moments, left, busiest = sorted(moments), 0, 0
-    for right, moment in enumerate(moments):
-        while moment - moments[left] >= 1.0:
-            left += 1
-        busiest = max(busiest, right - left + 1)
-    return busiest
 
 
 async def hammer(limiters: list, requests_each: int) -> list:
