@@ -151,6 +151,7 @@ PURPOSES: Dict[str, List[FrozenSet[str]]] = {
     "utter_rating_thanks": MENU,
     "utter_rating_unrated": MENU,
     "utter_language_changed": MENU,
+    "utter_erasure_cancelled": MENU,
     "utter_iamabot": [frozenset({"request_human"})],
     "utter_handoff_resolved": [frozenset({"request_human"})],
     "utter_ask_opt_in": OPT_OUT,
