@@ -194,7 +194,11 @@ def test_with_60_percent_graph_failures_every_reply_is_sent_or_followed_up(stack
 def test_no_message_text_in_the_gateway_or_rasa_logs(stack):
     assert SAID, "run with the tests above"
     replies = [reply_text(m) for m in stack.sim("/_sim/messages")["messages"] if not m.get("error")]
-    fragments = {text[:40] for text in SAID} | {text[:30] for text in replies if len(text) >= 30}
+    # Texts long enough to mean something when found: "hi" is inside "this" and "within",
+    # words any log line may hold.
+    fragments = ({text[:40] for text in SAID if len(text) >= 12}
+                 | {text[:30] for text in replies if len(text) >= 30})
+    assert len(fragments) > 2
     for name in ("ingress", "rasa"):
         log = stack.log(name)
         assert log, name
