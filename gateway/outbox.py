@@ -124,12 +124,15 @@ class Outbox:
                         continue
                 await self.sender.deliver(item)
                 tried += 1
+        self._forget_idle_lock(conversation_id)
+        return tried
+
+    def _forget_idle_lock(self, conversation_id: str) -> None:
         # The lock is only needed while a conversation has something to send; one with a
         # waiter stays (the waiter must find the same lock, or two drains would race).
         lock = self._locks.get(conversation_id)
         if lock is not None and not lock.locked() and not getattr(lock, "_waiters", None):
             self._locks.pop(conversation_id, None)
-        return tried
 
     def _stale_after(self) -> float:
         """No send takes longer than every attempt timing out, plus the wait for a proof."""
@@ -223,8 +226,7 @@ class Outbox:
                 self._held_elsewhere[item.conversation_id] = asyncio.get_running_loop().time() + self.poll_seconds
             elif claimed is not None:  # else another drain (or its caller's withdraw) took it
                 await self.sender.deliver(claimed)
-        if not lock.locked() and not getattr(lock, "_waiters", None):
-            self._locks.pop(item.conversation_id, None)
+        self._forget_idle_lock(item.conversation_id)
 
     def _queue_done(self, task: asyncio.Task[Any]) -> None:
         self._queue_tasks.pop(task, None)
@@ -286,13 +288,10 @@ class Outbox:
         """Erasure on request from the chat (clinic/privacy_erasure.py): the conversation's
         WhatsApp records and address go once its confirmation is sent, i.e. here, when
         nothing of the conversation waits or is being sent."""
-        sessions = getattr(self._store, "sessions", None)
-        if sessions is None:
-            return
         if self._erasure is None:
             from clinic.privacy_erasure import PrivacyErasure
 
-            self._erasure = PrivacyErasure(sessions)
+            self._erasure = PrivacyErasure(self._store.sessions)
         busy = [conversation_id for conversation_id, lock in self._locks.items() if lock.locked()]
         try:
             await asyncio.to_thread(self._erasure.finish_pending, None, busy)

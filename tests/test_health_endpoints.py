@@ -21,6 +21,7 @@ from gateway.door import Door
 from gateway.server import Ingress
 from tests.connector_support import ENCRYPTION_KEY, settings
 from tests.inbox_support import FakeRasa, LiveClock, build_world, running_inbox
+from tests.test_fault_inbound_gateway import serve
 
 
 def unopenable(directory) -> object:
@@ -36,14 +37,6 @@ def get(url: str) -> tuple:
 
 
 # ── the gateway (aiohttp) ──────────────────────────────────────────────────────────────────
-async def serve(app: web.Application) -> tuple:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-
 async def fetch(session, url: str) -> tuple:
     async with session.get(url) as response:
         return response.status, await response.json()
