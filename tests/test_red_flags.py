@@ -223,3 +223,45 @@ def test_missing_or_broken_file(tmp_path):
 
 def test_project_lists_are_documented_for_reviewers():
     assert Path("content/red_flags/README.md").exists()
+
+
+def _training_examples():
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    return [(lang, m.get("intent"), m.get("text")) for lang in LANGUAGES
+            for m in load_data(f"data/nlu/{lang}").intent_examples]
+
+
+def test_no_training_example_of_another_intent_trips_a_phrase(detector):
+    """The NLU data is a second ordinary corpus, thousands of messages written per intent: a
+    phrase that fires on an example of booking, billing or an FAQ is a false alarm waiting
+    for a patient (an `emergency` example the lists miss is fine: the model still asks)."""
+    flagged = [(lang, intent, text) for lang, intent, text in _training_examples()
+               if intent != "emergency" and detector.detect_all(text)]
+    assert flagged == []
+
+
+def test_most_emergency_training_examples_are_caught_by_a_phrase(detector):
+    """Explicit emergencies ("call an ambulance", "救命") must not depend on the model: at most
+    one in ten `emergency` examples per language may be left to it (before session 9: en 9 of 55,
+    zh 20 of 76) (scripts/red_flag_coverage.py
+    lists them)."""
+    for lang in LANGUAGES:
+        texts = [text for code, intent, text in _training_examples()
+                 if code == lang and intent == "emergency"]
+        missed = [text for text in texts if not detector.detect(text)]
+        assert len(missed) <= len(texts) / 10, (lang, missed)
+
+
+def test_an_exact_form_matches_that_form_only():
+    detector = RedFlagDetector.from_data({"language": "ru", "categories": {
+        "emergency_call": {"label": "Скорая", "phrases": ["вызвать =скорую"]}}})
+    assert detector.detect("Вызовите скорую, человеку плохо")
+    assert detector.detect("вызовем скорую?")
+    assert not detector.detect_all("меня ещё не вызвали, скоро?")
+
+
+def test_exact_forms_are_refused_where_words_are_lemmas_only():
+    with pytest.raises(RedFlagDataError, match="exact forms"):
+        RedFlagDetector.from_data({"language": "en", "categories": {
+            "x": {"label": "X", "phrases": ["call =ambulance"]}}})

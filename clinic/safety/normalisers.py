@@ -130,5 +130,17 @@ def normaliser_for(language: str) -> Normaliser:
     return NORMALISERS.get(language, russian)
 
 
+def keeps_written_form(language: str) -> bool:
+    """Whether the language's tokens carry each word as written beside its lemmas, so that a
+    phrase may ask for one exact form ("=скорую"): true where words are lemmatised by
+    dictionary (Russian, and unknown alphabets cut like it); English tokens are lemmas only."""
+    return normaliser_for(language) is russian
+
+
+def written_form(word: str) -> str:
+    """A word as the tokens carry it: lower case, ё as е."""
+    return _prepare(word)
+
+
 def has_han(text: str) -> bool:
     return bool(_HAN.search(text))

@@ -2,7 +2,7 @@
 
 Why deterministic: a statistical classifier can miss a life-threatening message it was never
 trained on ("my husband went grey and collapsed"). The phrase lists live in
-``content/red_flags/<language>.yml`` (one file per language, same 16 categories) so a
+``content/red_flags/<language>.yml`` (one file per language, same 17 categories) so a
 clinician can review them; this module only knows how to match.
 
 Every language's list runs on every message, whatever language the conversation is in: a
@@ -25,17 +25,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from clinic.safety.normalisers import MAX_GAPS, YEAR_KEY, Token, normaliser_for
+from clinic.safety.normalisers import (MAX_GAPS, YEAR_KEY, Token, keeps_written_form, normaliser_for,
+                                       written_form)
 from clinic.settings import PROJECT_ROOT
 
 DEFAULT_RED_FLAGS_DIR = PROJECT_ROOT / "content" / "red_flags"
 DEFAULT_LANGUAGE = "en"
 GAP = "*"
+# "=word" in a phrase: that exact form only, not every form of its lemma. Russian "скорую"
+# (the ambulance) shares the lemma "скорый" with "скоро" (soon): "вызвать =скорую" catches
+# "вызовите скорую" but not "меня ещё не вызвали, скоро?".
+EXACT = "="
+_EXACT_WORD = re.compile(r"(=[^\W_]+)", re.UNICODE)
 AFFIRMED = "affirmed"
 CONTEXT_KINDS = ("negated", "hypothetical", "historical")
 # Characters that end a cue's scope: "no, I can't breathe" is not a negation of the flag.
@@ -341,14 +348,21 @@ def _compile(phrase: object, language: str) -> Tuple[Key, ...]:
 
 def _normalise_with_gaps(phrase: str, language: str) -> Iterator[Key]:
     normalise = normaliser_for(language)
+    if EXACT in phrase and not keeps_written_form(language):
+        raise RedFlagDataError(f"{phrase!r}: exact forms (=word) are only for languages whose "
+                               f"words are compared by dictionary lemma (Russian), not {language!r}")
     for chunk_index, chunk in enumerate(phrase.split(GAP)):
         if chunk_index:
             yield GAP_KEY
-        for part_index, part in enumerate(chunk.split(YEAR_KEY)):
-            if part_index:
-                yield frozenset({YEAR_KEY})
-            for token in normalise(part):
-                yield token.keys
+        for run in _EXACT_WORD.split(chunk):
+            if run.startswith(EXACT):
+                yield frozenset({written_form(run[len(EXACT):])})
+                continue
+            for part_index, part in enumerate(run.split(YEAR_KEY)):
+                if part_index:
+                    yield frozenset({YEAR_KEY})
+                for token in normalise(part):
+                    yield token.keys
 
 
 def normalise(text: str, language: str = DEFAULT_LANGUAGE) -> List[str]:
