@@ -31,8 +31,14 @@ from typing import Dict, FrozenSet, Iterator, List, Optional, Sequence, Tuple, U
 
 import yaml
 
-from clinic.safety.normalisers import (MAX_GAPS, YEAR_KEY, Token, keeps_written_form, normaliser_for,
-                                       written_form)
+from clinic.safety.normalisers import (
+    MAX_GAPS,
+    YEAR_KEY,
+    Token,
+    keeps_written_form,
+    normaliser_for,
+    written_form,
+)
 from clinic.settings import PROJECT_ROOT
 
 DEFAULT_RED_FLAGS_DIR = PROJECT_ROOT / "content" / "red_flags"
