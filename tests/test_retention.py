@@ -481,3 +481,24 @@ def test_the_migration_downgrades_to_a_delete_refused_outright_and_back(engines)
         with engine.begin() as connection:
             connection.execute(text("UPDATE inbox_audit SET detail = 'x'"))
     assert audit_log(engine).verify().ok
+
+
+def test_the_audit_chain_verifies_on_a_postgresql_server_outside_utc(postgres_url):
+    """PostgreSQL returns timestamps in the session's time zone: the chain hashes the time as
+    UTC text, so a server set to another zone must verify the same rows (it failed on any
+    non-UTC server before `aware` converted)."""
+    with fresh_database(postgres_url, "audtz") as url:
+        name = make_engine(url).url.database
+        with make_engine(url).begin() as connection:
+            connection.execute(text(f"ALTER DATABASE {name} SET timezone TO 'Asia/Shanghai'"))
+        engine = make_engine(url)
+        create_schema(engine)
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW timezone")).scalar() == "Asia/Shanghai"
+        with audit.transaction(make_session_factory(engine)) as s:
+            audit.append(s, SYSTEM, "settings_changed", at=NOW)
+            audit.append(s, SYSTEM, "settings_changed", at=NOW + DAY)
+        check = audit_log(engine).verify()
+        engine.dispose()
+    assert check.ok, check
+    assert check.rows == 2

@@ -101,7 +101,9 @@ BOT = Actor(None, "bot", None)
 
 
 def aware(moment: Optional[dt.datetime]) -> Optional[dt.datetime]:
-    """SQLite gives naive datetimes back; every time we store is UTC."""
+    """SQLite gives naive datetimes back; every time we store is UTC. PostgreSQL gives them
+    back in the session's time zone: converted to UTC, so the audit log's hash (which covers
+    the time as text) is the same whatever the server's TimeZone setting."""
     if moment is None:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(dt.timezone.utc) if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
