@@ -50,7 +50,7 @@ from clinic.at_rest import Sealer, load_keyring
 from clinic.clock import utcnow
 from clinic.inbox.model import Actor
 from clinic.privacy import ContactCipher
-from clinic.privacy_erasure import STORES, tracker_database_url
+from clinic.privacy_erasure import tracker_database_url
 
 logger = logging.getLogger(__name__)
 

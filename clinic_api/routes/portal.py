@@ -49,10 +49,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from clinic.api_keys import ApiClient
-from clinic.language.memory import LanguageMemory
 from clinic import privacy_access as pa
+from clinic.api_keys import ApiClient
 from clinic.clock import utcnow
+from clinic.language.memory import LanguageMemory
 from clinic.portal import texts
 from clinic.portal import tokens as tk
 from clinic.portal import uploads as up
@@ -347,7 +347,8 @@ def _show_access(grant: tk.Grant, request: Request, language: str) -> HTMLRespon
     access = access_of(request)
     export = access.collect_for_patient(grant.patient_id or "", grant.conversation_id or "")
     access.record(pa.VIEWED, grant.conversation_id or "", export, client=_client(request))
-    download = pa.issue_download(request.app.state.portal_tokens, grant, utcnow())
+    # grant.used_at: "now" on the tokens' own clock (the moment the link was used up).
+    download = pa.issue_download(request.app.state.portal_tokens, grant, grant.used_at or utcnow())
     return _render(request, "access.html", language, texts.text("access.title", language), export=export, sections=pa.SECTIONS, counts=pa.counts(export),
                    generated_at=export["generated_at"][:16].replace("T", " ") + " UTC",
                    label=lambda key: _field_label(key, language),
