@@ -20,7 +20,7 @@ from clinic.api_keys import ApiKeys
 from clinic.inbox.tables import AuditRow
 from clinic.portal import texts
 from clinic.portal import tokens as tk
-from clinic.privacy_access import counts, issue_access_link
+from clinic.privacy_access import SECTIONS, counts, issue_access_link
 from clinic.settings import load_settings
 from clinic_api.app import create_app
 from tests.access_support import BIRTH_DATES, build_world, ids, secrets_of
@@ -186,3 +186,23 @@ def test_tokens_only_open_what_they_are_for(api):
     results = api.tokens.issue(api.patients["a"], "lab-1", "results")
     assert download(api, results.token).status_code == 404
     assert api.tokens.check(results.token).used_at is None
+
+
+def test_every_field_and_section_of_the_export_is_named_in_every_language(api):
+    def keys(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield key
+                yield from keys(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from keys(item)
+
+    export = api.access.collect(*ids("a"))
+    fields = {key for name in SECTIONS for key in keys(export[name])}
+    portal_texts = texts.texts()
+    missing = sorted(f for f in fields if f"access.field.{f}" not in portal_texts)
+    assert missing == []
+    for name in list(SECTIONS) + [f"access.field.{f}" for f in fields]:
+        entry = portal_texts[name if name.startswith("access.") else f"access.section.{name}"]
+        assert set(entry) == {"en", "ru", "zh"}, name

@@ -316,12 +316,15 @@ def _show_document(token: str, grant: tk.Grant, request: Request, birth_date: st
     refused = _second_factor(grant, request, birth_date, language)
     if refused is not None:
         return refused
+    # A patient's data is collected before the link is used up: a failure leaves it usable.
+    export = (access_of(request).collect_for_patient(grant.patient_id or "", grant.conversation_id or "")
+              if grant.purpose == tk.ACCESS else None)
     try:
         grant = portal.redeem(token, via=DEMO)
     except tk.TokenError as error:
         return _refusal(request, error)
-    if grant.purpose == tk.ACCESS:
-        return _show_access(grant, request, language)
+    if export is not None:
+        return _show_access(grant, export, request, language)
     facts = patient_facts(sessions, grant.patient_id or "")
     record = RecordStore(sessions).find_document(grant.patient_id or "", grant.document_id)
     document = demo_document(grant.purpose, record.subtype if record else None, grant.document_id,
@@ -342,14 +345,13 @@ def access_of(request: Request) -> pa.PrivacyAccess:
     return state.access
 
 
-def _show_access(grant: tk.Grant, request: Request, language: str) -> HTMLResponse:
+def _show_access(grant: tk.Grant, export: dict, request: Request, language: str) -> HTMLResponse:
     """The page of an access link just used up (after the second factor)."""
-    access = access_of(request)
-    export = access.collect_for_patient(grant.patient_id or "", grant.conversation_id or "")
-    access.record(pa.VIEWED, grant.conversation_id or "", export, client=_client(request))
+    access_of(request).record(pa.VIEWED, grant.conversation_id or "", export, client=_client(request))
     # grant.used_at: "now" on the tokens' own clock (the moment the link was used up).
     download = pa.issue_download(request.app.state.portal_tokens, grant, grant.used_at or utcnow())
-    return _render(request, "access.html", language, texts.text("access.title", language), export=export, sections=pa.SECTIONS, counts=pa.counts(export),
+    return _render(request, "access.html", language, texts.text("access.title", language), export=export,
+                   sections=pa.SECTIONS, counts=pa.counts(export),
                    generated_at=export["generated_at"][:16].replace("T", " ") + " UTC",
                    label=lambda key: _field_label(key, language),
                    sender=lambda value: _sender(value, language),
