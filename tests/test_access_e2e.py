@@ -10,8 +10,10 @@ the link works once. No process logged what the patient wrote.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -38,7 +40,7 @@ def stack(model, tmp_path_factory):
     running.ports["clinic_api"] = api_port
     running.env["CLINIC_PORTAL_URL"] = f"http://127.0.0.1:{api_port}/portal"
     running.env["CLINIC_PORTAL_TOKEN_KEY"] = secrets.token_hex(32)
-    running.env["CLINIC_DOCUMENT_KEY"] = secrets.token_hex(32)
+    running.env["CLINIC_DOCUMENT_KEY"] = base64.urlsafe_b64encode(os.urandom(32)).decode()
     # Where the portal reads the conversation from: the stack's tracker store.
     running.env["RASA_TRACKER_STORE_URL"] = f"sqlite:///{running.tracker_database}"
     running.start()
