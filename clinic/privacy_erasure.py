@@ -70,6 +70,17 @@ ACTION = "privacy_erasure"  # its audit-log action
 # What stays, and why (the chat's reply and the inbox page say the same).
 KEPT = ("appointments and their history", "the patient record the appointments belong to",
         "notifications and records from the clinic's systems", "the audit log (counts only)")
+# Every store the erasure covers: the keys of ``ErasureReport.counts`` (tracker events only
+# when a tracker is given). Access on request (clinic/privacy_access.py) shows the patient
+# each of them, from this same list: tests/test_privacy_access.py fails when the erasure
+# counts a store that is not here, or access does not say what it shows of one.
+CLINIC_STORES = ("inbox_messages", "inbox_tasks", "handoff_ratings", "inbox_tickets", "handoff_requests",
+                 "survey_requests", "knowledge_outcomes", "portal_uploads", "portal_upload_links", "consent",
+                 "consent_events", "contact_languages", "reminder_jobs", "recall_due", "broadcast_recipients",
+                 "patient_links")
+MESSAGING_STORES = ("wa_statuses", "wa_outbound", "wa_quarantine", "wa_inbox", "wa_contacts")
+TRACKER_STORE = "tracker_events"
+STORES = (TRACKER_STORE,) + CLINIC_STORES + MESSAGING_STORES
 # The chat path waits this long at least before erasing the WhatsApp records, so the turn's
 # own rows (the patient's "yes", the confirmation) are written before it looks.
 SETTLE = dt.timedelta(seconds=2)

@@ -11,6 +11,7 @@ CONTRACT = [
     "reschedule_appointment", "cancel_appointment", "list_appointments", "faq",
     "billing_status", "results_status", "document_status", "queue_status", "request_human",
     "emergency", "clinical_question", "buy_medication", "opt_out", "opt_in", "delete_my_data",
+    "access_my_data",
     "out_of_scope",
 ]
 REQUIRED_FAQ = ["opening_hours", "location", "parking", "insurance", "documents", "preparation"]

@@ -62,8 +62,12 @@ RANDOM_BYTES = 24
 TAG_BYTES = 16
 TOKEN_LENGTH = 54  # base64url of 40 bytes, no padding
 MAX_FAILED_CHECKS = 5
-PURPOSES = ("results", "document", "billing", "upload")
 UPLOAD = "upload"
+# A patient's own data (clinic/privacy_access.py): the link from the chat, and the page's
+# JSON download minted after the second factor.
+ACCESS = "access"
+ACCESS_FILE = "access_file"
+PURPOSES = ("results", "document", "billing", UPLOAD, ACCESS, ACCESS_FILE)
 
 FORGED = "forged"
 UNKNOWN = "unknown"

@@ -13,6 +13,13 @@
   An *upload* link (clinic/portal/uploads.py) opens an upload form instead: PDF, JPEG or
   PNG up to 10 MB, recognised from the bytes; the file is stored encrypted and the link is
   used up by the upload.
+* An *access* link (purpose ``access``, clinic/privacy_access.py: "send me my data" in the
+  chat) asks for the date of birth like a results link, is used up when the page is shown,
+  and shows what the product holds about the patient, with a *Download* button: a POST to
+  ``/portal/access/download`` carrying a second single-use token (purpose ``access_file``,
+  minted after the second factor, 15 minutes) that answers the same data as a JSON file
+  (``Content-Disposition: attachment``). Each view and download is in the audit log with
+  counts only.
 * ``POST /api/v1/portal/upload-links`` (scope ``portal:links``): a single-use upload link
   for a patient (insurance card, referral letter), bound to the patient's conversation.
   The action server mints the same links with ``clinic.portal.uploads.issue_upload_link``.
@@ -42,7 +49,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
+from clinic import privacy_access as pa
 from clinic.api_keys import ApiClient
+from clinic.clock import utcnow
 from clinic.language.memory import LanguageMemory
 from clinic.portal import texts
 from clinic.portal import tokens as tk
@@ -221,9 +230,12 @@ def _refusal(request: Request, error: tk.TokenError) -> HTMLResponse:
                     status_code)
 
 
-def _confirm_form(request: Request, language: str, wrong: bool = False) -> HTMLResponse:
+def _confirm_form(request: Request, language: str, wrong: bool = False, purpose: str = "") -> HTMLResponse:
     error = texts.text("wrong_birth_date", language) if wrong else ""
-    return _render(request, "confirm.html", language, texts.text("confirm_title", language), demo=True, error=error)
+    wording = ({"intro": "access.confirm_intro", "button": "access.open_button"} if purpose == tk.ACCESS else {})
+    # The demo note ("synthetic documents only") is about documents: a patient's own data is real.
+    return _render(request, "confirm.html", language, texts.text("confirm_title", language),
+                   demo=purpose != tk.ACCESS, error=error, **wording)
 
 
 def _upload_form(request: Request, grant: tk.Grant, language: str, refused: Optional[str] = None) -> HTMLResponse:
@@ -248,10 +260,12 @@ def open_link(token: str, request: Request) -> HTMLResponse:
         grant = portal.check(token, via=DEMO)
     except tk.TokenError as error:
         return _refusal(request, error)
+    if grant.purpose == tk.ACCESS_FILE:  # only the access page's download form takes these
+        return _refusal(request, tk.TokenError(tk.UNKNOWN, grant.token_id))
     language = _token_language(request, grant.token_id)
     if grant.purpose == tk.UPLOAD:
         return _upload_form(request, grant, language)
-    return _confirm_form(request, language)
+    return _confirm_form(request, language, purpose=grant.purpose)
 
 
 @pages.post("/t/{token}", response_class=HTMLResponse)
@@ -267,6 +281,9 @@ async def post_link(token: str, request: Request) -> Response:
         return await run_in_threadpool(_refusal, request, error)
     if grant.purpose == tk.UPLOAD:
         return await _receive_upload(token, grant, request)
+    if grant.purpose == tk.ACCESS_FILE:
+        await _drain(request)
+        return await run_in_threadpool(_refusal, request, tk.TokenError(tk.UNKNOWN, grant.token_id))
     body, over = await _read_capped(request, FORM_LIMIT)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if over or content_type != "application/x-www-form-urlencoded":
@@ -277,26 +294,112 @@ async def post_link(token: str, request: Request) -> Response:
     return await run_in_threadpool(_show_document, token, grant, request, birth_date)
 
 
-def _show_document(token: str, grant: tk.Grant, request: Request, birth_date: str) -> HTMLResponse:
+def _second_factor(grant: tk.Grant, request: Request, birth_date: str, language: str) -> Optional[HTMLResponse]:
+    """None when ``birth_date`` is the patient's; else the page to show (try again, or locked)."""
     portal: tk.PortalTokens = request.app.state.portal_tokens
-    sessions = request.app.state.sessions
-    language = _token_language(request, grant.token_id)
-    facts = patient_facts(sessions, grant.patient_id) if grant.patient_id else None
+    facts = patient_facts(request.app.state.sessions, grant.patient_id) if grant.patient_id else None
     try:
         given = dt.date.fromisoformat(birth_date.strip())
     except ValueError:
         given = None
-    if facts is None or given != facts[1]:
-        if portal.second_factor_failed(grant.token_id, via=DEMO):
-            return _refusal(request, tk.TokenError(tk.LOCKED, grant.token_id))
-        return _confirm_form(request, language, wrong=True)
+    if facts is not None and given == facts[1]:
+        return None
+    if portal.second_factor_failed(grant.token_id, via=DEMO):
+        return _refusal(request, tk.TokenError(tk.LOCKED, grant.token_id))
+    return _confirm_form(request, language, wrong=True, purpose=grant.purpose)
+
+
+def _show_document(token: str, grant: tk.Grant, request: Request, birth_date: str) -> HTMLResponse:
+    portal: tk.PortalTokens = request.app.state.portal_tokens
+    sessions = request.app.state.sessions
+    language = _token_language(request, grant.token_id)
+    refused = _second_factor(grant, request, birth_date, language)
+    if refused is not None:
+        return refused
+    # A patient's data is collected before the link is used up: a failure leaves it usable.
+    export = (access_of(request).collect_for_patient(grant.patient_id or "", grant.conversation_id or "")
+              if grant.purpose == tk.ACCESS else None)
     try:
         grant = portal.redeem(token, via=DEMO)
     except tk.TokenError as error:
         return _refusal(request, error)
+    if export is not None:
+        return _show_access(grant, export, request, language)
+    facts = patient_facts(sessions, grant.patient_id or "")
     record = RecordStore(sessions).find_document(grant.patient_id or "", grant.document_id)
-    document = demo_document(grant.purpose, record.subtype if record else None, grant.document_id, facts[0])
+    document = demo_document(grant.purpose, record.subtype if record else None, grant.document_id,
+                             facts[0] if facts else "")
     return _render(request, "document.html", language, document.title, demo=True, document=document)
+
+
+# ── a patient's own data ────────────────────────────────────────────────────────────────
+DOWNLOAD = HOME + "/access/download"
+
+
+def access_of(request: Request) -> pa.PrivacyAccess:
+    """The collector of a patient's data, made on first use (it reads the keys: the clinic's,
+    the documents', the tracker's keyring), like ``uploads_of``."""
+    state = request.app.state
+    if getattr(state, "access", None) is None:
+        state.access = pa.PrivacyAccess.from_environment(state.sessions)
+    return state.access
+
+
+def _show_access(grant: tk.Grant, export: dict, request: Request, language: str) -> HTMLResponse:
+    """The page of an access link just used up (after the second factor)."""
+    access_of(request).record(pa.VIEWED, grant.conversation_id or "", export, client=_client(request))
+    # grant.used_at: "now" on the tokens' own clock (the moment the link was used up).
+    download = pa.issue_download(request.app.state.portal_tokens, grant, grant.used_at or utcnow())
+    return _render(request, "access.html", language, texts.text("access.title", language), export=export,
+                   sections=pa.SECTIONS, counts=pa.counts(export),
+                   generated_at=export["generated_at"][:16].replace("T", " ") + " UTC",
+                   label=lambda key: _field_label(key, language),
+                   sender=lambda value: _sender(value, language),
+                   minutes=int(pa.DOWNLOAD_LIFETIME.total_seconds() // 60),
+                   download_action=DOWNLOAD, download_token=download.token)
+
+
+def _field_label(key: str, language: str) -> str:
+    name = f"access.field.{key}"
+    return texts.text(name, language) if name in texts.texts() else key
+
+
+def _sender(value: Any, language: str) -> str:
+    name = f"access.sender.{value}"
+    return texts.text(name, language) if name in texts.texts() else str(value)
+
+
+def _client(request: Request) -> Optional[str]:
+    return request.client.host if request.client else None
+
+
+@pages.post(DOWNLOAD[len(HOME):], response_class=Response)
+async def download_my_data(request: Request) -> Response:
+    """The access page's download: the same data as a JSON file, once."""
+    body, over = await _read_capped(request, FORM_LIMIT)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if over or content_type != "application/x-www-form-urlencoded":
+        return await run_in_threadpool(_message, request, _language(request), "bad_request", "bad_request", 400)
+    fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=5)
+    token = (fields.get("token") or [""])[0][:200]
+    return await run_in_threadpool(_download, token, request)
+
+
+def _download(token: str, request: Request) -> Response:
+    portal: tk.PortalTokens = request.app.state.portal_tokens
+    try:
+        grant = portal.check(token, via=DEMO)
+        if grant.purpose != tk.ACCESS_FILE:  # an access (or results) link is not a download
+            raise tk.TokenError(tk.UNKNOWN, grant.token_id)
+        grant = portal.redeem(token, via=DEMO)
+    except tk.TokenError as error:
+        return _refusal(request, error)
+    access = access_of(request)
+    export = access.collect_for_patient(grant.patient_id or "", grant.conversation_id or "")
+    access.record(pa.DOWNLOADED, grant.conversation_id or "", export, client=_client(request))
+    name = f"my-data-{export['generated_at'][:10]}.json"
+    return Response(pa.as_json(export), media_type="application/json",
+                    headers={**HEADERS, "Content-Disposition": f'attachment; filename="{name}"'})
 
 
 # ── uploads ─────────────────────────────────────────────────────────────────────────────
