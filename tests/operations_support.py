@@ -69,6 +69,7 @@ def read_clinic(url: str, written: Written) -> int:
         assert store.pending_conversations() == [CONVERSATION]
         pending = store.next_pending(CONVERSATION, owner="test")
         assert pending.turn.text == MESSAGE
+        assert store.requeue(pending.id, owner="test")  # left as found, for the next reader
         check = AuditLog(sessions).verify()
         assert check.ok, check
         return check.rows
