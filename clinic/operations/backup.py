@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import hashlib
 import io
 import json
@@ -123,6 +122,10 @@ def pg_dump(url: str, target: Path) -> None:
 
 
 def _archive_path(destination: Path, stamp: str, kind: str) -> Path:
+    """A directory (an existing one, or a new name without a suffix: created 0700) gets a
+    dated file name; anything else is the archive's own name, which must be new."""
+    if not destination.exists() and not destination.suffix:
+        destination.mkdir(mode=0o700, parents=True)
     if destination.is_dir():
         return destination / f"clinic-{kind}-{stamp}.tar.gz"
     if destination.exists():
@@ -174,7 +177,9 @@ def create(destination: Path, deployment: Deployment, *, keys: str = "with",
     second = _archive_path(Path(keys_archive), stamp, "keys") if keys_archive is not None else None
     if second is not None and second.resolve() == path.resolve():
         raise OperationError("the key archive must be another file than the data archive")
-    staging = Path(tempfile.mkdtemp(prefix=".clinic-backup-", dir=path.parent if path.parent.exists() else None))
+    # Beside the archive (not /tmp): the copies hold patient data until they are archived.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".clinic-backup-", dir=path.parent))
     try:
         (staging / "databases").mkdir()
         (staging / "keys").mkdir()
@@ -439,11 +444,10 @@ def restore(archive: Path, deployment: Deployment, *, force: bool = False, say: 
 # ── command line ──────────────────────────────────────────────────────────────────────────
 def main(argv: Optional[List[str]] = None, environ: Optional[dict] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m clinic.operations.backup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--var-dir", type=Path, default=None,
-                        help="the deployment's var directory (default: var/ of the project)")
     commands = parser.add_subparsers(dest="command", required=True)
     make = commands.add_parser("create", help="write a backup archive")
-    make.add_argument("destination", type=Path, help="a directory (a dated name is chosen) or a new file")
+    make.add_argument("destination", type=Path,
+                      help="a directory (a dated name is chosen inside; created when it has no suffix) or a new file")
     apart = make.add_mutually_exclusive_group()
     apart.add_argument("--keys-separately", type=Path, metavar="PATH",
                        help="write the key files to this second archive (directory or file), not with the data")
@@ -452,6 +456,9 @@ def main(argv: Optional[List[str]] = None, environ: Optional[dict] = None) -> in
     back.add_argument("archive", type=Path)
     back.add_argument("--force", action="store_true",
                       help="replace existing data and key files (kept beside as *.replaced-<time>)")
+    for command in (make, back):
+        command.add_argument("--var-dir", type=Path, default=None,
+                             help="the deployment's var directory (default: var/ of the project)")
     args = parser.parse_args(argv)
     deployment = Deployment.from_environment(environ, args.var_dir)
     try:

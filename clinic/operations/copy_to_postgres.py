@@ -139,7 +139,7 @@ def copy_database(source_url: str, target_url: str, *, clinic_schema: bool, forc
                 result = reader.execution_options(stream_results=True).execute(query)
                 copied = 0
                 while batch := result.fetchmany(batch_size):
-                    writer.execute(table.insert(), [dict(zip(columns, row)) for row in batch])
+                    writer.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in batch])
                     copied += len(batch)
                 counts[table.name] = copied
             _reset_sequences(writer, order)
