@@ -217,9 +217,8 @@ def test_every_key_file_of_the_code_is_in_the_backup_list():
     ``var/<name>.key``: the name must be in layout.KEY_FILES, or backups silently lack it."""
     listed = {key.name for key in KEY_FILES}
     found = set()
-    for path in ROOT.glob("*/**/*.py"):
-        if ".venv" in path.parts or "tests" in path.parts:
-            continue
+    packages = [d for d in ROOT.iterdir() if (d / "__init__.py").is_file() and d.name != "tests"]
+    for path in (path for package in packages for path in package.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.BinOp) and ast.unparse(node.left) == "VAR_DIR" \
                     and isinstance(node.right, ast.Constant) and re.search(r"\.keys?$", str(node.right.value)):
@@ -228,3 +227,18 @@ def test_every_key_file_of_the_code_is_in_the_backup_list():
         found.update(re.findall(r"var/([\w.-]+\.(?:keys?|env))\b", path.read_text(encoding="utf-8")))
     assert {"pseudonym.key", "tracker-encryption.keys", "whatsapp-internal.key"} <= found
     assert found <= listed, f"key files missing from clinic/operations/layout.py KEY_FILES: {found - listed}"
+
+
+def test_the_command_line_prints_no_key_and_no_patient_data(var, tmp_path, capsys):
+    fill_clinic(f"sqlite:///{var / 'clinic.db'}")
+    secrets = [(var / name).read_text().strip() for name in ("pseudonym.key", "tracker-encryption.keys")]
+    assert backup.main(["create", str(tmp_path / "out"), "--var-dir", str(var)], {}) == 0
+    [archive] = list((tmp_path / "out").iterdir())
+    assert mode(tmp_path / "out") == 0o700 and mode(archive) == 0o600
+    assert backup.main(["restore", str(archive), "--var-dir", str(tmp_path / "restored")], {}) == 0
+    assert backup.main(["restore", str(archive), "--var-dir", str(tmp_path / "restored")], {}) == 2
+    printed = capsys.readouterr()
+    assert "--force" in printed.err
+    for text in (printed.out, printed.err):
+        assert "Synthetic Patient" not in text and "synthetic" not in text
+        assert not any(secret in text or secret.split(":")[-1] in text for secret in secrets)

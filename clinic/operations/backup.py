@@ -135,7 +135,7 @@ def _archive_path(destination: Path, stamp: str, kind: str) -> Path:
 
 def _write_archive(path: Path, staging: Path, members: List[str], manifest: dict) -> None:
     """A gzipped tar, 0600 from its first byte, moved into place when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
     try:
