@@ -81,7 +81,7 @@ def test_a_source_behind_the_code_is_refused(tmp_path, postgres_url):
             copy_to_postgres.copy_database(source, target, clinic_schema=True, say=quiet)
 
 
-def test_the_tracker_store_moves_verbatim_and_stays_readable(tmp_path, postgres_url):
+def test_the_tracker_store_moves_verbatim_and_stays_readable(tmp_path, postgres_url, capsys):
     keyring = Keyring.parse(new_key_entry("k1"), "test")
     store = tracker_store(keyring, db=tmp_path / "rasa_tracker.db")
     for n in range(3):
@@ -92,9 +92,11 @@ def test_the_tracker_store_moves_verbatim_and_stays_readable(tmp_path, postgres_
     store.engine.dispose()
     assert all("synthetic" not in data for _id, data in stored)  # encrypted at rest
     with fresh_database(postgres_url, "tracker") as target:
-        counts = copy_to_postgres.copy_database(f"sqlite:///{tmp_path / 'rasa_tracker.db'}", target,
-                                                clinic_schema=False, batch_size=3, say=quiet)
-        assert counts == {"events": len(stored)}
+        # Through the command line (as the README says), in batches of 3 rows.
+        assert copy_to_postgres.main(["--tracker-from", f"sqlite:///{tmp_path / 'rasa_tracker.db'}",
+                                      "--tracker-to", target, "--batch-size", "3"], {}) == 0
+        printed = capsys.readouterr().out
+        assert f"events: {len(stored)}" in printed and "synthetic" not in printed
         moved = tracker_store(keyring, url=target)
         try:
             with moved.engine.connect() as connection:
@@ -143,3 +145,12 @@ def test_naive_sqlite_times_arrive_as_utc(tmp_path, postgres_url):
             assert times[0].utcoffset() != dt.timedelta(0)  # the server's zone did apply
         finally:
             engine.dispose()
+
+
+def test_the_password_never_reaches_a_command_line():
+    from clinic.operations.layout import libpq, shown
+
+    uri, environment = libpq("postgresql+psycopg2://clinic:s3cret-pw@db.example:5433/clinic?sslmode=require")
+    assert uri == "postgresql://clinic@db.example:5433/clinic?sslmode=require"
+    assert environment["PGPASSWORD"] == "s3cret-pw"
+    assert "s3cret-pw" not in shown("postgresql+psycopg2://clinic:s3cret-pw@db.example/clinic")

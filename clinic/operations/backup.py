@@ -110,13 +110,13 @@ def schema_revision(url: str) -> Optional[str]:
 
 
 def pg_dump(url: str, target: Path) -> None:
-    uri, extra = libpq(url)
+    uri, environment = libpq(url)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
     os.close(fd)
     result = subprocess.run(
         [str(postgres_tool("pg_dump")), "--format=custom", "--no-owner", "--no-privileges",
          "--file", str(target), "--dbname", uri],
-        env={**os.environ, **extra}, capture_output=True, text=True, timeout=24 * 3600)
+        env=environment, capture_output=True, text=True, timeout=24 * 3600)
     if result.returncode != 0:
         raise OperationError(f"pg_dump of {shown(url)} failed: {result.stderr.strip()[-800:]}")
 
@@ -361,12 +361,12 @@ def _place(source: Path, target: Path) -> None:
 
 
 def pg_restore(dump: Path, url: str, clean: bool) -> None:
-    uri, extra = libpq(url)
+    uri, environment = libpq(url)
     command = [str(postgres_tool("pg_restore")), "--no-owner", "--no-privileges", "--exit-on-error",
                "--single-transaction", "--dbname", uri]
     if clean:
         command += ["--clean", "--if-exists"]
-    result = subprocess.run(command + [str(dump)], env={**os.environ, **extra}, capture_output=True,
+    result = subprocess.run(command + [str(dump)], env=environment, capture_output=True,
                             text=True, timeout=24 * 3600)
     if result.returncode != 0:
         raise OperationError(f"pg_restore into {shown(url)} failed: {result.stderr.strip()[-800:]}")

@@ -93,12 +93,14 @@ def shown(url: str) -> str:
 
 
 def libpq(url: str) -> Tuple[str, dict]:
-    """(connection URI for pg_dump/pg_restore, extra environment): the password travels in
+    """(connection URI for pg_dump/pg_restore, their environment): the password travels in
     PGPASSWORD, not on a command line other users may read."""
     parsed: URL = make_url(url)
     extra = {"PGPASSWORD": parsed.password} if parsed.password else {}
-    bare = parsed.set(drivername="postgresql", password=None)
-    return bare.render_as_string(hide_password=False), extra
+    # A new URL: ``set(password=None)`` means "keep the password" in SQLAlchemy 1.4.
+    bare = URL.create("postgresql", username=parsed.username, host=parsed.host, port=parsed.port,
+                      database=parsed.database, query=parsed.query)
+    return bare.render_as_string(hide_password=False), {**os.environ, **extra}
 
 
 def postgres_tool(name: str) -> Path:
