@@ -166,7 +166,7 @@ def test_a_damaged_or_altered_archive_is_refused(var, tmp_path):
         return {**members, "manifest.json": json.dumps(manifest).encode()}
 
     for change, words in ((flip_a_byte, "sha256"), (swap_a_key, "sha256"), (add_a_file, "not in the manifest"),
-                          (from_the_future, "does not know")):
+                          (from_the_future, "the manifest says")):
         altered = rewrite(archive, change)
         target = tmp_path / f"var-{change.__name__}"
         with pytest.raises(OperationError, match=words):
@@ -175,6 +175,18 @@ def test_a_damaged_or_altered_archive_is_refused(var, tmp_path):
         altered.unlink()
     # The untouched archive restores.
     backup.restore(archive, deployment(tmp_path / "var-ok"), say=lambda _: None)
+
+
+def test_a_backup_of_a_newer_schema_is_refused(var, tmp_path):
+    fill_clinic(f"sqlite:///{var / 'clinic.db'}")
+    engine = make_engine(f"sqlite:///{var / 'clinic.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_from_a_newer_version'")
+    engine.dispose()
+    [archive] = backup.create(tmp_path / "newer.tar.gz", deployment(var), say=lambda _: None)
+    with pytest.raises(OperationError, match="9999_from_a_newer_version, which this code does not know"):
+        backup.restore(archive, deployment(tmp_path / "restored"), say=lambda _: None)
+    assert not (tmp_path / "restored" / "clinic.db").exists()
 
 
 def test_restore_refuses_existing_data_unless_forced(var, tmp_path):

@@ -321,6 +321,31 @@ def check_revision(revision: Optional[str]) -> None:
                 "(it was made by a newer version): restore it with that version or newer")
 
 
+def archived_revision(opened: Opened) -> Optional[str]:
+    """The schema revision of the clinic database in the archive itself (not the manifest's
+    word): its ``alembic_version`` table."""
+    member = next((database["member"] for database in opened.manifest.get("databases", [])
+                   if database["name"] == "clinic" and database.get("member")), None)
+    if member is None:
+        return None
+    if member.endswith(".db"):
+        return schema_revision(f"sqlite:///{opened.files[member]}")
+    result = subprocess.run(
+        [str(postgres_tool("pg_restore")), "--data-only", "--table=alembic_version", "--file=-",
+         str(opened.files[member])], capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise OperationError(f"pg_restore cannot read {member}: {result.stderr.strip()[-800:]}")
+    revisions, inside = [], False
+    for line in result.stdout.splitlines():
+        if line.startswith("COPY ") and "alembic_version" in line:
+            inside = True
+        elif inside and line == "\\.":
+            break
+        elif inside and line.strip():
+            revisions.append(line.strip())
+    return ",".join(sorted(revisions)) or None
+
+
 def _postgres_is_empty(url: str) -> bool:
     engine = create_engine(url, future=True)
     try:
@@ -380,7 +405,11 @@ def restore(archive: Path, deployment: Deployment, *, force: bool = False, say: 
         opened = open_archive(archive, staging)
         manifest = opened.manifest
         if manifest["kind"] == "data":
-            check_revision(manifest.get("schema_revision"))
+            revision = archived_revision(opened)
+            if revision != manifest.get("schema_revision"):
+                raise OperationError(f"{archive}: the clinic database is at revision {revision}, the "
+                                     f"manifest says {manifest.get('schema_revision')}: refused")
+            check_revision(revision)
         plan: List[Tuple[str, Callable[[], str]]] = []
         refusals: List[str] = []
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
