@@ -216,6 +216,8 @@ def test_postgresql_databases_are_dumped_and_restored(var, tmp_path, postgres_ur
                                   say=lambda _: None)
         members = archive_members(archive)
         assert members["databases/clinic.pgdump"][:5] == b"PGDMP"  # pg_dump's custom format
+        revision = json.loads(members["manifest.json"])["schema_revision"]
+        assert revision and revision == backup.schema_revision(source)  # read from the dump
         restored = tmp_path / "restored"
         backup.restore(archive, deployment(restored, CLINIC_DATABASE_URL=target), say=lambda _: None)
         assert read_clinic(target, written) == written.audit_rows

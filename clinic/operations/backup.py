@@ -199,9 +199,9 @@ def create(destination: Path, deployment: Deployment, *, keys: str = "with",
                     revision = schema_revision(f"sqlite:///{staging / member}")
             elif kind == "postgresql":
                 member = PG_MEMBER[name]
-                if name == "clinic":
-                    revision = schema_revision(url)
                 pg_dump(url, staging / member)
+                if name == "clinic":
+                    revision = dump_revision(staging / member)
             else:
                 raise OperationError(f"{name} database: {shown(url)} is neither SQLite nor PostgreSQL")
             databases.append({"name": name, "engine": kind, "member": member, "source": shown(url)})
@@ -236,8 +236,8 @@ def create(destination: Path, deployment: Deployment, *, keys: str = "with",
     if key_members:
         say(f"key files: {', '.join(m.split('/', 1)[1] for m in key_members)}"
             + ("" if keys == "separately" else
-               " — in the same archive as the data: store it where a key's holder may read the data,"
-                 " or use --keys-separately"))
+               " — in the same archive as the data: whoever reads it reads the data; "
+               "--keys-separately keeps them apart"))
     if deployment.environ_keys:
         say("keys set in the environment are not in any archive (keep them with your secrets): "
             + ", ".join(deployment.environ_keys))
@@ -330,11 +330,16 @@ def archived_revision(opened: Opened) -> Optional[str]:
         return None
     if member.endswith(".db"):
         return schema_revision(f"sqlite:///{opened.files[member]}")
+    return dump_revision(opened.files[member])
+
+
+def dump_revision(dump: Path) -> Optional[str]:
+    """The ``alembic_version`` rows of a ``pg_dump --format=custom`` file (no server needed)."""
     result = subprocess.run(
         [str(postgres_tool("pg_restore")), "--data-only", "--table=alembic_version", "--file=-",
-         str(opened.files[member])], capture_output=True, text=True, timeout=600)
+         str(dump)], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
-        raise OperationError(f"pg_restore cannot read {member}: {result.stderr.strip()[-800:]}")
+        raise OperationError(f"pg_restore cannot read {dump.name}: {result.stderr.strip()[-800:]}")
     revisions, inside = [], False
     for line in result.stdout.splitlines():
         if line.startswith("COPY ") and "alembic_version" in line:
