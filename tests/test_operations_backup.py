@@ -256,3 +256,13 @@ def test_the_command_line_prints_no_key_and_no_patient_data(var, tmp_path, capsy
     for text in (printed.out, printed.err):
         assert "Synthetic Patient" not in text and "synthetic" not in text
         assert not any(secret in text or secret.split(":")[-1] in text for secret in secrets)
+
+
+def test_an_archive_restores_into_the_same_kind_of_database_only(var, tmp_path):
+    fill_clinic(f"sqlite:///{var / 'clinic.db'}")
+    [archive] = backup.create(tmp_path / "backup.tar.gz", deployment(var), say=lambda _: None)
+    elsewhere = deployment(tmp_path / "pg-var", CLINIC_DATABASE_URL="postgresql+psycopg2://clinic:pw@db.invalid/clinic")
+    with pytest.raises(OperationError, match="holds sqlite, this deployment uses postgresql") as refused:
+        backup.restore(archive, elsewhere, say=lambda _: None)
+    assert "pw@" not in str(refused.value) and "copy_to_postgres" in str(refused.value)
+    assert not (tmp_path / "pg-var" / "rasa_tracker.db").exists()  # nothing restored at all
