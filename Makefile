@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast report purge lint clean
+.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast report purge backup restore copy-to-postgres lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -46,6 +46,15 @@ report:     ## Analytics report: containment, handoffs, first response, reminder
 
 purge:      ## Delete what is past its retention period (content/clinic.yml, retention:), counts to the audit log (ARGS=--dry-run)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.retention purge $(ARGS)
+
+backup:     ## Back up the databases and key files to backups/ (0600; ARGS="<dir-or-file> --keys-separately <path>|--without-keys")
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.operations.backup create $(or $(ARGS),backups)
+
+restore:    ## Restore a backup archive, services stopped (ARGS="<archive> [--force]")
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.operations.backup restore $(ARGS)
+
+copy-to-postgres:  ## Copy the SQLite databases to PostgreSQL, services stopped (ARGS="--to postgresql://… --tracker-to postgresql://…")
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.operations.copy_to_postgres $(ARGS)
 
 lint:       ## Ruff, and mypy (strict on whatsapp/ and gateway/: pyproject.toml)
 	@bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy
