@@ -252,6 +252,8 @@ class Purger:
             media_directory,
         )
 
+        if not inspect(self.engine).has_table(InboundMediaRow.__tablename__):
+            return 0  # a database not yet migrated to 0018
         condition = InboundMediaRow.received_at < cutoff
         if dry_run:
             return self._batches(self.engine, InboundMediaRow.__table__, InboundMediaRow.id, condition, True)

@@ -409,3 +409,14 @@ def test_erasure_on_request_deletes_the_conversations_media_and_files(tmp_path):
     assert report.counts["inbound_media"] == 1 and count_media(sessions) == 1
     assert not store.path_of(media_id).exists() and store.path_of(other).exists()
     assert Path(store.directory).is_dir()
+
+
+def test_a_turns_media_reference_crosses_the_journal_and_inbox_but_never_reaches_rasa():
+    from clinic.messaging.turn import InboundTurn, TurnRequest
+
+    turn = InboundTurn(wamid="wamid.M1", conversation_id="c" * 64, kind="image", text='/media_message{"media_kind":"image"}',
+                       received_at=dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc),
+                       media=MediaRef(kind="image", media_id="777", mime_type="image/png", sha256="abc"))
+    assert InboundTurn.from_json(json.loads(json.dumps(turn.to_json()))) == turn
+    assert "media" not in TurnRequest(turn, False).to_json()
+    assert InboundTurn.from_json({**turn.to_json(), "media": None}).media is None
