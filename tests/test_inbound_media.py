@@ -420,3 +420,51 @@ def test_a_turns_media_reference_crosses_the_journal_and_inbox_but_never_reaches
     assert InboundTurn.from_json(json.loads(json.dumps(turn.to_json()))) == turn
     assert "media" not in TurnRequest(turn, False).to_json()
     assert InboundTurn.from_json({**turn.to_json(), "media": None}).media is None
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
+                    reason="Debian's Chromium (/usr/bin/chromium) is not installed (`apt-get install chromium`)")
+def test_in_a_browser_the_ticket_shows_the_image_preview_and_the_audio_player(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    import pyotp
+
+    from tests.inbox_support import PASSWORD
+
+    with inbox_with_media(tmp_path) as (server, world, store), sync_api.sync_playwright() as pw:
+        patient, ticket, image_id = patient_photo(world, store, "browser-media", "nurse", png(24, 16))
+        world.rasa.say(patient, '/media_message{"media_kind":"voice"}', message_id="wamid.browser-voice")
+        voice_id, _ = store.record(patient, "wamid.browser-voice", MediaRef(kind="voice", media_id="5"),
+                                   dt.datetime.now(dt.timezone.utc))
+        store.store(voice_id, VOICE, "audio/ogg")
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            violations: list = []
+            page.on("console", lambda message: violations.append(message.text)
+                    if "Content Security Policy" in message.text else None)
+            page.goto(f"{server.url}/inbox/login")
+            page.fill("#username", "nina")
+            page.fill("#password", PASSWORD)
+            page.click("#login")
+            page.wait_for_url("**/inbox/login/totp")
+            page.fill("#code", pyotp.TOTP(world.secrets["nina"]).now())
+            page.click("#verify")
+            page.wait_for_url("**/inbox/queues")
+            page.goto(f"{server.url}/inbox/tickets/{ticket.id}")
+            image = page.locator(f"#media-image-{image_id}")
+            image.scroll_into_view_if_needed()
+            page.wait_for_function(f"document.getElementById('media-image-{image_id}').complete")
+            assert page.evaluate(f"document.getElementById('media-image-{image_id}').naturalWidth") == 24
+            assert image.is_visible()
+            audio = page.locator(f"#media-audio-{voice_id}")
+            assert audio.is_visible() and page.evaluate(f"document.getElementById('media-audio-{voice_id}').controls")
+            assert (audio.bounding_box() or {}).get("height", 0) > 0
+            assert not violations, violations
+        finally:
+            browser.close()
+    assert ("nina", image_id) in [(e.actor, e.detail) for e in world.audit.entries(action="media_viewed")]
