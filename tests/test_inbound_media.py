@@ -468,3 +468,27 @@ def test_in_a_browser_the_ticket_shows_the_image_preview_and_the_audio_player(tm
         finally:
             browser.close()
     assert ("nina", image_id) in [(e.actor, e.detail) for e in world.audit.entries(action="media_viewed")]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists() and not os.environ.get("CI"),
+                    reason="Debian's Chromium (/usr/bin/chromium) is not installed (`apt-get install chromium`)")
+@pytest.mark.asyncio
+async def test_the_simulators_chat_sends_a_real_file_as_the_patients_photo(sim):
+    playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+    photo = png(8, 8, (1, 2, 3))
+    async with playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{sim.url}/?user={USER}&name=Alex%20Demo")
+            await page.wait_for_selector("body[data-ready='1']")
+            await page.click("#attach")
+            await page.set_input_files("#attach-file", files=[{"name": "rash.png", "mimeType": "image/png",
+                                                               "buffer": photo}])
+            await page.locator(".row[data-from='user']").first.wait_for()
+        finally:
+            await browser.close()
+    [media] = [m for m in sim.simulator.state.media.values() if m.data == photo]
+    assert media.mime_type == "image/png"
+    async with client_of(sim) as client:  # and the clinic's side downloads exactly those bytes
+        assert (await client.fetch_media(media.id, 5 * 1024 * 1024)).content == photo
