@@ -45,6 +45,7 @@ from whatsapp.errors import NETWORK_ERROR_STATUS, GraphError, parse_error
 from whatsapp.limits import DEFAULT_THROUGHPUT_PER_SECOND, Limiter, RateLimiter
 from whatsapp.media import (
     BAD_METADATA,
+    DOWNLOAD_REFUSED,
     EXPIRED,
     NOT_FOUND,
     SHA256_MISMATCH,
@@ -252,7 +253,8 @@ class GraphClient:
                 if exc.retryable or exc.pacing:
                     raise
                 if round_ == 2:
-                    raise MediaRefused(EXPIRED, f"the download URL answered HTTP {exc.http_status}") from None
+                    reason = EXPIRED if exc.http_status in (404, 410) else DOWNLOAD_REFUSED
+                    raise MediaRefused(reason, f"the download URL answered HTTP {exc.http_status}") from None
                 info = await self._media_info(media_id)  # a fresh URL, once
         if not isinstance(content, bytes):
             raise AssertionError("a download returns bytes")  # pragma: no cover

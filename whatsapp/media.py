@@ -38,7 +38,8 @@ MEDIA_KINDS = frozenset(DEFAULT_MAX_BYTES)
 TOO_LARGE = "too_large"            # over the maximum for its type (metadata or bytes)
 SIZE_MISMATCH = "size_mismatch"    # the bytes are not as long as file_size said
 SHA256_MISMATCH = "sha256_mismatch"
-EXPIRED = "expired"                # the download URL answered 4xx twice (a fresh URL too)
+EXPIRED = "expired"                # the download URL answered 404/410 twice (a fresh URL too)
+DOWNLOAD_REFUSED = "download_refused"  # the download URL answered another 4xx (401, 403…) twice
 NOT_FOUND = "not_found"            # GET /<media_id> refused (unknown or expired id: 7 days)
 BAD_METADATA = "bad_metadata"      # no url in the media object
 
