@@ -494,3 +494,15 @@ async def test_the_simulators_chat_sends_a_real_file_as_the_patients_photo(sim):
     assert media.mime_type == "image/png"
     async with client_of(sim) as client:  # and the clinic's side downloads exactly those bytes
         assert (await client.fetch_media(media.id, 5 * 1024 * 1024)).content == photo
+
+
+@pytest.mark.servers
+@pytest.mark.asyncio
+async def test_a_slow_download_holds_up_neither_the_reply_nor_the_patients_next_message(sim, tmp_path, monkeypatch):
+    async with media_gateway(sim, tmp_path, monkeypatch) as (channel, _assistant, _database):
+        sim.simulator.state.add_fault(delay_ms=6000, endpoint="media_download", count=1)
+        await patient_sends(sim, "image", IMAGE, "image/png")
+        await sim.user_says(USER, "and one more question")
+        assert len(await replies(sim, USER, 2, timeout=5)) == 2  # both answered during the download
+        assert [r.state for r in media_rows(channel.sessions)] == ["pending"]
+        await until(lambda: [r.state for r in media_rows(channel.sessions)] == ["stored"], timeout=30)
