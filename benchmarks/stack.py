@@ -7,6 +7,7 @@ Processes can be killed (SIGKILL, like a crash) and restarted against the same d
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -72,6 +73,8 @@ class Stack:
             "CLINIC_DATABASE_URL": f"sqlite:///{self.database}",
             "CLINIC_PSEUDONYM_KEY": secrets.token_hex(16),
             "CLINIC_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            # Patients' uploads and the media they send in the chat (gateway and inbox).
+            "CLINIC_DOCUMENT_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             # Rasa's tracker store encrypts every event (addons/encrypted_tracker_store.py).
             TRACKER_KEYS_ENV: new_key_entry(),
             # The staff inbox reaches this Rasa's HTTP API (pause/resume, transcripts).

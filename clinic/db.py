@@ -194,6 +194,7 @@ MODEL_MODULES = (
     "clinic.handoff.tables",
     "clinic.messaging.store",
     "clinic.messaging.quarantine",
+    "clinic.messaging.media",
     "clinic.scheduling.tables",
     "clinic.api_keys",
     "clinic.inbox.tables",

@@ -18,6 +18,8 @@ channel + conversation id) that the clinic's tables use. What is erased, per sto
   requests; survey requests with their ratings and comments; knowledge-search outcomes.
 * Portal: uploaded files (stored sealed in ``portal_uploads``; nothing on disk) and the
   upload links of the conversation.
+* Media sent in the chat (``inbound_media`` rows and their sealed files in the media
+  folder, clinic/messaging/media.py).
 * Consent: the contact's preferences and their whole history; the proof of the erasure is
   kept in ``privacy_erasures`` (contact key, who asked, when, row counts; no content).
 * Language memory, reminder jobs and recall dates for the contact, broadcast recipients.
@@ -247,6 +249,12 @@ class PrivacyErasure:
         from clinic.inbox.tables import HandoffRatingRow, MessageRow, TaskRow, TicketRow
         from clinic.knowledge.tables import KnowledgeOutcomeRow
         from clinic.language.tables import ContactLanguage
+        from clinic.messaging.media import (
+            InboundMediaRow,
+            MediaStore,
+            delete_media_rows,
+            media_directory,
+        )
         from clinic.portal.tables import PortalTokenRow, PortalUploadRow
         from clinic.reminders.tables import RecallDueRow, ReminderJobRow
         from clinic.scheduling.tables import PatientRow
@@ -274,6 +282,12 @@ class PrivacyErasure:
             PortalUploadRow.conversation_id == conversation_id))
         counts["portal_upload_links"] = _count(session, delete(PortalTokenRow).where(
             PortalTokenRow.conversation_id == conversation_id))
+        # Photos, voice notes and documents sent in the chat (clinic/messaging/media.py): the
+        # rows, and the sealed files in the media folder (deleted now: a rolled-back erasure
+        # leaves rows whose media reads as missing, never media that should be gone).
+        media_ids = delete_media_rows(session, InboundMediaRow.conversation_id == conversation_id)
+        counts["inbound_media"] = len(media_ids)
+        MediaStore(self.sessions, media_directory(str(self.engine.url))).delete_files(media_ids)
         counts["consent"] = _count(session, delete(ConsentRow).where(ConsentRow.contact_key.in_(keys)))
         counts["consent_events"] = _count(session, delete(ConsentEventRow).where(
             ConsentEventRow.contact_key.in_(keys)))

@@ -18,6 +18,9 @@ Periods per kind come from ``retention:`` in content/clinic.yml (clinic/settings
   analytics.
 - ``uploaded_files``: uploaded documents (``portal_uploads``: the encrypted bytes live in
   the database, not on disk).
+- ``media``: photos, voice notes, videos, documents and stickers patients sent in the chat
+  (``inbound_media`` rows received before the cutoff, and their sealed files in the media
+  folder, clinic/messaging/media.py; the file goes with its row, in the same batch).
 - ``survey_comments``: the free-text comment of a survey answer is cleared (the rating stays).
 - ``audit_log``: the oldest rows, after an anchor row (clinic/inbox/audit.py) so the hash chain
   still verifies.
@@ -60,7 +63,7 @@ logger = logging.getLogger("clinic.retention")
 PURGE_ACTION = "retention_purge"
 TRACKER_URL_ENV = "RASA_TRACKER_STORE_URL"
 KINDS = ("conversation_text", "inbox_rows", "journal_segments", "delivery_statuses", "staff_inbox",
-         "uploaded_files", "survey_comments", "audit_log")
+         "uploaded_files", "media", "survey_comments", "audit_log")
 
 
 @dataclasses.dataclass
@@ -240,6 +243,32 @@ class Purger:
 
         return self._batches(self.engine, UploadRow.__table__, UploadRow.id,
                              UploadRow.created_at < cutoff, dry_run)
+
+    def _media(self, cutoff: dt.datetime, dry_run: bool) -> int:
+        from clinic.messaging.media import (
+            InboundMediaRow,
+            MediaStore,
+            delete_media_rows,
+            media_directory,
+        )
+
+        if not inspect(self.engine).has_table(InboundMediaRow.__tablename__):
+            return 0  # a database not yet migrated to 0018
+        condition = InboundMediaRow.received_at < cutoff
+        if dry_run:
+            return self._batches(self.engine, InboundMediaRow.__table__, InboundMediaRow.id, condition, True)
+        files = MediaStore(self.sessions, media_directory(str(self.engine.url)))
+        total = 0
+        while not self.stopping.is_set():
+            with self.sessions.begin() as session:
+                batch = list(session.scalars(select(InboundMediaRow.id).where(condition)
+                                             .order_by(InboundMediaRow.id).limit(self.batch)))
+                ids = delete_media_rows(session, InboundMediaRow.id.in_(batch)) if batch else []
+            files.delete_files(ids)
+            total += len(ids)
+            if len(batch) < self.batch:
+                break
+        return total
 
     def _survey_comments(self, cutoff: dt.datetime, dry_run: bool) -> int:
         from clinic.surveys.tables import SurveyRow

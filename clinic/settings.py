@@ -213,6 +213,7 @@ RETENTION_DEFAULTS: dict[str, str] = {
     "staff_inbox": "90d",
     "audit_log": "6y",
     "uploaded_files": "30d",
+    "media": "30d",
     "survey_comments": "180d",
 }
 
@@ -246,6 +247,7 @@ class RetentionSettings:
     staff_inbox: Optional[dt.timedelta] = dt.timedelta(days=90)
     audit_log: Optional[dt.timedelta] = dt.timedelta(days=6 * 365)
     uploaded_files: Optional[dt.timedelta] = dt.timedelta(days=30)
+    media: Optional[dt.timedelta] = dt.timedelta(days=30)
     survey_comments: Optional[dt.timedelta] = dt.timedelta(days=180)
     purge_every: dt.timedelta = dt.timedelta(hours=1)  # how often the scheduler purges
     batch_size: int = 500  # rows per transaction: the assistant keeps running meanwhile

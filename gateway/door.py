@@ -33,13 +33,15 @@ from sqlalchemy import exc as sql_errors
 from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
+from clinic.messaging.media import MediaStore
 from clinic.messaging.outbox_queue import PRIORITY_NAMES
 from clinic.messaging.quarantine import WAMID_MAX, Quarantine, storable_wamid
 from clinic.messaging.store import PendingMessage, WhatsAppStore
-from clinic.messaging.turn import InboundTurn
+from clinic.messaging.turn import InboundTurn, MediaRef
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from gateway.follow_up import follow_up_opener
 from gateway.inbound_mapping import to_assistant_input
+from gateway.media import MediaFetcher
 from gateway.outbox import Outbox
 from gateway.processor import InboxProcessor, where_it_failed
 from gateway.render import CHANNEL_NAME
@@ -51,7 +53,10 @@ from whatsapp import signature
 from whatsapp.client import GraphClient
 from whatsapp.inbound import (
     InboundMessage,
+    MediaMessage,
     StatusUpdate,
+    UnknownMessage,
+    UnsupportedMessage,
     WebhookBatch,
     WebhookBodyError,
     decode_webhook_body,
@@ -104,6 +109,9 @@ class Door:
                              on_final_failure=follow_up_opener(sessions, self._pseudonym_key))
         # A turn's replies: recorded, then sent in order; resumed after a crash (outbox.py).
         self.outbox = Outbox(self.sender, self.store, self.metrics)
+        # Patients' media, fetched after their turn and stored encrypted for staff (media.py).
+        self.media = MediaFetcher(MediaStore.for_database(sessions, str(engine.url)), self._client, self.metrics,
+                                  max_bytes=settings.media_max_bytes, max_attempts=settings.media_max_attempts)
         self.processor: Optional[InboxProcessor] = None
         self._worker = WorkerLoop(niceness=settings.worker_niceness)
 
@@ -425,8 +433,21 @@ class Door:
             received_at=dt.datetime.fromtimestamp(message.timestamp, dt.timezone.utc),
             redacted=assistant_input.redacted,
             title=assistant_input.title,
+            media=media_reference(message),
         )
         return item, address
+
+
+def media_reference(message: InboundMessage) -> Optional[MediaRef]:
+    """What the gateway needs to fetch a message's media for staff (gateway/media.py): Meta's
+    id and metadata, never bytes. A type WhatsApp reports as unsupported, or one this product
+    does not know, is referenced without an id, so it is recorded as such."""
+    if isinstance(message, MediaMessage):
+        return MediaRef(kind="voice" if message.voice else message.kind, media_id=message.media_id,
+                        mime_type=message.mime_type, sha256=message.sha256, filename=message.filename)
+    if isinstance(message, (UnsupportedMessage, UnknownMessage)):
+        return MediaRef(kind=(message.type or "unknown")[:16])
+    return None
 
 
 def _unreachable(error: BaseException) -> bool:

@@ -163,6 +163,9 @@ class Ingress:
         # Every reply recorded before the first is sent, then sent in order; a crash in
         # between loses none (gateway/outbox.py).
         await deliver_turn(self.channel.outbox, turn, reply)
+        # A photo, voice note, video, document or sticker: fetched and stored encrypted for
+        # staff once the replies are on their way (gateway/media.py); never raises.
+        await self.channel.media.take(turn, message.id)
 
     # ── lifecycle ──────────────────────────────────────────────────────────────────────────
     async def start(self, _app: web.Application) -> None:
@@ -201,9 +204,12 @@ class Ingress:
         # broadcasts), queued in the database by their processes: sent from here, with this
         # process's one Graph client and its one rate limit (outbox.py, clinic/messaging/outbox_queue.py).
         self.channel.outbox.start_draining(self.channel.settings.outbox_poll_seconds)
+        # Media left pending (a transient Graph failure, a crash mid-download).
+        self.channel.media.start_sweeping(self.channel.settings.media_sweep_seconds)
 
     async def _stop_processing(self) -> None:
         await self.processor.idle()
+        await self.channel.media.stop()
         await self.relay.close()
         await self.channel.close_client()
 

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Tuple
 from clinic.db import VAR_DIR
 from clinic.privacy import secret_from
 from whatsapp.client import DEFAULT_TIMEOUT_SECONDS
+from whatsapp.media import DEFAULT_MAX_BYTES as DEFAULT_MEDIA_MAX_BYTES
 
 DEFAULT_API_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
@@ -48,6 +49,9 @@ _ENV = {
     "worker_niceness": ("WHATSAPP_WORKER_NICENESS", False),
     "redis_url": ("REDIS_URL", False),
     "inbox_lease_seconds": ("WHATSAPP_INBOX_LEASE_SECONDS", False),
+    "media_max_bytes": ("WHATSAPP_MEDIA_MAX_BYTES", False),
+    "media_max_attempts": ("WHATSAPP_MEDIA_MAX_ATTEMPTS", False),
+    "media_sweep_seconds": ("WHATSAPP_MEDIA_SWEEP_SECONDS", False),
 }
 # Turns the gateway process keeps in flight when WHATSAPP_MAX_CONCURRENT_CONVERSATIONS is not
 # set. There a turn is only a request waiting in Rasa's queue (not inference on this process's
@@ -143,6 +147,13 @@ class WhatsAppSettings:
     # an inbox message it processes unless it renews the lease (gateway/processor.py).
     redis_url: str = ""
     inbox_lease_seconds: float = 30.0
+    # Patients' media fetched for staff (gateway/media.py): the most bytes kept per type
+    # (WHATSAPP_MEDIA_MAX_BYTES, e.g. "image=5242880,document=20971520"; Meta's documented
+    # limits for the types not named), fetch tries before a transiently failing media is
+    # given up, and how often rows left pending are tried again (0 = never).
+    media_max_bytes: Mapping[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MEDIA_MAX_BYTES))
+    media_max_attempts: int = 3
+    media_sweep_seconds: float = 30.0
 
     def __repr__(self) -> str:  # never print secrets
         return (
@@ -179,6 +190,9 @@ class WhatsAppSettings:
             poll = float(values["outbox_poll_seconds"] or 0.2)
             niceness = int(values["worker_niceness"] or 10)
             lease = float(values["inbox_lease_seconds"] or 30.0)
+            media_max_bytes = media_limits(values["media_max_bytes"])
+            media_attempts = int(values["media_max_attempts"] or 3)
+            media_sweep = float(values["media_sweep_seconds"] or 30.0)
             delivery = DeliveryPolicy.from_environment(environ)
         except ValueError as exc:
             raise WhatsAppConfigError(f"WhatsApp channel: {exc}") from exc
@@ -193,6 +207,9 @@ class WhatsAppSettings:
             raise WhatsAppConfigError("WHATSAPP_INBOX_LEASE_SECONDS must be positive")
         if sweep < 0:
             raise WhatsAppConfigError("WHATSAPP_INBOX_SWEEP_SECONDS must be 0 (off) or more")
+        if media_attempts < 1 or media_sweep < 0:
+            raise WhatsAppConfigError("WHATSAPP_MEDIA_MAX_ATTEMPTS must be 1 or more and "
+                                      "WHATSAPP_MEDIA_SWEEP_SECONDS 0 (off) or more")
         internal_secret = values["internal_secret"] or secret_from(
             environ, INTERNAL_SECRET_ENV, INTERNAL_SECRET_FILE, lambda: secrets.token_hex(32).encode()).decode()
         if hmac.compare_digest(internal_secret.encode(), values["app_secret"].encode()):
@@ -222,6 +239,9 @@ class WhatsAppSettings:
             delivery=delivery,
             redis_url=values["redis_url"],
             inbox_lease_seconds=lease,
+            media_max_bytes=media_max_bytes,
+            media_max_attempts=media_attempts,
+            media_sweep_seconds=media_sweep,
         )
 
 
@@ -242,6 +262,19 @@ class GatewayAddress:
             raise WhatsAppConfigError("WHATSAPP_INGRESS_PORT must be a port number") from exc
         return cls(host=environ.get("WHATSAPP_INGRESS_HOST") or cls.host, port=port,
                    rasa_url=environ.get("RASA_URL") or cls.rasa_url)
+
+
+def media_limits(text: str) -> dict[str, int]:
+    """``"image=5242880,document=20971520"`` → Meta's documented limits with those replaced."""
+    limits = dict(DEFAULT_MEDIA_MAX_BYTES)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, _, value = item.partition("=")
+        kind = kind.strip().lower()
+        if kind not in DEFAULT_MEDIA_MAX_BYTES or not value.strip().isdigit() or int(value) <= 0:
+            raise ValueError(f"WHATSAPP_MEDIA_MAX_BYTES: {item!r} is not <type>=<bytes> for a type among "
+                             + ", ".join(sorted(DEFAULT_MEDIA_MAX_BYTES)))
+        limits[kind] = int(value)
+    return limits
 
 
 def _flag(value: str) -> bool:

@@ -38,6 +38,7 @@ def main(argv=None) -> None:
     app = create_app(built.inbox, built.staff, built.audit, secret_key=built.secret_key,
                      cookie_secure=built.cookie_secure)
     app.state.documents = built.documents  # the ticket page lists them (inbox/documents.py)
+    app.state.media = built.media  # photos, voice notes… in the transcript (inbox/media.py)
     # access_log off: paths carry ticket ids; every view and action is in the audit log.
     # ws="none": no websockets here, and Rasa pins a websockets release too old for uvicorn's.
     # log_config=None: uvicorn's records go through configure_logging's handler (JSON lines).

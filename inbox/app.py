@@ -128,6 +128,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
         documents,
         erasure_page,
         knowledge_page,
+        media,
         pages,
         quarantine_page,
     )
@@ -136,6 +137,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     app.include_router(pages.router)
     app.include_router(analytics_page.router)
     app.include_router(documents.router)  # patients' uploaded documents (app.state.documents)
+    app.include_router(media.router)  # photos, voice notes… sent in the chat (app.state.media)
     app.include_router(dead_letters.router)  # outbound messages that could not be delivered
     app.include_router(quarantine_page.router)  # inbound messages that could not be processed
     app.include_router(erasure_page.router)  # erasure on request (supervisors and admins)

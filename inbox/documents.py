@@ -43,7 +43,7 @@ def ticket_documents(request: Request, conversation_id: str) -> Optional[List[Up
     return uploads.for_conversation(conversation_id) if uploads is not None else None
 
 
-def _attachment(name: str) -> str:
+def attachment_disposition(name: str) -> str:
     """Content-Disposition for any file name (RFC 6266: an ASCII fallback and the UTF-8 name)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     ascii_name = re.sub(r'[^A-Za-z0-9._ -]', "_", ascii_name).strip() or "document"
@@ -75,7 +75,7 @@ def download(ticket_id: RowId, upload_id: str, request: Request,
             "status": 500, "message": f"This document cannot be opened: {error}.", "member": member},
             status_code=500)
     return Response(content, media_type=info.media_type, headers={
-        "Content-Disposition": _attachment(info.name),
+        "Content-Disposition": attachment_disposition(info.name),
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
     })

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from clinic.handoff.teams import Team
+from clinic.inbox.media_access import may_see_media
 from clinic.inbox.model import Forbidden, InboxError, Role, TicketState
 from clinic.inbox.service import RESOLUTION_REASONS
 from clinic.inbox.staff import LoginFailed, StaffMember
 from inbox.context import check_csrf, client_of, current_member, deps, session_of
 from inbox.documents import ticket_documents
+from inbox.media import ticket_media
 from inbox.schemas import RowId
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
@@ -116,7 +118,11 @@ def ticket(ticket_id: RowId, request: Request, member: StaffMember = Depends(pag
     assignable = []
     if member.role is Role.SUPERVISOR:
         assignable = [m for m in d.staff.all() if not m.disabled and m.role is not Role.ADMIN]
+    media_by_wamid, media = ticket_media(request, page.ticket.conversation_id)
+    shown = {item.wamid for item in page.timeline if item.wamid}
     return render(request, "ticket.html", member=member, page=page, t=page.ticket, W=TicketState.WAITING,
+                  media_by_wamid=media_by_wamid, media_apart=[m for m in media if m.wamid not in shown],
+                  may_see_media=may_see_media(member.actor),
                   A=TicketState.ASSIGNED, R=TicketState.RESOLVED, reasons=RESOLUTION_REASONS,
                   assignable=assignable, tasks=d.inbox.tasks_for_ticket(member.actor, ticket_id),
                   templates=d.inbox.template_offers(page.ticket.language),

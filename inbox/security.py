@@ -32,7 +32,7 @@ CSRF_FIELD = "csrf_token"
 ABSOLUTE_LIFETIME = 12 * 3600
 PASSWORD_STAGE_LIFETIME = 5 * 60
 
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; media-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 HEADERS = {
     "Content-Security-Policy": CSP,

@@ -2,7 +2,8 @@
 gateway, session secret.
 
 Settings: ``CLINIC_DATABASE_URL``, ``CLINIC_ENCRYPTION_KEY`` (or var/encryption.key),
-``CLINIC_DOCUMENT_KEY`` (or var/document.key: patients' uploaded documents),
+``CLINIC_DOCUMENT_KEY`` (or var/document.key: patients' uploaded documents and the media
+they send in the chat, which the gateway stores in the media folder beside the database),
 ``RASA_URL`` + ``RASA_AUTH_TOKEN``, ``INBOX_SECRET_KEY`` (or var/inbox-session.key),
 ``INBOX_COOKIE_SECURE=1`` behind HTTPS, ``INBOX_OVERDUE_MINUTES``,
 ``INBOX_IDLE_TIMEOUT_MINUTES`` (admins can change both on the settings page),
@@ -26,6 +27,7 @@ from clinic.inbox.ports import ReplyGateway, ReplyResult
 from clinic.inbox.rasa_http import RasaConversationControl, RasaHttp, RasaTranscriptSource
 from clinic.inbox.service import Inbox
 from clinic.inbox.staff import StaffAccounts
+from clinic.messaging.media import MediaStore, media_directory
 from clinic.portal.uploads import DocumentCipher, Uploads
 from clinic.privacy import ContactCipher, secret_from
 from inbox.settings import InboxProcessSettings, environment
@@ -48,6 +50,7 @@ class Built:
     secret_key: str
     cookie_secure: bool
     documents: Optional[Uploads] = None  # patients' uploads (clinic/portal/uploads.py), read-only here
+    media: Optional[MediaStore] = None  # media patients sent in the chat (clinic/messaging/media.py)
 
 
 def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = None,
@@ -75,6 +78,8 @@ def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = 
                   control=RasaConversationControl(rasa), replies=replies)
     secret = secret_from(environ, "INBOX_SECRET_KEY", SESSION_KEY_FILE,
                           lambda: secrets.token_hex(32).encode()).decode()
+    documents = DocumentCipher.from_environment(environ)
     return Built(inbox, StaffAccounts(sessions, cipher), AuditLog(sessions), secret,
                  settings.cookie_secure,
-                 Uploads(sessions, DocumentCipher.from_environment(environ)))
+                 Uploads(sessions, documents),
+                 MediaStore(sessions, media_directory(str(engine.url)), documents))

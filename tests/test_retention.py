@@ -140,7 +140,7 @@ def test_purge_deletes_what_is_past_its_period_and_keeps_the_rest(engines, tmp_p
 
     assert report.counts == {"conversation_text": 10, "inbox_rows": 20, "journal_segments": 0,
                              "delivery_statuses": 20, "staff_inbox": 20, "uploaded_files": 10,
-                             "survey_comments": 10, "audit_log": 10}
+                             "media": 0, "survey_comments": 10, "audit_log": 10}
     assert count(tracker, EVENTS) == 2
     assert count(tracker, EVENTS, EVENTS.c.timestamp < young("conversation_text").timestamp()) == 0
     assert count(engine, InboxRow.__table__) == 3  # 2 young + the pending one

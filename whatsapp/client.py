@@ -30,6 +30,7 @@ bodies (patient data) and never the access token.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -42,6 +43,18 @@ import aiohttp
 
 from whatsapp.errors import NETWORK_ERROR_STATUS, GraphError, parse_error
 from whatsapp.limits import DEFAULT_THROUGHPUT_PER_SECOND, Limiter, RateLimiter
+from whatsapp.media import (
+    BAD_METADATA,
+    DOWNLOAD_REFUSED,
+    EXPIRED,
+    NOT_FOUND,
+    SHA256_MISMATCH,
+    SIZE_MISMATCH,
+    TOO_LARGE,
+    MediaDownload,
+    MediaRefused,
+    digest_matches,
+)
 from whatsapp.outbound import OutboundMessage, mark_read_payload
 
 __all__ = ["AmbiguousSend", "DEFAULT_CONNECT_TIMEOUT_SECONDS", "DEFAULT_TIMEOUT_SECONDS", "GraphClient",
@@ -215,6 +228,54 @@ class GraphClient:
             raise GraphError(200, None, "media lookup returned a body that is not an object")
         return data
 
+    async def fetch_media(self, media_id: str, max_bytes: int) -> MediaDownload:
+        """A patient's media: ``GET /<media_id>`` (URL, type, sha256, size), then the bytes
+        from that URL with the bearer token. Both calls are retried on 5xx, 429 and network
+        errors (with backoff, like every idempotent call here). Raises :class:`MediaRefused`
+        for an outcome no retry changes: the id unknown or expired (4xx), over ``max_bytes``
+        (by its metadata, before any byte is fetched, or by the bytes), a size or sha256 that
+        does not match the metadata, or a URL that still answers 4xx after a fresh one was
+        asked for (it "expires after 5 minutes"). A transient error that outlasts the retries
+        raises the last :class:`GraphError` (the caller may try again later)."""
+        info = await self._media_info(media_id)
+        size = info.get("file_size")
+        if isinstance(size, int) and size > max_bytes:
+            raise MediaRefused(TOO_LARGE, f"{size} bytes, at most {max_bytes}")
+        attempts = 0
+        for round_ in (1, 2):
+            url = info.get("url")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                raise MediaRefused(BAD_METADATA, "the media object has no download URL")
+            try:
+                content, attempts = await self._call("GET", url, None, rate_limited=False, limit=max_bytes)
+                break
+            except GraphError as exc:
+                if exc.retryable or exc.pacing:
+                    raise
+                if round_ == 2:
+                    reason = EXPIRED if exc.http_status in (404, 410) else DOWNLOAD_REFUSED
+                    raise MediaRefused(reason, f"the download URL answered HTTP {exc.http_status}") from None
+                info = await self._media_info(media_id)  # a fresh URL, once
+        if not isinstance(content, bytes):
+            raise AssertionError("a download returns bytes")  # pragma: no cover
+        if isinstance(size, int) and len(content) != size:
+            raise MediaRefused(SIZE_MISMATCH, f"{len(content)} bytes, the metadata said {size}")
+        expected = info.get("sha256")
+        if isinstance(expected, str) and expected and not digest_matches(expected, content):
+            raise MediaRefused(SHA256_MISMATCH, "the bytes' sha256 is not the metadata's")
+        mime = info.get("mime_type")
+        return MediaDownload(content=content, mime_type=mime if isinstance(mime, str) else "application/octet-stream",
+                             sha256=hashlib.sha256(content).hexdigest(), file_size=len(content),
+                             attempts=attempts)
+
+    async def _media_info(self, media_id: str) -> Dict[str, Any]:
+        try:
+            return await self.get_media(media_id)
+        except GraphError as exc:
+            if exc.retryable or exc.pacing:
+                raise
+            raise MediaRefused(NOT_FOUND, f"GET /<media_id> answered HTTP {exc.http_status}") from None
+
     # --- retry loop -------------------------------------------------------------------------
 
     async def _call(
@@ -227,9 +288,11 @@ class GraphClient:
         params: Optional[Dict[str, str]] = None,
         rate_limited: bool = True,
         idempotent: bool = True,
+        limit: Optional[int] = None,
     ) -> tuple[Any, int]:
         """One logical call with retries; returns (decoded JSON, attempts). A call that is
-        not ``idempotent`` (a message POST) is never repeated after an ambiguous failure."""
+        not ``idempotent`` (a message POST) is never repeated after an ambiguous failure.
+        ``limit``: a download; the answer is the body's bytes, at most that many."""
         backoff_attempt = 0
         for attempt in range(1, self.max_attempts + 1):
             if recipient is not None:
@@ -239,7 +302,7 @@ class GraphClient:
                     async with self._limiter.held():
                         data = await self._request(method, url, payload, params)
                 else:
-                    data = await self._request(method, url, payload, params)
+                    data = await self._request(method, url, payload, params, limit)
             except GraphError as exc:
                 exc.attempts = attempt
                 if isinstance(exc, AmbiguousSend) and not idempotent:
@@ -272,14 +335,18 @@ class GraphClient:
         url: str,
         payload: Optional[Dict[str, Any]],
         params: Optional[Dict[str, str]],
+        limit: Optional[int] = None,
     ) -> Any:
-        """One HTTP exchange. Any failure becomes a GraphError (network ones: http_status 0)."""
+        """One HTTP exchange. Any failure becomes a GraphError (network ones: http_status 0).
+        ``limit``: return the body's bytes (a download), refusing more than ``limit``."""
         headers = {"Authorization": f"Bearer {self.__token}"}
         try:
             async with self._get_session().request(
                 method, url, json=payload, params=params, headers=headers
             ) as response:
                 status = response.status
+                if limit is not None and 200 <= status < 300:
+                    return await _read_at_most(response, limit)
                 body = await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             # Only the class name: aiohttp exceptions can carry the request and its headers.
@@ -345,6 +412,21 @@ class GraphClient:
                 mask_recipient(recipient), exc.http_status, exc.code, attempt, self.max_attempts,
                 retry_in,
             )
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or MediaRefused(too_large) as soon as it passes ``limit`` (never read whole)."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise MediaRefused(TOO_LARGE, f"{declared} bytes, at most {limit}")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            raise MediaRefused(TOO_LARGE, f"more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _maybe_received(exc: BaseException) -> bool:

@@ -35,6 +35,7 @@ class TranscriptMessage:
     inbox_message_id: Optional[int] = None  # for staff replies the inbox sent
     buttons: Tuple[str, ...] = ()     # a bot message's button titles, as the patient saw them
     tapped: bool = False              # a patient's button or list tap (``text`` is its title)
+    wamid: Optional[str] = None       # a patient's message: its WhatsApp id (finds its media)
 
 
 class TranscriptUnavailable(Exception):

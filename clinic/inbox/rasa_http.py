@@ -158,7 +158,9 @@ def parse_events(events: List[Dict[str, Any]]) -> List[TranscriptMessage]:
         at = dt.datetime.fromtimestamp(float(event.get("timestamp") or 0), dt.timezone.utc)
         if kind == "user":
             shown, tapped = _as_the_patient_saw_it(str(text), metadata, offered)
-            result.append(TranscriptMessage(at, PATIENT, shown, tapped=tapped))
+            wamid = event.get("message_id")
+            result.append(TranscriptMessage(at, PATIENT, shown, tapped=tapped,
+                                            wamid=wamid if isinstance(wamid, str) and wamid else None))
             continue
         if buttons:
             offered = {str(b.get("payload") or b.get("title") or ""): str(b.get("title") or "") for b in buttons}

@@ -167,6 +167,7 @@ class TimelineItem:
     delivery_detail: Optional[str] = None
     buttons: Tuple[str, ...] = ()  # the titles of a bot message's buttons
     tapped: bool = False           # the patient tapped a button (``text`` is its title)
+    wamid: Optional[str] = None    # a patient's message: its WhatsApp id (its media, if any)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -887,7 +888,7 @@ def _timeline(transcript: List[TranscriptMessage], messages: List[InboxMessage])
         if notice is not None:  # the inbox's own words, not something staff typed
             items.append(TimelineItem(m.at, "notice", m.text, author=notice.author))
         else:
-            items.append(TimelineItem(m.at, m.sender, m.text, buttons=m.buttons, tapped=m.tapped))
+            items.append(TimelineItem(m.at, m.sender, m.text, buttons=m.buttons, tapped=m.tapped, wamid=m.wamid))
     sender = {MessageKind.NOTE: "note", MessageKind.NOTICE: "notice", MessageKind.REPLY: STAFF}
     for m in messages:
         if m.kind is not MessageKind.NOTE and m.id in in_transcript:

@@ -35,12 +35,16 @@ class FakeRasa:
 
     # ── what a test does ────────────────────────────────────────────────────────────────
     def say(self, conversation_id: str, text: str, at: Optional[dt.datetime] = None,
-            bot_answer: str = "(the assistant answers)") -> bool:
-        """The patient writes; the bot answers unless paused. Returns whether it answered."""
+            bot_answer: str = "(the assistant answers)", message_id: Optional[str] = None) -> bool:
+        """The patient writes; the bot answers unless paused. Returns whether it answered.
+        ``message_id``: the WhatsApp id Rasa keeps with the user event (a photo's media)."""
         stamp = (at or dt.datetime.now(dt.timezone.utc)).timestamp()
         with self.lock:
             tracker = self._tracker(conversation_id)
-            tracker["events"].append({"event": "user", "text": text, "timestamp": stamp})
+            event = {"event": "user", "text": text, "timestamp": stamp}
+            if message_id:
+                event["message_id"] = message_id
+            tracker["events"].append(event)
             if tracker["paused"]:
                 return False
             tracker["events"].append({"event": "bot", "text": bot_answer, "timestamp": stamp + 0.5})

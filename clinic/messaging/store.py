@@ -47,7 +47,7 @@ from sqlalchemy.orm import sessionmaker
 
 from clinic.clock import utcnow
 from clinic.db import Base
-from clinic.messaging.turn import InboundTurn
+from clinic.messaging.turn import InboundTurn, MediaRef
 from whatsapp.inbound import status_supersedes
 
 # The first words of a note that a message went out in another language than asked: in
@@ -207,7 +207,7 @@ class WhatsAppStore:
                         conversation_id=item.conversation_id,
                         kind=item.kind,
                         text=item.text,
-                        metadata_json=json.dumps({"title": item.title}) if item.title else None,
+                        metadata_json=_metadata_json(item),
                         redacted=",".join(item.redacted) or None,
                         state="skipped" if item.record_only else "pending",
                         attempts=0,
@@ -764,6 +764,16 @@ def _item(row: OutboundRow) -> OutboundItem:
     )
 
 
+def _metadata_json(item: InboundTurn) -> Optional[str]:
+    """What an inbox row keeps besides the text: a tapped title, a media reference."""
+    metadata: dict = {}
+    if item.title:
+        metadata["title"] = item.title
+    if item.media is not None:
+        metadata["media"] = item.media.to_json()
+    return json.dumps(metadata) if metadata else None
+
+
 def _insert_for(session):
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
@@ -775,6 +785,7 @@ def _pending(row: InboxRow) -> PendingMessage:
         received_at=_aware(row.received_at) or utcnow(),
         redacted=tuple(filter(None, (row.redacted or "").split(","))),
         title=metadata.get("title") or None, attempts=row.attempts or 1,
+        media=MediaRef.from_json(metadata.get("media")),
     )
     return PendingMessage(id=row.id, turn=turn, state=row.state, started_at=_aware(row.started_at),
                           lease_owner=row.lease_owner, lease_until=_aware(row.lease_until))

@@ -27,6 +27,34 @@ class MalformedTurn(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class MediaRef:
+    """A photo, voice note, video, document or sticker the patient sent, as the webhook names
+    it: Meta's media id (resolved to bytes later by the gateway, gateway/media.py), never the
+    bytes. ``media_id`` None: a type WhatsApp does not support or this product does not know
+    (recorded as such). ``filename``: a document's name as the patient's phone gave it."""
+
+    kind: str  # image, audio, voice, video, document, sticker, unsupported, unknown…
+    media_id: Optional[str] = None
+    mime_type: Optional[str] = None
+    sha256: Optional[str] = None
+    filename: Optional[str] = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "media_id": self.media_id, "mime_type": self.mime_type,
+                "sha256": self.sha256, "filename": self.filename}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Optional["MediaRef"]:
+        if data is None:
+            return None
+        if not isinstance(data, Mapping):
+            raise MalformedTurn("media: an object or null")
+        return cls(kind=_required_str(data, "kind"), media_id=_optional_str(data, "media_id"),
+                   mime_type=_optional_str(data, "mime_type"), sha256=_optional_str(data, "sha256"),
+                   filename=_optional_str(data, "filename"))
+
+
+@dataclasses.dataclass(frozen=True)
 class InboundTurn:
     """One inbound WhatsApp message as the assistant reads it."""
 
@@ -45,6 +73,9 @@ class InboundTurn:
     # Which attempt at processing this is: above 1, an earlier one was interrupted and the
     # assistant may already have taken the message in (it then replays its replies).
     attempts: int = 1
+    # The media the message carries (the door's reference; the gateway downloads it for
+    # staff). Never sent to Rasa: the assistant reads ``text`` only.
+    media: Optional[MediaRef] = None
 
     @property
     def record_only(self) -> bool:
@@ -54,9 +85,13 @@ class InboundTurn:
         return dataclasses.replace(self, attempts=attempts)
 
     def to_json(self) -> dict[str, Any]:
-        return {"wamid": self.wamid, "conversation_id": self.conversation_id, "kind": self.kind,
-                "text": self.text, "received_at": self.received_at.isoformat(),
-                "redacted": list(self.redacted), "title": self.title, "attempts": self.attempts}
+        data: dict[str, Any] = {
+            "wamid": self.wamid, "conversation_id": self.conversation_id, "kind": self.kind,
+            "text": self.text, "received_at": self.received_at.isoformat(),
+            "redacted": list(self.redacted), "title": self.title, "attempts": self.attempts}
+        if self.media is not None:
+            data["media"] = self.media.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> "InboundTurn":
@@ -82,6 +117,7 @@ class InboundTurn:
             redacted=tuple(redacted),
             title=title if isinstance(title, str) and title else None,
             attempts=max(1, attempts),
+            media=MediaRef.from_json(data.get("media")),
         )
 
 
@@ -94,7 +130,9 @@ class TurnRequest:
     claimed_by_staff: Optional[bool] = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.turn.to_json(), "claimed_by_staff": self.claimed_by_staff}
+        data = {**self.turn.to_json(), "claimed_by_staff": self.claimed_by_staff}
+        data.pop("media", None)  # the assistant reads the text only; media ids stay here
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> "TurnRequest":

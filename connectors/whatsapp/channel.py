@@ -106,6 +106,8 @@ class WhatsAppInput(Door, InputChannel):
                 replies = collector.messages
             # Every reply recorded before the first is sent (gateway/outbox.py).
             await deliver_turn(self.outbox, turn, TurnReply(tuple(replies)))
+            # A photo, voice note or document: fetched and stored for staff (gateway/media.py).
+            await self.media.take(turn, message.id)
 
         self.processor = InboxProcessor(
             self.store, handle, self.settings.max_concurrent_conversations, self.metrics,

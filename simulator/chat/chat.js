@@ -611,6 +611,32 @@
     });
   });
 
+  // A real file from this computer: sent as the patient's image, voice note, video or
+  // document (by its type), with its bytes, so the clinic's side downloads exactly those.
+  $("attach-file-button").addEventListener("click", function () {
+    $("attach-menu").hidden = true;
+    $("attach-file").click();
+  });
+  $("attach-file").addEventListener("change", function () {
+    var file = this.files && this.files[0];
+    this.value = "";
+    if (!file) return;
+    if (file.size > 2.5 * 1024 * 1024) { showError(new Error("The simulator takes files up to 2.5 MB.")); return; }
+    var reader = new FileReader();
+    reader.onload = function () {
+      var data = String(reader.result);
+      var mime = file.type || "application/octet-stream";
+      var kind = mime.indexOf("image/") === 0 ? "image" : mime.indexOf("audio/") === 0 ? "audio"
+        : mime.indexOf("video/") === 0 ? "video" : "document";
+      var spec = { type: kind, data_base64: data.slice(data.indexOf(",") + 1), mime_type: mime };
+      if (kind === "document") spec.filename = file.name;
+      if (kind === "audio") spec.voice = true;
+      sendSpec(spec);
+    };
+    reader.onerror = function () { showError(new Error("Could not read the file.")); };
+    reader.readAsDataURL(file);
+  });
+
   // ------------------------------------------------------------------ user switcher
 
   function buildUserPanel() {
