@@ -72,6 +72,7 @@ SHOWN_IN: Dict[str, str] = {
     "handoff_requests": "handoff_requests",
     "survey_requests": "surveys",
     "portal_uploads": "uploads",
+    "inbound_media": "media_sent",
     "consent": "messaging_preferences",
     "consent_events": "messaging_preferences",
     "contact_languages": "language",
@@ -90,7 +91,7 @@ SHOWN_IN: Dict[str, str] = {
 # The page's sections, in order (the portal's texts name each: access.section.<name>).
 SECTIONS = ("patient", "appointments", "conversation", "messaging_preferences", "language",
             "staff_conversations", "callback_requests", "handoff_requests", "surveys", "uploads",
-            "reminders", "recalls", "broadcasts", "records_counted")
+            "media_sent", "reminders", "recalls", "broadcasts", "records_counted")
 
 
 class TrackerTranscript:
@@ -168,6 +169,7 @@ class PrivacyAccess:
         export["handoff_requests"] = self._handoffs(keys)
         export["surveys"] = self._surveys(conversation_id, keys)
         export["uploads"] = self._uploads(conversation_id)
+        export["media_sent"] = self._media(conversation_id)
         export["reminders"], export["recalls"], export["broadcasts"] = self._scheduled(conversation_id, keys)
         export["records_counted"] = self._counted(conversation_id, keys)
         return export
@@ -283,6 +285,18 @@ class PrivacyAccess:
         files = Uploads(self.sessions, self.documents).for_conversation(conversation_id, limit=10_000)
         return [{"uploaded_at": _iso(f.created_at), "kind": f.kind, "name": f.name, "media_type": f.media_type,
                  "size_bytes": f.size_bytes} for f in files]
+
+    def _media(self, conversation_id: str) -> List[Dict[str, Any]]:
+        """Photos, voice notes and documents sent in the chat: what was received and kept (the
+        files themselves are shown to the clinic's staff, not put in the export)."""
+        from clinic.messaging.media import InboundMediaRow
+
+        with self.sessions() as session:
+            rows = session.execute(select(InboundMediaRow).where(
+                InboundMediaRow.conversation_id == conversation_id)
+                .order_by(InboundMediaRow.received_at, InboundMediaRow.id)).scalars().all()
+            return [{"received_at": _iso(r.received_at), "kind": r.kind, "media_type": r.mime_type,
+                     "size_bytes": r.size_bytes, "status": r.state} for r in rows]
 
     def _scheduled(self, conversation_id: str, keys: Tuple[str, str]):
         from clinic.broadcasts.tables import RecipientRow

@@ -77,7 +77,7 @@ KEPT = ("appointments and their history", "the patient record the appointments b
 # each of them, from this same list: tests/test_privacy_access.py fails when the erasure
 # counts a store that is not here, or access does not say what it shows of one.
 CLINIC_STORES = ("inbox_messages", "inbox_tasks", "handoff_ratings", "inbox_tickets", "handoff_requests",
-                 "survey_requests", "knowledge_outcomes", "portal_uploads", "portal_upload_links", "consent",
+                 "survey_requests", "knowledge_outcomes", "portal_uploads", "portal_upload_links", "inbound_media", "consent",
                  "consent_events", "contact_languages", "reminder_jobs", "recall_due", "broadcast_recipients",
                  "patient_links")
 MESSAGING_STORES = ("wa_statuses", "wa_outbound", "wa_quarantine", "wa_inbox", "wa_contacts")

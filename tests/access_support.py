@@ -21,6 +21,7 @@ from clinic.handoff.tables import HandoffRequest
 from clinic.inbox.tables import HandoffRatingRow, MessageRow, StaffRow, TaskRow, TicketRow
 from clinic.knowledge.tables import KnowledgeOutcomeRow
 from clinic.language.tables import ContactLanguage
+from clinic.messaging.media import InboundMediaRow
 from clinic.messaging.quarantine import QuarantineRow
 from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
 from clinic.portal import uploads as up
@@ -144,6 +145,10 @@ def build_world(tmp_path: Path) -> World:
                 StatusRow(wamid=f"wamid.out.{name}", status="read", callback=str(serial), updated_at=NOW),
                 QuarantineRow(source="inbox", reason="attempts_exhausted", conversation_id=conversation,
                               state="open", created_at=NOW),
+                # A photo the gateway could not keep (too large): a row, no file.
+                InboundMediaRow(id=f"med_{name}", conversation_id=conversation, wamid=f"wamid.img.{name}",
+                                kind="image", mime_type="image/jpeg", state="too_large", size_bytes=9_000_000,
+                                received_at=NOW, created_at=NOW),
                 HandoffRequest(contact_key=contact, team="nurse", reason="patient_request", priority="normal",
                                created_at=NOW),
                 SurveyRow(id=f"svy_{name}", kind="visit", subject_id=f"apt_{name}", contact_key=contact,
