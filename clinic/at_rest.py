@@ -158,9 +158,18 @@ class Sealer:
     def _use(self, keyring: Keyring) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        self.keyring = keyring
-        self._ciphers = {key_id: AESGCM(key) for key_id, key in keyring.keys.items()}
-        self.current_prefix = self.prefix(keyring.current)
+        # One tuple, replaced at once: a thread sealing while another reloads the key file
+        # never pairs one key's cipher with another key's id.
+        self._state = (keyring, {key_id: AESGCM(key) for key_id, key in keyring.keys.items()},
+                       self.prefix(keyring.current))
+
+    @property
+    def keyring(self) -> Keyring:
+        return self._state[0]
+
+    @property
+    def current_prefix(self) -> str:
+        return self._state[2]
 
     @staticmethod
     def prefix(key_id: str) -> str:
@@ -178,18 +187,18 @@ class Sealer:
 
     def seal(self, text: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
-        prefix = self.current_prefix
-        sealed = self._ciphers[self.keyring.current].encrypt(nonce, text.encode("utf-8"), prefix.encode("ascii"))
+        keyring, ciphers, prefix = self._state
+        sealed = ciphers[keyring.current].encrypt(nonce, text.encode("utf-8"), prefix.encode("ascii"))
         return prefix + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def open(self, value: str) -> str:
         key_id = self.key_id_of(value)
         if key_id is None:
             return value  # written before encryption
-        cipher = self._ciphers.get(key_id)
+        cipher = self._state[1].get(key_id)
         if cipher is None and self._reload is not None:
             self._use(self._reload())
-            cipher = self._ciphers.get(key_id)
+            cipher = self._state[1].get(key_id)
         if cipher is None:
             raise UnknownKeyError(
                 f"a stored value was encrypted with key {key_id!r}, which is not in {self.keyring.source} "
