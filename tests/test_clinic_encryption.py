@@ -238,8 +238,14 @@ def test_rotation_reseals_every_kind_of_value_in_batches_and_the_old_key_can_go(
     assert before["wa_inbox.text"] == {"k1": 2, "plaintext": 1}
     assert before["inbox_messages.text_encrypted"] == {"fernet": 1, "k1": 1}
 
-    commits = []
-    sa.event.listen(engine, "commit", lambda connection: commits.append(1))
+    happened = []  # the updates of wa_inbox.text (rows each) and the commits, in order
+
+    def updates(connection, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE wa_inbox SET text"):
+            happened.append(("update", len(parameters) if executemany else 1))
+
+    sa.event.listen(engine, "before_cursor_execute", updates)
+    sa.event.listen(engine, "commit", lambda connection: happened.append(("commit", 0)))
     new_keys = Sealer(keyring(K2, K1))
     done = reencrypt_database(engine, new_keys, legacy.decrypt, batch_size=2)
     assert done["wa_inbox.text"] == {"k1": 2, "plaintext": 1}
@@ -248,8 +254,11 @@ def test_rotation_reseals_every_kind_of_value_in_batches_and_the_old_key_can_go(
     assert done["wa_quarantine.record_json"] == {"k1": 1}
     assert done["inbox_messages.text_encrypted"] == {"fernet": 1, "k1": 1}
     assert done["inbox_tasks.note_encrypted"] == {"fernet": 1}
-    # Batches of two, one commit each: wa_inbox.text (3 values) took two.
-    assert len(commits) >= 2 + 6
+    # Batches of two, each committed before the next: wa_inbox.text's 3 values took two.
+    text_updates = [(kind, n) for kind, n in happened if kind == "update"]
+    assert text_updates == [("update", 2), ("update", 1)]
+    first, second = (i for i, (kind, _) in enumerate(happened) if kind == "update")
+    assert ("commit", 0) in happened[first:second] and happened[second + 1] == ("commit", 0)
     after = key_counts(engine)
     assert all(set(counts) <= {"k2"} for counts in after.values()), after
     # Nothing left to do.
