@@ -104,7 +104,8 @@ class Keyring:
                 key = b""
             if len(key) != KEY_BYTES:
                 raise AtRestError(f"{source}: key {key_id!r} is not {KEY_BYTES} bytes of url-safe base64 "
-                                  "(make one with `python -m addons.encrypted_tracker_store new-key`)")
+                                  "(make one with `python -m addons.encrypted_tracker_store new-key` or "
+                                  "`python -m clinic.at_rest_rotation new-key`)")
             if key_id in keys:
                 raise AtRestError(f"{source}: key id {key_id!r} appears twice")
             keys[key_id] = key

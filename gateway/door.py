@@ -3,7 +3,8 @@
 One job: take Meta's webhooks safely and hand each message to the assistant once.
 - GET: the verification handshake (echo ``hub.challenge`` when mode and token match).
 - POST: check the signature over the raw body (401 missing, 403 wrong), parse (400 on bad
-  JSON), append every new message (redacted, pseudonymised) and every status to the door's
+  JSON), append every new message (redacted, pseudonymised, its words sealed with the
+  clinic's keyring: clinic/messaging/journal_lines.py) and every status to the door's
   journal, then answer 200 at once; the flusher moves the journal into the durable inbox.
   Processing happens afterwards, per conversation in order (``processor.py``); a wamid
   already stored is never processed again.
