@@ -11,6 +11,10 @@ spaces or new lines; the first is the current key (new values are sealed with it
 are kept for reading. Rasa's tracker store (addons/encrypted_tracker_store.py) reads its
 keyring from ``TRACKER_ENCRYPTION_KEYS`` or, in the embedded default, from
 ``var/tracker-encryption.keys``, created on first use with mode 0600 (``secret_from``).
+The clinic database and the WhatsApp journal share a second keyring (``clinic_sealer``):
+``CLINIC_ENCRYPTION_KEYS``, else ``var/clinic-encryption.keys`` (0600, created on first use);
+``SealedText`` is a column type sealing with it. ``python -m clinic.at_rest_rotation
+new-key|rotate|status`` manages that keyring.
 
 Errors are loud: a value sealed under a key id that is not in the keyring, or under a key
 that is not the one with its id (InvalidTag), raises ``AtRestError`` naming the key id and
@@ -24,10 +28,15 @@ import binascii
 import os
 import re
 import secrets
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
+
+from sqlalchemy import Text
+from sqlalchemy.types import TypeDecorator
 
 from clinic.db import VAR_DIR, private_file
 from clinic.privacy import secret_from
@@ -40,6 +49,9 @@ KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 TRACKER_KEYS_ENV = "TRACKER_ENCRYPTION_KEYS"
 DEFAULT_TRACKER_KEY_FILE = VAR_DIR / "tracker-encryption.keys"
+# The clinic database's sealed columns and the webhook journal's message lines.
+CLINIC_KEYS_ENV = "CLINIC_ENCRYPTION_KEYS"
+DEFAULT_CLINIC_KEY_FILE = VAR_DIR / "clinic-encryption.keys"
 
 
 class AtRestError(RuntimeError):
@@ -92,7 +104,8 @@ class Keyring:
                 key = b""
             if len(key) != KEY_BYTES:
                 raise AtRestError(f"{source}: key {key_id!r} is not {KEY_BYTES} bytes of url-safe base64 "
-                                  "(make one with `python -m addons.encrypted_tracker_store new-key`)")
+                                  "(make one with `python -m addons.encrypted_tracker_store new-key` or "
+                                  "`python -m clinic.at_rest_rotation new-key`)")
             if key_id in keys:
                 raise AtRestError(f"{source}: key id {key_id!r} appears twice")
             keys[key_id] = key
@@ -146,9 +159,18 @@ class Sealer:
     def _use(self, keyring: Keyring) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        self.keyring = keyring
-        self._ciphers = {key_id: AESGCM(key) for key_id, key in keyring.keys.items()}
-        self.current_prefix = self.prefix(keyring.current)
+        # One tuple, replaced at once: a thread sealing while another reloads the key file
+        # never pairs one key's cipher with another key's id.
+        self._state = (keyring, {key_id: AESGCM(key) for key_id, key in keyring.keys.items()},
+                       self.prefix(keyring.current))
+
+    @property
+    def keyring(self) -> Keyring:
+        return self._state[0]
+
+    @property
+    def current_prefix(self) -> str:
+        return self._state[2]
 
     @staticmethod
     def prefix(key_id: str) -> str:
@@ -166,18 +188,18 @@ class Sealer:
 
     def seal(self, text: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
-        prefix = self.current_prefix
-        sealed = self._ciphers[self.keyring.current].encrypt(nonce, text.encode("utf-8"), prefix.encode("ascii"))
+        keyring, ciphers, prefix = self._state
+        sealed = ciphers[keyring.current].encrypt(nonce, text.encode("utf-8"), prefix.encode("ascii"))
         return prefix + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def open(self, value: str) -> str:
         key_id = self.key_id_of(value)
         if key_id is None:
             return value  # written before encryption
-        cipher = self._ciphers.get(key_id)
+        cipher = self._state[1].get(key_id)
         if cipher is None and self._reload is not None:
             self._use(self._reload())
-            cipher = self._ciphers.get(key_id)
+            cipher = self._state[1].get(key_id)
         if cipher is None:
             raise UnknownKeyError(
                 f"a stored value was encrypted with key {key_id!r}, which is not in {self.keyring.source} "
@@ -198,3 +220,65 @@ class Sealer:
     def reseal(self, value: str) -> str:
         """``value`` sealed under the current key (plain text gets sealed)."""
         return self.seal(self.open(value))
+
+
+# ── the clinic's keyring (clinic database, WhatsApp journal) ─────────────────────────────
+def load_clinic_keyring(environ: Optional[Mapping[str, str]] = None,
+                        key_file: Path = DEFAULT_CLINIC_KEY_FILE) -> Keyring:
+    """The keyring of the clinic database and the journal: ``CLINIC_ENCRYPTION_KEYS``, else
+    ``key_file`` (created with one new key, mode 0600, on first use)."""
+    return load_keyring(environ, CLINIC_KEYS_ENV, key_file)
+
+
+_CLINIC_SEALERS: Dict[Tuple[str, str], Sealer] = {}
+_CLINIC_SEALERS_LOCK = threading.Lock()
+_clinic_override: Optional[Sealer] = None
+
+
+def clinic_sealer(environ: Optional[Mapping[str, str]] = None,
+                  key_file: Path = DEFAULT_CLINIC_KEY_FILE) -> Sealer:
+    """The process's sealer for the clinic's keyring, loaded once per keyring source (the
+    variable's value or the key file). From a key file it reloads the file when a value names
+    a key id it lacks (another process added a key: ``new-key``, then restarts)."""
+    if _clinic_override is not None:
+        return _clinic_override
+    environ = os.environ if environ is None else environ
+    from_variable = environ.get(CLINIC_KEYS_ENV) or ""
+    cache_key = (from_variable, "" if from_variable else str(key_file))
+    sealer = _CLINIC_SEALERS.get(cache_key)
+    if sealer is None:
+        with _CLINIC_SEALERS_LOCK:
+            sealer = _CLINIC_SEALERS.get(cache_key)
+            if sealer is None:
+                reload = None if from_variable else (lambda: load_clinic_keyring({}, key_file))
+                sealer = Sealer(load_clinic_keyring(environ, key_file), reload)
+                _CLINIC_SEALERS[cache_key] = sealer
+    return sealer
+
+
+@contextmanager
+def clinic_keyring_in_use(keyring: Keyring) -> Iterator[Sealer]:
+    """Tests (and tools): every ``SealedText`` column and journal line of this process uses
+    ``keyring`` inside the block."""
+    global _clinic_override
+    previous, _clinic_override = _clinic_override, Sealer(keyring)
+    try:
+        yield _clinic_override
+    finally:
+        _clinic_override = previous
+
+
+class SealedText(TypeDecorator):  # type: ignore[misc]
+    """A text column stored sealed with the clinic's keyring (``clinic_sealer``); values
+    written before encryption (no ``enc:`` prefix) read as they are. Only for columns that
+    are never compared or searched in SQL (each value's ciphertext differs)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[str], dialect: Any) -> Optional[str]:
+        return None if value is None else clinic_sealer().seal(value)
+
+    def process_result_value(self, value: Optional[str], dialect: Any) -> Optional[str]:
+        return None if value is None else clinic_sealer().open(value)
+

@@ -3,7 +3,8 @@
 One job: take Meta's webhooks safely and hand each message to the assistant once.
 - GET: the verification handshake (echo ``hub.challenge`` when mode and token match).
 - POST: check the signature over the raw body (401 missing, 403 wrong), parse (400 on bad
-  JSON), append every new message (redacted, pseudonymised) and every status to the door's
+  JSON), append every new message (redacted, pseudonymised, its words sealed with the
+  clinic's keyring: clinic/messaging/journal_lines.py) and every status to the door's
   journal, then answer 200 at once; the flusher moves the journal into the durable inbox.
   Processing happens afterwards, per conversation in order (``processor.py``); a wamid
   already stored is never processed again.
@@ -30,9 +31,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from sqlalchemy import exc as sql_errors
 
+from clinic.at_rest import AtRestError, clinic_sealer
+from clinic.at_rest_rotation import check_keys
 from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.teams import Team
+from clinic.messaging.journal_lines import open_record, seal_record
 from clinic.messaging.media import MediaStore
 from clinic.messaging.outbox_queue import PRIORITY_NAMES
 from clinic.messaging.quarantine import WAMID_MAX, Quarantine, storable_wamid
@@ -93,6 +97,10 @@ class Door:
         self.quarantine = Quarantine(sessions)
         self._handoffs = HandoffRequests(sessions)
         self._cipher = ContactCipher.from_environment()
+        # The clinic's keyring (clinic/at_rest.py): a message's words in the journal and in the
+        # inbox are sealed with it. Loaded now: a malformed keyring stops the door at start.
+        self._sealer = clinic_sealer()
+        check_keys(engine, self._sealer)  # a missing or wrong key: AtRestError naming its id
         self._pseudonym_key = load_pseudonym_key()
         self.sessions = sessions
         # Gateway mode (server.py): a separate process takes the webhooks
@@ -212,7 +220,8 @@ class Door:
                 prepared = self._prepare(message)
                 if prepared is not None:
                     item, address = prepared
-                    records.append(_message_record(item, self._cipher.encrypt(address) if address else None))
+                    records.append(seal_record(_message_record(item, self._cipher.encrypt(address) if address else None),
+                                               self._sealer))
             except Exception as error:  # noqa: BLE001 - one bad message must not sink the batch
                 self.metrics.increment("inbound_quarantined")
                 logger.warning("An inbound WhatsApp message could not be prepared; quarantined: %s",
@@ -282,9 +291,10 @@ class Door:
                 await self.flush_journal()
             except Exception as error:  # noqa: BLE001 - e.g. the database is down: keep the journal, retry
                 self.metrics.increment("journal_flush_failed")
-                # Where, not what: a database error's text quotes the row it refused.
+                # Where, not what: a database error's text quotes the row it refused. A key
+                # problem's text names key ids only, and says what to do.
                 logger.error("Moving journalled webhooks into the inbox failed; retrying: %s",
-                             where_it_failed(error))
+                             str(error) if isinstance(error, AtRestError) else where_it_failed(error))
                 await asyncio.sleep(1.0)
                 wanted.set()
 
@@ -296,13 +306,16 @@ class Door:
         except Exception as error:  # noqa: BLE001 - start-up must not depend on it
             self.metrics.increment("journal_flush_failed")
             logger.error("Moving journalled webhooks into the inbox at start-up failed; the flusher "
-                         "retries: %s", where_it_failed(error))
+                         "retries: %s", str(error) if isinstance(error, AtRestError) else where_it_failed(error))
 
     def drain_journal(self, new: Optional[List[InboundTurn]] = None) -> List[InboundTurn]:
         """Journal → inbox; the messages that were new are appended to ``new`` as each
         segment commits."""
         new = [] if new is None else new
-        self.journal.drain(lambda records: new.extend(self._apply_records(records)))
+        # A line's words are opened first (journal_lines.py); a key the keyring lacks raises
+        # AtRestError and the segment stays for the next drain, whatever the database says.
+        self.journal.drain(lambda records: new.extend(
+            self._apply_records([open_record(record, self._sealer) for record in records])))
         return new
 
     def _apply_records(self, records: List[Dict[str, Any]]) -> List[InboundTurn]:
@@ -344,7 +357,7 @@ class Door:
         is_message = fields.get("type") == "message"
         try:
             self.quarantine.add(
-                "journal", "journal_apply_failed", detail=type(error).__name__, wamid=text_field("wamid"),
+                "journal", "journal_apply_failed", detail=_error_kind(error), wamid=text_field("wamid"),
                 conversation_id=text_field("conversation_id"), kind=text_field("kind"),
                 record=fields if is_message else None, received_at=received_at)
         except Exception as failure:  # noqa: BLE001 - the record is worse than thought
@@ -457,6 +470,13 @@ def _unreachable(error: BaseException) -> bool:
                               sql_errors.TimeoutError, sql_errors.DisconnectionError))
 
 
+def _error_kind(error: BaseException) -> str:
+    """The class of what went wrong: a value SQLAlchemy could not bind (a text sealed on its
+    way in that cannot be encoded) is named by its cause, not by the wrapper."""
+    cause = error.orig if isinstance(error, sql_errors.StatementError) and error.orig is not None else error
+    return type(cause).__name__
+
+
 def journal_directory(configured: str, database_url: str) -> Path:
     """WHATSAPP_JOURNAL_DIR, else beside a SQLite database file (so each test or benchmark
     stack, with its own database, has its own journal), else var/whatsapp-journal."""
@@ -471,7 +491,8 @@ def journal_directory(configured: str, database_url: str) -> Path:
 
 
 def _message_record(item: InboundTurn, address_encrypted: Optional[str]) -> Dict[str, Any]:
-    """A journal line: the turn's wire format, plus the contact's encrypted address."""
+    """A journal line: the turn's wire format, plus the contact's encrypted address (its words
+    are then sealed: ``seal_record``)."""
     return {"type": "message", **item.to_json(), "address_encrypted": address_encrypted}
 
 

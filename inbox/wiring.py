@@ -2,6 +2,7 @@
 gateway, session secret.
 
 Settings: ``CLINIC_DATABASE_URL``, ``CLINIC_ENCRYPTION_KEY`` (or var/encryption.key),
+``CLINIC_ENCRYPTION_KEYS`` (or var/clinic-encryption.keys: the keyring sealing message texts),
 ``CLINIC_DOCUMENT_KEY`` (or var/document.key: patients' uploaded documents and the media
 they send in the chat, which the gateway stores in the media folder beside the database),
 ``RASA_URL`` + ``RASA_AUTH_TOKEN``, ``INBOX_SECRET_KEY`` (or var/inbox-session.key),
@@ -20,6 +21,8 @@ import dataclasses
 import secrets
 from typing import Optional
 
+from clinic.at_rest import clinic_sealer
+from clinic.at_rest_rotation import check_keys
 from clinic.db import VAR_DIR, create_schema, make_engine, make_session_factory
 from clinic.inbox.audit import AuditLog
 from clinic.inbox.model import Delivery
@@ -74,8 +77,10 @@ def build(database_url: Optional[str] = None, replies: Optional[ReplyGateway] = 
             replies = RecordingReplyGateway(rasa)
         else:
             replies = NotConnectedReplyGateway()
+    sealer = clinic_sealer(environ)
+    check_keys(engine, sealer)  # a missing or wrong key stops the inbox here, naming the key id
     inbox = Inbox(sessions, cipher, transcripts=RasaTranscriptSource(rasa),
-                  control=RasaConversationControl(rasa), replies=replies)
+                  control=RasaConversationControl(rasa), replies=replies, sealer=sealer)
     secret = secret_from(environ, "INBOX_SECRET_KEY", SESSION_KEY_FILE,
                           lambda: secrets.token_hex(32).encode()).decode()
     documents = DocumentCipher.from_environment(environ)

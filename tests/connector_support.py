@@ -73,3 +73,26 @@ async def deliver(channel: WhatsAppInput, body: bytes, signature_header) -> tupl
     answer = await channel.receive_webhook(body, signature_header)
     await channel.flush_journal()
     return answer
+
+
+def opened(row: dict) -> dict:
+    """A raw database row with its sealed columns (clinic/at_rest.py ``SealedText``) opened
+    with the process's clinic keyring, as the stores read them."""
+    from clinic.at_rest import clinic_sealer
+
+    return {key: clinic_sealer().open(value) if isinstance(value, str) and value.startswith("enc:v1:") else value
+            for key, value in row.items()}
+
+
+def opened_journal(directory) -> str:
+    """The journal's lines with each message's words opened (clinic/messaging/journal_lines.py),
+    one JSON object a line: what the door wrote, readable."""
+    from clinic.at_rest import clinic_sealer
+    from clinic.messaging.journal_lines import open_record
+
+    lines = []
+    for path in sorted(directory.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                lines.append(json.dumps(open_record(json.loads(line), clinic_sealer())) + "\n")
+    return "".join(lines)

@@ -17,6 +17,8 @@ from tests.connector_support import (
     envelope,
     make_channel,
     message,
+    opened,
+    opened_journal,
     signed,
     text,
     wamid,
@@ -35,7 +37,7 @@ def channel(tmp_path, monkeypatch):
 def rows(channel, table):
     engine = create_engine(str(channel.store._sessions.kw["bind"].url), future=True)
     with engine.connect() as connection:
-        return [dict(r._mapping) for r in connection.execute(sql(f"SELECT * FROM {table}"))]
+        return [opened(dict(r._mapping)) for r in connection.execute(sql(f"SELECT * FROM {table}"))]
 
 
 def dump(channel) -> str:
@@ -239,6 +241,11 @@ async def test_garbage_inside_a_valid_envelope_never_crashes(channel):
 
 
 def journal_text(channel) -> str:
+    """The journal's lines, each message's words opened (on disk they are sealed)."""
+    return opened_journal(channel.journal.directory)
+
+
+def raw_journal(channel) -> str:
     return "".join(p.read_text() for p in sorted(channel.journal.directory.glob("*.jsonl")))
 
 
@@ -248,9 +255,11 @@ async def test_the_200_comes_after_the_journal_holds_only_redacted_pseudonymous_
     body = envelope(text(PATIENT, f"my card is {card}"))
     assert await channel.receive_webhook(*signed(body)) == (200, "OK")
     # Durable before the 200: on disk, not yet in the database (the flusher's job).
-    written = journal_text(channel)
-    assert channel.conversation_id(PATIENT) in written and "[card number removed]" in written
+    written, raw = journal_text(channel), raw_journal(channel)
+    assert channel.conversation_id(PATIENT) in raw and "[card number removed]" in written
     assert PATIENT not in written and card not in written and "Synthetic Patient" not in written
+    # On disk the words are sealed (issue 18): ids and times in clear, the text not.
+    assert "my card is" not in raw and "[card number removed]" not in raw and '"sealed":"enc:v1:' in raw
     assert rows(channel, "wa_inbox") == []
     await channel.flush_journal()
     assert [r["text"] for r in rows(channel, "wa_inbox")] == ["my card is [card number removed]"]

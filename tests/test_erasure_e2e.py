@@ -3,7 +3,9 @@ simulator (standing in for Meta), Rasa with the WhatsApp channel, the action ser
 staff inbox as separate processes over real HTTP, real SQLite files.
 
 A patient asks a clinic question, talks to reception (staff claim, reply, resolve), then
-asks in the chat to delete their data and confirms. Afterwards no file of the product —
+asks in the chat to delete their data and confirms. Before the erasure, no clear text of
+the conversation is in the clinic database, its write-ahead log or the journal (sealed at
+rest: clinic/at_rest.py). Afterwards no file of the product —
 the clinic database and its write-ahead log, Rasa's tracker store and its log, the
 WhatsApp journal directory, every process's log, an upload folder if any — holds the
 patient's texts, their name, the staff reply or their phone number; the tracker store has no
@@ -91,10 +93,19 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
     time.sleep(2)
     inbox_api(staff, "POST", f"/tickets/{ticket['id']}/resolve", reason="answered")
     seen = len(stack.wait_for_replies(WA_ID, seen + 2))  # back with the assistant + the rating question
-    # Before the erasure the texts are there (so the search below can find them).
+    # Before the erasure the conversation is there, its texts sealed at rest (issue 18): no
+    # clear text of the patient's messages or the staff reply in the clinic database, its
+    # write-ahead log or the WhatsApp journal, while the inbox's API reads them.
     assert clinic_rows(stack, "SELECT count(*) FROM wa_inbox WHERE conversation_id = :c", c=conversation)[0][0] >= 4
-    assert any(b"vermilion campervan" in path.read_bytes() for path in product_files(stack)
-               if path.name.startswith("clinic.db"))
+    stored = clinic_rows(stack, "SELECT text_encrypted FROM inbox_messages")
+    assert stored and all(value.startswith("enc:v1:") for (value,) in stored)
+    page = inbox_api(staff, "GET", f"/tickets/{ticket['id']}")
+    assert STAFF_REPLY in json.dumps(page)
+    clinic_files = [path for path in product_files(stack) if "clinic.db" in str(path.relative_to(stack.workdir))]
+    for path in clinic_files:
+        data = path.read_bytes()
+        for needle in NEEDLES + [QUESTION, HANDOFF, THANKS, STAFF_REPLY]:
+            assert needle.encode() not in data, (needle, path.name)
 
     # "Delete my data": what is erased and what the clinic keeps, then yes / no.
     [question] = say(stack, "please delete all my data", seen, 1)

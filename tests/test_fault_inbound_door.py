@@ -17,7 +17,7 @@ from sqlalchemy import create_engine
 from sqlalchemy import text as sql
 
 from clinic.messaging.quarantine import OVERLONG_ID_PREFIX
-from tests.connector_support import deliver, envelope, make_channel, signed, text, wamid
+from tests.connector_support import deliver, envelope, make_channel, opened, signed, text, wamid
 from whatsapp.limits import TEXT_BODY_MAX, WEBHOOK_BODY_MAX_BYTES
 
 PATIENT = "16505551234"
@@ -39,7 +39,7 @@ def logs(caplog):
 def rows(channel, table):
     engine = create_engine(str(channel.store._sessions.kw["bind"].url), future=True)
     with engine.connect() as connection:
-        return [dict(r._mapping) for r in connection.execute(sql(f"SELECT * FROM {table} ORDER BY 1"))]
+        return [opened(dict(r._mapping)) for r in connection.execute(sql(f"SELECT * FROM {table} ORDER BY 1"))]
 
 
 def assert_no_text_logged(logs, *texts: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from benchmarks.stack import Stack, free_port
+from clinic.at_rest import clinic_sealer
 from clinic.db import make_engine, make_session_factory
 from clinic.phi_guard import check
 from clinic.privacy import contact_key
@@ -195,5 +196,7 @@ def test_the_sender_refuses_health_information(stack):
     assert (outcome.state, outcome.detail) == ("refused", "blocked_phi")
     with sqlite3.connect(stack.database) as db:
         payload, error, state = db.execute("SELECT payload_json, error_detail, state FROM wa_outbound ORDER BY id DESC LIMIT 1").fetchone()
+    assert payload.startswith("enc:v1:")  # sealed at rest (clinic/at_rest.py); opened to read it
+    payload = clinic_sealer().open(payload)
     assert "7.2" not in payload and "metformin" not in payload and json.loads(payload)["withheld"] == "blocked_phi"
     assert error.startswith("blocked_phi") and state == "refused"

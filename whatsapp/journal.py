@@ -19,7 +19,10 @@ statuses never move backwards. A crash in the middle of ``append`` can leave a t
 line; it is skipped (Meta redelivers any webhook that did not get its 200).
 
 What is written is what the inbox would hold: redacted text, pseudonymous conversation
-ids, Fernet-encrypted addresses; never a phone number in clear. Files are 0600.
+ids, Fernet-encrypted addresses; never a phone number in clear. Files are 0600. The door
+seals a message's words before appending (clinic/messaging/journal_lines.py); this module
+stores whatever records it is given. ``rewrite_idle`` lets a key rotation rewrite the
+segments of a directory no live door owns.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 logger = logging.getLogger(__name__)
 
@@ -140,3 +143,50 @@ class InboxJournal:
                 level = logging.INFO if number >= len(lines) - 2 else logging.WARNING
                 logger.log(level, "Skipped an unreadable journal line (%s, line %d)", path.name, number + 1)
         return records
+
+
+def rewrite_idle(directory: Path, transform: Callable[[Record], Record]) -> Optional[int]:
+    """Rewrite each record of every segment in ``directory`` through ``transform`` (a key
+    rotation resealing the words), each segment atomically (a new 0600 file, then a rename),
+    holding the directory's lock meanwhile: no door can start on it, drain or delete a
+    segment half-rewritten. A directory a live door owns is left alone: None (that door
+    drains its segments into the database within seconds, and writes new ones under its
+    own keys). Unreadable lines are kept as they are. Returns the records changed."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return 0
+    lock_fd = os.open(directory / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        changed = 0
+        for path in sorted(p for p in directory.glob(f"*{SUFFIX}") if p.stem.isdigit()):
+            lines: List[bytes] = []
+            segment_changed = False
+            for line in path.read_bytes().split(b"\n"):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    lines.append(line)
+                    continue
+                rewritten = transform(record)
+                if rewritten is not record:
+                    segment_changed = True
+                    changed += 1
+                lines.append(json.dumps(rewritten, separators=(",", ":"), default=str).encode())
+            if not segment_changed:
+                continue
+            temporary = path.with_name(f".{path.name}.rewrite")
+            fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b"".join(line + b"\n" for line in lines))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        return changed
+    finally:
+        os.close(lock_fd)  # releases the lock

@@ -34,6 +34,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from clinic.at_rest import Sealer, clinic_sealer
 from clinic.clock import utcnow
 from clinic.handoff.tables import HandoffRequest
 from clinic.handoff.teams import Team
@@ -225,8 +226,14 @@ class Inbox:
                  clock: Callable[[], dt.datetime] = utcnow,
                  templates: Optional[Sequence[ApprovedTemplate]] = None,
                  catalogue: Optional[Catalogue] = None,
-                 patient_texts: Optional[PatientTexts] = None) -> None:
+                 patient_texts: Optional[PatientTexts] = None,
+                 sealer: Optional[Sealer] = None) -> None:
         self._sessions = session_factory
+        # Staff replies, notes and call-back notes are sealed with the clinic's keyring
+        # (clinic/at_rest.py: AES-256-GCM, key id kept; rotated by `python -m
+        # clinic.at_rest_rotation rotate`); ``cipher`` (Fernet) still opens what was
+        # written before the keyring.
+        self._sealer = sealer or clinic_sealer()
         self.catalogue = catalogue or default_catalogue()
         # What the inbox itself tells patients (who has joined), per language.
         self.patient_texts = patient_texts or default_patient_texts()
@@ -240,6 +247,14 @@ class Inbox:
         self.replies = replies
         self._defaults = defaults or InboxSettings.from_environment()
         self._clock = clock
+
+    def _seal_text(self, text: str) -> str:
+        return self._sealer.seal(text)
+
+    def _open_text(self, stored: str) -> str:
+        if Sealer.key_id_of(stored) is None:
+            return self._cipher.decrypt(stored)  # written before the keyring: Fernet
+        return self._sealer.open(stored)
 
     # ── settings ────────────────────────────────────────────────────────────────────────
 
@@ -327,7 +342,7 @@ class Inbox:
                     if ticket is None or ticket.conversation_id != conversation_id:
                         raise NotFound("no such ticket for this conversation")
                 row = TaskRow(conversation_id=conversation_id, ticket_id=ticket_id, team=team,
-                              note_encrypted=self._cipher.encrypt(note) if note else None,
+                              note_encrypted=self._seal_text(note) if note else None,
                               due_at=due_at, state="open", created_by=actor.username, created_at=now)
                 session.add(row)
                 session.flush()
@@ -490,7 +505,7 @@ class Inbox:
                 row = self._visible(session, actor, ticket_id)
                 next_state(TicketState(row.state), Event.NOTE)
                 message = MessageRow(ticket_id=row.id, kind=MessageKind.NOTE.value, author_id=actor.id,
-                                     text_encrypted=self._cipher.encrypt(text), created_at=now)
+                                     text_encrypted=self._seal_text(text), created_at=now)
                 session.add(message)
                 session.flush()
                 audit.append(session, actor, "note_added", at=now, conversation_id=row.conversation_id,
@@ -552,7 +567,7 @@ class Inbox:
             if row.assignee_id != actor.id:
                 raise Forbidden("only the staff member who has claimed the ticket replies")
             message = MessageRow(ticket_id=row.id, kind=MessageKind.REPLY.value, author_id=actor.id,
-                                 text_encrypted=self._cipher.encrypt(text), created_at=now,
+                                 text_encrypted=self._seal_text(text), created_at=now,
                                  delivery="sending")
             session.add(message)
             session.flush()
@@ -572,7 +587,7 @@ class Inbox:
                 extra = f" {detail}" if detail else ""
                 if note is not None:  # e.g. a template sent in another language: on the ticket
                     note_row = MessageRow(ticket_id=ticket_id, kind=MessageKind.NOTE.value, author_id=actor.id,
-                                          text_encrypted=self._cipher.encrypt(note(result)), created_at=done)
+                                          text_encrypted=self._seal_text(note(result)), created_at=done)
                     session.add(note_row)
                     session.flush()
                     extra += f" note={note_row.id}"
@@ -695,7 +710,7 @@ class Inbox:
             language = conversation_languages(session, [row.conversation_id], self.catalogue)[row.conversation_id]
             text = self.patient_texts.staff_joined(language, _first_name(owner), row.team)
             message = MessageRow(ticket_id=row.id, kind=MessageKind.NOTICE.value, author_id=owner.id,
-                                 text_encrypted=self._cipher.encrypt(text), created_at=now, delivery="sending")
+                                 text_encrypted=self._seal_text(text), created_at=now, delivery="sending")
             session.add(message)
             session.flush()
             message_id, conversation_id = message.id, row.conversation_id
@@ -795,12 +810,12 @@ class Inbox:
 
     def _message(self, row: MessageRow, author: str) -> InboxMessage:
         return InboxMessage(id=row.id, ticket_id=row.ticket_id, kind=MessageKind(row.kind), author=author,
-                            text=self._cipher.decrypt(row.text_encrypted), created_at=aware(row.created_at),
+                            text=self._open_text(row.text_encrypted), created_at=aware(row.created_at),
                             delivery=row.delivery, delivery_detail=row.delivery_detail)
 
     def _task(self, row: TaskRow) -> Task:
         return Task(id=row.id, conversation_id=row.conversation_id, ticket_id=row.ticket_id, team=row.team,
-                    note=self._cipher.decrypt(row.note_encrypted) if row.note_encrypted else "",
+                    note=self._open_text(row.note_encrypted) if row.note_encrypted else "",
                     due_at=aware(row.due_at), state=row.state, created_by=row.created_by,
                     created_at=aware(row.created_at), done_at=aware(row.done_at))
 

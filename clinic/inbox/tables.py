@@ -1,8 +1,11 @@
 """Rows of the staff inbox (``inbox_*`` tables).
 
-Message and note texts, task notes and TOTP secrets are stored encrypted (Fernet, the
-clinic's encryption key): they may hold health information, and a copied database file or
-backup should not reveal them. Ticket rows hold only the conversation's pseudonym.
+Message and note texts and task notes are stored sealed with the clinic's keyring
+(clinic/at_rest.py: AES-256-GCM, ``enc:v1:<key id>:…``, rotated by ``python -m
+clinic.at_rest_rotation rotate``); rows written before it hold Fernet tokens (the clinic's
+``CLINIC_ENCRYPTION_KEY``), which still read and which a rotation re-seals. TOTP secrets
+stay Fernet. They may hold health information, and a copied database file or backup should
+not reveal them. Ticket rows hold only the conversation's pseudonym.
 """
 
 from __future__ import annotations

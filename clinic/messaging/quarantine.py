@@ -31,10 +31,11 @@ import hashlib
 import json
 from typing import Any, Dict, List, Optional
 
-from sqlalchemy import Column, DateTime, Integer, String, Text, func, select, update
+from sqlalchemy import Column, DateTime, Integer, String, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinic.at_rest import SealedText
 from clinic.clock import utcnow
 from clinic.db import Base
 from clinic.messaging.store import ContactRow, InboxRow
@@ -57,7 +58,8 @@ class QuarantineRow(Base):
     conversation_id = Column(String(64), nullable=True, index=True)  # pseudonymous
     kind = Column(String(32), nullable=True)  # text, image… when known
     inbox_id = Column(Integer, nullable=True)  # the wa_inbox row of a dead letter
-    record_json = Column(Text, nullable=True)  # the journal record, only while a retry needs it
+    # The journal record (sealed at rest), only while a retry needs it.
+    record_json = Column(SealedText, nullable=True)
     state = Column(String(12), nullable=False, index=True)  # open | retried | dismissed
     attempts = Column(Integer, nullable=False, default=0)
     received_at = Column(DateTime(timezone=True), nullable=True)

@@ -3,7 +3,8 @@
 - ``wa_inbox``: every inbound message is written here *before* Meta gets its 200, keyed by
   its wamid, so a redelivery (or a restart) never processes a message twice and a crash
   never loses one. The text waiting for the assistant is already redacted, and is cleared
-  once processed (data minimisation).
+  once processed (data minimisation). While held, the text (and a tapped button's title)
+  is sealed with the clinic's keyring (``SealedText``, clinic/at_rest.py).
 - ``wa_contacts``: pseudonymous conversation id → encrypted WhatsApp address (to reply) and
   the time of the last inbound message (the 24-hour customer-service window).
 - ``wa_outbound``: each message the clinic sends, its delivery status (monotonic: a late
@@ -16,6 +17,7 @@
   dead letter staff closed). ``ambiguous`` marks a row whose request Meta may have taken
   although no answer came back (a timeout, a crash mid-request): a resend could deliver it
   twice, so it is flagged and counted, never hidden behind a plain ``sent``.
+  The payload (what the patient reads) is sealed at rest like the inbox's text.
 
 Synchronous SQLAlchemy (2.0 style on 1.4): callers run these methods in a worker thread.
 """
@@ -45,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import sessionmaker
 
+from clinic.at_rest import SealedText
 from clinic.clock import utcnow
 from clinic.db import Base
 from clinic.messaging.turn import InboundTurn, MediaRef
@@ -72,8 +75,10 @@ class InboxRow(Base):
     wamid = Column(String(191), nullable=False, unique=True)
     conversation_id = Column(String(64), nullable=False, index=True)
     kind = Column(String(32), nullable=False)  # e.g. text, button_reply, image, reaction
-    text = Column(Text, nullable=True)  # what the assistant will read (redacted)
-    metadata_json = Column(Text, nullable=True)
+    # What the assistant will read (redacted), and the tapped title: sealed at rest with the
+    # clinic's keyring (clinic/at_rest.py), cleared once processed.
+    text = Column(SealedText, nullable=True)
+    metadata_json = Column(SealedText, nullable=True)
     redacted = Column(String(64), nullable=True)  # kinds of secrets removed, comma-separated
     state = Column(String(12), nullable=False, index=True)  # pending|processing|done|skipped|failed
     attempts = Column(Integer, nullable=False, default=0)
@@ -115,7 +120,8 @@ class OutboundRow(Base):
     conversation_id = Column(String(64), nullable=False, index=True)
     wamid = Column(String(191), nullable=True, unique=True)
     kind = Column(String(32), nullable=False)
-    payload_json = Column(Text, nullable=True)  # kept only until sent (or as a dead letter)
+    # What the patient is sent, sealed at rest; kept only until sent (or as a dead letter).
+    payload_json = Column(SealedText, nullable=True)
     state = Column(String(12), nullable=False, index=True)  # queued|sending|sent|refused|dead|dismissed
     error_code = Column(Integer, nullable=True)
     error_detail = Column(String(300), nullable=True)
@@ -137,7 +143,7 @@ class OutboundRow(Base):
     # The outbox's queue (clinic/messaging/outbox_queue.py): lower leaves first; a queued
     # template's version in the default language, sent once instead on Meta's 132001.
     priority = Column(Integer, nullable=False, default=0, server_default="0")
-    fallback_json = Column(Text, nullable=True)
+    fallback_json = Column(SealedText, nullable=True)
     # The worker that claimed the row (``sending``): another worker's drain leaves a row a
     # live worker is sending alone (clinic/messaging/leases.py, gateway/outbox.py).
     lease_owner = Column(String(120), nullable=True)
