@@ -46,9 +46,10 @@ from sqlalchemy import func, inspect, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from clinic.at_rest import Sealer, load_keyring
+from clinic.at_rest import Sealer, clinic_sealer, load_keyring
 from clinic.clock import utcnow
 from clinic.inbox.model import Actor
+from clinic.inbox.service import open_staff_text
 from clinic.privacy import ContactCipher
 from clinic.privacy_erasure import tracker_database_url
 
@@ -125,12 +126,14 @@ class TrackerTranscript:
 class PrivacyAccess:
     def __init__(self, sessions: sessionmaker, *, cipher: ContactCipher, documents: Any,
                  tracker: Optional[TrackerTranscript] = None,
-                 clock: Optional[Callable[[], dt.datetime]] = None):
-        """``cipher``: the clinic's ContactCipher (staff messages, notes, survey comments);
+                 clock: Optional[Callable[[], dt.datetime]] = None, sealer: Optional[Sealer] = None):
+        """``cipher``: the clinic's ContactCipher (survey comments; staff messages and notes
+        written before the keyring); ``sealer``: the clinic's keyring (staff messages and notes);
         ``documents``: the uploads' DocumentCipher (file names); ``tracker``: the
         conversation (None: the export says it was not available)."""
         self.sessions = sessions
         self.cipher = cipher
+        self.sealer = sealer or clinic_sealer()
         self.documents = documents
         self.tracker = tracker
         self.clock = clock or utcnow
@@ -140,7 +143,7 @@ class PrivacyAccess:
         from clinic.portal.uploads import DocumentCipher
 
         return cls(sessions, cipher=ContactCipher.from_environment(environ),
-                   documents=DocumentCipher.from_environment(environ),
+                   sealer=clinic_sealer(environ), documents=DocumentCipher.from_environment(environ),
                    tracker=TrackerTranscript.from_environment(environ))
 
     # ── the export ───────────────────────────────────────────────────────────────────────
@@ -249,11 +252,12 @@ class PrivacyAccess:
         conversations = [{
             "ticket": t.id, "team": t.team, "state": t.state, "reason": t.reason, "opened_at": _iso(t.created_at),
             "resolved_at": _iso(t.resolved_at), "your_rating": ratings.get(t.id),
-            "messages": [{"at": _iso(m.created_at), "kind": m.kind, "text": self.cipher.decrypt(m.text_encrypted)}
+            "messages": [{"at": _iso(m.created_at), "kind": m.kind, "text": open_staff_text(m.text_encrypted, self.cipher, self.sealer)}
                          for m in messages if m.ticket_id == t.id]} for t in tickets]
         callbacks = [{"team": task.team, "state": task.state, "due_at": _iso(task.due_at),
                       "requested_at": _iso(task.created_at), "done_at": _iso(task.done_at),
-                      "note": self.cipher.decrypt(task.note_encrypted) if task.note_encrypted else None}
+                      "note": open_staff_text(task.note_encrypted, self.cipher, self.sealer)
+                      if task.note_encrypted else None}
                      for task in tasks]
         return conversations, callbacks
 

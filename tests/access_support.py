@@ -105,6 +105,7 @@ def build_world(tmp_path: Path) -> World:
     uploads = up.Uploads(sessions, documents, tokens, clock=clock)
     keyring = Keyring.parse(new_key_entry("k1"), "test")
     store = tracker_store(tmp_path / "tracker.db", keyring)
+    sealer = Sealer(Keyring.parse(new_key_entry("c1"), "test clinic keyring"))  # staff texts
     consent = ConsentStore(sessions)
     service = backend.services()[0]
     slots = backend.search_slots(SlotQuery(service.id, NOW, NOW + dt.timedelta(days=10), limit=4))
@@ -174,8 +175,10 @@ def build_world(tmp_path: Path) -> World:
             session.add(ticket)
             session.flush()
             session.add_all([
+                # The reply as the inbox seals it now (the clinic's keyring); the note as
+                # written before the keyring (Fernet): access reads both.
                 MessageRow(ticket_id=ticket.id, kind="reply", author_id=staff_id,
-                           text_encrypted=cipher.encrypt(said["reply"]), created_at=NOW, delivery="sent"),
+                           text_encrypted=sealer.seal(said["reply"]), created_at=NOW, delivery="sent"),
                 TaskRow(conversation_id=conversation, ticket_id=ticket.id, team="nurse",
                         note_encrypted=cipher.encrypt(said["note"]), state="open", created_by="bot",
                         created_at=NOW),
@@ -183,6 +186,6 @@ def build_world(tmp_path: Path) -> World:
                                  created_at=NOW),
             ])
     tracker_engine = store[1].engine
-    access = PrivacyAccess(sessions, cipher=cipher, documents=documents,
+    access = PrivacyAccess(sessions, cipher=cipher, documents=documents, sealer=sealer,
                            tracker=TrackerTranscript(tracker_engine, Sealer(keyring)), clock=clock)
     return World(sessions, backend, tokens, access, cipher, clock, tracker_engine, patients)

@@ -252,9 +252,7 @@ class Inbox:
         return self._sealer.seal(text)
 
     def _open_text(self, stored: str) -> str:
-        if Sealer.key_id_of(stored) is None:
-            return self._cipher.decrypt(stored)  # written before the keyring: Fernet
-        return self._sealer.open(stored)
+        return open_staff_text(stored, self._cipher, self._sealer)
 
     # ── settings ────────────────────────────────────────────────────────────────────────
 
@@ -1014,6 +1012,15 @@ def _check_setting(key: str, value: object, source: Optional[str] = None) -> int
     if number is None or not low <= number <= high:
         raise InvalidInput(f"{source or key} must be a whole number of minutes from {low} to {high}")
     return number
+
+
+def open_staff_text(stored: str, cipher: ContactCipher, sealer: Sealer) -> str:
+    """A staff reply, note or call-back note as stored: sealed with the clinic's keyring, or,
+    written before the keyring, with the single Fernet key. (Also read by access on request,
+    clinic/privacy_access.py.)"""
+    if Sealer.key_id_of(stored) is None:
+        return cipher.decrypt(stored)
+    return sealer.open(stored)
 
 
 def _open_detail(team: str, priority: Priority, reason: str, red_flag: Optional[str]) -> str:
