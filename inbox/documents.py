@@ -13,20 +13,17 @@ its sniffed type: never rendered inside the inbox's pages.
 from __future__ import annotations
 
 import re
-import unicodedata
-import urllib.parse
 from typing import List, Optional
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from clinic.clock import utcnow
-from clinic.inbox import audit
 from clinic.inbox.model import NotFound
 from clinic.inbox.staff import StaffMember
-from clinic.portal.uploads import DocumentKeyError, UploadInfo, Uploads
-from inbox.context import client_of, current_member, deps
+from clinic.portal.uploads import UploadInfo, Uploads
+from inbox.context import current_member, deps
 from inbox.schemas import RowId
+from inbox.ticket_files import attachment_disposition, open_audited, private_headers
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 UPLOAD_ID = re.compile(r"^pup_[0-9a-f]{16}$")
@@ -43,13 +40,6 @@ def ticket_documents(request: Request, conversation_id: str) -> Optional[List[Up
     return uploads.for_conversation(conversation_id) if uploads is not None else None
 
 
-def attachment_disposition(name: str) -> str:
-    """Content-Disposition for any file name (RFC 6266: an ASCII fallback and the UTF-8 name)."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    ascii_name = re.sub(r'[^A-Za-z0-9._ -]', "_", ascii_name).strip() or "document"
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
-
-
 @router.get("/tickets/{ticket_id}/documents/{upload_id}")
 def download(ticket_id: RowId, upload_id: str, request: Request,
              member: StaffMember = Depends(current_member)) -> Response:
@@ -57,25 +47,10 @@ def download(ticket_id: RowId, upload_id: str, request: Request,
     if uploads is None or not UPLOAD_ID.match(upload_id):
         raise NotFound("no such document")
     view = d.inbox.ticket(member.actor, ticket_id)  # Forbidden / NotFound as for the ticket itself
-    now = utcnow()
-
-    def run():
-        with audit.transaction(uploads.sessions) as session:
-            found = uploads.read(session, upload_id, view.conversation_id)
-            if found is None:
-                raise NotFound("no such document in this conversation")
-            audit.append(session, member.actor, "document_downloaded", at=now, conversation_id=view.conversation_id,
-                         ticket_id=view.id, detail=upload_id, client=client_of(request))
-            return found
-
-    try:
-        info, content = audit.retrying(run)
-    except DocumentKeyError as error:
-        return d.templates.TemplateResponse(request, "error.html", {
-            "status": 500, "message": f"This document cannot be opened: {error}.", "member": member},
-            status_code=500)
-    return Response(content, media_type=info.media_type, headers={
-        "Content-Disposition": attachment_disposition(info.name),
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-    })
+    opened = open_audited(request, member, view, sessions=uploads.sessions, read=uploads.read,
+                          item_id=upload_id, action="document_downloaded", noun="document")
+    if isinstance(opened, Response):
+        return opened
+    info, content = opened
+    return Response(content, media_type=info.media_type,
+                    headers=private_headers(attachment_disposition(info.name)))

@@ -21,15 +21,13 @@ from typing import Dict, List, Optional, Tuple
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from clinic.clock import utcnow
-from clinic.inbox import audit
 from clinic.inbox.media_access import may_see_media
 from clinic.inbox.model import Forbidden, NotFound
 from clinic.inbox.staff import StaffMember
-from clinic.messaging.media import INLINE_TYPES, MediaInfo, MediaKeyError, MediaStore
-from inbox.context import client_of, current_member, deps
-from inbox.documents import attachment_disposition
+from clinic.messaging.media import INLINE_TYPES, MediaInfo, MediaStore
+from inbox.context import current_member, deps
 from inbox.schemas import RowId
+from inbox.ticket_files import attachment_disposition, open_audited, private_headers
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
 MEDIA_ID = re.compile(r"^med_[0-9a-f]{16}$")
@@ -59,30 +57,15 @@ def view(ticket_id: RowId, media_id: str, request: Request,
     ticket = d.inbox.ticket(member.actor, ticket_id)  # Forbidden / NotFound as for the ticket itself
     if not may_see_media(member.actor):
         raise Forbidden("your role does not see patients' photos, voice notes or documents")
-    now = utcnow()
-
-    def run():
-        with audit.transaction(store.sessions) as session:
-            found = store.read(session, media_id, ticket.conversation_id)
-            if found is None:
-                raise NotFound("no such media in this conversation")
-            audit.append(session, member.actor, "media_viewed", at=now, conversation_id=ticket.conversation_id,
-                         ticket_id=ticket.id, detail=media_id, client=client_of(request))
-            return found
-
-    try:
-        info, content = audit.retrying(run)
-    except MediaKeyError as error:
-        return d.templates.TemplateResponse(request, "error.html", {
-            "status": 500, "message": f"This media cannot be opened: {error}.", "member": member},
-            status_code=500)
+    opened = open_audited(request, member, ticket, sessions=store.sessions, read=store.read,
+                          item_id=media_id, action="media_viewed", noun="media")
+    if isinstance(opened, Response):
+        return opened
+    info, content = opened
     media_type = (info.mime_type or "").split(";")[0].strip().lower()
     inline = media_type in INLINE_TYPES
     disposition = attachment_disposition(info.download_name)
     if inline:
         disposition = "inline" + disposition[len("attachment"):]
-    return Response(content, media_type=media_type if inline else "application/octet-stream", headers={
-        "Content-Disposition": disposition,
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-    })
+    return Response(content, media_type=media_type if inline else "application/octet-stream",
+                    headers=private_headers(disposition))
