@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
@@ -32,14 +33,20 @@ def secret_from(environ: Optional[Mapping[str, str]], name: str, key_file: Path,
         return value.encode("utf-8")
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: if two processes race, one creates the file and the other reads it.
+        # Written whole to a private temporary file, then linked into place: the key file
+        # appears complete or not at all. If processes race (a stack starting its services
+        # at once), one link wins and every other process reads that key, never an empty
+        # file the winner has not written yet.
+        fd, temporary = tempfile.mkstemp(dir=key_file.parent, prefix=f".{key_file.name}.")
         try:
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(generate())
+            try:
+                os.link(temporary, key_file)
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(temporary)
     if key_file.stat().st_mode & 0o077:  # made before this rule, or by hand: owner only
         key_file.chmod(0o600)
     return key_file.read_bytes().strip()

@@ -153,3 +153,33 @@ def test_check_rules_and_placeholders():
     text = redact("снилс 12345678964, 身份证110101199003074514, пароль: котик").text
     assert set(PLACEHOLDER_RE.findall(text)) == {SSN, ID, PWD}
     assert PLACEHOLDER_RE.sub("", text) == "снилс , 身份证, пароль: "
+
+
+def test_a_key_file_is_never_read_half_written(tmp_path):
+    """Services that start at once race to create the same key file: the loser must read the
+    winner's whole key, never an empty file (it did when the file was created before its key
+    was generated and written)."""
+    import threading
+    import time
+
+    from clinic.privacy import secret_from
+
+    path = tmp_path / "race.key"
+    started, results = threading.Event(), {}
+
+    def slow() -> bytes:
+        started.set()
+        time.sleep(0.5)
+        return b"first-key"
+
+    def first() -> None:
+        results["first"] = secret_from({}, "NO_SUCH_VARIABLE", path, slow)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert started.wait(5)
+    results["second"] = secret_from({}, "NO_SUCH_VARIABLE", path, lambda: b"second-key")
+    thread.join()
+    assert results["first"] == results["second"] == b"second-key"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["race.key"]  # no temporary file left
