@@ -40,7 +40,7 @@ import requests
 from benchmarks.stack import PROJECT_ROOT, Stack, free_port, reply_text
 from clinic.db import make_engine, make_session_factory
 from clinic.messaging.media import media_directory
-from clinic.privacy import contact_key
+from clinic.privacy import ContactCipher, contact_key
 from clinic.scheduling.demo_data import install_demo_clinic
 from clinic.scheduling.sql_backend import SqlSchedulingBackend
 from clinic.settings import load_settings
@@ -297,11 +297,18 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
     for table, column in [("wa_inbox", "conversation_id"), ("wa_outbound", "conversation_id"),
                           ("wa_contacts", "conversation_id"), ("inbox_tickets", "conversation_id"),
                           ("handoff_ratings", "conversation_id"), ("inbox_tasks", "conversation_id"),
-                          ("wa_quarantine", "conversation_id")]:
+                          ("wa_quarantine", "conversation_id"), ("survey_requests", "conversation_id"),
+                          ("portal_uploads", "conversation_id"), ("portal_tokens", "conversation_id"),
+                          ("inbound_media", "conversation_id")]:
         assert clinic_rows(stack, f"SELECT count(*) FROM {table} WHERE {column} = :c", c=conversation) == [(0,)], table
     assert clinic_rows(stack, "SELECT count(*) FROM inbox_messages") == [(0,)]
     assert clinic_rows(stack, "SELECT count(*) FROM handoff_requests") == [(0,)]
     assert clinic_rows(stack, "SELECT count(*) FROM contact_languages") == [(0,)]
+    # Sealed values hide their text from a raw search: every survey comment left, decrypted.
+    cipher = ContactCipher(stack.env["CLINIC_ENCRYPTION_KEY"].encode())
+    comments = [cipher.decrypt(value) for (value,) in clinic_rows(
+        stack, "SELECT comment_encrypted FROM survey_requests WHERE comment_encrypted IS NOT NULL")]
+    assert not any(COMMENT in comment for comment in comments)
     # Rasa's tracker store: no event of the conversation (every row decrypted to be sure).
     sealer = stack.tracker_sealer()
     with sqlite3.connect(stack.tracker_database) as db:
