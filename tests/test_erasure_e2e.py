@@ -25,17 +25,19 @@ Meta's side, not the product's, and is not searched.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import re
 import secrets
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 import requests
+from sqlalchemy import LargeBinary, create_engine, inspect, text
+from sqlalchemy.pool import NullPool
 
 from benchmarks.stack import PROJECT_ROOT, Stack, free_port, reply_text
 from clinic.db import make_engine, make_session_factory
@@ -47,6 +49,7 @@ from clinic.settings import load_settings
 from clinic.surveys import tables as survey_tables
 from clinic.surveys.store import SurveyStore
 from tests.inbox_support import demo_staff_login, inbox_api
+from tests.pg_support import fresh_database
 from tests.test_inbound_media import png
 
 pytestmark = [pytest.mark.model, pytest.mark.servers]
@@ -71,11 +74,31 @@ KEPT = ["Quillfeather", "Marguerite", "1957-03-29", "29.03.1957", "29/03/1957", 
         "29 March 1957", "March 29, 1957", "29 Mar 1957", "19570329"]
 
 
-@pytest.fixture(scope="module")
-def stack(model, tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request, model, tmp_path_factory):
+    with running_stack(request, model, tmp_path_factory) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_stack(request, model, tmp_path_factory):
     # ingress: the WhatsApp gateway takes the webhooks and downloads chat media (sealed, into
     # the media folder beside the clinic database), as in production.
-    running = Stack(tmp_path_factory.mktemp("erasure-e2e"), model, ingress=True)
+    running = Stack(tmp_path_factory.mktemp(f"erasure-e2e-{request.param}"), model, ingress=True)
+    running.tracker_url = f"sqlite:///{running.tracker_database}"
+    databases = contextlib.ExitStack()
+    if request.param == "postgresql":
+        # The clinic database and Rasa's tracker store on PostgreSQL (each its own database);
+        # the journal in the stack's folder (beside a SQLite file by default).
+        server = request.getfixturevalue("postgres_url")
+        running.env["CLINIC_DATABASE_URL"] = databases.enter_context(fresh_database(server, "erasure_clinic"))
+        running.tracker_url = databases.enter_context(fresh_database(server, "erasure_tracker"))
+        running.env["RASA_TRACKER_STORE_URL"] = running.tracker_url
+        running.env["WHATSAPP_JOURNAL_DIR"] = str(running.workdir / "whatsapp-journal")
+        running.endpoints.write_text(
+            f'action_endpoint:\n  url: "http://127.0.0.1:{running.ports["actions"]}/webhook"\n'
+            'tracker_store:\n  type: addons.encrypted_tracker_store.EncryptedSQLTrackerStore\n'
+            f'  url: "{running.tracker_url}"\n')
     running.env["CLINIC_RECEPTION_HOURS"] = "mon-sun 00:00-23:59"
     running.env["WHATSAPP_OUTBOX_SWEEP_SECONDS"] = "1"
     # The portal (the clinic API) for the upload link.
@@ -83,14 +106,20 @@ def stack(model, tmp_path_factory):
     running.ports["clinic_api"] = api_port
     running.env["CLINIC_PORTAL_URL"] = f"http://127.0.0.1:{api_port}/portal"
     running.env["CLINIC_PORTAL_TOKEN_KEY"] = secrets.token_hex(32)
-    running.start()
-    running.start_inbox()
-    running._start("clinic_api", [sys.executable, "-m", "clinic_api", "--port", str(api_port)])
-    running.wait_for(f"http://127.0.0.1:{api_port}/api/health", "clinic_api")
-    install_demo_clinic(make_session_factory(make_engine(running.env["CLINIC_DATABASE_URL"])),
-                        timezone=load_settings().timezone, weeks=2)
-    yield running
-    running.stop()
+    try:
+        running.start()
+        running.start_inbox()
+        running._start("clinic_api", [sys.executable, "-m", "clinic_api", "--port", str(api_port)])
+        running.wait_for(f"http://127.0.0.1:{api_port}/api/health", "clinic_api")
+        install_demo_clinic(make_session_factory(make_engine(running.env["CLINIC_DATABASE_URL"])),
+                            timezone=load_settings().timezone, weeks=2)
+        yield running
+    finally:
+        running.stop()
+        for engine in ENGINES.values():
+            engine.dispose()
+        ENGINES.clear()
+        databases.close()
 
 
 @pytest.fixture(scope="module")
@@ -126,25 +155,49 @@ def tap(stack: Stack, message: dict, choice: int = 0) -> None:
     stack.sim(f"/_sim/users/{WA_ID}/tap", {"message_id": message["wamid"], "id": option})
 
 
-def tables_holding(stack: Stack, needle: str) -> set:
-    """The tables of the clinic database with a value (any column, read as text) holding
-    ``needle``."""
-    hits = set()
-    with sqlite3.connect(stack.database) as db:
-        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        for table in tables:
-            columns = [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]
-            for column in columns:
-                found = db.execute(f'SELECT 1 FROM "{table}" WHERE instr(CAST("{column}" AS TEXT), ?) > 0 LIMIT 1',
-                                   (needle,)).fetchone()
-                if found:
-                    hits.add(table)
-    return hits
+ENGINES: dict = {}
+
+
+def engine_of(url: str):
+    # NullPool: no connection kept open between reads (an open SQLite reader would hold the
+    # write-ahead log back from the erasure's checkpoint; PostgreSQL's database is dropped).
+    if url not in ENGINES:
+        ENGINES[url] = create_engine(url, poolclass=NullPool, future=True)
+    return ENGINES[url]
+
+
+def rows_of(url: str, sql: str, **params) -> list:
+    with engine_of(url).connect() as connection:
+        return [tuple(row) for row in connection.execute(text(sql), params)]
 
 
 def clinic_rows(stack: Stack, sql: str, **params) -> list:
-    with sqlite3.connect(stack.database) as db:
-        return db.execute(sql, params).fetchall()
+    return rows_of(stack.env["CLINIC_DATABASE_URL"], sql, **params)
+
+
+def tables_holding(stack: Stack, needle: str) -> set:
+    """The tables of the clinic database with a value (any column of any row) holding
+    ``needle``: text read as text, binary columns (sealed files) searched as bytes."""
+    engine = engine_of(stack.env["CLINIC_DATABASE_URL"])
+    postgres = engine.dialect.name == "postgresql"
+    hits = set()
+    schema = inspect(engine)
+    for table in schema.get_table_names():
+        for column in schema.get_columns(table):
+            name = column["name"]
+            if postgres and isinstance(column["type"], LargeBinary):
+                where, value = f'position(:needle in "{name}") > 0', needle.encode()
+            elif postgres:
+                where, value = f'strpos(CAST("{name}" AS TEXT), :needle) > 0', needle
+            else:
+                where, value = f'instr(CAST("{name}" AS TEXT), :needle) > 0', needle
+            if clinic_rows(stack, f'SELECT 1 FROM "{table}" WHERE {where} LIMIT 1', needle=value):
+                hits.add(table)
+    return hits
+
+
+def on_postgres(stack: Stack) -> bool:
+    return stack.env["CLINIC_DATABASE_URL"].startswith("postgresql")
 
 
 def product_files(stack: Stack) -> list:
@@ -204,8 +257,12 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
         time.sleep(0.3)
     [(media_id,)] = clinic_rows(stack, "SELECT id FROM inbound_media WHERE state = 'stored' AND conversation_id = :c",
                                 c=conversation)
+    # Beside the SQLite file; on PostgreSQL the project's var/media (shared: only this file).
     media_folder = media_directory(stack.env["CLINIC_DATABASE_URL"])
-    assert [path.name for path in media_folder.iterdir()] == [f"{media_id}.sealed"]
+    sealed_photo = media_folder / f"{media_id}.sealed"
+    assert sealed_photo.exists()
+    if not on_postgres(stack):
+        assert [path.name for path in media_folder.iterdir()] == [sealed_photo.name]
 
     # A person: staff claim, reply; the patient answers; staff resolve.
     [queued] = say(stack, HANDOFF, seen, 1)
@@ -260,11 +317,17 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
     assert stored and all(value.startswith("enc:v1:") for (value,) in stored)
     page = inbox_api(staff, "GET", f"/tickets/{ticket['id']}")
     assert STAFF_REPLY in json.dumps(page)
-    clinic_files = [path for path in product_files(stack) if "clinic.db" in str(path.relative_to(stack.workdir))]
+    clear = NEEDLES + [QUESTION, HANDOFF, THANKS, STAFF_REPLY, COMMENT]
+    clinic_files = [path for path in product_files(stack) + [sealed_photo]
+                    if re.search(r"clinic\.db|journal|media", str(path.relative_to(stack.workdir)
+                                                                  if path.is_relative_to(stack.workdir) else path))]
+    assert sealed_photo in clinic_files and any("journal" in str(path) for path in clinic_files), clinic_files
     for path in clinic_files:
         data = path.read_bytes()
-        for needle in NEEDLES + [QUESTION, HANDOFF, THANKS, STAFF_REPLY, COMMENT]:
+        for needle in clear:
             assert needle.encode() not in data, (needle, path.name)
+    if on_postgres(stack):  # the server's files are not the product's: every value, by SQL
+        assert {needle: tables_holding(stack, needle) for needle in clear} == {needle: set() for needle in clear}
 
     # "Delete my data": what is erased and what the clinic keeps, then yes / no.
     [question] = say(stack, "please delete all my data", seen, 1)
@@ -290,7 +353,9 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
     assert counts["wa_inbox"] >= 4
     assert counts["survey_requests"] == 1 and counts["portal_uploads"] == 1 and counts["patient_links"] == 1
     assert counts["portal_upload_links"] >= 1 and counts["inbound_media"] == 1
-    assert [path for path in media_folder.iterdir() if path.is_file()] == []
+    assert not sealed_photo.exists()
+    if not on_postgres(stack):
+        assert [path for path in media_folder.iterdir() if path.is_file()] == []
     time.sleep(1)  # let late delivery statuses and log lines land
 
     # No row of the conversation anywhere in the clinic database.
@@ -311,8 +376,7 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
     assert not any(COMMENT in comment for comment in comments)
     # Rasa's tracker store: no event of the conversation (every row decrypted to be sure).
     sealer = stack.tracker_sealer()
-    with sqlite3.connect(stack.tracker_database) as db:
-        events = db.execute("SELECT sender_id, data FROM events").fetchall()
+    events = rows_of(stack.tracker_url, "SELECT sender_id, data FROM events")
     assert all(sender != conversation for sender, _ in events)
     opened = " ".join(sealer.open(data) for _, data in events if data.startswith("enc:"))
     for needle in NEEDLES + KEPT + [COMMENT, BOOK]:
@@ -322,13 +386,13 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
     assert {needle: tables_holding(stack, needle) for needle in NEEDLES + KEPT} == {
         needle: ({"patients"} if needle in ("Quillfeather", "Marguerite", "1957-03-29") else set())
         for needle in NEEDLES + KEPT}
-    assert clinic_rows(stack, "SELECT conversation_id, contact_key LIKE 'erased_%' FROM patients WHERE name = :n",
-                       n=NAME) == [("erased", 1)]
+    assert clinic_rows(stack, "SELECT conversation_id, CASE WHEN contact_key LIKE 'erased_%' THEN 1 ELSE 0 END "
+                              "FROM patients WHERE name = :n", n=NAME) == [("erased", 1)]
 
     # Every file: databases with their -wal, journal segments, logs, the media folder.
     files = product_files(stack)
     names = {path.name for path in files}
-    assert {"clinic.db", "tracker.db"} <= names, names
+    assert on_postgres(stack) or {"clinic.db", "tracker.db"} <= names, names
     hits = [(str(path.relative_to(stack.workdir)), needle) for path in files for needle in NEEDLES
             if needle.encode() in path.read_bytes()]
     assert hits == [], hits
@@ -336,8 +400,8 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
     # row), nowhere else; no other format of the date anywhere.
     kept = {(str(path.relative_to(stack.workdir)), needle): path.read_bytes().count(needle.encode())
             for path in files for needle in KEPT if needle.encode() in path.read_bytes()}
-    assert kept == {("clinic.db", "Quillfeather"): 1, ("clinic.db", "Marguerite"): 1,
-                    ("clinic.db", "1957-03-29"): 1}, kept
+    assert kept == ({} if on_postgres(stack) else {("clinic.db", "Quillfeather"): 1, ("clinic.db", "Marguerite"): 1,
+                                                    ("clinic.db", "1957-03-29"): 1}), kept
 
     # The patient's next message starts afresh: a new conversation, welcomed again.
     welcome, _menu = say(stack, "hi", seen, 2)
