@@ -48,7 +48,7 @@ from sqlalchemy.orm import sessionmaker
 
 from clinic.at_rest import Sealer, clinic_sealer, load_keyring
 from clinic.clock import utcnow
-from clinic.inbox.model import Actor
+from clinic.inbox.model import Actor, aware
 from clinic.inbox.service import open_staff_text
 from clinic.privacy import ContactCipher
 from clinic.privacy_erasure import tracker_database_url
@@ -407,14 +407,10 @@ def issue_download(tokens: Any, grant: Any, now: dt.datetime) -> Any:
     conversation, single use, ``DOWNLOAD_LIFETIME`` (never past the link's own expiry)."""
     from clinic.portal.tokens import ACCESS_FILE
 
-    lifetime = min(DOWNLOAD_LIFETIME, max(_aware(grant.expires_at) - now, dt.timedelta(seconds=1)))
+    lifetime = min(DOWNLOAD_LIFETIME, max(aware(grant.expires_at) - now, dt.timedelta(seconds=1)))
     return tokens.issue(grant.patient_id, DOCUMENT, ACCESS_FILE, source="portal", lifetime=lifetime,
                         conversation_id=grant.conversation_id)
 
 
 def _iso(moment: Optional[dt.datetime]) -> Optional[str]:
-    return None if moment is None else _aware(moment).isoformat()
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment
+    return None if moment is None else aware(moment).isoformat()

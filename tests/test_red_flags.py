@@ -1,5 +1,6 @@
 """The red-flag detector (Rasa-free) on the clinician-reviewed phrase lists, every language."""
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -225,7 +226,9 @@ def test_project_lists_are_documented_for_reviewers():
     assert Path("content/red_flags/README.md").exists()
 
 
+@functools.lru_cache(maxsize=1)
 def _training_examples():
+    """Every (language, intent, text) of the NLU data, read once for the tests below."""
     from rasa.shared.nlu.training_data.loading import load_data
 
     return [(lang, m.get("intent"), m.get("text")) for lang in LANGUAGES
