@@ -184,6 +184,26 @@ def test_a_clear_message_in_another_supported_language_changes_it(memory):
     assert memory.recall("c1") == "zh"
 
 
+@pytest.mark.parametrize("greeting, code", [
+    ("Здравствуйте", "ru"), ("Добрый день!", "ru"), ("привет 👋", "ru"), ("你好", "zh"), ("您好！", "zh"),
+    ("晚上好", "zh"),
+])
+def test_a_greeting_in_another_language_changes_it(memory, greeting, code):
+    # A patient who starts over in their own language expects the answer in it, though the
+    # greeting is too short for the detector to be sure of anything else.
+    memory.decide("c1", "what time do you open on saturday")
+    decision = memory.decide("c1", greeting)
+    assert (decision.language, decision.changed, decision.chosen) == (code, True, False)
+
+
+@pytest.mark.parametrize("text", ["Иван Петров", "王伟", "да", "好的", "hi", "hello"])
+def test_a_name_or_a_short_word_is_not_a_greeting_that_switches(memory, text):
+    memory.decide("c1", "Здравствуйте, хочу записаться к врачу" if text.isascii() else
+                  "what time do you open on saturday")
+    before = memory.recall("c1")
+    assert (memory.decide("c1", text).language, memory.recall("c1")) == (before, before)
+
+
 def test_an_explicit_choice_is_remembered_as_chosen(memory):
     decision = memory.decide("c2", "中文")
     assert decision == Decision("zh", True, None, True)

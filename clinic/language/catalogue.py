@@ -32,6 +32,9 @@ class Language:
     whatsapp: str
     dateparser: str
     choose: Tuple[str, ...]
+    # Greetings that switch a conversation to this language when sent on their own: short,
+    # but unmistakable ("Здравствуйте", "你好"), unlike a name or "ok".
+    greet: Tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,16 @@ class Catalogue:
             return None
         for language in self.languages.values():
             if key in {choice_key(word) for word in language.choose} | {choice_key(language.name)}:
+                return language.code
+        return None
+
+    def greeted_in(self, text: str) -> Optional[str]:
+        """The language of a message that is only a greeting of its ("Здравствуйте!", "你好")."""
+        key = choice_key(text)
+        if not key:
+            return None
+        for language in self.languages.values():
+            if key in {choice_key(word) for word in language.greet}:
                 return language.code
         return None
 
@@ -91,7 +104,8 @@ def load_catalogue(path: Optional[Path] = None, environ: Optional[Mapping[str, s
             code=str(code), name=str(body["name"]), detector=str(body["detector"]).upper(),
             script=str(body["script"]), locale=str(body["locale"]), whatsapp=str(body["whatsapp"]),
             dateparser=str(body.get("dateparser") or code),
-            choose=tuple(str(word) for word in body.get("choose") or ()))
+            choose=tuple(str(word) for word in body.get("choose") or ()),
+            greet=tuple(str(word) for word in body.get("greet") or ()))
     default = str(raw.get("default") or next(iter(languages)))
     if default not in languages:
         raise LanguageDataError(f"{path}: default language '{default}' is not listed")

@@ -6,8 +6,10 @@ downloaded) restricted to the languages of that script, supported or merely reco
 
 Short or ambiguous messages ("ok", "👍", "1", a name, a date) are *weak*: they may set a
 new contact's language but never change one already known. A language change needs a
-*strong* message: three words and twelve letters (Chinese: four characters), or the
-patient naming a language ("Русский", "中文", "English").
+*strong* message: three words and twelve letters (Chinese: four characters), the
+patient naming a language ("Русский", "中文", "English"), or a greeting listed for a
+language in content/languages.yml ("Здравствуйте", "你好": a patient who starts over in
+their own language expects the answer in it).
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ def detect(text: str, catalogue: Optional[Catalogue] = None) -> Detection:
     chosen = catalogue.chosen_by(text)
     if chosen:
         return Detection(chosen, strong=True, chosen=True)
+    greeted = catalogue.greeted_in(text)
+    if greeted:
+        return Detection(greeted, strong=True)
     text = _clean(text)
     counts: Dict[str, int] = {}
     for ch in text:
