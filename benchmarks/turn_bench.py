@@ -97,12 +97,13 @@ def start_project(workdir: Path, model: Path, lean: bool) -> Bot:
     defaults (LEAN_TURNS=0, the whole domain sent with every action call)."""
     stack = Stack(workdir, model)
     stack.env["LEAN_TURNS"] = "1" if lean else "0"
-    if lean:
-        options = action_endpoint_options()
-        text = stack.endpoints.read_text()
-        head, _, rest = text.partition("tracker_store:")
-        stack.endpoints.write_text(head + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in options.items())
-                                   + "tracker_store:" + rest)
+    endpoints = yaml.safe_load(stack.endpoints.read_text())
+    for key, value in action_endpoint_options().items():
+        if lean:
+            endpoints["action_endpoint"][key] = value
+        else:
+            endpoints["action_endpoint"].pop(key, None)
+    stack.endpoints.write_text(yaml.safe_dump(endpoints))
     stack.start_actions()
     stack.start_rasa()
     bot = Bot(f"project ({'after' if lean else 'before'})", stack.url("rasa"), PROJECT_TURNS, stack.stop)
