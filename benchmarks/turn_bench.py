@@ -104,8 +104,12 @@ def start_project(workdir: Path, model: Path, lean: bool) -> Bot:
         else:
             endpoints["action_endpoint"].pop(key, None)
     stack.endpoints.write_text(yaml.safe_dump(endpoints))
-    stack.start_actions()
-    stack.start_rasa()
+    try:
+        stack.start_actions()
+        stack.start_rasa()
+    except BaseException:
+        stack.stop()  # no action server left running when Rasa does not start
+        raise
     bot = Bot(f"project ({'after' if lean else 'before'})", stack.url("rasa"), PROJECT_TURNS, stack.stop)
     bot.stack = stack
     return bot
