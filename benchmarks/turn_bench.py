@@ -9,8 +9,11 @@
 (d) Throughput with 10 concurrent patients (project's bot).
 
 The project's bot runs twice in the same run, "before" (LEAN_TURNS=0: Rasa's own code for
-the dialogue policies' history, addons/lean_turns.py not applied) and "after" (the
-default), so the before/after ratios compare like with like on the same machine.
+the dialogue policies' history, addons/lean_turns.py not applied; Rasa's default action
+endpoint, the whole domain sent with every action call; --before-model serves it from an
+older model, e.g. one trained with TEDPolicy) and "after" (as configured: endpoints.yml's
+action_endpoint settings), so the before/after ratios compare like with like on the same
+machine. --domain-cost measures what the domain adds to one action call.
 Targets (issue 15): (c) ratio ≤ 1.25; (a) ≥ 3× the "before" turns per second and at least
 the `rasa init` bot's.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import aiohttp
+import yaml
 
 from benchmarks.figures import percentile
 from benchmarks.stack import PROJECT_ROOT, Stack, free_port
@@ -75,17 +80,85 @@ class Bot:
 
     def __init__(self, name: str, url: str, turns: List[str], stop):
         self.name, self.url, self.turns, self._stop = name, url, turns, stop
+        self.stack: Optional[Stack] = None
 
     def stop(self) -> None:
         self._stop()
 
 
+def action_endpoint_options() -> Dict[str, object]:
+    """endpoints.yml's action_endpoint settings other than its address (enable_selective_domain)."""
+    settings = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8")) or {}
+    return {k: v for k, v in (settings.get("action_endpoint") or {}).items() if k != "url"}
+
+
 def start_project(workdir: Path, model: Path, lean: bool) -> Bot:
+    """"after": as configured (endpoints.yml's action_endpoint settings); "before": Rasa's
+    defaults (LEAN_TURNS=0, the whole domain sent with every action call)."""
     stack = Stack(workdir, model)
     stack.env["LEAN_TURNS"] = "1" if lean else "0"
-    stack.start_actions()
-    stack.start_rasa()
-    return Bot(f"project ({'after' if lean else 'before'})", stack.url("rasa"), PROJECT_TURNS, stack.stop)
+    endpoints = yaml.safe_load(stack.endpoints.read_text())
+    for key, value in action_endpoint_options().items():
+        if lean:
+            endpoints["action_endpoint"][key] = value
+        else:
+            endpoints["action_endpoint"].pop(key, None)
+    stack.endpoints.write_text(yaml.safe_dump(endpoints))
+    try:
+        stack.start_actions()
+        stack.start_rasa()
+    except BaseException:
+        stack.stop()  # no action server left running when Rasa does not start
+        raise
+    bot = Bot(f"project ({'after' if lean else 'before'})", stack.url("rasa"), PROJECT_TURNS, stack.stop)
+    bot.stack = stack
+    return bot
+
+
+async def domain_cost(bot: Bot, calls: int = 60) -> Dict[str, float]:
+    """What sending the domain with an action call costs: the payload Rasa would send after the
+    first 10 turns (tracker and domain read from its HTTP API as Rasa builds them), its
+    size with and without the domain, json.dumps (Rasa's side, aiohttp) and ujson.loads (the
+    action server's side, Sanic) of each, and the round trip of each to the live action
+    server (an action name it does not know: it parses the body, then answers 404)."""
+    import ujson
+
+    stack = bot.stack
+    token = stack.secrets["RASA_AUTH_TOKEN"]
+    sender = "domain-cost"
+    async with aiohttp.ClientSession() as session:
+        for text in bot.turns:
+            await turn(session, bot, sender, text)
+        async with session.get(f"{bot.url}/conversations/{sender}/tracker",
+                               params={"include_events": "ALL", "token": token}) as r:
+            tracker = await r.json()
+        async with session.get(f"{bot.url}/domain", params={"token": token},
+                               headers={"Accept": "application/json"}) as r:
+            domain = await r.json()
+        base = {"next_action": "no_such_action", "sender_id": sender, "tracker": tracker, "version": "3.6.21"}
+        payloads = {"whole domain": {**base, "domain": domain}, "no domain": base}
+        out: Dict[str, float] = {}
+        for name, payload in payloads.items():
+            body = json.dumps(payload)
+            out[f"{name}: KB"] = len(body.encode()) / 1024
+            started = time.perf_counter()
+            for _ in range(calls):
+                json.dumps(payload)
+            out[f"{name}: dumps ms"] = (time.perf_counter() - started) * 1000 / calls
+            started = time.perf_counter()
+            for _ in range(calls):
+                ujson.loads(body)
+            out[f"{name}: loads ms"] = (time.perf_counter() - started) * 1000 / calls
+        trips: Dict[str, List[float]] = {name: [] for name in payloads}
+        for _ in range(calls):
+            for name, payload in payloads.items():  # interleaved: the machine's load hits both
+                started = time.perf_counter()
+                async with session.post(f"{stack.url('actions')}/webhook", json=payload) as r:
+                    await r.read()
+                trips[name].append((time.perf_counter() - started) * 1000)
+        for name, values in trips.items():
+            out[f"{name}: round trip ms"] = statistics.median(values)
+    return out
 
 
 def rasa_env() -> dict:
@@ -222,13 +295,25 @@ async def measure(bot: Bot, args, tag: str, concurrency: bool) -> Dict[str, dict
 
 
 async def main_async(args) -> int:
-    model = PROJECT_ROOT / "models" / "assistant.tar.gz"
+    model = args.model or PROJECT_ROOT / "models" / "assistant.tar.gz"
     if not model.exists():
         print("No trained model: run `make train` first.", file=sys.stderr)
         return 2
     results: Dict[str, Dict[str, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="turn-bench-") as tmp:
         tmp = Path(tmp)
+        if args.domain_cost or args.domain_cost_only:
+            print("The domain in an action call (project bot, action server + rasa run)", flush=True)
+            bot = start_project(tmp / "domain-cost", model, True)
+            try:
+                await warm_up(bot, "domain-cost")
+                cost = await domain_cost(bot)
+            finally:
+                bot.stop()
+            for key, value in cost.items():
+                print(f"    {key:32s} {value:9.2f}", flush=True)
+            if args.domain_cost_only:
+                return 0
         if not args.skip_init:
             print(f"Stock `rasa init` bot: {'reusing ' + str(args.init_model) if args.init_model else 'creating and training it in a temporary folder'}...", flush=True)
             init_model = init_bot_model(tmp, args.init_model)
@@ -237,7 +322,7 @@ async def main_async(args) -> int:
         for lean in variants:
             tag = "after" if lean else "before"
             print(f"\nProject bot, {tag} (LEAN_TURNS={int(lean)}): action server + rasa run (REST)", flush=True)
-            bot = start_project(tmp / tag, model, lean)
+            bot = start_project(tmp / tag, model if lean else (args.before_model or model), lean)
             try:
                 results[tag] = await measure(bot, args, tag, concurrency=True)
             finally:
@@ -295,6 +380,12 @@ def main() -> int:
     parser.add_argument("--no-init-concurrency", action="store_true", help="no (d) for the rasa init bot")
     parser.add_argument("--only-before", action="store_true", help="the project's bot with LEAN_TURNS=0 only")
     parser.add_argument("--only-after", action="store_true", help="the project's bot as configured only")
+    parser.add_argument("--model", type=Path, help="the project's model (default models/assistant.tar.gz)")
+    parser.add_argument("--before-model", type=Path,
+                        help="serve \"before\" from this model (e.g. one trained at an earlier commit)")
+    parser.add_argument("--domain-cost", action="store_true",
+                        help="also measure what sending the whole domain costs per action call")
+    parser.add_argument("--domain-cost-only", action="store_true", help="only that measurement")
     parser.add_argument("--keep-latencies", metavar="DIR", help="write every long-conversation latency and the logs here")
     return asyncio.run(main_async(parser.parse_args()))
 
