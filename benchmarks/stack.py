@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import yaml
 from cryptography.fernet import Fernet
 
 from clinic.at_rest import TRACKER_KEYS_ENV, Keyring, Sealer, new_key_entry
@@ -29,6 +30,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 240
 # Rasa's and the action server's logs as JSON lines, like every other process (clinic/logs.py).
 LOGGING_CONFIG = PROJECT_ROOT / "logging.yml"
+
+
+def action_endpoint_options() -> Dict[str, Any]:
+    """endpoints.yml's action_endpoint settings other than its address (enable_selective_domain)."""
+    settings = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8")) or {}
+    return {k: v for k, v in (settings.get("action_endpoint") or {}).items() if k != "url"}
 
 
 def free_port() -> int:
@@ -83,12 +90,20 @@ class Stack:
         }
         self.endpoints = self.workdir / "endpoints.yml"
         self.endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{self.ports["actions"]}/webhook"\n'
+            self.action_endpoint_yaml() +
             'tracker_store:\n  type: addons.encrypted_tracker_store.EncryptedSQLTrackerStore\n'
             f'  dialect: sqlite\n  db: "{self.tracker_database}"\n'
         )
         self.simulator_args = simulator_args
         self.processes: Dict[str, subprocess.Popen] = {}
+
+    def action_endpoint_yaml(self) -> str:
+        """This stack's action server, with endpoints.yml's other settings (selective domain):
+        a trained model marks the actions that get the domain, so serving it without the
+        setting would test a different Rasa from the one `make run` starts."""
+        lines = [f'action_endpoint:\n  url: "http://127.0.0.1:{self.ports["actions"]}/webhook"\n']
+        lines += [f"  {key}: {json.dumps(value)}\n" for key, value in action_endpoint_options().items()]
+        return "".join(lines)
 
     def tracker_sealer(self) -> Sealer:
         """Opens (and seals) the tracker store's ``events.data`` values, for tests."""

@@ -41,7 +41,7 @@ import aiohttp
 import yaml
 
 from benchmarks.figures import percentile
-from benchmarks.stack import PROJECT_ROOT, Stack, free_port
+from benchmarks.stack import PROJECT_ROOT, Stack, action_endpoint_options, free_port
 
 # One cycle of a patient's conversation, shaped like the test stories (tests/stories): a
 # greeting, clinic questions (FAQ answers through the action server), a booking started
@@ -84,12 +84,6 @@ class Bot:
 
     def stop(self) -> None:
         self._stop()
-
-
-def action_endpoint_options() -> Dict[str, object]:
-    """endpoints.yml's action_endpoint settings other than its address (enable_selective_domain)."""
-    settings = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8")) or {}
-    return {k: v for k, v in (settings.get("action_endpoint") or {}).items() if k != "url"}
 
 
 def start_project(workdir: Path, model: Path, lean: bool) -> Bot:

@@ -96,7 +96,7 @@ def running_stack(request, model, tmp_path_factory):
         running.env["RASA_TRACKER_STORE_URL"] = running.tracker_url
         running.env["WHATSAPP_JOURNAL_DIR"] = str(running.workdir / "whatsapp-journal")
         running.endpoints.write_text(
-            f'action_endpoint:\n  url: "http://127.0.0.1:{running.ports["actions"]}/webhook"\n'
+            running.action_endpoint_yaml() +
             'tracker_store:\n  type: addons.encrypted_tracker_store.EncryptedSQLTrackerStore\n'
             f'  url: "{running.tracker_url}"\n')
     running.env["CLINIC_RECEPTION_HOURS"] = "mon-sun 00:00-23:59"

@@ -72,6 +72,16 @@ def test_the_action_endpoint_sends_the_domain_selectively():
     assert endpoints["action_endpoint"]["enable_selective_domain"] is True
 
 
+def test_the_end_to_end_stack_serves_with_the_same_action_settings(tmp_path):
+    # A model marks which actions get the domain; the test stack must not serve it the
+    # whole domain where `make run` sends it selectively (or the other way round).
+    from benchmarks.stack import Stack
+
+    written = yaml.safe_load(Stack(tmp_path, tmp_path / "model.tar.gz").endpoints.read_text())
+    assert written["action_endpoint"]["enable_selective_domain"] is True
+    assert written["action_endpoint"]["url"].endswith("/webhook")
+
+
 def test_the_domain_is_sent_to_exactly_the_actions_that_read_it():
     from rasa.shared.core.domain import Domain
 
