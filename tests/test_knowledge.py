@@ -8,11 +8,11 @@ import io
 import pytest
 from pypdf import PdfWriter
 
-from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.knowledge.demo import DIRECTORY
 from clinic.knowledge.ingest import IngestError, extract
 from clinic.knowledge.search import Searcher, trim
-from clinic.knowledge.service import KnowledgeBase, ReviewError
+from clinic.knowledge.service import ReviewError
+from tests.knowledge_support import fresh_knowledge_base
 
 POLICY_V1 = b"""# Visiting policy
 
@@ -30,10 +30,8 @@ RU = "# Правила\n\nЖивотных в клинику приводить 
 
 @pytest.fixture
 def kb(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'clinic.db'}")
-    create_schema(engine)
-    yield KnowledgeBase(make_session_factory(engine))
-    engine.dispose()
+    with fresh_knowledge_base(tmp_path) as knowledge:
+        yield knowledge
 
 
 def _upload(kb, data=POLICY_V1, name="visiting.md", **kw):

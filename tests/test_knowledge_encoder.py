@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.knowledge import search as search_module
 from clinic.knowledge.search import DEFAULT_RULE, DEFAULT_THRESHOLD, Searcher
-from clinic.knowledge.service import KnowledgeBase
+from tests.knowledge_support import fresh_knowledge_base
 
 GUIDE = b"""# Examinations
 
@@ -63,10 +62,8 @@ class TopicEncoder:
 
 @pytest.fixture
 def kb(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'clinic.db'}")
-    create_schema(engine)
-    yield KnowledgeBase(make_session_factory(engine))
-    engine.dispose()
+    with fresh_knowledge_base(tmp_path) as knowledge:
+        yield knowledge
 
 
 def _approved(kb, data=GUIDE, **kw):
