@@ -129,6 +129,10 @@ def test_a_fourth_language_is_a_data_change(tmp_path):
     ("what time do you open on saturday", "en"),
     ("хочу записаться к терапевту на завтра утром", "ru"),
     ("我想预约明天上午看医生", "zh"),
+    # Short, plain sentences: the detector's confidence is spread over thirty languages,
+    # but its lead is clear.
+    ("do you sell hearing aids?", "en"),
+    ("can you book me for friday", "en"),
 ])
 def test_a_clear_message_is_detected_strongly(text, code):
     found = detect(text)
@@ -202,6 +206,11 @@ def test_a_name_or_a_short_word_is_not_a_greeting_that_switches(memory, text):
                   "what time do you open on saturday")
     before = memory.recall("c1")
     assert (memory.decide("c1", text).language, memory.recall("c1")) == (before, before)
+
+
+def test_a_plain_english_question_after_chinese_switches_back(memory):
+    memory.decide("c1", "可以带狗来吗？")
+    assert memory.decide("c1", "do you sell hearing aids?").language == "en"
 
 
 def test_an_explicit_choice_is_remembered_as_chosen(memory):
