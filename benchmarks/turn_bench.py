@@ -89,15 +89,13 @@ class Bot:
 def start_project(workdir: Path, model: Path, lean: bool) -> Bot:
     """"after": as configured (endpoints.yml's action_endpoint settings); "before": Rasa's
     defaults (LEAN_TURNS=0, the whole domain sent with every action call)."""
-    stack = Stack(workdir, model)
+    stack = Stack(workdir, model)  # its endpoints carry endpoints.yml's action settings
     stack.env["LEAN_TURNS"] = "1" if lean else "0"
-    endpoints = yaml.safe_load(stack.endpoints.read_text())
-    for key, value in action_endpoint_options().items():
-        if lean:
-            endpoints["action_endpoint"][key] = value
-        else:
+    if not lean:
+        endpoints = yaml.safe_load(stack.endpoints.read_text())
+        for key in action_endpoint_options():
             endpoints["action_endpoint"].pop(key, None)
-    stack.endpoints.write_text(yaml.safe_dump(endpoints))
+        stack.endpoints.write_text(yaml.safe_dump(endpoints))
     try:
         stack.start_actions()
         stack.start_rasa()

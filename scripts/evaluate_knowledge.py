@@ -154,14 +154,16 @@ def score(searcher: Searcher, language: str, answerable: List[list], unanswerabl
             refused += 1
         else:
             failures.append(f"    answered {question!r} → {answer.passage.text[:60]!r} ({answer.confidence:.2f})")
-    timings.sort()
-    cpu.sort()
     return {"answerable": len(answerable), "unanswerable": len(unanswerable),
             "top1": correct / len(answerable), "wrong": wrong, "missed": missed,
             "refusals": refused / len(unanswerable), "unapproved": unapproved,
-            "p95_ms": 1000 * timings[max(0, int(round(0.95 * len(timings))) - 1)],
-            "median_ms": 1000 * statistics.median(timings),
-            "p95_cpu_ms": 1000 * cpu[max(0, int(round(0.95 * len(cpu))) - 1)], "failures": failures}
+            "p95_ms": 1000 * _p95(timings), "median_ms": 1000 * statistics.median(timings),
+            "p95_cpu_ms": 1000 * _p95(cpu), "failures": failures}
+
+
+def _p95(values: List[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
 
 
 def tune(kb: KnowledgeBase) -> None:
@@ -182,7 +184,7 @@ def tune(kb: KnowledgeBase) -> None:
             good = {i for i, p in enumerate(signals.index.passages) if expected and expected in p.text}
             cases[language].append((signals, expected is not None, good))
 
-    def measure(rule: Rule, threshold: float) -> Dict[str, tuple]:
+    def measure(rule: Rule, threshold: float, cases: Dict[str, list] = cases) -> Dict[str, tuple]:
         result = {}
         for language, rows in cases.items():
             correct = refused = 0
@@ -194,12 +196,10 @@ def tune(kb: KnowledgeBase) -> None:
             result[language] = (correct / answerable_count, refused / (len(rows) - answerable_count))
         return result
 
-    lexical = {}
-    for language, rows in cases.items():  # coverage alone, DEFAULT_THRESHOLD: the refusals to keep
-        stripped = [(dataclasses.replace(s, cosine=None), a, g) for s, a, g in rows]
-        cases[language], saved = stripped, rows
-        lexical[language] = measure(DEFAULT_RULE, DEFAULT_THRESHOLD)[language]
-        cases[language] = saved
+    # Coverage alone at DEFAULT_THRESHOLD: the refusals every combined rule must keep.
+    without_cosines = {language: [(dataclasses.replace(signals, cosine=None), answerable, good)
+                                  for signals, answerable, good in rows] for language, rows in cases.items()}
+    lexical = measure(DEFAULT_RULE, DEFAULT_THRESHOLD, without_cosines)
     print("coverage alone at", DEFAULT_THRESHOLD, "  ".join(f"{lang} {t:.3f}/{r:.3f}" for lang, (t, r) in lexical.items()))
     grid = itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), [x / 100 for x in range(30, 61, 5)],
                              (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45), (0.0, 0.15, 0.2, 0.25, 0.3))

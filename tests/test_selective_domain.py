@@ -19,7 +19,6 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from pathlib import Path
 from typing import Dict, List
 
 import pytest
@@ -28,7 +27,7 @@ from rasa_sdk import Action
 from rasa_sdk.executor import ActionExecutor
 from rasa_sdk.forms import ValidationAction
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import PROJECT_ROOT
 
 
 def reads_domain(cls: type) -> List[str]:
