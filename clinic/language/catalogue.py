@@ -8,7 +8,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from clinic.settings import PROJECT_ROOT
 from clinic.yaml_files import load_yaml_file
@@ -56,21 +56,19 @@ class Catalogue:
 
     def chosen_by(self, text: str) -> Optional[str]:
         """The language a message on its own names ("Русский", "中文", "english please")."""
-        key = choice_key(text)
-        if not key:
-            return None
-        for language in self.languages.values():
-            if key in {choice_key(word) for word in language.choose} | {choice_key(language.name)}:
-                return language.code
-        return None
+        return self._language_of_phrase(text, lambda language: (*language.choose, language.name))
 
     def greeted_in(self, text: str) -> Optional[str]:
         """The language of a message that is only a greeting of its ("Здравствуйте!", "你好")."""
+        return self._language_of_phrase(text, lambda language: language.greet)
+
+    def _language_of_phrase(self, text: str, phrases: Callable[[Language], Sequence[str]]) -> Optional[str]:
+        """The first language one of whose ``phrases`` the whole message is (see choice_key)."""
         key = choice_key(text)
         if not key:
             return None
         for language in self.languages.values():
-            if key in {choice_key(word) for word in language.greet}:
+            if key in {choice_key(phrase) for phrase in phrases(language)}:
                 return language.code
         return None
 
