@@ -165,10 +165,11 @@ def retried_turn_is_replayed_by_the_other_replica(cluster: Cluster) -> dict:
     return first
 
 
-def run_burst(cluster: Cluster, clinic_url: str, tracker_url: str, kills: bool = True) -> dict:
+def run_burst(cluster: Cluster, clinic_url: str, tracker_url: str, kills: bool = True,
+              count: int = PATIENTS) -> dict:
     wamids: Dict[str, List[str]] = {}
-    burst = threading.Thread(target=lambda: wamids.update(send_burst(cluster, patients(PATIENTS), MESSAGES_EACH)))
-    total = PATIENTS * MESSAGES_EACH
+    burst = threading.Thread(target=lambda: wamids.update(send_burst(cluster, patients(count), MESSAGES_EACH)))
+    total = count * MESSAGES_EACH
     events: Dict[str, float] = {}
     started = time.monotonic()
     burst.start()
@@ -240,7 +241,8 @@ def test_control_a_tracker_store_per_replica_breaks_the_checks(tmp_path, model, 
                       tracker_urls=own).start()
     try:
         # The checks read the first replica's tracker store (the other's turns are not there).
-        result = run_burst(cluster, clinic_url, own[0], kills=False)
+        # Fewer patients: the fault shows at once.
+        result = run_burst(cluster, clinic_url, own[0], kills=False, count=10)
     finally:
         cluster.stop()
     print(f"control ({result['elapsed']:.1f} s): {len(result['problems'])} findings\n"
