@@ -94,17 +94,15 @@ class Relay:
         delay = 0.5
         tried: Set[int] = set()  # replicas tried since the last back-off
         while True:
-            replica = self.replicas.choose(tried)
+            # An up replica; else one marked down (by this turn or others), back soonest first.
+            replica = self.replicas.choose(tried) or self.replicas.soonest_back(tried)
             if replica is None:
-                if tried:
-                    # Every replica failed in a row: the assistant is down, restarting or
-                    # overloaded. The message waits in the inbox.
-                    await back_off(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, RETRY_MAX_SECONDS)
-                    tried.clear()
-                    continue
-                # All marked down by other turns: try the one back soonest (a probe).
-                replica = self.replicas.least_recently_failed()
+                # Every replica failed in a row: the assistant is down, restarting or
+                # overloaded. The message waits in the inbox.
+                await back_off(delay * (0.5 + random.random()))
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                tried.clear()
+                continue
             tried.add(replica.index)
             answer = await self._try(session, replica, request)
             if isinstance(answer, TurnReply):

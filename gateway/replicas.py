@@ -13,8 +13,9 @@ choice is about load and outages only:
 - once that time is over, the next turn that picks it is the probe: an answer brings it
   back at once, a failure sends it down for longer. Nothing polls a replica in between.
 
-When every replica is down the least recently failed one is tried (the relay backs off
-between rounds, relay.py): a turn is never dropped for want of a replica.
+When no up replica is left for a turn, the down ones are tried too, the one back soonest
+first; when every replica failed, the relay backs off before the next round (relay.py): a
+turn is never dropped for want of a replica.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Replicas:
     def choose(self, tried: Optional[Set[int]] = None) -> Optional[Replica]:
         """The replica for the next try of a turn, skipping those ``tried`` for it already:
         an up one with the fewest in flight (round robin among ties). None when every
-        untried replica is down (then the caller backs off; see ``least_recently_failed``)."""
+        untried replica is down (see ``soonest_back``)."""
         now = self._clock()
         tried = tried or set()
         count = len(self.replicas)
@@ -71,9 +72,11 @@ class Replicas:
         self._next = (chosen.index + 1) % count
         return chosen
 
-    def least_recently_failed(self) -> Replica:
-        """Every replica is down: the one whose down time ends first."""
-        return min(self.replicas, key=lambda r: r.down_until)
+    def soonest_back(self, tried: Optional[Set[int]] = None) -> Optional[Replica]:
+        """No up replica is left untried: the down one whose down time ends first (it may
+        be back already), or None when every replica was tried (then the caller backs off)."""
+        left = [r for r in self.replicas if r.index not in (tried or set())]
+        return min(left, key=lambda r: r.down_until) if left else None
 
     def started(self, replica: Replica) -> None:
         replica.in_flight += 1

@@ -58,12 +58,14 @@ def test_a_failed_replica_is_skipped_for_a_while_then_probed_and_back_when_it_an
     replicas.started(a)
     assert replicas.failed(a) == 2.0
     assert [replicas.choose().index for _ in range(4)] == [1, 1, 1, 1]  # a is down
-    assert replicas.choose(tried={1}) is None  # b tried, a down: nothing left this round
+    assert replicas.choose(tried={1}) is None  # b tried, a down: no up one left
+    assert replicas.soonest_back(tried={1}) is a  # then the down one, before backing off
+    assert replicas.soonest_back(tried={0, 1}) is None  # every one tried: back off
     clock.now += 0.5
     replicas.started(b)
     replicas.failed(b)
     assert replicas.choose() is None  # both down
-    assert replicas.least_recently_failed() is a  # back soonest: the relay tries it first
+    assert replicas.soonest_back() is a  # back soonest: the relay tries it first
     replicas.started(b)
     replicas.answered(b)
     clock.now += 2.0
