@@ -54,6 +54,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of stat
 
 
+def machine_cpu() -> tuple:
+    """(busy, total) jiffies of the whole machine, every process's (/proc/stat): how much of
+    the cores other work took while a burst ran."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def children(pid: int) -> List[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -162,16 +170,19 @@ def run(args: argparse.Namespace) -> None:
                 cluster.restart("relay0")
                 # Every replica's first turns are slow (lazy loading): warm each one up.
                 burst(cluster, f"1444{n}9", patients=4 * n, messages=2)
-                before = cpu_by_process(cluster, postmaster, redis.pid)
+                before, machine_before = cpu_by_process(cluster, postmaster, redis.pid), machine_cpu()
                 figures = burst(cluster, f"1444{n}0", args.patients, args.messages)
-                after = cpu_by_process(cluster, postmaster, redis.pid)
+                after, machine_after = cpu_by_process(cluster, postmaster, redis.pid), machine_cpu()
+                figures["machine_busy"] = ((machine_after[0] - machine_before[0])
+                                           / max(1, machine_after[1] - machine_before[1]))
                 cpu = {name: (after[name] - before.get(name, 0.0)) / figures["turns"] for name in after}
                 figures["busy"] = sum(cpu.values()) * figures["turns"] / figures["seconds"] / (os.cpu_count() or 1)
                 results.append((n, figures, cpu))
                 print(f"\n{n} Rasa replica(s): {figures['turns_per_second']:.1f} turns/s "
                       f"({figures['turns']} turns in {figures['seconds']:.1f} s), latency p50 "
-                      f"{figures['p50'] * 1000:.0f} ms, p95 {figures['p95'] * 1000:.0f} ms; cores "
-                      f"{figures['busy'] * 100:.0f} % busy")
+                      f"{figures['p50'] * 1000:.0f} ms, p95 {figures['p95'] * 1000:.0f} ms; the cores "
+                      f"{figures['machine_busy'] * 100:.0f} % busy, {figures['busy'] * 100:.0f} % with this "
+                      "cluster's processes")
                 print("  CPU ms per turn: " + ", ".join(
                     f"{role(name)} {value * 1000:.1f}" for name, value in sorted(cpu.items(), key=lambda i: -i[1])
                     if name not in cluster.rasa[n:]) + f"; total {sum(cpu.values()) * 1000:.0f}")
@@ -196,6 +207,12 @@ def report(results: list) -> None:
           f"(Rasa {rasa1 * 1000:.0f} ms of it), so {cores} cores answer at most {ceiling:.1f} turns/s "
           f"however many replicas share them; one replica alone uses at most one core (Python's GIL) "
           f"= {1 / rasa1:.1f} turns/s. A second replica helps only while the cores have room.")
+    for n, figures, _cpu in results:
+        ours = figures["busy"] * cores
+        print(f"  {n} replica(s): the machine's cores were {figures['machine_busy']:.0%} busy, this cluster "
+              f"used {ours:.2f} of the {cores} cores"
+              + (" (other work took the rest: the cores, not the replicas, set the rate)"
+                 if figures["machine_busy"] > 0.9 and figures["busy"] < 0.8 else ""))
     print(f"\nProjection (every patient message a turn; each core planned at {HEADROOM:.0%}), from the "
           f"{n1}-replica run's CPU per turn:")
     for tier in TIERS:
