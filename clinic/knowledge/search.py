@@ -267,6 +267,9 @@ class Searcher:
         1,000 passages embed in ~3 s). Returns how many passages are searchable."""
         self._passage_vectors()
         indexes = self._refresh()
+        for language, index in indexes.items():
+            self.query_terms("warm-up", language, index)  # the language's tokenizer and stopwords
+        phi_guard.check("warm-up")  # its patterns, compiled on first use
         vectors = self._vectors
         if vectors is not None:
             vectors.warm_up()
