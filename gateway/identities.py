@@ -17,10 +17,9 @@ from sqlalchemy.orm import sessionmaker
 from clinic.messaging import identities
 from clinic.privacy import ContactCipher
 from whatsapp.inbound import InboundMessage, SystemMessage
-from whatsapp.users import SYSTEM_USER_CHANGED_USER_ID
+from whatsapp.users import SYSTEM_USER_CHANGED_NUMBER, SYSTEM_USER_CHANGED_USER_ID
 
-IDENTITY = "identity"
-USER_ID_CHANGE = "user_id_change"
+IDENTITY, USER_ID_CHANGE = identities.IDENTITY, identities.IDENTIFIER_CHANGE
 
 
 def phone_of(message: InboundMessage) -> str | None:
@@ -46,12 +45,19 @@ def identity_fields(message: InboundMessage, pseudonym: Callable[[str], str],
         username_encrypted=cipher.encrypt(username) if username else None,
     )
     fields: Dict[str, Any] = {IDENTITY: identity.to_json()}
-    if (isinstance(message, SystemMessage) and message.system_type == SYSTEM_USER_CHANGED_USER_ID
-            and bsuid and message.new_user_id):
-        fields[USER_ID_CHANGE] = {"old": pseudonym(bsuid), "new": pseudonym(message.new_user_id)}
+    if not isinstance(message, SystemMessage):
+        return fields
+    if message.system_type == SYSTEM_USER_CHANGED_USER_ID and bsuid and message.new_user_id:
+        fields[USER_ID_CHANGE] = {"old": pseudonym(bsuid), "new": pseudonym(message.new_user_id),
+                                  "kind": identities.BSUID}
         # Replies go to the phone when WhatsApp shares it, else to the new BSUID: the old
         # one no longer reaches the user.
         fields["address_encrypted"] = cipher.encrypt(phone or message.new_user_id)
+    elif message.system_type == SYSTEM_USER_CHANGED_NUMBER and phone and message.new_wa_id:
+        # The same for a new number (Meta's older notice): the conversation stays one.
+        fields[USER_ID_CHANGE] = {"old": pseudonym(phone), "new": pseudonym(message.new_wa_id),
+                                  "kind": identities.PHONE}
+        fields["address_encrypted"] = cipher.encrypt(message.new_wa_id)
     return fields
 
 
@@ -60,19 +66,5 @@ def resolve_records(sessions: sessionmaker, records: List[Dict[str, Any]]) -> Li
     recorded), in one transaction, in the order the messages came."""
     if not any(isinstance(r, dict) and r.get("type") == "message" and r.get(IDENTITY) for r in records):
         return records  # lines from before usernames: their ids stand
-    resolved: List[Dict[str, Any]] = []
     with sessions() as session, session.begin():
-        for record in records:
-            if not (isinstance(record, dict) and record.get("type") == "message"):
-                resolved.append(record)
-                continue
-            change = record.get(USER_ID_CHANGE)
-            identity = identities.Identity.from_json(record.get(IDENTITY))
-            conversation_id = record.get("conversation_id")
-            if isinstance(change, dict) and isinstance(change.get("old"), str) and isinstance(change.get("new"), str):
-                conversation_id = identities.change_user_id(
-                    session, change["old"], change["new"], identity.phone_key if identity else None)
-            elif identity is not None and isinstance(conversation_id, str):
-                conversation_id = identities.resolve(session, identity, conversation_id)
-            resolved.append({**record, "conversation_id": conversation_id})
-    return resolved
+        return [identities.settle_record(session, r) if isinstance(r, dict) else r for r in records]

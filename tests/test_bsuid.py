@@ -303,3 +303,21 @@ async def test_the_simulator_sends_user_changed_user_id_and_the_old_id_stops_wor
     assert status == 400 and error["error"]["code"] == 131009
     status, _ = await sim.send({**body, "recipient": change["user_id"]})
     assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_user_changed_number_keeps_the_conversation_too(channel):
+    new_phone = "972912345678"
+    await deliver(channel, *signed(with_phone("hi")))
+    # pywa tests/data/updates/system.json ("phone_number_change"), as Meta documents it.
+    notice = {"object": "whatsapp_business_account", "entry": [{"id": "1234567890987654321", "changes": [{"value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "972123456789", "phone_number_id": "1122334455667"},
+        "messages": [{"from": PHONE, "id": "wamid.xyzxyz==", "timestamp": "1753851315",
+                      "system": {"body": f"User A changed from {PHONE} to {new_phone}", "wa_id": new_phone,
+                                 "type": "user_changed_number"}, "type": "system"}]},
+        "field": "messages"}]}]}
+    await deliver(channel, *signed(notice))
+    await deliver(channel, *signed(with_phone("from my new number", phone=new_phone)))
+    assert conversations(channel) == [key(PHONE)] * 3
+    assert address_of(channel, key(PHONE)) == new_phone

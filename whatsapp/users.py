@@ -14,13 +14,14 @@ from __future__ import annotations
 import re
 from typing import Dict
 
-__all__ = ["BSUID_MAX", "SYSTEM_USER_CHANGED_USER_ID", "address_fields", "is_bsuid"]
+__all__ = ["BSUID_MAX", "SYSTEM_USER_CHANGED_NUMBER", "SYSTEM_USER_CHANGED_USER_ID", "address_fields", "is_bsuid"]
 
 # Country code, a dot, up to 128 characters (Meta's business-scoped user ids page); the
 # optional "ENT." marks a parent BSUID, shared by the businesses of one portfolio.
 _BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 BSUID_MAX = 2 + 1 + 4 + 128
 SYSTEM_USER_CHANGED_USER_ID = "user_changed_user_id"
+SYSTEM_USER_CHANGED_NUMBER = "user_changed_number"
 
 
 def is_bsuid(value: str) -> bool:

@@ -82,15 +82,42 @@ def resolve(session: Session, identity: Identity, default: str) -> str:
     return conversation_id
 
 
-def change_user_id(session: Session, old_bsuid_key: str, new_bsuid_key: str,
-                   phone_key: Optional[str] = None) -> str:
-    """``user_changed_user_id``: the new BSUID joins the old one's conversation (which stays
-    linked, so a late message under the old id lands there too). Returns the conversation."""
-    conversation_id = resolve(session, Identity(bsuid_key=old_bsuid_key, phone_key=phone_key), old_bsuid_key)
-    old = session.get(IdentityRow, old_bsuid_key)
-    username = old.username_encrypted if old is not None else None
-    _link(session, new_bsuid_key, BSUID, conversation_id, username)
+def change_identifier(session: Session, old_key: str, new_key: str, kind: str = BSUID,
+                      phone_key: Optional[str] = None) -> str:
+    """``user_changed_user_id`` (``kind`` bsuid) or ``user_changed_number`` (phone): the
+    new identifier joins the old one's conversation (which stays linked, so a late message
+    under the old id lands there too). Returns the conversation."""
+    if kind == PHONE:
+        conversation_id = resolve(session, Identity(phone_key=old_key), old_key)
+        _link(session, new_key, PHONE, conversation_id, None)
+        return conversation_id
+    conversation_id = resolve(session, Identity(bsuid_key=old_key, phone_key=phone_key), old_key)
+    old = session.get(IdentityRow, old_key)
+    _link(session, new_key, BSUID, conversation_id, old.username_encrypted if old is not None else None)
     return conversation_id
+
+
+# The journal line's fields (gateway/identities.py writes them at the door).
+IDENTITY, IDENTIFIER_CHANGE = "identity", "user_id_change"
+
+
+def settle_record(session: Session, record: Dict[str, Any]) -> Dict[str, Any]:
+    """A journal message line with its conversation id settled (and its identifiers linked):
+    by ``resolve``, or by ``change_identifier`` for a line announcing a change. A line
+    without identities (written before them) is returned as it is."""
+    if record.get("type") != "message":
+        return record
+    change = record.get(IDENTIFIER_CHANGE)
+    identity = Identity.from_json(record.get(IDENTITY))
+    conversation_id = record.get("conversation_id")
+    if isinstance(change, dict) and isinstance(change.get("old"), str) and isinstance(change.get("new"), str):
+        conversation_id = change_identifier(session, change["old"], change["new"], str(change.get("kind") or BSUID),
+                                            identity.phone_key if identity else None)
+    elif identity is not None and isinstance(conversation_id, str):
+        conversation_id = resolve(session, identity, conversation_id)
+    else:
+        return record
+    return {**record, "conversation_id": conversation_id}
 
 
 def username_of(session: Session, conversation_id: str) -> Optional[str]:
