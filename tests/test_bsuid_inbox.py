@@ -7,7 +7,7 @@ import pytest
 
 from clinic.inbox.testing import FakeRasa
 from clinic.messaging import identities
-from tests.inbox_support import build_world, conversation
+from tests.inbox_support import build_world, conversation, login, running_inbox
 
 USERNAME = "sam.rivera"
 
@@ -42,3 +42,11 @@ def test_the_ticket_page_shows_the_username_and_no_number(world):
         pages[conversation_id] = world.inbox.open_ticket_page(nina, ticket.id)
     assert pages[username_patient].patient.username == USERNAME
     assert pages[phone_patient].patient.username is None
+    # On the staff page and in the API, as staff see it.
+    with running_inbox(world) as server:
+        client = login(server, "nina")
+        html = client.get(f"{server.url}/inbox/tickets/{pages[username_patient].ticket.id}").text
+        assert f'<span id="patient-username">@{USERNAME}</span>' in html
+        assert "patient-username" not in client.get(f"{server.url}/inbox/tickets/{pages[phone_patient].ticket.id}").text
+        detail = client.get(f"{server.url}/inbox/api/v1/tickets/{pages[username_patient].ticket.id}").json()
+        assert detail["patient"]["username"] == USERNAME
