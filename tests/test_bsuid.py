@@ -21,7 +21,9 @@ from sqlalchemy import text as sql
 
 from clinic.privacy import ContactCipher, contact_key
 from simulator.testing import WebhookReceiver, running_simulator
-from tests.connector_support import ENCRYPTION_KEY, deliver, make_channel, signed, wamid
+from connectors.whatsapp.channel import WhatsAppInput
+from tests.connector_support import ENCRYPTION_KEY, deliver, make_channel, settings, signed, wamid
+from tests.pg_support import fresh_database, postgres_url  # noqa: F401  (a real PostgreSQL)
 from whatsapp.inbound import SystemMessage, TemplateButtonReply, TextMessage, parse_webhook
 from whatsapp.outbound import Recorded, Text
 from whatsapp.users import address_fields, is_bsuid
@@ -138,9 +140,19 @@ def test_a_phone_number_is_still_sent_as_to(address):
 
 
 # ── the door: one conversation per person, no phone stored ─────────────────────────────
-@pytest.fixture
-def channel(tmp_path, monkeypatch):
-    return make_channel(tmp_path, monkeypatch)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def channel(request, tmp_path, monkeypatch):
+    if request.param == "sqlite":
+        yield make_channel(tmp_path, monkeypatch)
+        return
+    server = request.getfixturevalue("postgres_url")
+    with fresh_database(server, "bsuid") as url:
+        monkeypatch.setenv("CLINIC_PSEUDONYM_KEY", "test-pseudonym-key")
+        monkeypatch.setenv("CLINIC_ENCRYPTION_KEY", ENCRYPTION_KEY)
+        channel = WhatsAppInput(settings(journal_dir=str(tmp_path / "journal")), database_url=url)
+        yield channel
+        channel.journal.close()
+        channel.store.sessions.kw["bind"].dispose()
 
 
 def rows(channel, query: str):
@@ -173,10 +185,10 @@ async def test_a_username_only_patient_is_stored_by_pseudonym_with_no_phone_anyw
     assert (identity["identity_key"], identity["kind"], identity["conversation_id"]) == (key(BSUID), "bsuid", key(BSUID))
     assert ContactCipher(ENCRYPTION_KEY.encode()).decrypt(identity["username_encrypted"]) == USERNAME
     # Neither the BSUID nor the username is in clear in the database or the journal.
-    database = (tmp_path / "wa.db").read_bytes()
-    assert BSUID.encode() not in database and USERNAME.encode() not in database
-    for path in tmp_path.rglob("*"):
-        if path.is_file() and path.name != "wa.db":
+    for table in ("wa_inbox", "wa_contacts", "wa_identities"):
+        assert BSUID not in str(rows(channel, f"SELECT * FROM {table}"))
+    for path in tmp_path.rglob("*"):  # the SQLite file and the journal
+        if path.is_file():
             assert BSUID.encode() not in path.read_bytes() and USERNAME.encode() not in path.read_bytes()
 
 
