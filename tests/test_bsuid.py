@@ -20,8 +20,8 @@ from sqlalchemy import create_engine
 from sqlalchemy import text as sql
 
 from clinic.privacy import ContactCipher, contact_key
-from simulator.testing import WebhookReceiver, running_simulator
 from connectors.whatsapp.channel import WhatsAppInput
+from simulator.testing import WebhookReceiver, running_simulator
 from tests.connector_support import ENCRYPTION_KEY, deliver, make_channel, settings, signed, wamid
 from tests.pg_support import fresh_database, postgres_url  # noqa: F401  (a real PostgreSQL)
 from whatsapp.inbound import SystemMessage, TemplateButtonReply, TextMessage, parse_webhook
