@@ -88,6 +88,7 @@ SHOWN_IN: Dict[str, str] = {
     "wa_statuses": "records_counted",
     "wa_quarantine": "records_counted",
     "wa_contacts": "records_counted",
+    "wa_identities": "records_counted",
 }
 # The page's sections, in order (the portal's texts name each: access.section.<name>).
 SECTIONS = ("patient", "appointments", "conversation", "messaging_preferences", "language",
@@ -321,6 +322,7 @@ class PrivacyAccess:
 
     def _counted(self, conversation_id: str, keys: Tuple[str, str]) -> Dict[str, Any]:
         from clinic.knowledge.tables import KnowledgeOutcomeRow
+        from clinic.messaging import identities
         from clinic.messaging.quarantine import QuarantineRow
         from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
         from clinic.portal.tables import PortalTokenRow
@@ -346,6 +348,7 @@ class PrivacyAccess:
                 "whatsapp_messages_sent": count(session, select(func.count()).select_from(OutboundRow).where(
                     OutboundRow.conversation_id == conversation_id)),
                 "delivery_statuses": statuses,
+                "whatsapp_ids_linked": identities.count(session, conversation_id),
                 "messages_held_back": count(session, select(func.count()).select_from(QuarantineRow).where(
                     QuarantineRow.conversation_id == conversation_id)),
                 "links_sent": count(session, select(func.count()).select_from(PortalTokenRow).where(

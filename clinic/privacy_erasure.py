@@ -80,7 +80,7 @@ CLINIC_STORES = ("inbox_messages", "inbox_tasks", "handoff_ratings", "inbox_tick
                  "survey_requests", "knowledge_outcomes", "portal_uploads", "portal_upload_links", "inbound_media", "consent",
                  "consent_events", "contact_languages", "reminder_jobs", "recall_due", "broadcast_recipients",
                  "patient_links")
-MESSAGING_STORES = ("wa_statuses", "wa_outbound", "wa_quarantine", "wa_inbox", "wa_contacts")
+MESSAGING_STORES = ("wa_statuses", "wa_outbound", "wa_quarantine", "wa_inbox", "wa_contacts", "wa_identities")
 TRACKER_STORE = "tracker_events"
 STORES = (TRACKER_STORE,) + CLINIC_STORES + MESSAGING_STORES
 # The chat path waits this long at least before erasing the WhatsApp records, so the turn's
@@ -307,6 +307,7 @@ class PrivacyErasure:
 
     @staticmethod
     def _erase_messaging(session: Session, conversation_id: str) -> Dict[str, int]:
+        from clinic.messaging import identities
         from clinic.messaging.quarantine import QuarantineRow
         from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
 
@@ -328,6 +329,8 @@ class PrivacyErasure:
         counts["wa_inbox"] = _count(session, delete(InboxRow).where(InboxRow.conversation_id == conversation_id))
         counts["wa_contacts"] = _count(session, delete(ContactRow).where(
             ContactRow.conversation_id == conversation_id))
+        # The pseudonyms of the phone and the business-scoped ids, and the username (issue 19).
+        counts["wa_identities"] = identities.forget(session, conversation_id)
         return counts
 
     # ── helpers ──────────────────────────────────────────────────────────────────────────

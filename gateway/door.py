@@ -44,6 +44,7 @@ from clinic.messaging.store import PendingMessage, WhatsAppStore
 from clinic.messaging.turn import InboundTurn, MediaRef
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
 from gateway.follow_up import follow_up_opener
+from gateway.identities import identity_fields, resolve_records
 from gateway.inbound_mapping import to_assistant_input
 from gateway.media import MediaFetcher
 from gateway.outbox import Outbox
@@ -220,8 +221,10 @@ class Door:
                 prepared = self._prepare(message)
                 if prepared is not None:
                     item, address = prepared
-                    records.append(seal_record(_message_record(item, self._cipher.encrypt(address) if address else None),
-                                               self._sealer))
+                    record = _message_record(item, self._cipher.encrypt(address) if address else None)
+                    # The identifiers' pseudonyms, settled into one conversation when applied.
+                    record.update(identity_fields(message, self.conversation_id, self._cipher))
+                    records.append(seal_record(record, self._sealer))
             except Exception as error:  # noqa: BLE001 - one bad message must not sink the batch
                 self.metrics.increment("inbound_quarantined")
                 logger.warning("An inbound WhatsApp message could not be prepared; quarantined: %s",
@@ -370,6 +373,7 @@ class Door:
     def _apply_together(self, records: List[Dict[str, Any]]) -> List[InboundTurn]:
         """Records into the database: messages and addresses in one transaction, then the
         statuses in the order Meta sent them, then the quarantine's own records."""
+        records = resolve_records(self.store.sessions, records)  # usernames: gateway/identities.py
         items: List[InboundTurn] = []
         contacts: Dict[str, Tuple[str, dt.datetime]] = {}
         statuses = []

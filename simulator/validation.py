@@ -20,6 +20,7 @@ from whatsapp import limits
 
 from .graph_errors import GraphError, invalid
 from .templates import Template, TemplateRegistry, check_and_render
+from .usernames import check_recipient
 
 MESSAGE_TYPES = (
     "text",
@@ -410,8 +411,8 @@ def validate_send(body: Any, registry: TemplateRegistry) -> SendRequest:
         wa_id = normalise_phone(to)
         if not wa_id.isdigit() or not 7 <= len(wa_id) <= 15:
             raise invalid("to", f"is not a valid WhatsApp phone number: {to!r}")
-    elif not isinstance(recipient, str) or not recipient:
-        raise invalid("recipient", "must be a business-scoped user id string")
+    else:
+        check_recipient(recipient)  # simulator/usernames.py
 
     mtype = body.get("type", "text")  # Meta's default type is text
     if mtype not in MESSAGE_TYPES:

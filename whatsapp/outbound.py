@@ -35,6 +35,7 @@ from whatsapp.limits import (
     TEMPLATE_QUICK_REPLY_PAYLOAD_MAX,
     TEXT_BODY_MAX,
 )
+from whatsapp.users import BSUID_MAX, address_fields
 
 __all__ = [
     "Choice",
@@ -145,11 +146,11 @@ class OutboundMessage:
         biz_opaque_callback_data: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Meta's ``POST /<PHONE_NUMBER_ID>/messages`` body for this message."""
-        _check_text(to, "to", 64)
+        _check_text(to, "to", BSUID_MAX)
         payload: Dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to,
+            **address_fields(to),  # "recipient" for a username-only user's BSUID (whatsapp/users.py)
             "type": self._type,
             self._type: self._content(),
         }
@@ -207,10 +208,10 @@ class Recorded(OutboundMessage):
         context_message_id: Optional[str] = None,
         biz_opaque_callback_data: Optional[str] = None,
     ) -> Dict[str, Any]:
-        _check_text(to, "to", 64)
+        _check_text(to, "to", BSUID_MAX)
         payload = {key: value for key, value in self.payload.items()
-                   if key not in ("to", "context", "biz_opaque_callback_data")}
-        payload["to"] = to
+                   if key not in ("to", "recipient", "context", "biz_opaque_callback_data")}
+        payload.update(address_fields(to))
         if context_message_id is not None:
             _check_text(context_message_id, "context_message_id", 512)
             payload["context"] = {"message_id": context_message_id}

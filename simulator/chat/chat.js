@@ -655,14 +655,37 @@
       b.addEventListener("click", function () { openAs(p.wa_id, p.name); });
       list.appendChild(b);
     });
-    $("user-current").textContent = "You are " + state.name + " (+" + state.user + "). " +
-      "Business number +" + state.config.display_phone_number + ".";
+    describeUser();
   }
 
-  function openAs(waId, name) {
+  // A username user: the business gets their business-scoped user id (BSUID), not the number.
+  function describeUser() {
+    var who = state.username
+      ? "@" + state.username + ", number hidden from the business, user id " + (state.userId || "…")
+      : "+" + state.user + (state.userId ? ", user id " + state.userId : "");
+    $("user-current").textContent = "You are " + state.name + " (" + who + "). " +
+      "Business number +" + state.config.display_phone_number + ".";
+    $("change-user-id").hidden = !state.userId;
+  }
+
+  function startUser() {
+    if (!state.username) return Promise.resolve();
+    return api("POST", userPath(""), { name: state.name, username: state.username, phone_hidden: true })
+      .then(function (user) { state.userId = user.user_id; describeUser(); });
+  }
+
+  $("change-user-id").addEventListener("click", function () {
+    api("POST", userPath("/change-user-id"), {}).then(function (result) {
+      state.userId = result.user_id;
+      describeUser();
+    }).catch(showError);
+  });
+
+  function openAs(waId, name, username) {
     var q = new URLSearchParams();
     q.set("user", waId);
     if (name) q.set("name", name);
+    if (username) q.set("username", username);
     window.location.search = q.toString();
   }
 
@@ -673,7 +696,8 @@
     e.preventDefault();
     var wa = $("user-wa").value.replace(/\D/g, "");
     if (wa.length < 7 || wa.length > 15) { $("user-wa").focus(); return; }
-    openAs(wa, $("user-name").value.trim() || "Patient " + wa.slice(-4));
+    openAs(wa, $("user-name").value.trim() || "Patient " + wa.slice(-4),
+      $("user-username").value.trim().toLowerCase());
   });
 
   // ------------------------------------------------------------------ start
@@ -733,7 +757,8 @@
     var initials = config.business_name.split(/\s+/).map(function (w) { return w.charAt(0); })
       .join("").slice(0, 2).toUpperCase();
     $("avatar").textContent = initials;
+    state.username = params.get("username") || "";
     buildUserPanel();
-    connect();
+    return startUser().then(connect);
   }).catch(showError);
 })();
