@@ -195,6 +195,7 @@ MODEL_MODULES = (
     "clinic.messaging.store",
     "clinic.messaging.quarantine",
     "clinic.messaging.media",
+    "clinic.messaging.calls",
     "clinic.scheduling.tables",
     "clinic.api_keys",
     "clinic.inbox.tables",

@@ -43,6 +43,7 @@ from clinic.messaging.quarantine import WAMID_MAX, Quarantine, storable_wamid
 from clinic.messaging.store import PendingMessage, WhatsAppStore
 from clinic.messaging.turn import InboundTurn, MediaRef
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
+from gateway.calls import CallDesk
 from gateway.follow_up import follow_up_opener
 from gateway.inbound_mapping import to_assistant_input
 from gateway.media import MediaFetcher
@@ -54,6 +55,7 @@ from gateway.settings import WhatsAppSettings
 from gateway.shared_limit import shared_limiter
 from gateway.worker import WorkerLoop
 from whatsapp import signature
+from whatsapp.calls import CALLS_FIELD
 from whatsapp.client import GraphClient
 from whatsapp.inbound import (
     InboundMessage,
@@ -120,6 +122,9 @@ class Door:
         # Patients' media, fetched after their turn and stored encrypted for staff (media.py).
         self.media = MediaFetcher(MediaStore.for_database(sessions, str(engine.url)), self._client, self.metrics,
                                   max_bytes=settings.media_max_bytes, max_attempts=settings.media_max_attempts)
+        # Voice calls: Meta's call webhooks recorded, staff's call actions sent (calls.py).
+        self.calls = CallDesk(sessions, self._client, self._cipher, self.conversation_id, self._pseudonym_key,
+                              self.metrics)
         self.processor: Optional[InboxProcessor] = None
         self._worker = WorkerLoop(niceness=settings.worker_niceness)
 
@@ -199,6 +204,8 @@ class Door:
             return 400, "malformed JSON" if error.reason == "malformed_json" else "JSON nested too deeply"
 
         batch = parse_webhook(payload, received_at=int(time.time()))
+        if CALLS_FIELD in batch.ignored_fields and not await self._record_calls(payload):
+            return 500, "calls not recorded; redeliver"
         for problem in batch.problems:
             logger.warning("Webhook item skipped: %s", problem)  # problems carry no content
         # Durable before the 200: redacted, pseudonymised records appended to the door's
@@ -207,6 +214,16 @@ class Door:
         self.metrics.increment("webhook_accepted")
         self._wake_flusher()
         return 200, "OK"
+
+    async def _record_calls(self, payload: object) -> bool:
+        """The ``calls`` field, into the database before the 200 (calls.py says why)."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._door_thread, self.calls.record_webhook, payload)
+        except Exception as error:  # noqa: BLE001 - Meta redelivers a webhook not answered 200
+            self.metrics.increment("call_webhook_failed")
+            logger.error("A call webhook could not be recorded: %s", where_it_failed(error))
+            return False
+        return True
 
     # ── journal → inbox ───────────────────────────────────────────────────────────────────
     def _journal_batch(self, batch: WebhookBatch) -> None:
