@@ -58,10 +58,11 @@ def post(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def call_rows(database: Path) -> list:
+def call_rows(database: Path, direction: str = "business") -> list:
     with sqlite3.connect(database) as db:
         return db.execute("SELECT direction, state, outcome, duration_seconds, offer_sdp, answer_sdp, "
-                          "started_at, ended_at, call_id FROM wa_calls ORDER BY id").fetchall()
+                          "started_at, ended_at, call_id, team, ticket_id FROM wa_calls WHERE direction = ? "
+                          "ORDER BY id", (direction,)).fetchall()
 
 
 def wait_until(check, timeout: float = 20.0, what: str = "condition"):
@@ -74,8 +75,9 @@ def wait_until(check, timeout: float = 20.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def world_and_stack(tmp_path):
+@pytest.fixture(scope="module")
+def world_and_stack(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("calls")
     rasa = FakeRasa()
     rasa.start()
     stack = Stack(tmp_path / "stack", tmp_path / "no-model", ingress=True)
@@ -153,7 +155,7 @@ def test_staff_call_a_patient_and_both_pages_have_audio(world_and_stack):
             assert not errors, errors
 
             # Recorded on the ticket: direction, start, duration, outcome; no SDP kept.
-            [(direction, state, outcome, duration, offer, answer, started, ended, call_id)] = \
+            [(direction, state, outcome, duration, offer, answer, started, ended, call_id, *_)] = \
                 call_rows(stack.database)
             assert (direction, state, outcome) == ("business", "ended", "completed")
             assert duration is not None and duration >= 1 and started and ended and call_id.startswith("wacid.")
@@ -169,3 +171,57 @@ def test_staff_call_a_patient_and_both_pages_have_audio(world_and_stack):
     log = stack.log("ingress")
     assert "Call 1: connect sent" in log
     assert WA_ID not in log and "v=0" not in log and "a=fingerprint" not in log
+
+
+def test_a_patient_calls_the_clinic_and_the_team_answers_on_the_ticket_page(world_and_stack):
+    """A user-initiated call: the phone's offer in the `calls` webhook rings on the ticket page
+    of the team the conversation is routed to (its open ticket: nurse); the agent answers
+    (pre_accept, then accept, with the page's SDP answer) and both ends have audio; the
+    patient hangs up and the call is recorded."""
+    world, stack, ticket = world_and_stack
+    simulator = stack.url("simulator")
+    with running_inbox(world) as server, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=MEDIA_ARGS)
+        try:
+            errors: list = []
+            staff = browser.new_context().new_page()
+            phone = browser.new_context().new_page()
+            for page in (staff, phone):
+                page.on("pageerror", lambda error: errors.append(str(error)))
+            log_in(staff, server, world)
+            staff.goto(f"{server.url}/inbox/tickets/{ticket.id}")
+            phone.goto(f"{simulator}/?user={WA_ID}")
+            phone.wait_for_selector("body[data-call-ready='1']", state="attached")
+            phone.click("#call-clinic")
+
+            staff.wait_for_selector("#call-incoming:not([hidden])", timeout=20000)
+            [(direction, state, *_, team, ticket_id)] = call_rows(stack.database, "user")
+            assert (direction, state, team, ticket_id) == ("user", "ringing", "nurse", ticket.id)
+            calls_page = staff.context.new_page()
+            calls_page.goto(f"{server.url}/inbox/calls")
+            assert "Nurse" in calls_page.inner_text("#ringing") and f"ticket #{ticket.id}" in \
+                calls_page.inner_text("#ringing")
+            calls_page.close()
+            staff.click("#call-accept")
+
+            staff.wait_for_selector("#calls[data-connection='connected']", state="attached", timeout=30000)
+            phone.wait_for_selector("body[data-call-connection='connected']", state="attached", timeout=30000)
+            staff_audio = wait_until(lambda: (s := staff.evaluate(AUDIO_IN, "inboxCall")) and s["packets"] > 20 and s,
+                                     what="audio at the staff page")
+            phone_audio = wait_until(lambda: (s := phone.evaluate(AUDIO_IN, "simCall")) and s["packets"] > 20 and s,
+                                     what="audio at the patient's phone")
+            assert staff_audio["bytes"] > 0 and phone_audio["bytes"] > 0
+            sim_call = json.loads(urllib.request.urlopen(f"{simulator}/_sim/calls?user={WA_ID}").read())["calls"][-1]
+            assert sim_call["actions"] == ["pre_accept", "accept"]
+
+            phone.click("#call-hangup")
+            wait_until(lambda: call_rows(stack.database, "user")[0][1] == "ended", what="the terminate webhook")
+            staff.wait_for_selector("#call-status[data-state='ended']", timeout=10000)
+            [(_, _, outcome, duration, offer, answer, *_)] = call_rows(stack.database, "user")
+            assert outcome == "completed" and duration is not None and offer is None and answer is None
+            staff.reload()
+            assert "patient → clinic" in staff.inner_text("#call-history")
+            assert "call_answered" in [e.action for e in world.audit.entries(actor="nina")]
+            assert not errors, errors
+        finally:
+            browser.close()
