@@ -307,7 +307,7 @@ class PrivacyErasure:
 
     @staticmethod
     def _erase_messaging(session: Session, conversation_id: str) -> Dict[str, int]:
-        from clinic.messaging.calls import CallActionRow, CallRow
+        from clinic.messaging.calls import CallActionRow, CallPermissionRow, CallRow
         from clinic.messaging.quarantine import QuarantineRow
         from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
 
@@ -332,7 +332,8 @@ class PrivacyErasure:
         # Voice calls (clinic/messaging/calls.py): their records and any action still queued.
         calls = list(session.execute(select(CallRow.id).where(CallRow.conversation_id == conversation_id)).scalars())
         session.execute(delete(CallActionRow).where(CallActionRow.call_row_id.in_(calls)))
-        counts["wa_calls"] = _count(session, delete(CallRow).where(CallRow.conversation_id == conversation_id))
+        counts["wa_calls"] = _count(session, delete(CallRow).where(CallRow.conversation_id == conversation_id)) + \
+            _count(session, delete(CallPermissionRow).where(CallPermissionRow.conversation_id == conversation_id))
         return counts
 
     # ── helpers ──────────────────────────────────────────────────────────────────────────

@@ -48,9 +48,11 @@ from whatsapp.calls import (
     action_payload,
     connect_payload,
     parse_call_webhook,
+    parse_permission_reply,
 )
 from whatsapp.client import GraphClient
 from whatsapp.errors import GraphError
+from whatsapp.inbound import InboundMessage, UnknownInteractive
 from whatsapp.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -83,12 +85,31 @@ class CallDesk:
         for status in batch.statuses:
             self.store.status(status.call_id, status.status, status.biz_opaque_callback_data)
         for event in batch.events:
-            self._record_event(event)
+            self._record_event(event, batch.user_ids)
         if batch:
             self._metrics.increment("call_webhooks")
         return len(batch.events) + len(batch.statuses)
 
-    def _record_event(self, event: CallEvent) -> None:
+    @staticmethod
+    def permission_replies(messages: list[InboundMessage]) -> list[InboundMessage]:
+        """The patients' answers to a call-permission request among a webhook's messages."""
+        return [m for m in messages if isinstance(m, UnknownInteractive)
+                and m.interactive_type == "call_permission_reply"]
+
+    def record_permission_replies(self, messages: list[InboundMessage]) -> None:
+        """Runs in a worker thread: each answer recorded for its conversation (the patient
+        tapped *Allow* or *Don't allow*; WhatsApp shows them their choice, the assistant
+        need not answer it)."""
+        for message in messages:
+            reply = parse_permission_reply(message.raw.get("interactive"))
+            if reply is None or not message.sender_key:
+                continue
+            self.store.record_permission(self._conversation_id(message.sender_key), reply.response,
+                                         reply.response_source, _moment(reply.expiration_timestamp),
+                                         _moment(message.timestamp))
+            self._metrics.increment(f"call_permission_{reply.response}")
+
+    def _record_event(self, event: CallEvent, user_ids: dict[str, str]) -> None:
         if event.event == "terminate":
             completed = event.status == "COMPLETED"
             call = self.store.terminated(event.call_id, completed=completed, start=_moment(event.start_time),
@@ -106,7 +127,8 @@ class CallDesk:
             if call is not None:
                 logger.info("Call %s answered by the patient", call.id)
         elif event.direction == USER_INITIATED and event.session.sdp_type == "offer" and event.user_wa_id:
-            conversation_id = self._conversation_id(event.user_wa_id)
+            # Keyed like the patient's chat: on their BSUID when Meta sends one (whatsapp/inbound.py).
+            conversation_id = self._conversation_id(user_ids.get(event.user_wa_id) or event.user_wa_id)
             self._remember_address(conversation_id, event.user_wa_id)
             team, ticket_id = self._route(conversation_id)
             call = self.store.incoming(event.call_id, conversation_id, event.session.sdp, team=team,

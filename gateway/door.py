@@ -204,8 +204,11 @@ class Door:
             return 400, "malformed JSON" if error.reason == "malformed_json" else "JSON nested too deeply"
 
         batch = parse_webhook(payload, received_at=int(time.time()))
-        if CALLS_FIELD in batch.ignored_fields and not await self._record_calls(payload):
+        replies = self.calls.permission_replies(batch.messages)
+        if (CALLS_FIELD in batch.ignored_fields or replies) and not await self._record_calls(payload, replies):
             return 500, "calls not recorded; redeliver"
+        if replies:  # recorded for staff; not a message for the assistant
+            batch.messages = [m for m in batch.messages if m not in replies]
         for problem in batch.problems:
             logger.warning("Webhook item skipped: %s", problem)  # problems carry no content
         # Durable before the 200: redacted, pseudonymised records appended to the door's
@@ -215,10 +218,15 @@ class Door:
         self._wake_flusher()
         return 200, "OK"
 
-    async def _record_calls(self, payload: object) -> bool:
-        """The ``calls`` field, into the database before the 200 (calls.py says why)."""
+    async def _record_calls(self, payload: object, permission_replies: List[InboundMessage]) -> bool:
+        """The ``calls`` field and call-permission replies, into the database before the 200
+        (calls.py says why)."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._door_thread, self.calls.record_webhook, payload)
+            await loop.run_in_executor(self._door_thread, self.calls.record_webhook, payload)
+            if permission_replies:
+                await loop.run_in_executor(self._door_thread, self.calls.record_permission_replies,
+                                           permission_replies)
         except Exception as error:  # noqa: BLE001 - Meta redelivers a webhook not answered 200
             self.metrics.increment("call_webhook_failed")
             logger.error("A call webhook could not be recorded: %s", where_it_failed(error))

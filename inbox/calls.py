@@ -19,7 +19,7 @@ Every call placed, answered, declined and ended is in the audit log (the call's 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -56,9 +56,18 @@ def _store(request: Request) -> CallStore:
     return CallStore(deps(request).inbox.sessions)
 
 
-def ticket_calls(request: Request, conversation_id: str) -> List[Dict[str, Any]]:
-    """The conversation's calls for the ticket page, newest last, in words."""
-    return [describe(call) for call in _store(request).for_conversation(conversation_id)]
+def ticket_calls(request: Request, conversation_id: str) -> Dict[str, Any]:
+    """The conversation's calls for the ticket page (newest last, in words) and whether the
+    patient allows the clinic to call them (their last call-permission reply)."""
+    store = _store(request)
+    permission = store.permission(conversation_id)
+    now = dt.datetime.now(dt.timezone.utc)
+    if permission is None:
+        allowed = None
+    else:
+        allowed = {"allowed": permission.allowed(now), "response": permission.response,
+                   "expires_at": permission.expires_at, "answered_at": permission.answered_at}
+    return {"items": [describe(call) for call in store.for_conversation(conversation_id)], "permission": allowed}
 
 
 def describe(call: Call, *, with_sdp: bool = False) -> Dict[str, Any]:

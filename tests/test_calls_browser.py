@@ -99,13 +99,20 @@ def world_and_stack(tmp_path_factory):
         rasa.stop()
 
 
+_USED_CODES: set = set()
+
+
 def log_in(page, server, world) -> None:
+    totp = pyotp.TOTP(world.secrets["nina"])
+    while totp.now() in _USED_CODES:  # a code works once (the inbox refuses a replay)
+        time.sleep(1)
+    _USED_CODES.add(totp.now())
     page.goto(f"{server.url}/inbox/login")
     page.fill("#username", "nina")
     page.fill("#password", PASSWORD)
     page.click("#login")
     page.wait_for_url("**/inbox/login/totp")
-    page.fill("#code", pyotp.TOTP(world.secrets["nina"]).now())
+    page.fill("#code", totp.now())
     page.click("#verify")
     page.wait_for_url("**/inbox/queues")
 
@@ -116,6 +123,11 @@ def test_staff_call_a_patient_and_both_pages_have_audio(world_and_stack):
     # The patient allowed the clinic to call them (a call-permission reply).
     assert post(f"{simulator}/_sim/users/{WA_ID}/call-permission", {"response": "accept"})["permission"]["status"] \
         == "granted"
+
+    def permission_rows():
+        with sqlite3.connect(stack.database) as db:
+            return db.execute("SELECT response FROM wa_call_permissions").fetchall()
+    assert wait_until(permission_rows, what="the permission reply at the gateway") == [("accept",)]
     with running_inbox(world) as server, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=MEDIA_ARGS)
         try:
@@ -128,6 +140,10 @@ def test_staff_call_a_patient_and_both_pages_have_audio(world_and_stack):
             phone.wait_for_selector("body[data-call-ready='1']", state="attached")
             log_in(staff, server, world)
             staff.goto(f"{server.url}/inbox/tickets/{ticket.id}")
+            # The reply went simulator → gateway: recorded for staff, not a message for the assistant.
+            assert "allows the clinic to call them" in staff.inner_text("#call-permission")
+            with sqlite3.connect(stack.database) as db:
+                assert db.execute("SELECT count(*) FROM wa_inbox").fetchone() == (0,)
             staff.click("#call-patient")
 
             # The phone rings (the offer went inbox → gateway → simulator); the patient answers.

@@ -161,3 +161,26 @@ async def test_queued_actions_reach_metas_calls_endpoint(sessions):
                 await client.close()
     finally:
         await receiver.stop()
+
+
+def test_a_permission_reply_is_recorded_for_the_conversation_not_the_assistant(sessions):
+    from whatsapp.inbound import parse_webhook
+
+    gateway = desk(sessions)
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550000000", "phone_number_id": "1"},
+        "contacts": [{"profile": {"name": "Test Name"}, "wa_id": "15550008888"}],
+        "messages": [
+            {"context": {"from": "15550000000", "id": "wamid.y=="}, "from": "15550008888", "id": "wamid.x",
+             "timestamp": "1752582182", "type": "interactive", "interactive": {
+                 "type": "call_permission_reply", "call_permission_reply": {
+                     "response": "accept", "expiration_timestamp": 1753186982, "response_source": "user_action"}}},
+            {"from": "15550008888", "id": "wamid.t", "timestamp": "1752582183", "type": "text",
+             "text": {"body": "thanks"}}]}}]}]}
+    batch = parse_webhook(payload)
+    replies = gateway.permission_replies(batch.messages)
+    assert [m.id for m in replies] == ["wamid.x"]  # the text stays for the assistant
+    gateway.record_permission_replies(replies)
+    permission = gateway.store.permission(conversation_of("15550008888"))
+    assert (permission.response, permission.source, permission.expires_at.year) == ("accept", "user_action", 2025)
+    assert not permission.allowed(utcnow())  # that permission ran out in 2025

@@ -27,9 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from whatsapp.outbound import MessageShapeError, OutboundMessage
+
 __all__ = [
     "ACCEPT", "ACTIONS", "BUSINESS_INITIATED", "CALLS_FIELD", "CONNECT", "CallActionError",
-    "CallBatch", "CallEvent", "CallPermissionReply", "CallStatus", "PRE_ACCEPT", "REJECT",
+    "CallBatch", "CallEvent", "CallPermissionReply", "CallPermissionRequest", "CallStatus", "PRE_ACCEPT", "REJECT",
     "SDP_MAX_CHARS", "SessionDescription", "TERMINATE", "USER_INITIATED", "action_payload",
     "connect_payload", "parse_call_webhook", "parse_permission_reply", "permission_request",
 ]
@@ -121,6 +123,23 @@ def permission_request(body_text: str) -> Dict[str, Any]:
         raise CallActionError("a call-permission request needs a body text of 1-1024 characters")
     return {"type": "call_permission_request", "action": {"name": "call_permission_request"},
             "body": {"text": body_text}}
+
+
+@dataclass(frozen=True)
+class CallPermissionRequest(OutboundMessage):
+    """The call-permission request as a message of the outbox (``type: interactive``)."""
+
+    body: str
+    _type = "interactive"
+
+    def __post_init__(self) -> None:
+        try:
+            permission_request(self.body)
+        except CallActionError as error:
+            raise MessageShapeError(str(error)) from None
+
+    def _content(self) -> Dict[str, Any]:
+        return permission_request(self.body)
 
 
 # ── the `calls` webhook field ───────────────────────────────────────────────────────────────

@@ -89,6 +89,30 @@ class CallActionRow(Base):
     done_at = Column(DateTime(timezone=True), nullable=True)
 
 
+class CallPermissionRow(Base):
+    """The patient's last answer to a call-permission request (``call_permission_reply``):
+    whether, and until when, the clinic may call them."""
+
+    __tablename__ = "wa_call_permissions"
+
+    conversation_id = Column(String(64), primary_key=True)
+    response = Column(String(8), nullable=False)  # accept | reject
+    source = Column(String(16), nullable=False)  # user_action | automatic
+    expires_at = Column(DateTime(timezone=True), nullable=True)
+    answered_at = Column(DateTime(timezone=True), nullable=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class CallPermission:
+    response: str
+    source: str
+    expires_at: Optional[dt.datetime]
+    answered_at: dt.datetime
+
+    def allowed(self, now: dt.datetime) -> bool:
+        return self.response == "accept" and (self.expires_at is None or self.expires_at > now)
+
+
 @dataclasses.dataclass(frozen=True)
 class Call:
     id: int
@@ -265,6 +289,25 @@ class CallStore:
                 row.state, row.outcome, row.ended_at = FAILED, FAILED, now
                 row.offer_sdp = row.answer_sdp = None
             row.updated_at = now
+
+    # ── call permissions ───────────────────────────────────────────────────────────────
+    def record_permission(self, conversation_id: str, response: str, source: str,
+                          expires_at: Optional[dt.datetime], answered_at: Optional[dt.datetime] = None) -> None:
+        with self._sessions() as session, session.begin():
+            row = session.get(CallPermissionRow, conversation_id)
+            if row is None:
+                row = CallPermissionRow(conversation_id=conversation_id)
+                session.add(row)
+            row.response, row.source, row.expires_at = response, source[:16], expires_at
+            row.answered_at = answered_at or utcnow()
+
+    def permission(self, conversation_id: str) -> Optional[CallPermission]:
+        with self._sessions() as session:
+            row = session.get(CallPermissionRow, conversation_id)
+            if row is None:
+                return None
+            return CallPermission(response=row.response, source=row.source, expires_at=_aware(row.expires_at),
+                                  answered_at=_aware(row.answered_at) or utcnow())
 
     # ── the gateway: what Meta reports ─────────────────────────────────────────────────
     def _find(self, session, call_id: str, opaque: Optional[str]) -> Optional[CallRow]:

@@ -1,4 +1,4 @@
-"""WhatsApp voice calls (issue 19, item 1): the calls (direction, state, outcome, times,
+"""WhatsApp voice calls (issue 19, item 1): the patients' call permissions, the calls (direction, state, outcome, times,
 duration; never audio; SDPs only while a call is set up or running) and the queue of call
 actions the gateway sends to Meta (clinic/messaging/calls.py).
 
@@ -58,11 +58,21 @@ def upgrade() -> None:
                                 name=op.f("fk_wa_call_actions_call_row_id_wa_calls")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_wa_call_actions")),
     )
+    op.create_table(
+        "wa_call_permissions",
+        sa.Column("conversation_id", sa.String(length=64), nullable=False),
+        sa.Column("response", sa.String(length=8), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("conversation_id", name=op.f("pk_wa_call_permissions")),
+    )
     op.create_index("ix_wa_call_actions_call_row_id", "wa_call_actions", ["call_row_id"], unique=False)
     op.create_index("ix_wa_call_actions_queue", "wa_call_actions", ["state", "id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("wa_call_permissions")
     op.drop_index("ix_wa_call_actions_queue", table_name="wa_call_actions")
     op.drop_index("ix_wa_call_actions_call_row_id", table_name="wa_call_actions")
     op.drop_table("wa_call_actions")

@@ -59,6 +59,7 @@
       });
       call.pc = pc;
       call.stream = stream;
+      call.remoteSet = false;
       return pc;
     });
   }
@@ -140,7 +141,10 @@
 
   function answered(data) {
     if (!call.pc || data.call_id !== call.id) return;
-    if (call.pc.signalingState !== "have-local-offer") return;  // pre_accept already set it
+    // pre_accept and accept carry the same answer, often milliseconds apart: set it once (a
+    // second setRemoteDescription while the first is pending would fail and end the call).
+    if (call.remoteSet || call.pc.signalingState !== "have-local-offer") return;
+    call.remoteSet = true;
     call.pc.setRemoteDescription({ type: "answer", sdp: data.sdp }).catch(failed);
     if (data.action === "pre_accept") $("call-sub").textContent = "Connecting…";
   }
@@ -152,8 +156,18 @@
     cleanUp();
   }
 
+  // The answer to a call-permission request (the chat page's buttons, chat.js).
+  window.simCallPermission = function (wamid, response) {
+    var user = (params.get("user") || "").replace(/\D/g, "") || window.simCallUser;
+    return post("/_sim/users/" + encodeURIComponent(user) + "/call-permission",
+      { response: response, context_id: wamid }).then(function () {
+      document.body.dataset.callPermission = response;
+    });
+  };
+
   fetch("/_sim/config").then(function (resp) { return resp.json(); }).then(function (config) {
     var user = (params.get("user") || config.default_user_wa_id).replace(/\D/g, "");
+    window.simCallUser = user;
     var es = new EventSource("/_sim/stream?user=" + encodeURIComponent(user));
     es.addEventListener("call_incoming", function (e) { incoming(JSON.parse(e.data)); });
     es.addEventListener("call_answer", function (e) { answered(JSON.parse(e.data)); });
