@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from clinic.clock import utcnow
+from clinic.handoff.hours import team_hours
 from clinic.handoff.requests import HandoffRequests, Reason
 from clinic.handoff.tables import HandoffRequest
 from clinic.handoff.teams import FALLBACK_TEAM, Team
@@ -39,6 +40,7 @@ from clinic.inbox.tables import TicketRow
 from clinic.messaging.calls import CallAction, CallStore, opaque_for
 from clinic.messaging.store import ContactRow, WhatsAppStore
 from clinic.privacy import ContactCipher, contact_key
+from clinic.settings import ClinicSettings, load_settings
 from gateway.render import CHANNEL_NAME
 from whatsapp.calls import (
     BUSINESS_INITIATED,
@@ -46,6 +48,7 @@ from whatsapp.calls import (
     CallActionError,
     CallEvent,
     action_payload,
+    calling_settings_payload,
     connect_payload,
     parse_call_webhook,
     parse_permission_reply,
@@ -181,7 +184,43 @@ class CallDesk:
                 pass
             self._drainer = None
 
+    # ── the number's calling settings ──────────────────────────────────────────────────
+    @staticmethod
+    def calling_settings(settings: ClinicSettings) -> dict[str, Any]:
+        """Calling on or off, the call icon, and the calling hours: the hours some team is
+        staffed (content/clinic.yml), when a patient's call can ring for someone."""
+        by_day: dict[int, list[tuple[dt.time, dt.time]]] = {}
+        for team in Team:
+            for day, team_windows in team_hours(settings, team).windows.items():
+                by_day.setdefault(day, []).extend(team_windows)
+        weekly: list[tuple[int, str, str]] = []
+        for day, windows in sorted(by_day.items()):
+            merged: list[list[dt.time]] = []
+            for start, end in sorted(windows):
+                if merged and start <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], end)
+                else:
+                    merged.append([start, end])
+            if len(merged) > 2:  # Meta takes two per day: one span from the first to the last
+                merged = [[merged[0][0], merged[-1][1]]]
+            weekly += [(day, start.strftime("%H%M"), end.strftime("%H%M")) for start, end in merged]
+        return calling_settings_payload(settings.calling, settings.call_icon_visibility, settings.timezone.key, weekly)
+
+    async def apply_calling_settings(self, settings: Optional[ClinicSettings] = None) -> bool:
+        """Tell Meta the clinic's calling settings (at the gateway's start). Best effort: a
+        failure is logged and the previous settings stay at Meta."""
+        try:
+            payload = self.calling_settings(settings or load_settings())
+            applied = await self._client.update_settings(payload)
+        except (GraphError, CallActionError, ValueError) as error:
+            logger.warning("The calling settings were not applied (%s)", type(error).__name__)
+            return False
+        logger.info("Calling settings applied (calling %s, icon %s)", payload["calling"]["status"],
+                    payload["calling"]["call_icon_visibility"])
+        return applied
+
     async def _drain_forever(self, poll_seconds: float) -> None:
+        await self.apply_calling_settings()
         while True:
             try:
                 while await self.drain_one():

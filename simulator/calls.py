@@ -24,9 +24,11 @@ that webhook) or automatically for 7 days when the user calls the business.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import secrets
 from typing import Any, Dict, List, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
@@ -74,11 +76,74 @@ class SimCall:
                 "ended_at": self.ended_at, "outcome": self.outcome, "actions": list(self.actions)}
 
 
+DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+
+
 class SimCalls:
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
         self.calls: Dict[str, SimCall] = {}
         self.permission_until: Dict[str, float] = {}
+        # The number's calling settings (POST /{phone_number_id}/settings): on, icon shown,
+        # no call hours (open all day) until the business sets them.
+        self.settings: Dict[str, Any] = {"status": "ENABLED", "call_icon_visibility": "DEFAULT",
+                                         "call_hours": {"status": "DISABLED"}}
+
+    # ── settings ────────────────────────────────────────────────────────────────────────
+    def update_settings(self, body: Any) -> Dict[str, Any]:
+        calling = body.get("calling") if isinstance(body, dict) else None
+        if not isinstance(calling, dict):
+            raise GraphError(131008, details="The parameter calling is required.")
+        if calling.get("status") not in ("ENABLED", "DISABLED"):
+            raise invalid("calling['status']", "must be ENABLED or DISABLED")
+        if calling.get("call_icon_visibility", "DEFAULT") not in ("DEFAULT", "DISABLE_ALL"):
+            raise invalid("calling['call_icon_visibility']", "must be DEFAULT or DISABLE_ALL")
+        hours = calling.get("call_hours")
+        if hours is not None:
+            self._check_hours(hours)
+        self.settings = {"status": calling["status"],
+                         "call_icon_visibility": calling.get("call_icon_visibility", "DEFAULT"),
+                         "call_hours": hours or {"status": "DISABLED"}}
+        self.sim.publish(None, "calling_settings", self.public_settings())
+        return {"success": True}
+
+    @staticmethod
+    def _check_hours(hours: Any) -> None:
+        where = "calling['call_hours']"
+        if not isinstance(hours, dict) or hours.get("status") not in ("ENABLED", "DISABLED"):
+            raise invalid(f"{where}['status']", "must be ENABLED or DISABLED")
+        if hours["status"] == "DISABLED":
+            return
+        try:
+            ZoneInfo(str(hours.get("timezone_id")))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise invalid(f"{where}['timezone_id']", "is not a supported time zone") from None
+        per_day: Dict[str, List[tuple]] = {}
+        for item in hours.get("weekly_operating_hours") or []:
+            if not isinstance(item, dict) or item.get("day_of_week") not in DAYS:
+                raise invalid(f"{where}['weekly_operating_hours']", "needs day_of_week MONDAY..SUNDAY")
+            opens, closes = str(item.get("open_time")), str(item.get("close_time"))
+            if not (len(opens) == len(closes) == 4 and opens.isdigit() and closes.isdigit()) or opens >= closes:
+                raise invalid(f"{where}['weekly_operating_hours']", "needs HHMM open_time before close_time")
+            per_day.setdefault(item["day_of_week"], []).append((opens, closes))
+        for windows in per_day.values():
+            windows.sort()
+            if len(windows) > 2 or any(b[0] < a[1] for a, b in zip(windows, windows[1:], strict=False)):
+                raise invalid(f"{where}['weekly_operating_hours']", "allows two entries per day, not overlapping")
+
+    def in_call_hours(self, at: Optional[float] = None) -> bool:
+        hours = self.settings.get("call_hours") or {}
+        if hours.get("status") != "ENABLED":
+            return True
+        local = dt.datetime.fromtimestamp(at or now(), ZoneInfo(hours["timezone_id"]))
+        hhmm = local.strftime("%H%M")
+        return any(item["day_of_week"] == DAYS[local.weekday()] and item["open_time"] <= hhmm < item["close_time"]
+                   for item in hours.get("weekly_operating_hours") or [])
+
+    def public_settings(self) -> Dict[str, Any]:
+        """What the patient's WhatsApp shows: the call button, and whether calls go through now."""
+        return {**self.settings, "icon_visible": self.settings["status"] == "ENABLED"
+                and self.settings["call_icon_visibility"] == "DEFAULT", "open_now": self.in_call_hours()}
 
     # ── webhooks ────────────────────────────────────────────────────────────────────────
     def _send(self, wa_id: str, value_items: Dict[str, Any], call_id: str) -> None:
@@ -250,6 +315,10 @@ class SimCalls:
         return call.describe()
 
     def user_calls(self, wa_id: str, sdp: Any, name: Optional[str] = None) -> Dict[str, Any]:
+        if self.settings["status"] != "ENABLED":
+            raise SpecError("this business does not take WhatsApp calls")
+        if not self.in_call_hours():
+            raise SpecError("outside the business's call hours: WhatsApp shows them and offers a call back")
         user = self.sim.ensure_user(wa_id, name, None)
         if not isinstance(sdp, str) or not sdp.startswith("v=0"):
             raise SpecError("sdp (the phone's SDP offer) is required")
@@ -341,6 +410,24 @@ def _control(method_name: str, *args_from: str):
     return handler
 
 
+async def settings_endpoint(request: web.Request) -> web.Response:
+    sim = request.app[SIM_KEY]
+    try:
+        sim.check_token(request.headers.get("Authorization"))
+        sim.check_phone_number_id(request.match_info["phone_number_id"])
+        calls = request.app[CALLS_KEY]
+        if request.method == "GET":
+            return web.json_response({"calling": calls.settings})
+        result = calls.update_settings(await _json(request))
+    except GraphError as error:
+        return error_response(error)
+    return web.json_response(result)
+
+
+async def calling_for_phone(request: web.Request) -> web.Response:
+    return web.json_response(request.app[CALLS_KEY].public_settings())
+
+
 async def calls_log(request: web.Request) -> web.Response:
     calls = request.app[CALLS_KEY].calls.values()
     wa_id = request.query.get("user")
@@ -352,6 +439,9 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post(f"/{VERSION}/{{phone_number_id}}/calls", calls_endpoint)
     r.add_get(f"/{VERSION}/{{phone_number_id}}/call_permissions", permissions_endpoint)
+    r.add_post(f"/{VERSION}/{{phone_number_id}}/settings", settings_endpoint)
+    r.add_get(f"/{VERSION}/{{phone_number_id}}/settings", settings_endpoint)
+    r.add_get("/_sim/calling", calling_for_phone)
     r.add_get("/_sim/calls", calls_log)
     r.add_post("/_sim/calls/{call_id}/accept", _control("user_accept", "call_id", "sdp"))
     r.add_post("/_sim/calls/{call_id}/decline", _control("user_decline", "call_id"))

@@ -81,6 +81,9 @@ def world_and_stack(tmp_path_factory):
     rasa = FakeRasa()
     rasa.start()
     stack = Stack(tmp_path / "stack", tmp_path / "no-model", ingress=True)
+    # Teams staffed all day: the gateway gives Meta these as the calling hours (a patient's
+    # call outside them would not go through), whatever the hour the test runs at.
+    stack.env["CLINIC_RECEPTION_HOURS"] = stack.env["CLINIC_NURSE_LINE_HOURS"] = "mon-sun 00:00-23:59"
     world = build_world(stack.database, rasa, LiveClock())
     key = _template(tmp_path)["key"]
     stack.env["CLINIC_ENCRYPTION_KEY"] = key.decode()  # the gateway decrypts the address the inbox's key sealed
@@ -208,6 +211,8 @@ def test_a_patient_calls_the_clinic_and_the_team_answers_on_the_ticket_page(worl
             staff.goto(f"{server.url}/inbox/tickets/{ticket.id}")
             phone.goto(f"{simulator}/?user={WA_ID}")
             phone.wait_for_selector("body[data-call-ready='1']", state="attached")
+            # The gateway gave Meta the clinic's calling settings at its start: the button shows.
+            phone.wait_for_selector("body[data-call-icon='shown']", state="attached")
             phone.click("#call-clinic")
 
             staff.wait_for_selector("#call-incoming:not([hidden])", timeout=20000)

@@ -138,3 +138,20 @@ def test_permission_reply():
         "response": "reject", "response_source": "user_action"}})
     assert rejected is not None and rejected.response == "reject" and rejected.expiration_timestamp is None
     assert parse_permission_reply({"type": "button_reply", "button_reply": {"id": "x"}}) is None
+
+
+def test_calling_settings_follow_metas_rules():
+    from whatsapp.calls import calling_settings_payload
+
+    payload = calling_settings_payload(True, "DISABLE_ALL", "Europe/Berlin", [(5, "0900", "1200"), (0, "0800", "1800")])
+    assert payload == {"calling": {"status": "ENABLED", "call_icon_visibility": "DISABLE_ALL", "call_hours": {
+        "status": "ENABLED", "timezone_id": "Europe/Berlin", "weekly_operating_hours": [
+            {"day_of_week": "MONDAY", "open_time": "0800", "close_time": "1800"},
+            {"day_of_week": "SATURDAY", "open_time": "0900", "close_time": "1200"}]}}}
+    for bad in ([(0, "0800", "1200"), (0, "1100", "1300")],  # overlapping
+                [(0, "0800", "0900"), (0, "1000", "1100"), (0, "1200", "1300")],  # three a day
+                [(0, "1800", "0800")], [(7, "0800", "0900")]):
+        with pytest.raises(CallActionError):
+            calling_settings_payload(True, "DEFAULT", "Europe/Berlin", bad)
+    with pytest.raises(CallActionError):
+        calling_settings_payload(True, "HIDDEN", "Europe/Berlin", [])

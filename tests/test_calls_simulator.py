@@ -143,3 +143,54 @@ async def test_rejecting_a_user_call_and_meta_style_errors():
                 await client.close()
     finally:
         await receiver.stop()
+
+
+@pytest.mark.asyncio
+async def test_the_gateway_applies_the_clinics_calling_settings_and_the_phone_follows_them():
+    """content/clinic.yml's calling, call icon and the teams' hours reach Meta's settings
+    (gateway/calls.py); the simulated phone hides the call button and refuses a call outside
+    the hours, as WhatsApp does."""
+    import dataclasses
+    import datetime as dt
+
+    from clinic.settings import OpeningHours, load_settings
+    from gateway.calls import CallDesk
+
+    settings = load_settings()
+    payload = CallDesk.calling_settings(settings)["calling"]
+    hours = payload["call_hours"]
+    assert (payload["status"], payload["call_icon_visibility"], hours["timezone_id"]) == \
+        ("ENABLED", "DEFAULT", "Europe/Berlin")
+    # Reception and nurses (content/clinic.yml): Mon-Fri 08:00-18:00, Saturday 09:00-12:00.
+    assert {"day_of_week": "SATURDAY", "open_time": "0900", "close_time": "1200"} in hours["weekly_operating_hours"]
+    assert [h for h in hours["weekly_operating_hours"] if h["day_of_week"] == "MONDAY"] == \
+        [{"day_of_week": "MONDAY", "open_time": "0800", "close_time": "1800"}]
+    assert not [h for h in hours["weekly_operating_hours"] if h["day_of_week"] == "SUNDAY"]
+
+    async with running_simulator() as sim:
+        client = GraphClient(sim.url, "v23.0", sim.config.phone_number_id, sim.token, max_attempts=1)
+        desk = CallDesk.__new__(CallDesk)
+        desk._client = client
+        try:
+            status, phone = await sim.get("/_sim/calling")
+            assert phone["icon_visible"] is True
+            # Hidden icon, and hours that are never now (a window ending a minute from midnight
+            # on another day): the phone shows no button and a call does not go through.
+            today = dt.datetime.now(dt.timezone.utc).astimezone(settings.timezone).weekday()
+            other = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(today + 3) % 7]
+            closed = dataclasses.replace(settings, call_icon_visibility="DISABLE_ALL",
+                                         reception_hours=OpeningHours.parse(f"{other} 00:00-00:01"),
+                                         nurse_line_hours=OpeningHours.parse(f"{other} 00:00-00:01"))
+            assert await desk.apply_calling_settings(closed) is True
+            status, phone = await sim.get("/_sim/calling")
+            assert phone["icon_visible"] is False and phone["open_now"] is False
+            status, refused = await sim.post(f"/_sim/users/{USER}/calls", {"sdp": SDP})
+            assert status == 400 and "call hours" in refused["error"]
+            # Meta's rules: two windows a day at most, not overlapping.
+            with pytest.raises(GraphError):
+                await client.update_settings({"calling": {"status": "ENABLED", "call_hours": {
+                    "status": "ENABLED", "timezone_id": "Europe/Berlin", "weekly_operating_hours": [
+                        {"day_of_week": "MONDAY", "open_time": "0800", "close_time": "1200"},
+                        {"day_of_week": "MONDAY", "open_time": "1100", "close_time": "1300"}]}}})
+        finally:
+            await client.close()

@@ -142,6 +142,44 @@ class CallPermissionRequest(OutboundMessage):
         return permission_request(self.body)
 
 
+# ── the number's calling settings (POST /{phone_number_id}/settings) ──────────────────────
+
+DAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+ICON_VISIBILITIES = ("DEFAULT", "DISABLE_ALL")
+MAX_WINDOWS_PER_DAY = 2  # "Maximum of 2 entries allowed per day of week"
+
+
+def calling_settings_payload(enabled: bool, call_icon_visibility: str, timezone_id: str,
+                             weekly_hours: List[tuple[int, str, str]]) -> Dict[str, Any]:
+    """``{"calling": {status, call_icon_visibility, call_hours{…}}}``. ``weekly_hours``:
+    (weekday 0 = Monday, "HHMM" open, "HHMM" close); at most two per day, open before close,
+    none overlapping, as Meta requires."""
+    if call_icon_visibility not in ICON_VISIBILITIES:
+        raise CallActionError(f"call_icon_visibility must be one of {', '.join(ICON_VISIBILITIES)}")
+    if not timezone_id:
+        raise CallActionError("call_hours.timezone_id is required")
+    by_day: Dict[int, List[tuple[str, str]]] = {}
+    for day, opens, closes in weekly_hours:
+        if day not in range(7) or not (len(opens) == len(closes) == 4 and opens.isdigit() and closes.isdigit()):
+            raise CallActionError("weekly_operating_hours: a day 0-6 and HHMM times")
+        if opens >= closes:
+            raise CallActionError("weekly_operating_hours: open_time must be before close_time")
+        by_day.setdefault(day, []).append((opens, closes))
+    for windows in by_day.values():
+        windows.sort()
+        if len(windows) > MAX_WINDOWS_PER_DAY:
+            raise CallActionError(f"weekly_operating_hours: at most {MAX_WINDOWS_PER_DAY} entries per day")
+        if any(later[0] < earlier[1] for earlier, later in zip(windows, windows[1:], strict=False)):
+            raise CallActionError("weekly_operating_hours: entries overlap")
+    return {"calling": {
+        "status": "ENABLED" if enabled else "DISABLED",
+        "call_icon_visibility": call_icon_visibility,
+        "call_hours": {"status": "ENABLED", "timezone_id": timezone_id, "weekly_operating_hours": [
+            {"day_of_week": DAYS[day], "open_time": opens, "close_time": closes}
+            for day in sorted(by_day) for opens, closes in by_day[day]]},
+    }}
+
+
 # ── the `calls` webhook field ───────────────────────────────────────────────────────────────
 
 

@@ -124,6 +124,7 @@ class GraphClient:
         self._base = f"{base_url.rstrip('/')}/{api_version.strip('/')}"
         self._messages_url = f"{self._base}/{quote(phone_number_id, safe='')}/messages"
         self._calls_url = f"{self._base}/{quote(phone_number_id, safe='')}/calls"
+        self._settings_url = f"{self._base}/{quote(phone_number_id, safe='')}/settings"
         self.phone_number_id = phone_number_id
         self.__token = access_token  # name-mangled and kept out of repr/logs/errors
         self.max_attempts = max_attempts
@@ -227,6 +228,12 @@ class GraphClient:
         if not isinstance(data, dict):
             raise GraphError(200, None, "the calls endpoint returned a body that is not an object")
         return data
+
+    async def update_settings(self, payload: Dict[str, Any]) -> bool:
+        """``POST /<phone_number_id>/settings`` (the calling settings: whatsapp/calls.py).
+        Idempotent, so retried like a read."""
+        data, _ = await self._call("POST", self._settings_url, payload, rate_limited=False)
+        return isinstance(data, dict) and data.get("success") is True
 
     async def get_media(self, media_id: str) -> Dict[str, Any]:
         """``GET /<media_id>``: the short-lived (5 min) download URL, MIME type, sha256, size."""

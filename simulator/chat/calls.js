@@ -139,6 +139,11 @@
     }).catch(failed);
   }
 
+  function showIcon(settings) {
+    $("call-clinic").hidden = !settings.icon_visible;
+    document.body.dataset.callIcon = settings.icon_visible ? "shown" : "hidden";
+  }
+
   function answered(data) {
     if (!call.pc || data.call_id !== call.id) return;
     // pre_accept and accept carry the same answer, often milliseconds apart: set it once (a
@@ -174,6 +179,10 @@
     es.addEventListener("call_ended", function (e) { ended(JSON.parse(e.data)); });
     es.addEventListener("hello", function () { document.body.dataset.callReady = "1"; });
     $("call-clinic").addEventListener("click", function () { callClinic(user); });
+    // The call button as the business's calling settings say (POST /settings): hidden when
+    // calling is off or the icon is disabled; outside call hours a call says so.
+    fetch("/_sim/calling").then(function (resp) { return resp.json(); }).then(showIcon);
+    es.addEventListener("calling_settings", function (e) { showIcon(JSON.parse(e.data)); });
   });
   $("call-accept").addEventListener("click", accept);
   $("call-decline").addEventListener("click", decline);
