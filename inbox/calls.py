@@ -35,8 +35,8 @@ from clinic.inbox.model import (
     TicketState,
 )
 from clinic.inbox.staff import StaffMember
-from clinic.messaging.calls import ACCEPTED, BUSINESS, Call, CallError, CallStore
-from inbox.context import check_csrf, client_of, current_member, deps
+from clinic.messaging.calls import BUSINESS, Call, CallError, CallStore
+from inbox.context import check_csrf, client_of, current_member, deps, session_of
 from inbox.schemas import RowId
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
@@ -171,6 +171,6 @@ def calls_page(request: Request, member: StaffMember = Depends(current_member)):
         raise Forbidden("administrators do not see patient conversations")
     teams = None if member.role is Role.SUPERVISOR else member.teams
     calls = [describe(c) for c in _store(request).ringing(teams)]
-    from inbox.pages import render
-
-    return render(request, "calls.html", member=member, calls=calls, connected=ACCEPTED)
+    session = session_of(request)  # as inbox/pages.render does (not imported: pages imports this)
+    return deps(request).templates.TemplateResponse(request, "calls.html", {
+        "member": member, "calls": calls, "csrf": session.csrf, "flash": session.pop_flash()})
