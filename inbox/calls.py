@@ -19,7 +19,7 @@ Every call placed, answered, declined and ended is in the audit log (the call's 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -34,6 +34,7 @@ from clinic.inbox.model import (
     Role,
     TicketState,
 )
+from clinic.inbox.service import TimelineItem
 from clinic.inbox.staff import StaffMember
 from clinic.messaging.calls import BUSINESS, Call, CallError, CallStore
 from inbox.context import check_csrf, client_of, current_member, deps, session_of
@@ -56,10 +57,17 @@ def _store(request: Request) -> CallStore:
     return CallStore(deps(request).inbox.sessions)
 
 
-def ticket_calls(request: Request, conversation_id: str) -> Dict[str, Any]:
-    """The conversation's calls for the ticket page (newest last, in words) and whether the
-    patient allows the clinic to call them (their last call-permission reply)."""
+def ticket_calls(request: Request, conversation_id: str, timeline: Sequence[TimelineItem] = ()) -> Dict[str, Any]:
+    """The conversation's calls for the ticket page (newest last, in words), the
+    conversation's timeline with each call in its place, and whether the patient allows the
+    clinic to call them (their last call-permission reply)."""
     store = _store(request)
+    calls = store.for_conversation(conversation_id)
+    merged: List[Any] = list(timeline) + [TimelineItem(call.created_at, "call", call_line(call)) for call in calls]
+    try:
+        merged.sort(key=lambda item: item.at)
+    except TypeError:  # a time without its zone: the calls after the messages rather than no page
+        merged = list(timeline) + merged[len(timeline):]
     permission = store.permission(conversation_id)
     now = dt.datetime.now(dt.timezone.utc)
     if permission is None:
@@ -67,7 +75,14 @@ def ticket_calls(request: Request, conversation_id: str) -> Dict[str, Any]:
     else:
         allowed = {"allowed": permission.allowed(now), "response": permission.response,
                    "expires_at": permission.expires_at, "answered_at": permission.answered_at}
-    return {"items": [describe(call) for call in store.for_conversation(conversation_id)], "permission": allowed}
+    return {"items": [describe(call) for call in calls], "permission": allowed, "timeline": merged}
+
+
+def call_line(call: Call) -> str:
+    """A call as a line of the conversation: "Voice call, clinic → patient: completed (42 s)"."""
+    item = describe(call)
+    duration = f" ({call.duration_seconds} s)" if call.duration_seconds is not None else ""
+    return f"Voice call, {item['direction']}: {item['outcome_words']}{duration}"
 
 
 def describe(call: Call, *, with_sdp: bool = False) -> Dict[str, Any]:

@@ -129,7 +129,7 @@ def ticket(ticket_id: RowId, request: Request, member: StaffMember = Depends(pag
                   assignable=assignable, tasks=d.inbox.tasks_for_ticket(member.actor, ticket_id),
                   templates=d.inbox.template_offers(page.ticket.language),
                   documents=ticket_documents(request, page.ticket.conversation_id),
-                  calls=ticket_calls(request, page.ticket.conversation_id))
+                  calls=ticket_calls(request, page.ticket.conversation_id, page.timeline))
 
 
 def _ticket_action(request: Request, ticket_id: RowId, run) -> RedirectResponse:

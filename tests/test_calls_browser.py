@@ -182,6 +182,7 @@ def test_staff_call_a_patient_and_both_pages_have_audio(world_and_stack):
             staff.reload()
             history = staff.inner_text("#call-history")
             assert "clinic → patient" in history and "completed" in history and f"{duration} s" in history
+            assert f"Voice call, clinic → patient: completed ({duration} s)" in staff.inner_text("#timeline")
             actions = [e.action for e in world.audit.entries(actor="nina")]
             assert "call_placed" in actions and "call_ended" in actions
         finally:

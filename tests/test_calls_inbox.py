@@ -60,6 +60,8 @@ def test_only_the_holder_places_a_call_and_only_with_csrf(server, clients):
     assert "call_placed" in actions and "call_ended" in actions
     page = clients["nina"].get(f"{server.url}/inbox/tickets/{ticket.id}")
     assert f'id="call-{call["id"]}"' in page.text and "not answered" in page.text
+    # In the conversation too, in its place.
+    assert '<li class="msg msg-call">' in page.text and "Voice call, clinic → patient: not answered" in page.text
     assert "has not been asked whether the clinic may call them" in page.text
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert "microphone=(self)" in page.headers["Permissions-Policy"]
