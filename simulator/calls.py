@@ -435,7 +435,17 @@ async def calls_log(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app[CALLS_KEY] = SimCalls(app[SIM_KEY])
+    sim = app[SIM_KEY]
+    calls = app[CALLS_KEY] = SimCalls(sim)
+    # POST /_sim/reset clears the calls, permissions and calling settings too.
+    reset = sim.reset
+
+    async def reset_with_calls() -> None:
+        await reset()
+        fresh = SimCalls(sim)
+        calls.calls, calls.permission_until, calls.settings = fresh.calls, fresh.permission_until, fresh.settings
+
+    sim.reset = reset_with_calls  # type: ignore[method-assign]
     r = app.router
     r.add_post(f"/{VERSION}/{{phone_number_id}}/calls", calls_endpoint)
     r.add_get(f"/{VERSION}/{{phone_number_id}}/call_permissions", permissions_endpoint)

@@ -194,3 +194,24 @@ async def test_the_gateway_applies_the_clinics_calling_settings_and_the_phone_fo
                         {"day_of_week": "MONDAY", "open_time": "1100", "close_time": "1300"}]}}})
         finally:
             await client.close()
+
+
+
+@pytest.mark.asyncio
+async def test_reset_clears_calls_permissions_and_settings():
+    async with running_simulator() as sim:
+        await sim.post(f"/_sim/users/{USER}/call-permission", {"response": "accept"})
+        await sim.post(f"/_sim/users/{USER}/calls", {"sdp": SDP})
+        _, log = await sim.get("/_sim/calls")
+        assert log["calls"]
+        await sim.post("/_sim/reset")
+        _, log = await sim.get("/_sim/calls")
+        _, phone = await sim.get("/_sim/calling")
+        assert log["calls"] == [] and phone["icon_visible"] is True
+        client = GraphClient(sim.url, "v23.0", sim.config.phone_number_id, sim.token, max_attempts=1)
+        try:
+            with pytest.raises(GraphError) as refused:
+                await client.call_action(connect_payload(USER, SDP))
+            assert refused.value.code == 138006  # the permission went with the reset
+        finally:
+            await client.close()
