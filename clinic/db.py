@@ -196,6 +196,7 @@ MODEL_MODULES = (
     "clinic.messaging.quarantine",
     "clinic.messaging.media",
     "clinic.messaging.identities",
+    "clinic.messaging.calls",
     "clinic.scheduling.tables",
     "clinic.api_keys",
     "clinic.inbox.tables",

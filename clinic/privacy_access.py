@@ -89,6 +89,7 @@ SHOWN_IN: Dict[str, str] = {
     "wa_quarantine": "records_counted",
     "wa_contacts": "records_counted",
     "wa_identities": "records_counted",
+    "wa_calls": "records_counted",
 }
 # The page's sections, in order (the portal's texts name each: access.section.<name>).
 SECTIONS = ("patient", "appointments", "conversation", "messaging_preferences", "language",
@@ -323,6 +324,7 @@ class PrivacyAccess:
     def _counted(self, conversation_id: str, keys: Tuple[str, str]) -> Dict[str, Any]:
         from clinic.knowledge.tables import KnowledgeOutcomeRow
         from clinic.messaging import identities
+        from clinic.messaging.calls import CallRow
         from clinic.messaging.quarantine import QuarantineRow
         from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
         from clinic.portal.tables import PortalTokenRow
@@ -355,6 +357,8 @@ class PrivacyAccess:
                     PortalTokenRow.conversation_id == conversation_id)),
                 "questions_answered_from_documents": count(session, select(func.count()).select_from(
                     KnowledgeOutcomeRow).where(KnowledgeOutcomeRow.contact_key.in_(keys))),
+                "whatsapp_calls": count(session, select(func.count()).select_from(CallRow).where(
+                    CallRow.conversation_id == conversation_id)),
             }
 
     # ── the audit ────────────────────────────────────────────────────────────────────────

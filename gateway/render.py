@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Text, Tuple
 from clinic.messaging.turn import InboundTurn, TurnReply
 from gateway.outbox import Outbox
 from gateway.sender import Sender
+from whatsapp.calls import CallPermissionRequest
 from whatsapp.limits import INTERACTIVE_BODY_MAX, LIST_ROWS_MAX
 from whatsapp.outbound import (
     Choice,
@@ -178,6 +179,8 @@ def _custom_message(spec: Dict[str, Any]) -> Tuple[OutboundMessage, str]:
         ), kind
     if kind == "location_request":
         return LocationRequest(body=spec["body"]), kind
+    if kind == "call_permission_request":  # may the clinic call the patient (whatsapp/calls.py)
+        return CallPermissionRequest(body=spec["body"]), kind
     if kind == "media":
         return Media(spec["media_type"], link=spec.get("link"), media_id=spec.get("id"),
                      caption=spec.get("caption"), filename=spec.get("filename")), spec["media_type"]

@@ -206,10 +206,13 @@ class Ingress:
         self.channel.outbox.start_draining(self.channel.settings.outbox_poll_seconds)
         # Media left pending (a transient Graph failure, a crash mid-download).
         self.channel.media.start_sweeping(self.channel.settings.media_sweep_seconds)
+        # Staff's call actions (connect, accept, terminate…), sent as the inbox queues them.
+        self.channel.calls.start_draining()
 
     async def _stop_processing(self) -> None:
         await self.processor.idle()
         await self.channel.media.stop()
+        await self.channel.calls.stop()
         await self.relay.close()
         await self.channel.close_client()
 

@@ -43,7 +43,7 @@ MEDIA_KEYS = {
     "audio": {"id", "link"},
     "sticker": {"id", "link"},
 }
-INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message")
+INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message", "call_permission_request")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
@@ -308,6 +308,10 @@ def _interactive(body: Dict[str, Any]) -> None:
         _list(action)
     elif itype == "cta_url":
         _cta(action)
+    elif itype == "call_permission_request":  # voice calls (simulator/calls.py)
+        _keys(action, {"name"}, "interactive['action']")
+        if action.get("name") != "call_permission_request":
+            raise invalid("interactive['action']['name']", "must be \"call_permission_request\"")
     else:
         _keys(action, {"name"}, "interactive['action']")
         if action.get("name") != "send_location":

@@ -389,6 +389,10 @@
         loc.appendChild(el("span", "label", "Send location"));
         loc.addEventListener("click", function () { tap(item.wamid, "send_location"); });
         bubble.appendChild(loc);
+      } else if (it.type === "call_permission_request" && window.simCallPermission) {
+        // Voice calls (calls.js): the patient allows the clinic to call them, or not.
+        below.appendChild(actionButton("Allow calls", "✆", function () { window.simCallPermission(item.wamid, "accept"); }));
+        below.appendChild(actionButton("Don't allow", null, function () { window.simCallPermission(item.wamid, "reject"); }));
       }
     } else if (type === "template") {
       var r = item.rendered || { body: "Template " + p.template.name, buttons: [] };

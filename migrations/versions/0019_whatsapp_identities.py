@@ -2,7 +2,7 @@
 WhatsApp user (the pseudonym of a phone number or of a business-scoped user id) belongs to,
 and the username, encrypted (clinic/messaging/identities.py).
 
-Revision ID: 0019_bsuid19_identities
+Revision ID: 0019_whatsapp_identities
 Revises: 0018_inbound_media
 Create Date: 2026-12-06
 """
@@ -10,7 +10,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_bsuid19_identities"
+revision = "0019_whatsapp_identities"
 down_revision = "0018_inbound_media"
 branch_labels = None
 depends_on = None
