@@ -21,8 +21,8 @@ from clinic.handoff.tables import HandoffRequest
 from clinic.inbox.tables import HandoffRatingRow, MessageRow, StaffRow, TaskRow, TicketRow
 from clinic.knowledge.tables import KnowledgeOutcomeRow
 from clinic.language.tables import ContactLanguage
-from clinic.messaging.identities import IdentityRow
 from clinic.messaging.calls import CallRow
+from clinic.messaging.identities import IdentityRow
 from clinic.messaging.media import InboundMediaRow
 from clinic.messaging.quarantine import QuarantineRow
 from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
