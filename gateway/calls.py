@@ -37,10 +37,12 @@ from clinic.handoff.tables import HandoffRequest
 from clinic.handoff.teams import FALLBACK_TEAM, Team
 from clinic.inbox.model import TicketState
 from clinic.inbox.tables import TicketRow
+from clinic.messaging import identities
 from clinic.messaging.calls import CallAction, CallStore, opaque_for
 from clinic.messaging.store import ContactRow, WhatsAppStore
 from clinic.privacy import ContactCipher, contact_key
 from clinic.settings import ClinicSettings, load_settings
+from gateway.identities import bsuid_of, phone_of
 from gateway.render import CHANNEL_NAME
 from whatsapp.calls import (
     BUSINESS_INITIATED,
@@ -57,6 +59,7 @@ from whatsapp.client import GraphClient
 from whatsapp.errors import GraphError
 from whatsapp.inbound import InboundMessage, UnknownInteractive
 from whatsapp.metrics import Metrics
+from whatsapp.users import is_bsuid
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.2  # a staff member is waiting for the phone to ring
@@ -107,7 +110,8 @@ class CallDesk:
             reply = parse_permission_reply(message.raw.get("interactive"))
             if reply is None or not message.sender_key:
                 continue
-            self.store.record_permission(self._conversation_id(message.sender_key), reply.response,
+            conversation_id = self._settled(phone_of(message), bsuid_of(message))
+            self.store.record_permission(conversation_id, reply.response,
                                          reply.response_source, _moment(reply.expiration_timestamp),
                                          _moment(message.timestamp))
             self._metrics.increment(f"call_permission_{reply.response}")
@@ -130,8 +134,11 @@ class CallDesk:
             if call is not None:
                 logger.info("Call %s answered by the patient", call.id)
         elif event.direction == USER_INITIATED and event.session.sdp_type == "offer" and event.user_wa_id:
-            # Keyed like the patient's chat: on their BSUID when Meta sends one (whatsapp/inbound.py).
-            conversation_id = self._conversation_id(user_ids.get(event.user_wa_id) or event.user_wa_id)
+            # The conversation of the patient's chat, found as the door finds it: by their
+            # BSUID or their number, whichever is linked (clinic/messaging/identities.py).
+            caller = event.user_wa_id
+            conversation_id = self._settled(None if is_bsuid(caller) else caller,
+                                            caller if is_bsuid(caller) else user_ids.get(caller))
             self._remember_address(conversation_id, event.user_wa_id)
             team, ticket_id = self._route(conversation_id)
             call = self.store.incoming(event.call_id, conversation_id, event.session.sdp, team=team,
@@ -139,6 +146,15 @@ class CallDesk:
             if call is not None:
                 self._metrics.increment("calls_incoming")
                 logger.info("Call %s from a patient rings for the %s team", call.id, team)
+
+    def _settled(self, phone: Optional[str], bsuid: Optional[str]) -> str:
+        """The patient's one conversation, by the identifiers WhatsApp gave (linked as the
+        door links a message's)."""
+        identity = identities.Identity(bsuid_key=self._conversation_id(bsuid) if bsuid else None,
+                                       phone_key=self._conversation_id(phone) if phone else None)
+        default = identity.bsuid_key or identity.phone_key or ""
+        with self._sessions() as session, session.begin():
+            return identities.resolve(session, identity, default)
 
     def _remember_address(self, conversation_id: str, wa_id: str) -> None:
         """A patient who calls before ever writing: their address, encrypted, so staff can
@@ -263,7 +279,9 @@ class CallDesk:
             contact = self._messages.contact(call.conversation_id)
             if contact is None:
                 raise LookupError("no WhatsApp address for this conversation")
-            return connect_payload(self._cipher.decrypt(contact[0]), action.sdp or "", opaque_for(call.id))
+            address = self._cipher.decrypt(contact[0])
+            # A patient known only by their username is called by their BSUID ("recipient").
+            return connect_payload(address, action.sdp or "", opaque_for(call.id), recipient_is_bsuid=is_bsuid(address))
         if not call.call_id:
             raise LookupError("WhatsApp has not named this call yet")
         return action_payload(call.call_id, action.action, action.sdp,

@@ -184,3 +184,37 @@ def test_a_permission_reply_is_recorded_for_the_conversation_not_the_assistant(s
     permission = gateway.store.permission(conversation_of("15550008888"))
     assert (permission.response, permission.source, permission.expires_at.year) == ("accept", "user_action", 2025)
     assert not permission.allowed(utcnow())  # that permission ran out in 2025
+
+
+def test_a_call_reaches_the_conversation_of_the_patients_chat_by_their_username_id(sessions):
+    """A patient known by their number and their business-scoped id (usernames, issue 19):
+    their call rings on the conversation their chat is linked to, not a second one."""
+    from clinic.messaging import identities
+
+    bsuid = "US.13491208655302741918"
+    chat = conversation_of("15550007777")  # a patient from before usernames: keyed on the number
+    with sessions() as session, session.begin():
+        identities.resolve(session, identities.Identity(bsuid_key=conversation_of(bsuid),
+                                                        phone_key=chat), chat)
+    gateway = desk(sessions)
+    payload = webhook(user_connect("wacid.U", bsuid))
+    gateway.record_webhook(payload)
+    [call] = gateway.store.ringing()
+    assert call.conversation_id == chat
+
+
+def test_staff_call_a_username_patient_by_recipient_and_a_number_by_to(sessions):
+    cipher = ContactCipher(Fernet.generate_key())
+    gateway = CallDesk(sessions, None, cipher, conversation_of, KEY, Metrics())
+    sent = {}
+    for address in ("US.13491208655302741918", "15550008888"):
+        conversation = conversation_of(address)
+        with sessions() as session, session.begin():
+            session.add(ContactRow(conversation_id=conversation, address_encrypted=cipher.encrypt(address),
+                                   created_at=utcnow()))
+        CallStore(sessions).place(conversation, SDP, staff_id=1, ticket_id=None, team="reception")
+        action = CallStore(sessions).claim_next_action()
+        sent[address] = gateway._payload(action)
+    assert sent["US.13491208655302741918"]["recipient"] == "US.13491208655302741918"
+    assert "to" not in sent["US.13491208655302741918"]
+    assert sent["15550008888"]["to"] == "15550008888" and "recipient" not in sent["15550008888"]
