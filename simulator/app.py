@@ -6,7 +6,7 @@ from typing import Any, Dict, Union
 
 from aiohttp import web
 
-from . import control, graph_api
+from . import control, flows, graph_api
 from .config import SimulatorConfig
 from .core import Simulator
 from .graph_api import SIM_KEY
@@ -21,6 +21,7 @@ def create_app(config: Union[SimulatorConfig, Dict[str, Any]]) -> web.Applicatio
     app[SIM_KEY] = simulator
     graph_api.add_routes(app)
     control.add_routes(app)
+    flows.add_routes(app, config.flows, config.flows_public_key)  # WhatsApp Flows (simulator/flows.py)
 
     async def on_startup(_app: web.Application) -> None:
         await simulator.start()

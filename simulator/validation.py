@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from whatsapp import limits
 
+from .flows_validation import validate_flow_action
 from .graph_errors import GraphError, invalid
 from .templates import Template, TemplateRegistry, check_and_render
 
@@ -42,7 +43,7 @@ MEDIA_KEYS = {
     "audio": {"id", "link"},
     "sticker": {"id", "link"},
 }
-INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message")
+INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message", "flow")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
@@ -307,6 +308,8 @@ def _interactive(body: Dict[str, Any]) -> None:
         _list(action)
     elif itype == "cta_url":
         _cta(action)
+    elif itype == "flow":
+        validate_flow_action(action)
     else:
         _keys(action, {"name"}, "interactive['action']")
         if action.get("name") != "send_location":
