@@ -36,12 +36,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def stack(trained_model, tmp_path_factory):
+def stack(model, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("flows-e2e")
     private = generate_private_key_pem()
     (workdir / "flows-private.pem").write_bytes(private)
     (workdir / "flows-public.pem").write_bytes(public_key_pem(load_private_key(private)))
-    running = Stack(workdir, trained_model, ingress=True)
+    running = Stack(workdir, model, ingress=True)
     running.env["WHATSAPP_FLOWS_PRIVATE_KEY_FILE"] = str(workdir / "flows-private.pem")
     running.env["WHATSAPP_BOOKING_FLOW_ID"] = FLOW_ID
     endpoint = f"http://127.0.0.1:{running.ports['ingress']}/flows/booking"
