@@ -33,7 +33,7 @@ from whatsapp.flows_crypto import (
     load_public_key,
 )
 
-from .control import _data, bad, handles_errors
+from .control import bad, handles_errors
 from .core import valid_wa_id
 from .graph_api import SIM_KEY, error_response
 from .graph_errors import GraphError
@@ -114,6 +114,20 @@ def _endpoint_error(status: int) -> str:
     return {421: "the endpoint could not decrypt the request (421)",
             427: "this form is no longer available (427)",
             432: "the endpoint refused the request's signature (432)"}.get(status, f"the endpoint answered HTTP {status}")
+
+
+async def _data(request: web.Request) -> Dict[str, Any]:
+    """The JSON object of a control request ({} when empty)."""
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise SpecError("the body must be JSON") from None
+    if not isinstance(data, dict):
+        raise SpecError("the body must be a JSON object")
+    return data
 
 
 FLOWS_KEY: "web.AppKey[FlowService]" = web.AppKey("flows", FlowService)
