@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from whatsapp import limits
 
+from .flows_validation import validate_flow_action
 from .graph_errors import GraphError, invalid
 from .templates import Template, TemplateRegistry, check_and_render
 from .usernames import check_recipient
@@ -43,7 +44,8 @@ MEDIA_KEYS = {
     "audio": {"id", "link"},
     "sticker": {"id", "link"},
 }
-INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message", "call_permission_request")
+INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message", "call_permission_request",
+                     "flow")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
@@ -312,6 +314,8 @@ def _interactive(body: Dict[str, Any]) -> None:
         _keys(action, {"name"}, "interactive['action']")
         if action.get("name") != "call_permission_request":
             raise invalid("interactive['action']['name']", "must be \"call_permission_request\"")
+    elif itype == "flow":
+        validate_flow_action(action)
     else:
         _keys(action, {"name"}, "interactive['action']")
         if action.get("name") != "send_location":

@@ -380,6 +380,8 @@
       } else if (it.type === "cta_url") {
         bubble.appendChild(actionLink(it.action.parameters.display_text, it.action.parameters.url,
                                       "in-bubble-action cta"));
+      } else if (it.type === "flow" && window.SimFlows) {  // WhatsApp Flows: chat/flows.js
+        bubble.appendChild(window.SimFlows.button(function () { return state.user; }, item));
       } else if (it.type === "location_request_message") {
         var loc = el("button", "in-bubble-action send-location");
         loc.type = "button";
@@ -436,7 +438,7 @@
     } else if (m.type === "interactive") {
       var kind = m.interactive.type;
       var r = m.interactive[kind] || {};
-      bubble.appendChild(formatted(r.title || kind));
+      bubble.appendChild(formatted(r.title || r.body || kind));  // nfm_reply (a Flow sent): its body
       if (r.description) bubble.appendChild(el("div", "footer-text", r.description));
     } else if (m.type === "button") {
       bubble.appendChild(formatted(m.button.text));
@@ -749,6 +751,14 @@
       setTyping(d.on, d.timeout);
     });
     es.addEventListener("reset", clearChat);
+  }
+
+  if (window.SimFlows) {
+    window.SimFlows.onSent = function (result) {
+      render({ direction: "in", wamid: result.wamid, message: result.message, status: "sent",
+               time: Date.now() / 1000 });
+    };
+    window.SimFlows.onError = showError;
   }
 
   api("GET", "/_sim/config").then(function (config) {
