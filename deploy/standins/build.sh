@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the base images deploy/compose.yml and the Dockerfile name exist in the local
-# Docker Engine: python:3.10-slim-bookworm, postgres:15-bookworm, redis:7-bookworm.
+# Docker Engine: python:3.10-slim-bookworm, postgres:15-bookworm, redis:7-bookworm, caddy:2.
 #
 # For each tag: already present → kept (a cache: nothing is rebuilt); else `docker pull`
 # (the real image from Docker Hub); only when Docker Hub cannot be reached (this project's
@@ -14,7 +14,8 @@
 #     its binary's RUNPATH names it; /usr/local/bin/python* link to it, as in the real image);
 #   - postgres:15-bookworm and redis:7-bookworm = that + a small entrypoint with the
 #     official images' interface (POSTGRES_USER/PASSWORD/DB, data in /var/lib/postgresql/data,
-#     port 5432; redis-server on 6379 for the whole network).
+#     port 5432; redis-server on 6379 for the whole network);
+#   - caddy:2 = that + Debian's caddy 2.6 (installed from the mirror during the build).
 # Stand-ins carry the label org.clinic.standin=1 (`docker image ls -f label=org.clinic.standin=1`).
 # Needs root (debootstrap), debootstrap and the Debian mirror.
 set -euo pipefail
@@ -69,15 +70,17 @@ ENV PYTHON_VERSION=3.10.13
 LABEL org.clinic.standin=1
 CMD ["python3"]
 DOCKERFILE
-  docker build -q -t python:3.10-slim-bookworm "$context" >/dev/null
+  DOCKER_BUILDKIT=0 docker build -q -t python:3.10-slim-bookworm "$context" >/dev/null 2>&1 \
+    || DOCKER_BUILDKIT=0 docker build -t python:3.10-slim-bookworm "$context" >&2
   rm -rf "$context"
 }
 
 build_service() {  # tag dockerfile-in-this-dir
-  docker build -q --build-arg BASE="$BASE" -t "$1" -f "$here/$2" "$here" >/dev/null
+  DOCKER_BUILDKIT=0 docker build -q --build-arg BASE="$BASE" -t "$1" -f "$here/$2" "$here" >/dev/null 2>&1 \
+    || DOCKER_BUILDKIT=0 docker build --build-arg BASE="$BASE" -t "$1" -f "$here/$2" "$here" >&2
 }
 
-for tag in python:3.10-slim-bookworm postgres:15-bookworm redis:7-bookworm; do
+for tag in python:3.10-slim-bookworm postgres:15-bookworm redis:7-bookworm caddy:2; do
   if have "$tag"; then continue; fi
   if [ "${STANDINS_NO_PULL:-}" != 1 ] && pull "$tag"; then continue; fi
   echo "standins: Docker Hub unreachable; building a local stand-in for $tag" >&2
@@ -86,6 +89,7 @@ for tag in python:3.10-slim-bookworm postgres:15-bookworm redis:7-bookworm; do
     python:*) build_python ;;
     postgres:*) build_service "$tag" postgres.Dockerfile ;;
     redis:*) build_service "$tag" redis.Dockerfile ;;
+    caddy:*) build_service "$tag" caddy.Dockerfile ;;
   esac
 done
-echo "standins: python:3.10-slim-bookworm postgres:15-bookworm redis:7-bookworm ready" >&2
+echo "standins: python:3.10-slim-bookworm postgres:15-bookworm redis:7-bookworm caddy:2 ready" >&2
