@@ -7,7 +7,9 @@
 #      TensorFlow again, put in an image of its own (clinic-assistant-wheels:<hash of the
 #      requirements and base>) that the Dockerfile's dependency stage starts from; both made
 #      only when the requirements or the base change. WHEELHOUSE=0: install from PyPI;
-#   3. docker build (the classic builder: no BuildKit/buildx needed).
+#   3. docker build (the classic builder: no BuildKit/buildx needed). Its cache is the
+#      dependency stage's untagged image: `docker image prune` removes it, and the next build
+#      installs the dependencies again (minutes, from the wheels image, not from PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IMAGE="${CLINIC_IMAGE:-clinic-assistant:latest}"
