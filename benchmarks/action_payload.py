@@ -36,7 +36,6 @@ def main() -> int:
     from rasa.core.agent import Agent
     from rasa.core.channels.channel import UserMessage
     from rasa.utils.endpoints import EndpointConfig
-
     from rasa.utils.log_utils import configure_structlog
 
     from addons import lean_action_calls
