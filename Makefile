@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast benchmark-cluster report purge backup restore copy-to-postgres lint clean
+.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast benchmark-cluster report purge backup restore copy-to-postgres image lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -58,6 +58,9 @@ restore:    ## Restore a backup archive, services stopped (ARGS="<archive> [--fo
 
 copy-to-postgres:  ## Copy the SQLite databases to PostgreSQL, services stopped (ARGS="--to postgresql://… --tracker-to postgresql://…")
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.operations.copy_to_postgres $(ARGS)
+
+image:      ## Build the container image clinic-assistant:latest (base images, wheels from the pip cache; README, "Deploying")
+	@bash deploy/build-image.sh
 
 lint:       ## Ruff, and mypy (strict on whatsapp/ and gateway/: pyproject.toml)
 	@bash scripts/bootstrap.sh && .venv/bin/ruff check . && .venv/bin/mypy

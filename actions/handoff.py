@@ -26,6 +26,7 @@ from actions.conversation import intent_of, session_user_events
 from actions.knowledge import count_handover
 from actions.language import language_of
 from actions.services import Services, get_services
+from clinic.handoff.calling import permission_request_message
 from clinic.handoff.hours import (
     describe_hours,
     describe_opening,
@@ -117,6 +118,15 @@ def record_handoff(services: Services, tracker: Tracker, team: Team, reason: Rea
         return False
 
 
+def ask_to_call(services: Services, tracker: Tracker, dispatcher: CollectingDispatcher,
+                language: Optional[str]) -> None:
+    """During the team's hours, on WhatsApp, with calling on: may the clinic call the patient?
+    (an interactive call-permission request; clinic/handoff/calling.py). Its answer is
+    recorded by the WhatsApp gateway and shown to staff on the ticket."""
+    if services.settings.calling and tracker.get_latest_input_channel() == "whatsapp":
+        dispatcher.utter_message(json_message=permission_request_message(language))
+
+
 class ActionRequestHuman(Action):
     def name(self) -> Text:
         return "action_request_human"
@@ -150,6 +160,7 @@ class ActionRequestHuman(Action):
 
         now = services.clock().astimezone(services.settings.timezone)
         if hours.is_open(now):
+            ask_to_call(services, tracker, dispatcher, language)
             minutes = await asyncio.to_thread(
                 services.inbox.expected_wait_minutes, team.value, tracker.sender_id)
             return events + [SlotSet("handoff_result", "recorded"),
@@ -172,12 +183,16 @@ class ActionRequestCallback(Action):
         asked_for = next(tracker.get_latest_entity_values("team"), None)
         team = parse_team(asked_for) or parse_team(tracker.get_slot("handoff_team")) \
             or await asyncio.to_thread(route_team, tracker, None)
-        hours = describe_hours(team_hours(services.settings, team), language=language_of(tracker))
+        opening_hours = team_hours(services.settings, team)
+        hours = describe_hours(opening_hours, language=language_of(tracker))
         events: List[EventType] = [SlotSet("handoff_team", team.value),
                                    SlotSet("handoff_hours", hours)]
         try:
             await asyncio.to_thread(services.inbox.request_callback, tracker.sender_id, team.value)
             result = "recorded"
+            # Asked while the team is staffed: they may call on WhatsApp right away, if allowed.
+            if opening_hours.is_open(services.clock().astimezone(services.settings.timezone)):
+                ask_to_call(services, tracker, dispatcher, language_of(tracker))
         except Exception:  # noqa: BLE001 - the patient still gets the phone route
             logger.exception("Could not record a call-back request (team=%s)", team.value)
             result = "failed"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
+import threading
 from typing import Callable, Optional
 
 from rasa_sdk import Tracker
@@ -23,6 +25,8 @@ from clinic.privacy_erasure import PrivacyErasure
 from clinic.reminders.store import ReminderStore
 from clinic.scheduling.backend import SchedulingBackend
 from clinic.settings import ClinicSettings, load_settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -73,11 +77,35 @@ def build_services(database_url: Optional[str] = None,
     )
 
 
+_building = threading.Lock()
+
+
 def get_services() -> Services:
     global _services
     if _services is None:
-        _services = build_services()
+        with _building:  # the action server runs actions in several threads
+            if _services is None:
+                _services = build_services()
+                _start_warm_up(_services)
     return _services
+
+
+def _start_warm_up(services: Services) -> None:
+    """Get the document search ready in the background as soon as the process serves its
+    first action (usually a session start), so the patient's first question does not wait
+    for the sentence encoder and the passages' vectors."""
+    documents = services.documents
+    if documents is None:
+        return
+
+    def warm_up() -> None:
+        try:
+            ready = documents.searcher.warm_up()
+            logger.info("Document search ready", extra={"passages": ready})
+        except Exception:  # noqa: BLE001 - warming up is an optimisation: the search retries on use
+            logger.exception("Document search warm-up failed; the first question will build it")
+
+    threading.Thread(target=warm_up, name="document-search-warm-up", daemon=True).start()
 
 
 def use_services(services: Optional[Services]) -> None:

@@ -195,6 +195,8 @@ MODEL_MODULES = (
     "clinic.messaging.store",
     "clinic.messaging.quarantine",
     "clinic.messaging.media",
+    "clinic.messaging.identities",
+    "clinic.messaging.calls",
     "clinic.scheduling.tables",
     "clinic.api_keys",
     "clinic.inbox.tables",

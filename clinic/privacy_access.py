@@ -88,6 +88,8 @@ SHOWN_IN: Dict[str, str] = {
     "wa_statuses": "records_counted",
     "wa_quarantine": "records_counted",
     "wa_contacts": "records_counted",
+    "wa_identities": "records_counted",
+    "wa_calls": "records_counted",
 }
 # The page's sections, in order (the portal's texts name each: access.section.<name>).
 SECTIONS = ("patient", "appointments", "conversation", "messaging_preferences", "language",
@@ -321,6 +323,8 @@ class PrivacyAccess:
 
     def _counted(self, conversation_id: str, keys: Tuple[str, str]) -> Dict[str, Any]:
         from clinic.knowledge.tables import KnowledgeOutcomeRow
+        from clinic.messaging import identities
+        from clinic.messaging.calls import CallRow
         from clinic.messaging.quarantine import QuarantineRow
         from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
         from clinic.portal.tables import PortalTokenRow
@@ -346,12 +350,15 @@ class PrivacyAccess:
                 "whatsapp_messages_sent": count(session, select(func.count()).select_from(OutboundRow).where(
                     OutboundRow.conversation_id == conversation_id)),
                 "delivery_statuses": statuses,
+                "whatsapp_ids_linked": identities.count(session, conversation_id),
                 "messages_held_back": count(session, select(func.count()).select_from(QuarantineRow).where(
                     QuarantineRow.conversation_id == conversation_id)),
                 "links_sent": count(session, select(func.count()).select_from(PortalTokenRow).where(
                     PortalTokenRow.conversation_id == conversation_id)),
                 "questions_answered_from_documents": count(session, select(func.count()).select_from(
                     KnowledgeOutcomeRow).where(KnowledgeOutcomeRow.contact_key.in_(keys))),
+                "whatsapp_calls": count(session, select(func.count()).select_from(CallRow).where(
+                    CallRow.conversation_id == conversation_id)),
             }
 
     # ── the audit ────────────────────────────────────────────────────────────────────────

@@ -80,7 +80,8 @@ CLINIC_STORES = ("inbox_messages", "inbox_tasks", "handoff_ratings", "inbox_tick
                  "survey_requests", "knowledge_outcomes", "portal_uploads", "portal_upload_links", "inbound_media", "consent",
                  "consent_events", "contact_languages", "reminder_jobs", "recall_due", "broadcast_recipients",
                  "patient_links")
-MESSAGING_STORES = ("wa_statuses", "wa_outbound", "wa_quarantine", "wa_inbox", "wa_contacts")
+MESSAGING_STORES = ("wa_statuses", "wa_outbound", "wa_quarantine", "wa_inbox", "wa_contacts", "wa_identities",
+                    "wa_calls")
 TRACKER_STORE = "tracker_events"
 STORES = (TRACKER_STORE,) + CLINIC_STORES + MESSAGING_STORES
 # The chat path waits this long at least before erasing the WhatsApp records, so the turn's
@@ -307,6 +308,8 @@ class PrivacyErasure:
 
     @staticmethod
     def _erase_messaging(session: Session, conversation_id: str) -> Dict[str, int]:
+        from clinic.messaging import identities
+        from clinic.messaging.calls import CallActionRow, CallPermissionRow, CallRow
         from clinic.messaging.quarantine import QuarantineRow
         from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
 
@@ -328,6 +331,13 @@ class PrivacyErasure:
         counts["wa_inbox"] = _count(session, delete(InboxRow).where(InboxRow.conversation_id == conversation_id))
         counts["wa_contacts"] = _count(session, delete(ContactRow).where(
             ContactRow.conversation_id == conversation_id))
+        # The pseudonyms of the phone and the business-scoped ids, and the username (issue 19).
+        counts["wa_identities"] = identities.forget(session, conversation_id)
+        # Voice calls (clinic/messaging/calls.py): their records and any action still queued.
+        calls = list(session.execute(select(CallRow.id).where(CallRow.conversation_id == conversation_id)).scalars())
+        session.execute(delete(CallActionRow).where(CallActionRow.call_row_id.in_(calls)))
+        counts["wa_calls"] = _count(session, delete(CallRow).where(CallRow.conversation_id == conversation_id)) + \
+            _count(session, delete(CallPermissionRow).where(CallPermissionRow.conversation_id == conversation_id))
         return counts
 
     # ── helpers ──────────────────────────────────────────────────────────────────────────

@@ -106,6 +106,11 @@ class ClinicSettings:
     quiet_hours: tuple[dt.time, dt.time] = (dt.time(21, 0), dt.time(8, 0))
     followup_delay_hours: float = 3.0  # after a visit is fulfilled; 0 = no follow-up
     portal_token_hours: float = 24.0  # how long a portal link works (clinic.portal)
+    # WhatsApp voice calls (issue 19): whether staff may call patients and patients the clinic
+    # (``calling``: on/off), and whether WhatsApp shows the call button in the chat
+    # (``call_icon_visibility``: DEFAULT / DISABLE_ALL). Calling hours are each team's hours.
+    calling: bool = True
+    call_icon_visibility: str = "DEFAULT"
     # How long each kind of data is kept (``retention:``; clinic/retention.py purges).
     retention: "RetentionSettings" = dataclasses.field(default_factory=lambda: RetentionSettings())
 
@@ -147,7 +152,10 @@ _FIELDS: dict[str, tuple[str, bool]] = {
     "quiet_hours": ("CLINIC_QUIET_HOURS", False),
     "followup_delay_hours": ("CLINIC_FOLLOWUP_DELAY_HOURS", False),
     "portal_token_hours": ("CLINIC_PORTAL_TOKEN_HOURS", False),
+    "calling": ("CLINIC_CALLING", False),
+    "call_icon_visibility": ("CLINIC_CALL_ICON_VISIBILITY", False),
 }
+CALL_ICON_VISIBILITIES = ("DEFAULT", "DISABLE_ALL")
 
 
 def load_settings(
@@ -196,7 +204,24 @@ def load_settings(
                                           "followup_delay_hours", path),
         portal_token_hours=_portal_token_hours(values["portal_token_hours"] or "24", path),
         retention=RetentionSettings.parse(raw.get("retention"), environ, path),
+        calling=_on_off(values["calling"] or "on", "calling", path),
+        call_icon_visibility=_call_icon(values["call_icon_visibility"] or "DEFAULT", path),
     )
+
+
+def _on_off(value: str, name: str, path: Path) -> bool:
+    word = value.lower()
+    if word in ("on", "true", "yes", "1"):
+        return True
+    if word in ("off", "false", "no", "0"):
+        return False
+    raise SettingsError(f"{path}: '{name}' must be on or off")
+
+
+def _call_icon(value: str, path: Path) -> str:
+    if value.upper() not in CALL_ICON_VISIBILITIES:
+        raise SettingsError(f"{path}: 'call_icon_visibility' must be one of {', '.join(CALL_ICON_VISIBILITIES)}")
+    return value.upper()
 
 
 # ── retention (issue 18) ─────────────────────────────────────────────────────────────────

@@ -43,7 +43,9 @@ from clinic.messaging.quarantine import WAMID_MAX, Quarantine, storable_wamid
 from clinic.messaging.store import PendingMessage, WhatsAppStore
 from clinic.messaging.turn import InboundTurn, MediaRef
 from clinic.privacy import ContactCipher, contact_key, load_pseudonym_key
+from gateway.calls import CallDesk
 from gateway.follow_up import follow_up_opener
+from gateway.identities import identity_fields, resolve_records
 from gateway.inbound_mapping import to_assistant_input
 from gateway.media import MediaFetcher
 from gateway.outbox import Outbox
@@ -54,6 +56,7 @@ from gateway.settings import WhatsAppSettings
 from gateway.shared_limit import shared_limiter
 from gateway.worker import WorkerLoop
 from whatsapp import signature
+from whatsapp.calls import CALLS_FIELD
 from whatsapp.client import GraphClient
 from whatsapp.inbound import (
     InboundMessage,
@@ -120,6 +123,9 @@ class Door:
         # Patients' media, fetched after their turn and stored encrypted for staff (media.py).
         self.media = MediaFetcher(MediaStore.for_database(sessions, str(engine.url)), self._client, self.metrics,
                                   max_bytes=settings.media_max_bytes, max_attempts=settings.media_max_attempts)
+        # Voice calls: Meta's call webhooks recorded, staff's call actions sent (calls.py).
+        self.calls = CallDesk(sessions, self._client, self._cipher, self.conversation_id, self._pseudonym_key,
+                              self.metrics)
         self.processor: Optional[InboxProcessor] = None
         self._worker = WorkerLoop(niceness=settings.worker_niceness)
 
@@ -199,6 +205,11 @@ class Door:
             return 400, "malformed JSON" if error.reason == "malformed_json" else "JSON nested too deeply"
 
         batch = parse_webhook(payload, received_at=int(time.time()))
+        replies = self.calls.permission_replies(batch.messages)
+        if (CALLS_FIELD in batch.ignored_fields or replies) and not await self._record_calls(payload, replies):
+            return 500, "calls not recorded; redeliver"
+        if replies:  # recorded for staff; not a message for the assistant
+            batch.messages = [m for m in batch.messages if m not in replies]
         for problem in batch.problems:
             logger.warning("Webhook item skipped: %s", problem)  # problems carry no content
         # Durable before the 200: redacted, pseudonymised records appended to the door's
@@ -207,6 +218,21 @@ class Door:
         self.metrics.increment("webhook_accepted")
         self._wake_flusher()
         return 200, "OK"
+
+    async def _record_calls(self, payload: object, permission_replies: List[InboundMessage]) -> bool:
+        """The ``calls`` field and call-permission replies, into the database before the 200
+        (calls.py says why)."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._door_thread, self.calls.record_webhook, payload)
+            if permission_replies:
+                await loop.run_in_executor(self._door_thread, self.calls.record_permission_replies,
+                                           permission_replies)
+        except Exception as error:  # noqa: BLE001 - Meta redelivers a webhook not answered 200
+            self.metrics.increment("call_webhook_failed")
+            logger.error("A call webhook could not be recorded: %s", where_it_failed(error))
+            return False
+        return True
 
     # ── journal → inbox ───────────────────────────────────────────────────────────────────
     def _journal_batch(self, batch: WebhookBatch) -> None:
@@ -220,8 +246,10 @@ class Door:
                 prepared = self._prepare(message)
                 if prepared is not None:
                     item, address = prepared
-                    records.append(seal_record(_message_record(item, self._cipher.encrypt(address) if address else None),
-                                               self._sealer))
+                    record = _message_record(item, self._cipher.encrypt(address) if address else None)
+                    # The identifiers' pseudonyms, settled into one conversation when applied.
+                    record.update(identity_fields(message, self.conversation_id, self._cipher))
+                    records.append(seal_record(record, self._sealer))
             except Exception as error:  # noqa: BLE001 - one bad message must not sink the batch
                 self.metrics.increment("inbound_quarantined")
                 logger.warning("An inbound WhatsApp message could not be prepared; quarantined: %s",
@@ -370,6 +398,7 @@ class Door:
     def _apply_together(self, records: List[Dict[str, Any]]) -> List[InboundTurn]:
         """Records into the database: messages and addresses in one transaction, then the
         statuses in the order Meta sent them, then the quarantine's own records."""
+        records = resolve_records(self.store.sessions, records)  # usernames: gateway/identities.py
         items: List[InboundTurn] = []
         contacts: Dict[str, Tuple[str, dt.datetime]] = {}
         statuses = []

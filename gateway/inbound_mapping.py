@@ -115,6 +115,19 @@ def _order(_: wa.OrderMessage) -> AssistantInput:
     return AssistantInput("order", _payload("buy_medication"))
 
 
+def _flow_reply(message: wa.FlowReply) -> AssistantInput:
+    # Our booking Flow's answers (their token is ours: clinic/booking_flow/tokens.py) go to
+    # the assistant as one entity, which its flow action reads and checks.
+    try:
+        answers = json.loads(message.response_json)
+    except ValueError:
+        answers = None
+    token = answers.get("flow_token") if isinstance(answers, dict) else None
+    if not isinstance(token, str) or not token.startswith("bf1."):
+        return _other(message)
+    return AssistantInput("flow_reply", _payload("flow_booking", flow_response=json.dumps(answers)))
+
+
 def _other(message: wa.InboundMessage) -> AssistantInput:
     return AssistantInput(message.type or "unknown", _payload("media_message", media_kind="other"))
 
@@ -135,7 +148,7 @@ _HANDLERS: dict[type, Callable[..., AssistantInput]] = {
     wa.ReactionMessage: _record_only,
     wa.RevokeMessage: _record_only,
     wa.SystemMessage: _record_only,
-    wa.FlowReply: _other,
+    wa.FlowReply: _flow_reply,
     wa.EditMessage: _other,
     wa.UnsupportedMessage: _other,
     wa.UnknownInteractive: _other,

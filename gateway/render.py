@@ -9,7 +9,7 @@ no Rasa inside: ``Renderer.send_response`` dispatches a reply dict exactly as Ra
   interactive list (≤ 10 rows); a body too long for an interactive message goes first as
   text;
 - custom payloads under a ``whatsapp`` key (see README, "Custom WhatsApp responses"):
-  ``cta_url``, ``template``, ``location_request``, ``media``;
+  ``cta_url``, ``template``, ``location_request``, ``media``, ``flow``;
 - images and attachments by link.
 Every message is built by ``whatsapp.outbound``, which refuses shapes Meta would reject.
 
@@ -28,10 +28,12 @@ from typing import Any, Dict, List, Optional, Text, Tuple
 from clinic.messaging.turn import InboundTurn, TurnReply
 from gateway.outbox import Outbox
 from gateway.sender import Sender
+from whatsapp.calls import CallPermissionRequest
 from whatsapp.limits import INTERACTIVE_BODY_MAX, LIST_ROWS_MAX
 from whatsapp.outbound import (
     Choice,
     CtaUrl,
+    FlowMessage,
     LocationRequest,
     Media,
     MessageShapeError,
@@ -176,8 +178,14 @@ def _custom_message(spec: Dict[str, Any]) -> Tuple[OutboundMessage, str]:
             quick_reply_payloads=tuple(str(p) for p in spec.get("quick_reply_payloads", ())),
             url_button_params=tuple(str(p) for p in spec.get("url_button_params", ())),
         ), kind
+    if kind == "flow":
+        return FlowMessage(body=spec["body"], cta=spec["cta"], flow_id=spec["flow_id"],
+                           flow_token=spec["flow_token"], flow_action=spec.get("flow_action", "data_exchange"),
+                           screen=spec.get("screen"), data=spec.get("data")), kind
     if kind == "location_request":
         return LocationRequest(body=spec["body"]), kind
+    if kind == "call_permission_request":  # may the clinic call the patient (whatsapp/calls.py)
+        return CallPermissionRequest(body=spec["body"]), kind
     if kind == "media":
         return Media(spec["media_type"], link=spec.get("link"), media_id=spec.get("id"),
                      caption=spec.get("caption"), filename=spec.get("filename")), spec["media_type"]

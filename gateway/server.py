@@ -52,12 +52,15 @@ from clinic.db import database_problem, readiness_report
 from clinic.inbox.patient_side import claimed_by_staff
 from clinic.logs import configure_logging
 from clinic.messaging.store import PendingMessage
+from clinic.privacy import load_pseudonym_key
 from clinic.redaction import redact
 from gateway.door import Door
+from gateway.flow_endpoint import add_route as add_flow_route
+from gateway.flow_endpoint import build_endpoint as build_flow_endpoint
 from gateway.processor import InboxProcessor, mark_read_best_effort
 from gateway.relay import RETRY_MAX_SECONDS, TURN_TIMEOUT_SECONDS, Relay, TurnFailed, TurnRefused
 from gateway.render import deliver_turn
-from gateway.settings import GatewayAddress, WhatsAppSettings
+from gateway.settings import FlowSettings, GatewayAddress, WhatsAppSettings
 from gateway.worker import WorkerLoop
 from whatsapp import signature
 from whatsapp.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -208,10 +211,13 @@ class Ingress:
         self.channel.outbox.start_draining(self.channel.settings.outbox_poll_seconds)
         # Media left pending (a transient Graph failure, a crash mid-download).
         self.channel.media.start_sweeping(self.channel.settings.media_sweep_seconds)
+        # Staff's call actions (connect, accept, terminate…), sent as the inbox queues them.
+        self.channel.calls.start_draining()
 
     async def _stop_processing(self) -> None:
         await self.processor.idle()
         await self.channel.media.stop()
+        await self.channel.calls.stop()
         await self.relay.close()
         await self.channel.close_client()
 
@@ -287,6 +293,9 @@ class Ingress:
         if self.role != "relay":
             app.router.add_get(PATH, self.verify)
             app.router.add_post(PATH, self.receive)
+            # The booking Flow's data endpoint, beside the webhook (when a Flows key is set).
+            add_flow_route(app, build_flow_endpoint(FlowSettings.load(), self.channel.settings.app_secret,
+                                                    self.channel.sessions, load_pseudonym_key()))
         if self.role == "relay":
             app.router.add_post("/webhooks/whatsapp/process", self.process_notice)
         app.router.add_get("/webhooks/whatsapp/", self.health)

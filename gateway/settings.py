@@ -304,3 +304,21 @@ def media_limits(text: str) -> dict[str, int]:
 
 def _flag(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowSettings:
+    """The booking Flow's data endpoint (gateway/flow_endpoint.py): the RSA private key whose
+    public half is registered with Meta (WHATSAPP_FLOWS_PRIVATE_KEY_FILE, a PEM file;
+    WHATSAPP_FLOWS_KEY_PASSPHRASE when it is encrypted). No key: no endpoint."""
+
+    private_key_file: str = ""
+    passphrase: str = ""
+
+    @classmethod
+    def load(cls, environ: Optional[Mapping[str, str]] = None) -> "FlowSettings":
+        environ = os.environ if environ is None else environ
+        path = (environ.get("WHATSAPP_FLOWS_PRIVATE_KEY_FILE") or "").strip()
+        if path and not os.path.isfile(path):
+            raise WhatsAppConfigError("WHATSAPP_FLOWS_PRIVATE_KEY_FILE does not name a readable file")
+        return cls(private_key_file=path, passphrase=environ.get("WHATSAPP_FLOWS_KEY_PASSPHRASE") or "")

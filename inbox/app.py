@@ -124,6 +124,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     from inbox import (
         analytics_page,
         api,
+        calls,
         dead_letters,
         documents,
         erasure_page,
@@ -141,6 +142,7 @@ def create_app(inbox: Inbox, staff: StaffAccounts, audit: AuditLog, *, secret_ke
     app.include_router(dead_letters.router)  # outbound messages that could not be delivered
     app.include_router(quarantine_page.router)  # inbound messages that could not be processed
     app.include_router(erasure_page.router)  # erasure on request (supervisors and admins)
+    app.include_router(calls.router)  # WhatsApp voice calls with patients (calls.py)
     app.include_router(knowledge_page.router)  # the clinic's documents: upload, review, retire (admins)
 
     @app.get("/inbox/health", include_in_schema=False)

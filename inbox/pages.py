@@ -1,5 +1,6 @@
 """Server-rendered pages (Jinja2 with autoescaping: patient text is shown as text, never
-as HTML). No JavaScript at all: forms post, the server redirects (303) back."""
+as HTML). No JavaScript, except the ticket page's voice calls (inbox/calls.py, which need the
+browser's WebRTC): forms post, the server redirects (303) back."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from clinic.inbox.media_access import may_see_media
 from clinic.inbox.model import Forbidden, InboxError, Role, TicketState
 from clinic.inbox.service import RESOLUTION_REASONS
 from clinic.inbox.staff import LoginFailed, StaffMember
+from inbox.calls import ticket_calls
 from inbox.context import check_csrf, client_of, current_member, deps, session_of
 from inbox.documents import ticket_documents
 from inbox.media import ticket_media
@@ -126,7 +128,8 @@ def ticket(ticket_id: RowId, request: Request, member: StaffMember = Depends(pag
                   A=TicketState.ASSIGNED, R=TicketState.RESOLVED, reasons=RESOLUTION_REASONS,
                   assignable=assignable, tasks=d.inbox.tasks_for_ticket(member.actor, ticket_id),
                   templates=d.inbox.template_offers(page.ticket.language),
-                  documents=ticket_documents(request, page.ticket.conversation_id))
+                  documents=ticket_documents(request, page.ticket.conversation_id),
+                  calls=ticket_calls(request, page.ticket.conversation_id, page.timeline))
 
 
 def _ticket_action(request: Request, ticket_id: RowId, run) -> RedirectResponse:

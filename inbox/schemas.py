@@ -90,6 +90,7 @@ class PatientOut(BaseModel):
     name: Optional[str] = Field(None, description="from the clinic's patient record, when the contact has one")
     birth_date: Optional[dt.date]
     earlier_tickets: int = Field(..., description="tickets of this conversation opened before this one")
+    username: Optional[str] = Field(None, description="the patient's WhatsApp username, when they have one")
 
 
 class TicketDetail(BaseModel):

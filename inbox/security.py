@@ -42,6 +42,14 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+# Ticket pages place and take WhatsApp calls (inbox/calls.py, static/calls.js): there, and only
+# there, the inbox's own script files may run, fetch from the inbox and use the microphone.
+# Still no inline script: a patient's text that slipped through escaping could not run.
+CALL_PAGES = ("/inbox/tickets/", "/inbox/calls")
+CALL_PAGE_HEADERS = {
+    "Content-Security-Policy": CSP + "; script-src 'self'; connect-src 'self'",
+    "Permissions-Policy": "camera=(), microphone=(self), geolocation=()",
+}
 
 
 @dataclasses.dataclass
@@ -119,6 +127,9 @@ def csrf_ok(session: Session, presented: Optional[str]) -> bool:
 class SecurityHeaders(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next) -> Response:
         response = await call_next(request)
+        if request.url.path.startswith(CALL_PAGES):
+            for name, value in CALL_PAGE_HEADERS.items():
+                response.headers.setdefault(name, value)
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
         if not request.url.path.startswith("/inbox/static/"):

@@ -83,6 +83,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--default-user", default=_env("SIMULATOR_DEFAULT_USER", DEFAULT_USER_WA_ID),
                    help="wa_id the chat page uses without ?user=")
     p.add_argument("--default-user-name", default=_env("SIMULATOR_DEFAULT_USER_NAME", DEFAULT_USER_NAME))
+    p.add_argument("--flow", action="append", default=[s for s in (_env("SIMULATOR_FLOWS") or "").split(";") if s],
+                   metavar="ID,FLOW_JSON[,ENDPOINT_URL]", help="a WhatsApp Flow the phone can open (repeatable)")
+    p.add_argument("--flows-public-key", default=_env("WHATSAPP_FLOWS_PUBLIC_KEY_FILE"), metavar="PEM",
+                   help="the business's Flows public key (Meta: whatsapp_business_encryption)")
     p.add_argument("--log-level", default=_env("SIMULATOR_LOG_LEVEL"),
                    help="default: SIMULATOR_LOG_LEVEL, else LOG_LEVEL, else INFO")
     return p.parse_args(argv)
@@ -121,6 +125,8 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         latency_ms=latency,
         default_user_wa_id=args.default_user,
         default_user_name=args.default_user_name,
+        flows=args.flow,
+        flows_public_key=args.flows_public_key,
     )
 
 

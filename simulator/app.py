@@ -6,7 +6,7 @@ from typing import Any, Dict, Union
 
 from aiohttp import web
 
-from . import control, graph_api
+from . import calls, control, flows, graph_api
 from .config import SimulatorConfig
 from .core import Simulator
 from .graph_api import SIM_KEY
@@ -20,7 +20,9 @@ def create_app(config: Union[SimulatorConfig, Dict[str, Any]]) -> web.Applicatio
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[SIM_KEY] = simulator
     graph_api.add_routes(app)
+    calls.add_routes(app)  # the Calling API and the patient's phone (calls.py)
     control.add_routes(app)
+    flows.add_routes(app, config.flows, config.flows_public_key)  # WhatsApp Flows (simulator/flows.py)
 
     async def on_startup(_app: web.Application) -> None:
         await simulator.start()

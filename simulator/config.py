@@ -65,6 +65,10 @@ class SimulatorConfig:
     # request (None: answer at once). Meta documents none for the Graph API; its webhook
     # guidance is "median latency not to exceed 250ms, less than 1% exceeds 1s".
     latency_ms: Optional[List[float]] = None
+    # WhatsApp Flows (simulator/flows.py): "ID,FLOW_JSON[,ENDPOINT_URL]" each, and the PEM file
+    # of the business's public key (what a business uploads to Meta).
+    flows: List[str] = field(default_factory=list)
+    flows_public_key: Optional[str] = None
     default_user_wa_id: str = DEFAULT_USER_WA_ID
     default_user_name: str = DEFAULT_USER_NAME
     max_records: int = 20000

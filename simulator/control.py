@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable, Dict
 
 from aiohttp import web
 
+from . import usernames
 from .config import ConfigError
 from .core import WINDOW, valid_wa_id
 from .graph_api import SIM_KEY
@@ -19,7 +20,7 @@ from .validation import normalise_phone
 
 log = logging.getLogger("simulator.control")
 CHAT_DIR = Path(__file__).resolve().parent / "chat"
-OPTION_KEYS = ("name", "user_id", "signature", "wait")
+OPTION_KEYS = ("name", "user_id", "signature", "wait") + usernames.OPTION_KEYS
 HTTP_SHORTHAND = {500: 131000, 503: 131016, 429: 130429}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -66,6 +67,8 @@ async def user_message(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     data = await _data(request)
     spec = {k: v for k, v in data.items() if k not in OPTION_KEYS}
+    if any(key in data for key in usernames.OPTION_KEYS):
+        usernames.configure(sim.ensure_user(request.match_info["wa_id"], data.get("name"), data.get("user_id")), data)
     result = await sim.user_message(
         request.match_info["wa_id"], spec, name=data.get("name"), user_id=data.get("user_id"),
         signature=data.get("signature", "valid"), wait=data.get("wait", "first"),
@@ -107,7 +110,17 @@ async def user_upsert(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     data = await _data(request)
     user = sim.ensure_user(request.match_info["wa_id"], data.get("name"), data.get("user_id"))
+    usernames.configure(user, data)
     return web.json_response(user.describe(WINDOW))
+
+
+@handles_errors
+async def user_change_id(request: web.Request) -> web.Response:
+    """The user's business-scoped id changes: Meta's ``user_changed_user_id`` webhook."""
+    data = await _data(request)
+    result = await usernames.change_user_id(request.app[SIM_KEY], valid_wa_id(request.match_info["wa_id"]),
+                                            data.get("user_id"), signature=data.get("signature", "valid"))
+    return web.json_response(result)
 
 
 @handles_errors
@@ -378,6 +391,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/_sim/users/{wa_id}/tap", user_tap)
     r.add_post("/_sim/users/{wa_id}/read", user_read)
     r.add_post("/_sim/users/{wa_id}/window", user_window)
+    r.add_post("/_sim/users/{wa_id}/change-user-id", user_change_id)
     r.add_get("/_sim/conversations/{wa_id}", conversation)
     r.add_post("/_sim/batch", batch)
     r.add_post("/_sim/statuses", statuses)

@@ -19,10 +19,10 @@ from .graph_errors import GraphError, invalid
 from .state import Delivery, InboundMessage, Media, OutboundMessage, State, User, new_wamid, now
 from .templates import TemplateRegistry
 from .user_messages import SpecError, build_message, choices_of, new_media_id, tap_spec
+from .usernames import contact_of, status_recipient, withhold_phone
 from .validation import SendRequest, interactive_choices, normalise_phone, validate_send
 from .webhooks import (
     Dispatcher,
-    contact,
     dumps,
     envelope,
     handshake,
@@ -288,6 +288,7 @@ class Simulator:
             conversation["origin"] = {"type": message.category}
             obj["conversation"] = conversation
             obj["pricing"] = dict(message.pricing or {})
+        status_recipient(self.state.users.get(message.wa_id or ""), obj)
         payload = message.payload if isinstance(message.payload, dict) else {}
         if payload.get("biz_opaque_callback_data"):
             obj["biz_opaque_callback_data"] = payload["biz_opaque_callback_data"]
@@ -406,6 +407,7 @@ class Simulator:
             store_media=self._store_media,
             from_user_id=user.user_id,
         )
+        withhold_phone(user, message)
         inbound = InboundMessage(seq=self.state.next_seq(), wamid=message.get("id", wamid),
                                  wa_id=user.wa_id, message=message, created_at=t)
         self.state.add_inbound(inbound)
@@ -441,7 +443,7 @@ class Simulator:
         user = self.ensure_user(wa_id, name, user_id)
         inbound = self._inbound(user, spec)
         contacts = [] if inbound.message.get("type") == "system" else [
-            contact(user.name, user.wa_id, user.user_id)
+            contact_of(user)
         ]
         body = dumps(envelope(self.config, [messages_value(self.config, contacts, [inbound.message])]))
         delivery = self.dispatcher.send("message", body, [inbound.wamid], signature=signature,
@@ -470,11 +472,11 @@ class Simulator:
             for user, _ in built:
                 if user.wa_id not in seen:
                     seen.add(user.wa_id)
-                    contacts.append(contact(user.name, user.wa_id, user.user_id))
+                    contacts.append(contact_of(user))
             values = [messages_value(self.config, contacts, [i.message for _, i in built])]
         else:
             values = [
-                messages_value(self.config, [contact(u.name, u.wa_id, u.user_id)], [i.message])
+                messages_value(self.config, [contact_of(u)], [i.message])
                 for u, i in built
             ]
         body = dumps(envelope(self.config, values, layout="entries" if layout == "entries" else "changes"))

@@ -37,6 +37,8 @@ class User:
     wa_id: str
     name: str
     user_id: Optional[str] = None  # business-scoped user id (BSUID), optional
+    username: Optional[str] = None  # WhatsApp username (simulator/usernames.py)
+    phone_hidden: bool = False  # the business gets the BSUID only, never this wa_id
     last_inbound_at: Optional[float] = None
     created_at: float = field(default_factory=now)
 

@@ -18,8 +18,10 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from whatsapp import limits
 
+from .flows_validation import validate_flow_action
 from .graph_errors import GraphError, invalid
 from .templates import Template, TemplateRegistry, check_and_render
+from .usernames import check_recipient
 
 MESSAGE_TYPES = (
     "text",
@@ -42,7 +44,8 @@ MEDIA_KEYS = {
     "audio": {"id", "link"},
     "sticker": {"id", "link"},
 }
-INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message")
+INTERACTIVE_TYPES = ("button", "list", "cta_url", "location_request_message", "call_permission_request",
+                     "flow")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 
 
@@ -307,6 +310,12 @@ def _interactive(body: Dict[str, Any]) -> None:
         _list(action)
     elif itype == "cta_url":
         _cta(action)
+    elif itype == "call_permission_request":  # voice calls (simulator/calls.py)
+        _keys(action, {"name"}, "interactive['action']")
+        if action.get("name") != "call_permission_request":
+            raise invalid("interactive['action']['name']", "must be \"call_permission_request\"")
+    elif itype == "flow":
+        validate_flow_action(action)
     else:
         _keys(action, {"name"}, "interactive['action']")
         if action.get("name") != "send_location":
@@ -410,8 +419,8 @@ def validate_send(body: Any, registry: TemplateRegistry) -> SendRequest:
         wa_id = normalise_phone(to)
         if not wa_id.isdigit() or not 7 <= len(wa_id) <= 15:
             raise invalid("to", f"is not a valid WhatsApp phone number: {to!r}")
-    elif not isinstance(recipient, str) or not recipient:
-        raise invalid("recipient", "must be a business-scoped user id string")
+    else:
+        check_recipient(recipient)  # simulator/usernames.py
 
     mtype = body.get("type", "text")  # Meta's default type is text
     if mtype not in MESSAGE_TYPES:

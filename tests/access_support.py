@@ -21,6 +21,8 @@ from clinic.handoff.tables import HandoffRequest
 from clinic.inbox.tables import HandoffRatingRow, MessageRow, StaffRow, TaskRow, TicketRow
 from clinic.knowledge.tables import KnowledgeOutcomeRow
 from clinic.language.tables import ContactLanguage
+from clinic.messaging.calls import CallRow
+from clinic.messaging.identities import IdentityRow
 from clinic.messaging.media import InboundMediaRow
 from clinic.messaging.quarantine import QuarantineRow
 from clinic.messaging.store import ContactRow, InboxRow, OutboundRow, StatusRow
@@ -141,6 +143,10 @@ def build_world(tmp_path: Path) -> World:
                 InboxRow(wamid=f"wamid.in.{name}", conversation_id=conversation, kind="text", text=None,
                          state="done", attempts=1, received_at=NOW),
                 ContactRow(conversation_id=conversation, address_encrypted=f"gAAAA-{name}", created_at=NOW),
+                IdentityRow(identity_key=f"i{name}" * 32, kind="bsuid", conversation_id=conversation, updated_at=NOW),
+                # A voice call with the clinic (clinic/messaging/calls.py): times and outcome only.
+                CallRow(call_id=f"wacid.{name}", conversation_id=conversation, direction="user", state="ended",
+                        outcome="completed", created_at=NOW, updated_at=NOW, duration_seconds=42),
                 OutboundRow(id=serial, conversation_id=conversation, wamid=f"wamid.out.{name}", kind="text",
                             payload_json='{"type": "text"}', state="sent", created_at=NOW, updated_at=NOW),
                 StatusRow(wamid=f"wamid.out.{name}", status="read", callback=str(serial), updated_at=NOW),

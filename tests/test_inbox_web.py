@@ -267,7 +267,7 @@ def test_the_ticket_page_says_who_the_patient_is_in_words_and_in_the_clinics_tim
     detail = nina.get(f"{server.url}/inbox/api/v1/tickets/{ticket.id}").json()
     assert detail["ticket"]["patient_label"] == ticket.patient_label
     assert detail["patient"] == {"label": ticket.patient_label, "name": "Anna Petrova",
-                                 "birth_date": "1984-05-17", "earlier_tickets": 0}
+                                 "birth_date": "1984-05-17", "earlier_tickets": 0, "username": None}
     assert [(i["text"], i["tapped"]) for i in detail["timeline"] if i["sender"] == "patient"] == [
         ("I'll wait here", True), ("my chest hurts", False)]
     assert detail["timeline"][0]["buttons"] == ["Call me back", "I'll wait here"]

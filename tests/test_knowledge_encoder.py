@@ -122,6 +122,53 @@ def test_passage_vectors_are_computed_once_per_approved_version_and_forgotten_wh
     assert len(searcher.vectors) == 0
 
 
+def test_warming_up_embeds_the_approved_passages_before_the_first_question(kb):
+    encoder = TopicEncoder()
+    searcher = Searcher(kb.sessions, encoder=encoder)
+    _approved(kb, title="Examinations")
+    assert searcher.vectors is None  # nothing loaded until asked
+    assert searcher.warm_up() == 5
+    assert searcher.vectors.encoded == 5 and encoder.texts[-1] == "warm-up"
+    before = len(encoder.texts)
+    assert searcher.answer("What are the visiting hours?", "en").found
+    assert encoder.texts[before:] == ["What are the visiting hours?"]  # the question only
+
+
+def test_the_action_server_warms_the_search_up_once_when_it_builds_its_services(monkeypatch):
+    import threading
+
+    from actions import services as services_module
+
+    warmed = threading.Event()
+    built = []
+
+    class Searching:
+        def warm_up(self):
+            warmed.set()
+            return 0
+
+    class Documents:
+        searcher = Searching()
+
+    def build():
+        built.append(1)
+        return services_module.Services(settings=None, handoffs=None, pseudonym_key=b"k", scheduling=None,
+                                        documents=Documents())
+
+    monkeypatch.setattr(services_module, "build_services", build)
+    services_module.use_services(None)
+    try:
+        threads = [threading.Thread(target=services_module.get_services) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert warmed.wait(10)
+        assert built == [1]  # one process, one set of services, however many actions start at once
+    finally:
+        services_module.use_services(None)
+
+
 def test_without_the_encoder_the_search_keeps_to_coverage(kb, monkeypatch):
     _approved(kb, title="Examinations")
     monkeypatch.setattr(search_module, "sentence_encoder", lambda: None)

@@ -67,7 +67,8 @@ def test_the_export_holds_the_contacts_data_decrypted_and_nothing_of_another(wor
     assert export["recalls"][0]["topic"] == "vaccination" and export["broadcasts"][0]["status"] == "sent"
     assert export["records_counted"] == {
         "whatsapp_number_held": True, "whatsapp_messages_received": 1, "whatsapp_messages_sent": 1,
-        "delivery_statuses": 1, "messages_held_back": 1, "links_sent": 1, "questions_answered_from_documents": 1}
+        "delivery_statuses": 1, "whatsapp_ids_linked": 1, "messages_held_back": 1, "links_sent": 1,
+        "questions_answered_from_documents": 1, "whatsapp_calls": 1}
     assert json.loads(text) == export  # the download is the same data
 
 

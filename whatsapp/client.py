@@ -123,6 +123,8 @@ class GraphClient:
             raise ValueError("rate_per_second must be positive (or None for no limit)")
         self._base = f"{base_url.rstrip('/')}/{api_version.strip('/')}"
         self._messages_url = f"{self._base}/{quote(phone_number_id, safe='')}/messages"
+        self._calls_url = f"{self._base}/{quote(phone_number_id, safe='')}/calls"
+        self._settings_url = f"{self._base}/{quote(phone_number_id, safe='')}/settings"
         self.phone_number_id = phone_number_id
         self.__token = access_token  # name-mangled and kept out of repr/logs/errors
         self.max_attempts = max_attempts
@@ -215,6 +217,22 @@ class GraphClient:
                 exc.http_status, exc.code, exc.attempts,
             )
             return False
+        return isinstance(data, dict) and data.get("success") is True
+
+    async def call_action(self, payload: Dict[str, Any]) -> Dict[str, Any]:
+        """``POST /<phone_number_id>/calls`` with a payload of whatsapp/calls.py (connect,
+        pre_accept, accept, reject, terminate). Like a message POST it is never repeated
+        after an ambiguous failure (a second connect could ring the patient twice); the
+        answer is Meta's JSON (``{"calls": [{"id": …}]}`` for connect, ``{"success": true}``)."""
+        data, _ = await self._call("POST", self._calls_url, payload, idempotent=False)
+        if not isinstance(data, dict):
+            raise GraphError(200, None, "the calls endpoint returned a body that is not an object")
+        return data
+
+    async def update_settings(self, payload: Dict[str, Any]) -> bool:
+        """``POST /<phone_number_id>/settings`` (the calling settings: whatsapp/calls.py).
+        Idempotent, so retried like a read."""
+        data, _ = await self._call("POST", self._settings_url, payload, rate_limited=False)
         return isinstance(data, dict) and data.get("success") is True
 
     async def get_media(self, media_id: str) -> Dict[str, Any]:

@@ -160,6 +160,7 @@ class Contact:
     user_id: Optional[str]  # business-scoped user id (BSUID), present since the 2026 rollout
     profile_name: Optional[str]
     parent_user_id: Optional[str] = None
+    username: Optional[str] = None  # ``profile.username``: the WhatsApp username, when the user has one
 
     @property
     def key(self) -> Optional[str]:
@@ -331,11 +332,15 @@ class OrderMessage(InboundMessage):
 
 @dataclass(frozen=True, kw_only=True)
 class SystemMessage(InboundMessage):
-    """E.g. ``user_changed_number`` (``new_wa_id`` is the new number). Has no contacts array."""
+    """E.g. ``user_changed_number`` (``new_wa_id`` is the new number) or
+    ``user_changed_user_id`` (``new_user_id`` is the new BSUID; the old one is the message's
+    ``from_user_id``). Has no contacts array."""
 
     body: Optional[str]
     system_type: Optional[str]
     new_wa_id: Optional[str] = None
+    new_user_id: Optional[str] = None
+    new_parent_user_id: Optional[str] = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -576,6 +581,7 @@ def _parse_contacts(raw: object, where: str, problems: List[str]) -> List[Contac
                 user_id=_opt_str(item.get("user_id")),
                 profile_name=_opt_str(profile.get("name")) if isinstance(profile, dict) else None,
                 parent_user_id=_opt_str(item.get("parent_user_id")),
+                username=_opt_str(profile.get("username")) if isinstance(profile, dict) else None,
             )
         )
     return contacts
@@ -760,6 +766,8 @@ def _system(msg: Dict[str, Any], common: Dict[str, Any]) -> InboundMessage:
         body=_opt_str_field(system, "body", "system.body"),
         system_type=_opt_str_field(system, "type", "system.type"),
         new_wa_id=_opt_str_field(system, "wa_id", "system.wa_id"),
+        new_user_id=_opt_str_field(system, "user_id", "system.user_id"),
+        new_parent_user_id=_opt_str_field(system, "parent_user_id", "system.parent_user_id"),
     )
 
 

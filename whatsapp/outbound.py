@@ -35,10 +35,12 @@ from whatsapp.limits import (
     TEMPLATE_QUICK_REPLY_PAYLOAD_MAX,
     TEXT_BODY_MAX,
 )
+from whatsapp.users import BSUID_MAX, address_fields
 
 __all__ = [
     "Choice",
     "CtaUrl",
+    "FlowMessage",
     "ListMessage",
     "ListRow",
     "ListSection",
@@ -145,11 +147,11 @@ class OutboundMessage:
         biz_opaque_callback_data: Optional[str] = None,
     ) -> Dict[str, Any]:
         """Meta's ``POST /<PHONE_NUMBER_ID>/messages`` body for this message."""
-        _check_text(to, "to", 64)
+        _check_text(to, "to", BSUID_MAX)
         payload: Dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": to,
+            **address_fields(to),  # "recipient" for a username-only user's BSUID (whatsapp/users.py)
             "type": self._type,
             self._type: self._content(),
         }
@@ -207,10 +209,10 @@ class Recorded(OutboundMessage):
         context_message_id: Optional[str] = None,
         biz_opaque_callback_data: Optional[str] = None,
     ) -> Dict[str, Any]:
-        _check_text(to, "to", 64)
+        _check_text(to, "to", BSUID_MAX)
         payload = {key: value for key, value in self.payload.items()
-                   if key not in ("to", "context", "biz_opaque_callback_data")}
-        payload["to"] = to
+                   if key not in ("to", "recipient", "context", "biz_opaque_callback_data")}
+        payload.update(address_fields(to))
         if context_message_id is not None:
             _check_text(context_message_id, "context_message_id", 512)
             payload["context"] = {"message_id": context_message_id}
@@ -410,6 +412,70 @@ class CtaUrl(OutboundMessage):
                 "name": "cta_url",
                 "parameters": {"display_text": self.display_text, "url": self.url},
             },
+        }
+        return _interactive_extras(interactive, self.header_text, self.footer)
+
+
+FLOW_ACTIONS = ("navigate", "data_exchange")
+FLOW_TOKEN_MAX = 512  # our own bound: the token comes back on every data request
+
+
+@dataclass(frozen=True)
+class FlowMessage(OutboundMessage):
+    """A WhatsApp Flow (interactive ``flow``): a CTA that opens a published Flow.
+
+    ``flow_action="data_exchange"`` makes WhatsApp ask the data endpoint for the first
+    screen (``INIT``); ``navigate`` opens ``screen`` with ``data`` as given here.
+    """
+
+    body: str
+    cta: str
+    flow_id: str
+    flow_token: str
+    flow_action: str = "data_exchange"
+    screen: Optional[str] = None
+    data: Optional[Dict[str, Any]] = None
+    header_text: Optional[str] = None
+    footer: Optional[str] = None
+    _type = "interactive"
+
+    def __post_init__(self) -> None:
+        _check_text(self.body, "FlowMessage.body", INTERACTIVE_BODY_MAX,
+                    limit_name="INTERACTIVE_BODY_MAX")
+        _check_text(self.cta, "FlowMessage.cta", CTA_DISPLAY_TEXT_MAX,
+                    limit_name="CTA_DISPLAY_TEXT_MAX")
+        _check_id(self.flow_id, "FlowMessage.flow_id", 64, "flow id")
+        _check_id(self.flow_token, "FlowMessage.flow_token", FLOW_TOKEN_MAX, "FLOW_TOKEN_MAX")
+        if self.flow_action not in FLOW_ACTIONS:
+            raise MessageShapeError("FlowMessage.flow_action must be navigate or data_exchange")
+        if self.flow_action == "navigate":
+            _check_id(self.screen, "FlowMessage.screen", 128, "screen id")
+        elif self.screen is not None or self.data is not None:
+            raise MessageShapeError("FlowMessage.screen and data are only for flow_action navigate")
+        if self.data is not None and not isinstance(self.data, dict):
+            raise MessageShapeError("FlowMessage.data must be an object")
+        _check_text(self.header_text, "FlowMessage.header_text", HEADER_TEXT_MAX,
+                    required=False, limit_name="HEADER_TEXT_MAX")
+        _check_text(self.footer, "FlowMessage.footer", FOOTER_MAX,
+                    required=False, limit_name="FOOTER_MAX")
+
+    def _content(self) -> Dict[str, Any]:
+        parameters: Dict[str, Any] = {
+            "flow_message_version": "3",
+            "flow_token": self.flow_token,
+            "flow_id": self.flow_id,
+            "flow_cta": self.cta,
+            "flow_action": self.flow_action,
+        }
+        if self.flow_action == "navigate":
+            action_payload: Dict[str, Any] = {"screen": self.screen}
+            if self.data:
+                action_payload["data"] = self.data
+            parameters["flow_action_payload"] = action_payload
+        interactive: Dict[str, Any] = {
+            "type": "flow",
+            "body": {"text": self.body},
+            "action": {"name": "flow", "parameters": parameters},
         }
         return _interactive_extras(interactive, self.header_text, self.footer)
 

@@ -19,6 +19,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.appointments.booking_flow import offer_booking_flow
 from actions.appointments.common import (
     ANYONE,
     BOOKING_SLOTS,
@@ -69,6 +70,8 @@ class ActionStartBooking(Action):
                   domain: DomainDict) -> List[EventType]:
         events: List[EventType] = [SlotSet(name, None) for name in BOOKING_SLOTS]
         events.append(SlotSet("booking_result", None))
+        # On WhatsApp: the booking form ("Book in a form") first; the chat questions follow.
+        offer_booking_flow(dispatcher, tracker)
         text = latest_text(tracker)
         if text:
             catalogue = with_translated_synonyms(await call(services().scheduling.services))

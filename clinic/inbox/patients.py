@@ -26,6 +26,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clinic.inbox.tables import TicketRow
+from clinic.messaging import identities
+from clinic.privacy import ContactCipher
 from clinic.scheduling.tables import PatientRow
 
 # Crockford's base 32: no I, L, O or U, so a label read aloud or copied by hand is not
@@ -54,13 +56,16 @@ class PatientFacts:
     name: Optional[str]  # from the clinic's patient record, when the contact has one
     birth_date: Optional[dt.date]
     earlier_tickets: int  # tickets of this conversation opened before this one
+    # The WhatsApp username, when the patient has one (issue 19): a username user may share
+    # no phone number, and staff never see one anyway.
+    username: Optional[str] = None
 
     @property
     def known(self) -> bool:
         return self.name is not None
 
 
-def patient_facts(session: Session, ticket: TicketRow) -> PatientFacts:
+def patient_facts(session: Session, ticket: TicketRow, cipher: Optional[ContactCipher] = None) -> PatientFacts:
     record = None
     if ticket.contact_key:
         record = session.execute(
@@ -70,7 +75,9 @@ def patient_facts(session: Session, ticket: TicketRow) -> PatientFacts:
         select(func.count()).select_from(TicketRow).where(
             TicketRow.conversation_id == ticket.conversation_id, TicketRow.id < ticket.id)
     ).scalar_one()
+    username = identities.username_of(session, ticket.conversation_id) if cipher is not None else None
     return PatientFacts(label=friendly_label(ticket.conversation_id),
                         name=record.name if record else None,
                         birth_date=record.birth_date if record else None,
-                        earlier_tickets=int(earlier))
+                        earlier_tickets=int(earlier),
+                        username=cipher.decrypt(username) if cipher is not None and username else None)

@@ -420,7 +420,8 @@ class Inbox:
                 # The audit row covers what the page shows: transcript, name and birth date.
                 audit.append(session, actor, "ticket_viewed", at=now, conversation_id=row.conversation_id,
                              ticket_id=row.id, client=client)
-                return self._view(session, row, now), self._messages(session, row.id), patient_facts(session, row)
+                return (self._view(session, row, now), self._messages(session, row.id),
+                        patient_facts(session, row, self._cipher))
         view, messages, patient = audit.retrying(run)
         transcript: List[TranscriptMessage] = []
         error = None

@@ -91,6 +91,11 @@ class PassageVectors:
         for key in [k for k in self._vectors if k not in current]:
             del self._vectors[key]
 
+    def warm_up(self) -> None:
+        """One question's worth of work, so the encoder's first-call setup is done."""
+        with one_blas_thread():
+            self._encoder(["warm-up"])
+
     def cosines(self, text: str, matrix: np.ndarray) -> np.ndarray:
         """The cosine of the question ``text`` with every row of ``matrix`` (unit vectors)."""
         with one_blas_thread():

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from clinic.at_rest import SealedText
 from clinic.clock import utcnow
 from clinic.db import Base
+from clinic.messaging import identities
 from clinic.messaging.store import ContactRow, InboxRow
 from whatsapp.inbound import clean_json, clean_text
 
@@ -216,6 +217,7 @@ def _insert_record(session: Session, record: Dict[str, Any], now: dt.datetime) -
     """A journal message record into the inbox (ignored if its wamid is already there)."""
     if record.get("type") != "message":
         raise NotRetryable("only messages can be retried")
+    record = identities.settle_record(session, record)  # the person's one conversation (usernames)
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     received = _moment(record.get("received_at")) or now
     skip = bool(record.get("skip"))

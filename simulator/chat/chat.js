@@ -380,6 +380,8 @@
       } else if (it.type === "cta_url") {
         bubble.appendChild(actionLink(it.action.parameters.display_text, it.action.parameters.url,
                                       "in-bubble-action cta"));
+      } else if (it.type === "flow" && window.SimFlows) {  // WhatsApp Flows: chat/flows.js
+        bubble.appendChild(window.SimFlows.button(function () { return state.user; }, item));
       } else if (it.type === "location_request_message") {
         var loc = el("button", "in-bubble-action send-location");
         loc.type = "button";
@@ -389,6 +391,10 @@
         loc.appendChild(el("span", "label", "Send location"));
         loc.addEventListener("click", function () { tap(item.wamid, "send_location"); });
         bubble.appendChild(loc);
+      } else if (it.type === "call_permission_request" && window.simCallPermission) {
+        // Voice calls (calls.js): the patient allows the clinic to call them, or not.
+        below.appendChild(actionButton("Allow calls", "✆", function () { window.simCallPermission(item.wamid, "accept"); }));
+        below.appendChild(actionButton("Don't allow", null, function () { window.simCallPermission(item.wamid, "reject"); }));
       }
     } else if (type === "template") {
       var r = item.rendered || { body: "Template " + p.template.name, buttons: [] };
@@ -432,7 +438,7 @@
     } else if (m.type === "interactive") {
       var kind = m.interactive.type;
       var r = m.interactive[kind] || {};
-      bubble.appendChild(formatted(r.title || kind));
+      bubble.appendChild(formatted(r.title || r.body || kind));  // nfm_reply (a Flow sent): its body
       if (r.description) bubble.appendChild(el("div", "footer-text", r.description));
     } else if (m.type === "button") {
       bubble.appendChild(formatted(m.button.text));
@@ -655,14 +661,37 @@
       b.addEventListener("click", function () { openAs(p.wa_id, p.name); });
       list.appendChild(b);
     });
-    $("user-current").textContent = "You are " + state.name + " (+" + state.user + "). " +
-      "Business number +" + state.config.display_phone_number + ".";
+    describeUser();
   }
 
-  function openAs(waId, name) {
+  // A username user: the business gets their business-scoped user id (BSUID), not the number.
+  function describeUser() {
+    var who = state.username
+      ? "@" + state.username + ", number hidden from the business, user id " + (state.userId || "…")
+      : "+" + state.user + (state.userId ? ", user id " + state.userId : "");
+    $("user-current").textContent = "You are " + state.name + " (" + who + "). " +
+      "Business number +" + state.config.display_phone_number + ".";
+    $("change-user-id").hidden = !state.userId;
+  }
+
+  function startUser() {
+    if (!state.username) return Promise.resolve();
+    return api("POST", userPath(""), { name: state.name, username: state.username, phone_hidden: true })
+      .then(function (user) { state.userId = user.user_id; describeUser(); });
+  }
+
+  $("change-user-id").addEventListener("click", function () {
+    api("POST", userPath("/change-user-id"), {}).then(function (result) {
+      state.userId = result.user_id;
+      describeUser();
+    }).catch(showError);
+  });
+
+  function openAs(waId, name, username) {
     var q = new URLSearchParams();
     q.set("user", waId);
     if (name) q.set("name", name);
+    if (username) q.set("username", username);
     window.location.search = q.toString();
   }
 
@@ -673,7 +702,8 @@
     e.preventDefault();
     var wa = $("user-wa").value.replace(/\D/g, "");
     if (wa.length < 7 || wa.length > 15) { $("user-wa").focus(); return; }
-    openAs(wa, $("user-name").value.trim() || "Patient " + wa.slice(-4));
+    openAs(wa, $("user-name").value.trim() || "Patient " + wa.slice(-4),
+      $("user-username").value.trim().toLowerCase());
   });
 
   // ------------------------------------------------------------------ start
@@ -723,6 +753,14 @@
     es.addEventListener("reset", clearChat);
   }
 
+  if (window.SimFlows) {
+    window.SimFlows.onSent = function (result) {
+      render({ direction: "in", wamid: result.wamid, message: result.message, status: "sent",
+               time: Date.now() / 1000 });
+    };
+    window.SimFlows.onError = showError;
+  }
+
   api("GET", "/_sim/config").then(function (config) {
     state.config = config;
     state.user = (params.get("user") || config.default_user_wa_id).replace(/\D/g, "");
@@ -733,7 +771,8 @@
     var initials = config.business_name.split(/\s+/).map(function (w) { return w.charAt(0); })
       .join("").slice(0, 2).toUpperCase();
     $("avatar").textContent = initials;
+    state.username = params.get("username") || "";
     buildUserPanel();
-    connect();
+    return startUser().then(connect);
   }).catch(showError);
 })();
