@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast report purge backup restore copy-to-postgres image lint clean
+.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast benchmark-cluster report purge backup restore copy-to-postgres image lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -40,6 +40,9 @@ benchmark-reminders:  ## Reminder dispatch rate: N due jobs → scheduler → Ra
 
 benchmark-broadcast:  ## Health-tip broadcast: 10,000 recipients → simulator (rate, duplicates, losses, pacing, crash)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m benchmarks.broadcast_bench $(ARGS)
+
+benchmark-cluster:  ## Rasa replicas 1, 2, 3 in one cluster (PostgreSQL, Redis, door, relay): turns/s, p50/p95, CPU per turn per process, replicas for Meta's 80 and 1,000 msg/s (ARGS=--help)
+	@bash scripts/train.sh && . scripts/env.sh && python -m benchmarks.cluster_bench $(ARGS)
 
 report:     ## Analytics report: containment, handoffs, first response, reminders, no-shows, CSAT, delivery (+ plots)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python -m clinic.analytics report $(ARGS)

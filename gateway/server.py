@@ -33,7 +33,8 @@ interpreter with relaying replies (docs/measurements.md).
 Rasa runs with WHATSAPP_GATEWAY=1 (its channel then leaves the inbox to this process) and
 Meta (or the simulator) calls this process's ``/webhooks/whatsapp/webhook``. Settings: the
 channel's WHATSAPP_* variables, CLINIC_DATABASE_URL (the same database as the assistant),
-``--rasa-url``.
+``--rasa-url`` (RASA_URLS / RASA_URL: several Rasa replicas, comma-separated, share the turns;
+relay.py, replicas.py).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import argparse
 import asyncio
 import json
 import logging
-from typing import Any, List, Optional, Set
+from typing import Any, List, Optional, Sequence, Set, Union
 
 import aiohttp
 from aiohttp import web
@@ -79,7 +80,7 @@ class Ingress:
     """``role``: "all" (one process: door and relay), "door" (webhooks, journal, inbox; tells
     the relay which conversations have new messages) or "relay" (turns and replies)."""
 
-    def __init__(self, channel: Door, rasa_url: str, role: str = "all",
+    def __init__(self, channel: Door, rasa_url: Union[str, Sequence[str]], role: str = "all",
                  relay_url: Optional[str] = None) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
@@ -87,10 +88,11 @@ class Ingress:
             raise ValueError("a door needs --relay-url")
         self.role = role
         self.channel = channel
-        self.rasa_url = rasa_url.rstrip("/")
         self.relay_url = (relay_url or "").rstrip("/")
-        self.relay = Relay(self.rasa_url, channel.settings.internal_secret, channel.metrics,
+        # One Rasa or several replicas (RASA_URLS): the relay spreads turns over them.
+        self.relay = Relay(rasa_url, channel.settings.internal_secret, channel.metrics,
                            lambda conversation_id: claimed_by_staff(channel.sessions, conversation_id))
+        self.rasa_url = self.relay.rasa_url
         self._pending_notice: Set[str] = set()
         self._notice_wanted = asyncio.Event()
         self._notifier: Optional[asyncio.Task[Any]] = None
@@ -261,11 +263,19 @@ class Ingress:
         return web.json_response(body, status=status)
 
     async def _rasa_problem(self) -> Optional[str]:
+        """None when at least one Rasa replica answers (the relay sends turns to those that
+        do); else the first replica's problem."""
+        async with aiohttp.ClientSession() as session:
+            problems = await asyncio.gather(*(self._replica_problem(session, replica.url)
+                                              for replica in self.relay.replicas.replicas))
+        return None if None in problems else problems[0]
+
+    @staticmethod
+    async def _replica_problem(session: aiohttp.ClientSession, url: str) -> Optional[str]:
         try:
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"{self.rasa_url}/webhooks/whatsapp/",
-                                       timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT_SECONDS)) as reply:
-                    return None if reply.status == 200 else f"HTTP {reply.status}"
+            async with session.get(f"{url}/webhooks/whatsapp/",
+                                   timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT_SECONDS)) as reply:
+                return None if reply.status == 200 else f"HTTP {reply.status}"
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             return f"unreachable ({type(error).__name__})"
 
@@ -306,7 +316,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     address = GatewayAddress.load()
     parser.add_argument("--host", default=address.host)
     parser.add_argument("--port", type=int, default=address.port)
-    parser.add_argument("--rasa-url", default=address.rasa_url)
+    parser.add_argument("--rasa-url", default=",".join(address.rasa_urls),
+                        help="Rasa, or several replicas comma-separated (default: RASA_URLS, else RASA_URL); "
+                             "the relay spreads turns over them")
     parser.add_argument("--role", choices=ROLES, default="all",
                         help="all: one process; door + relay: two processes, so acknowledgements never "
                              "share an interpreter with relaying replies (busy numbers)")

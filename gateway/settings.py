@@ -3,7 +3,7 @@
 ``WhatsAppSettings`` (the channel: Meta's credentials, limits, the inbox and outbox; also
 read by Rasa's side, connectors/whatsapp, where credentials.yml may set them too),
 ``DeliveryPolicy`` (how hard the sender tries) and ``GatewayAddress`` (where the gateway
-process listens and where Rasa is). Missing or malformed settings stop the process at
+process listens and where Rasa's replicas are). Missing or malformed settings stop the process at
 start-up with a message naming them, rather than failing on the first patient message.
 """
 
@@ -245,23 +245,48 @@ class WhatsAppSettings:
         )
 
 
+DEFAULT_RASA_URL = "http://127.0.0.1:5005"
+
+
 @dataclasses.dataclass(frozen=True)
 class GatewayAddress:
-    """Where the gateway process listens, and where Rasa (the ``/turn`` endpoint) is."""
+    """Where the gateway process listens, and where Rasa (the ``/turn`` endpoint) is: one URL
+    or several replicas, among which the relay spreads turns (gateway/replicas.py)."""
 
     host: str = "127.0.0.1"
     port: int = 5006
-    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_urls: Tuple[str, ...] = (DEFAULT_RASA_URL,)
+
+    @property
+    def rasa_url(self) -> str:
+        """The first replica (a single Rasa's address, as before RASA_URLS)."""
+        return self.rasa_urls[0]
 
     @classmethod
     def load(cls, environ: Optional[Mapping[str, str]] = None) -> "GatewayAddress":
+        """RASA_URLS (``http://a:5005,http://b:5005``) if set, else RASA_URL."""
         environ = os.environ if environ is None else environ
         try:
             port = int(environ.get("WHATSAPP_INGRESS_PORT") or cls.port)
         except ValueError as exc:
             raise WhatsAppConfigError("WHATSAPP_INGRESS_PORT must be a port number") from exc
-        return cls(host=environ.get("WHATSAPP_INGRESS_HOST") or cls.host, port=port,
-                   rasa_url=environ.get("RASA_URL") or cls.rasa_url)
+        name = "RASA_URLS" if (environ.get("RASA_URLS") or "").strip() else "RASA_URL"
+        urls = rasa_urls(environ.get(name) or DEFAULT_RASA_URL, name)
+        return cls(host=environ.get("WHATSAPP_INGRESS_HOST") or cls.host, port=port, rasa_urls=urls)
+
+
+def rasa_urls(text: str, name: str = "--rasa-url") -> Tuple[str, ...]:
+    """``"http://a:5005, http://b:5005/"`` → the replicas' base URLs, in order, once each."""
+    urls: list[str] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        url = item.rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise WhatsAppConfigError(f"{name}: {item!r} is not an http(s) URL")
+        if url not in urls:
+            urls.append(url)
+    if not urls:
+        raise WhatsAppConfigError(f"{name} names no Rasa URL")
+    return tuple(urls)
 
 
 def media_limits(text: str) -> dict[str, int]:

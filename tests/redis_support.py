@@ -9,6 +9,7 @@ CI must not silently stop testing the lock store (``.ci/run`` installs it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -26,6 +27,7 @@ import pytest
 class RedisServer:
     host: str
     port: int
+    pid: int = 0  # the server's process (benchmarks read its CPU time)
 
     def url(self, db: int = 1) -> str:
         return f"redis://{self.host}:{self.port}/{db}"
@@ -51,6 +53,13 @@ def redis_server() -> Iterator[RedisServer]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("redis-server is required in CI (.ci/run installs it)")
         pytest.skip("redis-server not available")
+    with running_redis(binary) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_redis(binary: str) -> Iterator[RedisServer]:
+    """A throwaway ``redis-server`` (the fixture's; benchmarks/cluster_bench.py uses it too)."""
     workdir = Path(tempfile.mkdtemp(prefix="clinic-redis-"))
     port = _free_port()
     log = (workdir / "redis.log").open("w")
@@ -73,7 +82,7 @@ def redis_server() -> Iterator[RedisServer]:
                                        + (workdir / "redis.log").read_text(errors="replace")[-2000:]) from None
                 time.sleep(0.05)
         client.close()
-        yield RedisServer("127.0.0.1", port)
+        yield RedisServer("127.0.0.1", port, process.pid)
     finally:
         process.terminate()
         try:

@@ -58,8 +58,8 @@ def test_the_secrets_are_never_in_the_settings_repr():
 
 
 def test_where_the_gateway_listens():
-    assert GatewayAddress.load({}) == GatewayAddress("127.0.0.1", 5006, "http://127.0.0.1:5005")
+    assert GatewayAddress.load({}) == GatewayAddress("127.0.0.1", 5006, ("http://127.0.0.1:5005",))
     assert GatewayAddress.load({"WHATSAPP_INGRESS_PORT": "7000", "RASA_URL": "http://rasa:5005"}) == \
-        GatewayAddress("127.0.0.1", 7000, "http://rasa:5005")
+        GatewayAddress("127.0.0.1", 7000, ("http://rasa:5005",))
     with pytest.raises(WhatsAppConfigError, match="WHATSAPP_INGRESS_PORT"):
         GatewayAddress.load({"WHATSAPP_INGRESS_PORT": "http"})
