@@ -42,7 +42,8 @@ def handles_errors(handler: Handler) -> Handler:
     return wrapper
 
 
-async def _data(request: web.Request) -> Dict[str, Any]:
+async def control_body(request: web.Request) -> Dict[str, Any]:
+    """The JSON object of a control request ({} when empty); SpecError otherwise."""
     raw = await request.read()
     if not raw.strip():
         return {}
@@ -65,7 +66,7 @@ def _float(value: Any) -> Any:
 @handles_errors
 async def user_message(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     spec = {k: v for k, v in data.items() if k not in OPTION_KEYS}
     if any(key in data for key in usernames.OPTION_KEYS):
         usernames.configure(sim.ensure_user(request.match_info["wa_id"], data.get("name"), data.get("user_id")), data)
@@ -79,7 +80,7 @@ async def user_message(request: web.Request) -> web.Response:
 @handles_errors
 async def user_tap(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     if not data.get("message_id") or not data.get("id"):
         raise SpecError("give message_id (the business message) and id (button/row id, payload or title)")
     result = await sim.tap(request.match_info["wa_id"], data["message_id"], data["id"],
@@ -90,7 +91,7 @@ async def user_tap(request: web.Request) -> web.Response:
 @handles_errors
 async def user_read(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     ids = data.get("message_ids")
     if ids is not None and not isinstance(ids, list):
         raise SpecError("message_ids must be an array")
@@ -101,14 +102,14 @@ async def user_read(request: web.Request) -> web.Response:
 @handles_errors
 async def user_window(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     return web.json_response(sim.set_window(request.match_info["wa_id"], data))
 
 
 @handles_errors
 async def user_upsert(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     user = sim.ensure_user(request.match_info["wa_id"], data.get("name"), data.get("user_id"))
     usernames.configure(user, data)
     return web.json_response(user.describe(WINDOW))
@@ -117,7 +118,7 @@ async def user_upsert(request: web.Request) -> web.Response:
 @handles_errors
 async def user_change_id(request: web.Request) -> web.Response:
     """The user's business-scoped id changes: Meta's ``user_changed_user_id`` webhook."""
-    data = await _data(request)
+    data = await control_body(request)
     result = await usernames.change_user_id(request.app[SIM_KEY], valid_wa_id(request.match_info["wa_id"]),
                                             data.get("user_id"), signature=data.get("signature", "valid"))
     return web.json_response(result)
@@ -157,7 +158,7 @@ async def conversation(request: web.Request) -> web.Response:
 @handles_errors
 async def batch(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     result = await sim.batch(data.get("messages"), layout=data.get("layout", "messages"),
                              signature=data.get("signature", "valid"), wait=data.get("wait", "first"))
     return web.json_response(result)
@@ -166,7 +167,7 @@ async def batch(request: web.Request) -> web.Response:
 @handles_errors
 async def statuses(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     items = data.get("statuses")
     if not isinstance(items, list) or not items:
         raise SpecError("statuses must be a non-empty array of {message_id, status, code?}")
@@ -177,7 +178,7 @@ async def statuses(request: web.Request) -> web.Response:
 @handles_errors
 async def raw_webhook(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     return web.json_response(await sim.raw_webhook(data, signature=data.get("signature", "valid"),
                                                    wait=data.get("wait", "first")))
 
@@ -185,7 +186,7 @@ async def raw_webhook(request: web.Request) -> web.Response:
 @handles_errors
 async def redeliver(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     return web.json_response(await sim.redeliver(wamid=data.get("wamid"),
                                                  delivery_id=data.get("delivery_id"),
                                                  wait=data.get("wait", "first")))
@@ -265,7 +266,7 @@ async def read_receipts(request: web.Request) -> web.Response:
 @handles_errors
 async def faults_add(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     specs = data.get("faults") if isinstance(data.get("faults"), list) else [data]
     added = []
     for spec in specs:
@@ -307,7 +308,7 @@ async def config_get(request: web.Request) -> web.Response:
 @handles_errors
 async def config_set(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    return web.json_response(sim.config.update_runtime(await _data(request)))
+    return web.json_response(sim.config.update_runtime(await control_body(request)))
 
 
 async def templates_list(request: web.Request) -> web.Response:
@@ -318,7 +319,7 @@ async def templates_list(request: web.Request) -> web.Response:
 @handles_errors
 async def templates_add(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    data = await _data(request)
+    data = await control_body(request)
     if not data.get("name"):
         raise SpecError("a template needs a name")
     sim.templates.add(data)

@@ -33,7 +33,7 @@ from whatsapp.flows_crypto import (
     load_public_key,
 )
 
-from .control import bad, handles_errors
+from .control import bad, control_body, handles_errors
 from .core import valid_wa_id
 from .graph_api import SIM_KEY, error_response
 from .graph_errors import GraphError
@@ -116,20 +116,6 @@ def _endpoint_error(status: int) -> str:
             432: "the endpoint refused the request's signature (432)"}.get(status, f"the endpoint answered HTTP {status}")
 
 
-async def _data(request: web.Request) -> Dict[str, Any]:
-    """The JSON object of a control request ({} when empty)."""
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise SpecError("the body must be JSON") from None
-    if not isinstance(data, dict):
-        raise SpecError("the body must be a JSON object")
-    return data
-
-
 FLOWS_KEY: "web.AppKey[FlowService]" = web.AppKey("flows", FlowService)
 
 
@@ -144,7 +130,7 @@ def _screen_answer(session: FlowSession, screen_id: str, data: Dict[str, Any]) -
 
 @handles_errors
 async def register_flow(request: web.Request) -> web.Response:
-    data = await _data(request)
+    data = await control_body(request)
     flow = _service(request).register(str(data.get("flow_id") or ""), data.get("flow_json"),
                                       data.get("endpoint_uri"))
     if data.get("public_key_pem"):
@@ -179,7 +165,7 @@ async def open_flow(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     service = _service(request)
     wa_id = valid_wa_id(request.match_info["wa_id"])
-    data = await _data(request)
+    data = await control_body(request)
     message = sim.state.by_wamid.get(str(data.get("message_id") or ""))
     if message is None or message.wa_id != wa_id or (message.payload or {}).get("type") != "interactive":
         raise SpecError("no Flow message with that id in this chat")
@@ -211,7 +197,7 @@ async def exchange(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
     service = _service(request)
     session = _session(service, request)
-    data = await _data(request)
+    data = await control_body(request)
     action = "BACK" if data.get("action") == "BACK" else "data_exchange"
     payload = {"version": DATA_API_VERSION, "action": action, "screen": str(data.get("screen") or ""),
                "data": data.get("payload") or {}, "flow_token": session.flow_token}
@@ -229,7 +215,7 @@ async def exchange(request: web.Request) -> web.Response:
 async def complete(request: web.Request) -> web.Response:
     """The terminal screen's ``complete``: the ``nfm_reply`` message to the business."""
     session = _session(_service(request), request)
-    data = await _data(request)
+    data = await control_body(request)
     payload = data.get("payload") or {}
     if not isinstance(payload, dict):
         raise SpecError("payload must be an object")
