@@ -18,8 +18,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -112,21 +110,7 @@ class Cluster:
     def wait(self, name: str) -> None:
         """Until ``name`` answers (``Stack.wait_for``, with a longer limit: on a machine shared
         with other work, replicas loading the model at once can take minutes)."""
-        url = self.url(name) + self.ready_path(name)
-        deadline = time.monotonic() + self.startup_seconds
-        while True:
-            if self.stack.processes[name].poll() is not None:
-                raise RuntimeError(f"{name} exited early:\n{self.stack.log(name)[-4000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready after {self.startup_seconds:.0f} s:\n"
-                                   f"{self.stack.log(name)[-4000:]}")
-            time.sleep(0.5)
+        self.stack.wait_for(self.url(name) + self.ready_path(name), name, self.startup_seconds)
 
     def restart(self, name: str) -> None:
         self.launch(name)

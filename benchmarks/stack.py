@@ -219,8 +219,10 @@ class Stack:
         path = self.workdir / f"{name}.stderr.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def wait_for(self, url: str, name: str) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
+    def wait_for(self, url: str, name: str, seconds: float = STARTUP_SECONDS) -> None:
+        """Until ``url`` answers 200; RuntimeError with the log's tail when ``name`` exits or
+        ``seconds`` pass."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             process = self.processes[name]
             if process.poll() is not None:
@@ -231,7 +233,7 @@ class Stack:
                         return
             except OSError:
                 time.sleep(0.5)
-        raise RuntimeError(f"{name} not ready after {STARTUP_SECONDS}s:\n{self.log(name)[-4000:]}")
+        raise RuntimeError(f"{name} not ready after {seconds:.0f}s:\n{self.log(name)[-4000:]}")
 
     # ── HTTP helpers ────────────────────────────────────────────────────────────────────
     def call(self, name: str, path: str, data: Optional[Any] = None, method: Optional[str] = None,
