@@ -47,6 +47,7 @@ from clinic.reminders.store import ReminderStore
 from clinic.reminders.timing import ReminderPolicy
 from clinic.retention import PeriodicPurge, build_purger
 from clinic.settings import load_settings
+from clinic.worker_probe import ENV_ADDRESS, address_argument, figures_of, start_probe
 
 logger = logging.getLogger("clinic.reminders.scheduler")
 
@@ -130,6 +131,8 @@ async def run(args) -> int:
                 pass
 
     purger_task = asyncio.create_task(purging()) if purge is not None else None
+    # Alive while the ticks come round: three missed polls (at least two minutes) is stuck.
+    probe = start_probe("reminders", getattr(args, "health_address", None), max(3 * args.poll_seconds, 120), sessions)
     logger.info("Reminder scheduler %s polling every %ss (Rasa at %s)", dispatcher.worker,
                 args.poll_seconds, pusher.base_url)
     try:
@@ -141,6 +144,8 @@ async def run(args) -> int:
                     pass
             except Exception:  # noqa: BLE001 - e.g. the database briefly unavailable: next tick
                 logger.exception("Reminder tick failed; retrying at the next tick")
+            if probe is not None:
+                probe.beat({**figures_of(dispatcher.figures), "recalls_planned": recalls_planned})
             if args.once:
                 break
             try:
@@ -152,6 +157,8 @@ async def run(args) -> int:
             purge.stop()  # a running purge stops after its current batch
             await purger_task
         await pusher.close()
+        if probe is not None:
+            probe.close()
         figures = {**dispatcher.figures.as_dict(), "recalls_planned": recalls_planned,
                    "jobs": await asyncio.to_thread(dispatcher.store.counts)}
         # Figures only: counts and timings, no patient data.
@@ -168,6 +175,8 @@ def main(argv=None) -> int:
     parser.add_argument("--once", action="store_true", help="one tick, then exit (no purge)")
     parser.add_argument("--no-purge", action="store_true",
                         help="do not run the retention purge (run `python -m clinic.retention purge` elsewhere)")
+    parser.add_argument("--health-address", type=address_argument, default=os.environ.get(ENV_ADDRESS, ""),
+                        help=f"host:port for /healthz, /readyz and /metrics (default: {ENV_ADDRESS}; empty: none)")
     args = parser.parse_args(argv)
     configure_logging("reminders")
     logging.getLogger("aiohttp").setLevel(logging.WARNING)

@@ -30,6 +30,7 @@ from clinic.logs import configure_logging
 from clinic.surveys import planner
 from clinic.surveys import tables as t
 from clinic.surveys.store import SurveyStore
+from clinic.worker_probe import ENV_ADDRESS, address_argument, figures_of, start_probe
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def _visit_day(sessions, settings):
     return day
 
 
-async def _send(sessions, loop_seconds: float) -> int:
+async def _send(sessions, loop_seconds: float, health_address=None) -> int:
     from clinic.broadcasts.__main__ import build_sender
     from clinic.broadcasts.store import BroadcastStore
     from clinic.messaging.outbox_queue import PRIORITY_SURVEY
@@ -67,17 +68,25 @@ async def _send(sessions, loop_seconds: float) -> int:
     # single run (a command) prints them for the person who ran it.
     report = print if not loop_seconds else (lambda line: logger.info("%s", line))
     report(f"recovered: {await asyncio.to_thread(surveys.recover, broadcasts.outbound_for)}")
-    while True:
-        planned = await asyncio.to_thread(planner.plan, sessions, store, consent)
-        figures = await surveys.send_due()
-        report(f"planned visits={planned[0]} tickets={planned[1]}; sent {figures}")
-        if not loop_seconds:
-            return 0
-        try:
-            await asyncio.wait_for(stop.wait(), loop_seconds)
-            return 0
-        except asyncio.TimeoutError:
-            pass
+    # A service: alive while its rounds come round (three missed, at least two minutes: stuck).
+    probe = start_probe("surveys", health_address, max(3 * loop_seconds, 120), sessions) if loop_seconds else None
+    try:
+        while True:
+            planned = await asyncio.to_thread(planner.plan, sessions, store, consent)
+            figures = await surveys.send_due()
+            report(f"planned visits={planned[0]} tickets={planned[1]}; sent {figures}")
+            if probe is not None:
+                probe.beat({**figures_of(figures), "visits_planned": planned[0], "tickets_planned": planned[1]})
+            if not loop_seconds:
+                return 0
+            try:
+                await asyncio.wait_for(stop.wait(), loop_seconds)
+                return 0
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        if probe is not None:
+            probe.close()
 
 
 def main(argv=None) -> int:
@@ -88,6 +97,8 @@ def main(argv=None) -> int:
     sub.add_parser("plan")
     send = sub.add_parser("send")
     send.add_argument("--loop", type=float, default=0.0, metavar="SECONDS")
+    send.add_argument("--health-address", type=address_argument, default=os.environ.get(ENV_ADDRESS, ""),
+                      help=f"with --loop: host:port for /healthz, /readyz and /metrics (default: {ENV_ADDRESS})")
     sub.add_parser("status")
     args = parser.parse_args(argv)
     engine = make_engine(args.database_url)
@@ -96,7 +107,7 @@ def main(argv=None) -> int:
     if args.command == "plan":
         print("planned (visits, tickets):", planner.plan(sessions, SurveyStore(sessions), ConsentStore(sessions)))
     elif args.command == "send":
-        return asyncio.run(_send(sessions, args.loop))
+        return asyncio.run(_send(sessions, args.loop, args.health_address))
     else:
         with sessions() as session:
             counts = dict(session.execute(select(t.SurveyRow.status, func.count()).group_by(t.SurveyRow.status)).all())
