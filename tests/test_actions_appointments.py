@@ -208,6 +208,16 @@ async def test_an_unknown_service_is_asked_again(clinic, dispatcher, domain):
 
 
 @pytest.mark.asyncio
+async def test_asking_to_book_again_while_asked_which_service_is_asked_again_without_an_apology(
+        clinic, dispatcher, domain):
+    events = await validate(dispatcher, domain, intent="book_appointment", text="I'd like to book an appointment",
+                            requested="booking_service",
+                            candidates={"booking_service": "I'd like to book an appointment"})
+    assert events == [SlotSet("booking_service", None), SlotSet("requested_slot", "booking_service")]
+    assert responses(dispatcher) == []  # the form's own question follows: "What would you like to book?"
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("text, intent, expected", [
     ("anyone is fine", "inform", "any"),
     ("no", "deny", "any"),  # "no preference"

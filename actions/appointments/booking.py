@@ -237,7 +237,10 @@ class ValidateBookingForm(SlotChoiceValidation, FormValidationAction):
         if service is None and not wanted.startswith("/"):
             service = match_service(wanted, catalogue)
         if service is None:
-            dispatcher.utter_message(response="utter_service_unknown")
+            # "I'd like to book an appointment" said again while asked which service: the
+            # form asks its question again, without "I couldn't match that to a service".
+            if _intent(tracker) != "book_appointment":
+                dispatcher.utter_message(response="utter_service_unknown")
             return {"booking_service": None}
         result: Dict[Text, Any] = {
             "booking_service": service.id,
