@@ -156,7 +156,12 @@ async def render(conversation_id: str, replies: List[Dict[str, Any]]) -> List[Tu
     for reply in replies:
         # send_response pops keys: give it a copy (a replayed turn may be used again).
         await builder.send_response(conversation_id, {k: v for k, v in reply.items() if k != "recipient_id"})
-    return builder.collected or []
+    collected = builder.collected or []
+    # "May the clinic call you?" comes last in its turn: the action that asks it runs before
+    # the rule's reply saying who will help and how long the wait is, and the patient should
+    # read that first ("While you wait, … may we call you?").
+    return [m for m in collected if m[1] != "call_permission_request"] + \
+        [m for m in collected if m[1] == "call_permission_request"]
 
 
 async def deliver_turn(outbox: Outbox, turn: InboundTurn, reply: TurnReply) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 
 from actions.handoff import ActionRequestCallback, ActionRequestHuman
-from clinic.handoff.calling import permission_request_text
+from clinic.handoff.calling import permission_request_message, permission_request_text
 from clinic.settings import load_settings
 from gateway.render import _custom_message
 from simulator.testing import WebhookReceiver, running_simulator
@@ -101,3 +101,14 @@ async def test_the_request_is_a_message_meta_accepts_and_the_reply_is_meta_shape
     finally:
         await receiver.stop()
     assert kind == "call_permission_request"
+
+
+@pytest.mark.asyncio
+async def test_the_permission_request_comes_after_the_turns_other_replies():
+    """The action asks before the rule says who will help: the patient reads that first."""
+    from gateway.render import render
+
+    replies = [{"custom": permission_request_message("en")},
+               {"text": "You're in the queue for our reception team."}]
+    kinds = [kind for _message, kind in await render("conv-1", replies)]
+    assert kinds == ["text", "call_permission_request"]

@@ -265,9 +265,10 @@ def test_a_patient_erases_their_data_from_the_chat_and_nothing_is_left(stack, st
         assert [path.name for path in media_folder.iterdir()] == [sealed_photo.name]
 
     # A person: staff claim, reply; the patient answers; staff resolve.
-    [queued] = say(stack, HANDOFF, seen, 1)
-    seen += 1
+    queued, may_we_call = say(stack, HANDOFF, seen, 2)  # then "may the clinic call you?"
+    seen += 2
     assert "reception team" in reply_text(queued)
+    assert may_we_call["payload"]["interactive"]["type"] == "call_permission_request"
     queues = inbox_api(staff, "GET", "/queues")
     [ticket] = [t for team in queues["teams"].values() for t in team if t["conversation_id"] == conversation]
     inbox_api(staff, "POST", f"/tickets/{ticket['id']}/claim")

@@ -92,8 +92,10 @@ def test_patient_staff_and_back_to_the_bot(stack, staff):
 
     # 1. The patient asks for a person: queued for reception, told the team, wait, not for emergencies.
     stack.say(wa_id, "I'd like to talk to a real person please")
-    [queued] = new_replies(stack, wa_id, seen, 1)
-    seen += 1
+    # Then, reception being staffed, WhatsApp's "may the clinic call you?" (voice calls).
+    queued, may_we_call = new_replies(stack, wa_id, seen, 2)
+    seen += 2
+    assert may_we_call["payload"]["interactive"]["type"] == "call_permission_request"
     answer = reply_text(queued)
     assert "reception team" in answer and "about 5 minutes" in answer and "not for emergencies" in answer
     ticket = ticket_for(staff, conv)

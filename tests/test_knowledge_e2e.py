@@ -114,7 +114,9 @@ def test_an_approved_document_answers_in_the_patients_language_until_it_is_retir
     before = len(stack.wait_for_replies(en_patient, 0))
     reception = answer["payload"]["interactive"]["action"]["buttons"][0]["reply"]["id"]
     stack.sim(f"/_sim/users/{en_patient}/tap", {"message_id": answer["wamid"], "id": reception})
-    assert "reception team" in reply_text(stack.wait_for_replies(en_patient, before + 1)[before])
+    queued, may_we_call = stack.wait_for_replies(en_patient, before + 2)[before:before + 2]
+    assert "reception team" in reply_text(queued)  # then "may the clinic call you?" (staffed hours)
+    assert may_we_call["payload"]["interactive"]["type"] == "call_permission_request"
 
     # 2. Retired in the inbox: the same questions get the honest reply and the offer of a person.
     retire(admin, english)
