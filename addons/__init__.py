@@ -2,6 +2,7 @@
 training-data importer. Thin wrappers; the logic lives in the Rasa-free ``clinic`` package."""
 
 from addons import lean_action_calls as _lean_action_calls
+from addons import lean_tracker as _lean_tracker
 from addons import lean_turns as _lean_turns
 from addons import rasa_patches as _rasa_patches
 from addons import tracker_cache as _tracker_cache
@@ -11,3 +12,4 @@ if _lean_turns.enabled():  # LEAN_TURNS=0: Rasa's own code (benchmarks compare b
     _lean_turns.apply()
     _tracker_cache.apply()
     _lean_action_calls.apply()
+    _lean_tracker.apply()

@@ -99,12 +99,62 @@ def slim_events(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [_slim(event) for event in events[:latest]] + events[latest:]
 
 
+class _SlimmedSoFar:
+    """The slimmed dicts of a tracker's first events, kept on the tracker: they do not change
+    once a later user message exists, and the tracker store hands the same tracker to the
+    next turn (addons/tracker_cache.py), so each older event is turned into a dict once."""
+
+    __slots__ = ("events", "first", "last", "dicts")
+
+    def __init__(self, events) -> None:
+        self.events, self.first, self.last, self.dicts = events, None, None, []
+
+    def valid_for(self, events) -> bool:
+        count = len(self.dicts)
+        return (events is self.events and len(events) >= count and
+                (count == 0 or (events[0] is self.first and events[count - 1] is self.last)))
+
+
+_KEPT = "_lean_slimmed_events"
+
+
+def session_events(tracker) -> List[Dict[str, Any]]:
+    """``slim_events`` of the tracker's events as dicts (Rasa's ``EventVerbosity.ALL``),
+    turning only the events not seen before into dicts."""
+    events = tracker.events
+    kept: Optional[_SlimmedSoFar] = tracker.__dict__.get(_KEPT)
+    if kept is None or not kept.valid_for(events):
+        kept = _SlimmedSoFar(events)
+        tracker.__dict__[_KEPT] = kept
+    latest: Optional[int] = None
+    for position in range(len(events) - 1, len(kept.dicts) - 1, -1):
+        if events[position].type_name == "user":
+            latest = position
+            break
+    if latest is None:
+        # None at or after the kept ones (which end right before a user message, when there
+        # are any): a session without a user message is sent as it is.
+        return [event.as_dict() for event in events]
+    for position in range(len(kept.dicts), latest):
+        kept.dicts.append(_slim(events[position].as_dict()))
+    if kept.dicts:
+        kept.first, kept.last = events[0], events[len(kept.dicts) - 1]
+    return kept.dicts[:latest] + [events[position].as_dict() for position in range(latest, len(events))]
+
+
 def _with_slim_tracker(original):
     def _action_call_format(self, tracker, domain):
-        call = original(self, tracker, domain)
-        state = call.get("tracker")
-        if isinstance(state, dict) and isinstance(state.get("events"), list):
-            call["tracker"] = {**state, "events": slim_events(state["events"])}
+        import rasa
+        from rasa.shared.core.trackers import EventVerbosity
+
+        # Rasa's own method (rasa/core/actions/action.py, 3.6) with the session's events
+        # from `session_events` instead of every event turned into a dict on every call.
+        state = tracker.current_state(EventVerbosity.NONE)
+        state["events"] = session_events(tracker)
+        call = {"next_action": self._name, "sender_id": tracker.sender_id, "tracker": state,
+                "version": rasa.__version__}
+        if not self._is_selective_domain_enabled() or domain.does_custom_action_explicitly_need_domain(self.name()):
+            call["domain"] = domain.as_dict()
         return call
 
     _action_call_format.__wrapped__ = original  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import aiohttp
 import yaml
@@ -78,9 +78,10 @@ INIT_TURNS = [
 class Bot:
     """A running `rasa run` (REST channel) and, for the project, its action server."""
 
-    def __init__(self, name: str, url: str, turns: List[str], stop):
+    def __init__(self, name: str, url: str, turns: List[str], stop, pids: Sequence[int] = ()):
         self.name, self.url, self.turns, self._stop = name, url, turns, stop
         self.stack: Optional[Stack] = None
+        self.pids = list(pids)  # the processes whose CPU time a turn costs (Rasa, action server)
 
     def stop(self) -> None:
         self._stop()
@@ -102,7 +103,8 @@ def start_project(workdir: Path, model: Path, lean: bool) -> Bot:
     except BaseException:
         stack.stop()  # no action server left running when Rasa does not start
         raise
-    bot = Bot(f"project ({'after' if lean else 'before'})", stack.url("rasa"), PROJECT_TURNS, stack.stop)
+    bot = Bot(f"project ({'after' if lean else 'before'})", stack.url("rasa"), PROJECT_TURNS, stack.stop,
+              pids=[stack.processes["rasa"].pid, stack.processes["actions"].pid])
     bot.stack = stack
     return bot
 
@@ -206,7 +208,7 @@ def start_init_bot(workdir: Path, model: Path) -> Bot:
         except subprocess.TimeoutExpired:
             process.kill()
 
-    return Bot("rasa init", url, INIT_TURNS, stop)
+    return Bot("rasa init", url, INIT_TURNS, stop, pids=[process.pid])
 
 
 # ── the load ───────────────────────────────────────────────────────────────────────────
@@ -243,14 +245,39 @@ async def serial(bot: Bot, conversations: int, tag: str) -> Dict[str, float]:
     return summary(latencies, elapsed)
 
 
-async def long_conversation(bot: Bot, turns: int, tag: str) -> Dict[str, float]:
-    """(c): one conversation of `turns` turns; median of the first and the last 20."""
-    latencies = []
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU time of the processes so far (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def long_conversation(bot: Bot, turns: int, tag: str) -> Dict[str, Any]:
+    """(c): one conversation of `turns` turns; median latency of the first and the last 20,
+    and the CPU time per turn the bot's processes spent on each of those two windows (wall
+    latency on a shared machine follows the load; CPU time much less)."""
+    latencies: List[float] = []
+    cpu: Dict[int, List[float]] = {}
     async with aiohttp.ClientSession() as session:
         for i in range(turns):
+            if i in (0, turns - 20):
+                cpu[i] = [cpu_seconds([pid]) for pid in bot.pids]
             latencies.append(await turn(session, bot, f"long-{tag}", bot.turns[i % len(bot.turns)]))
+            if i in (19, turns - 1):
+                cpu[i] = [cpu_seconds([pid]) for pid in bot.pids]
     first, last = statistics.median(latencies[:20]), statistics.median(latencies[-20:])
-    return {"first": first, "last": last, "ratio": last / first, "latencies": latencies}
+    per_process_first = [(b - a) / 20 * 1000 for a, b in zip(cpu[0], cpu[19], strict=False)]
+    per_process_last = [(b - a) / 20 * 1000 for a, b in zip(cpu[turns - 20], cpu[turns - 1], strict=False)]
+    cpu_first, cpu_last = sum(per_process_first), sum(per_process_last)
+    return {"first": first, "last": last, "ratio": last / first, "latencies": latencies,
+            "cpu_first": cpu_first, "cpu_last": cpu_last,
+            "cpu_ratio": cpu_last / cpu_first if cpu_first else float("nan"),
+            "cpu_per_process": list(zip(per_process_first, per_process_last, strict=False))}
 
 
 async def concurrent(bot: Bot, patients: int, per_patient: int, tag: str) -> Dict[str, float]:
@@ -279,7 +306,9 @@ async def measure(bot: Bot, args, tag: str, concurrency: bool) -> Dict[str, dict
     r = out["long"]
     n = args.long_turns
     print(f"    {bot.name}: one conversation, median turns 1-20 {r['first']:.0f} ms, "
-          f"turns {n - 19}-{n} {r['last']:.0f} ms: ratio {r['ratio']:.2f}", flush=True)
+          f"turns {n - 19}-{n} {r['last']:.0f} ms: ratio {r['ratio']:.2f}; CPU per turn "
+          f"{r['cpu_first']:.0f} / {r['cpu_last']:.0f} ms: ratio {r['cpu_ratio']:.2f} (per process: "
+          + ", ".join(f"{a:.0f} / {b:.0f}" for a, b in r["cpu_per_process"]) + ")", flush=True)
     if concurrency:
         out["concurrent"] = await concurrent(bot, args.patients, args.per_patient, tag)
         print(line(f"{bot.name}: {args.patients} patients", out["concurrent"]), flush=True)
@@ -336,19 +365,20 @@ async def main_async(args) -> int:
 
     print("\nSummary (one run, same machine; shared CPU: figures are noisy)")
     print(f"{'':24s}{'turns/s':>9s}{'p50 ms':>9s}{'p95 ms':>9s}{'1-20 ms':>9s}{'181-200':>9s}{'ratio':>7s}"
-          f"{'10 pat. t/s':>12s}")
+          f"{'10 pat. t/s':>12s}{'CPU 1-20':>10s}{'181-200':>9s}{'ratio':>7s}")
     for tag, r in results.items():
         s, lo = r["serial"], r["long"]
         conc = r.get("concurrent", {}).get("tps", float("nan"))
         name = {"before": "project, before", "after": "project, after", "init": "rasa init bot"}[tag]
         print(f"{name:24s}{s['tps']:9.1f}{s['p50']:9.0f}{s['p95']:9.0f}{lo['first']:9.0f}{lo['last']:9.0f}"
-              f"{lo['ratio']:7.2f}{conc:12.1f}")
+              f"{lo['ratio']:7.2f}{conc:12.1f}{lo['cpu_first']:10.0f}{lo['cpu_last']:9.0f}{lo['cpu_ratio']:7.2f}")
     print()
     after = results.get("after")
     if after:
         ratio = after["long"]["ratio"]
         print(f"(c) growth ratio, turns 181-200 / 1-20 (after): {ratio:.2f} (target ≤ 1.25): "
-              f"{'met' if ratio <= 1.25 else 'NOT met'}")
+              f"{'met' if ratio <= 1.25 else 'NOT met'}; in CPU time per turn "
+              f"{after['long']['cpu_ratio']:.2f}")
         if "before" in results:
             speedup = after["serial"]["tps"] / results["before"]["serial"]["tps"]
             print(f"(a) turns/s after / before: {speedup:.2f}× (target ≥ 3×): {'met' if speedup >= 3 else 'NOT met'}")

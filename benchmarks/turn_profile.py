@@ -81,6 +81,8 @@ async def main_async(args) -> int:
         stack.start_actions()
         stack.start_rasa()
         pid = stack.processes["rasa"].pid
+        # The action server's share of a turn too (written beside Rasa's, not analysed here).
+        actions_pid = stack.processes["actions"].pid
         try:
             await drive(stack.url("rasa"), "warm", 0, 10)
             sender, done = "profiled", 0
@@ -89,16 +91,19 @@ async def main_async(args) -> int:
                 await drive(stack.url("rasa"), sender, done, begin - 1)
                 done = begin - 1
                 raw = out / f"rasa-{name}-lean{args.lean}.txt"
-                spy = subprocess.Popen([args.py_spy, "record", "--pid", str(pid), "--rate", "200",
-                                        "--format", "raw", "--output", str(raw), "--duration", "600"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                spies = [subprocess.Popen([args.py_spy, "record", "--pid", str(p), "--rate", "200",
+                                           "--format", "raw", "--output", str(path), "--duration", "600"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         for p, path in [(pid, raw), (actions_pid, out / f"actions-{name}-lean{args.lean}.txt")]]
                 time.sleep(1.0)
                 started = time.perf_counter()
                 latencies = await drive(stack.url("rasa"), sender, done, done + 20)
                 elapsed = time.perf_counter() - started
                 done += 20
-                spy.send_signal(signal.SIGINT)
-                spy.wait(timeout=60)
+                for spy in spies:
+                    spy.send_signal(signal.SIGINT)
+                for spy in spies:
+                    spy.wait(timeout=60)
                 total, hits = analyse(raw)
                 print(f"\nturns {done - 19}-{done}: median {sorted(latencies)[10]:.0f} ms, "
                       f"{elapsed / 20 * 1000:.0f} ms wall per turn, {total} samples "

@@ -97,6 +97,27 @@ def test_older_messages_keep_only_the_contract_and_the_latest_message_is_whole()
     assert len(json.dumps([b for _, b in older_messages])) < 0.5 * len(json.dumps([a for a, _ in older_messages]))
 
 
+def test_the_session_built_once_per_event_is_the_slimmed_session_at_every_event():
+    """``session_events`` keeps each older event's slim dict on the tracker; grown event by
+    event (the same tracker, as the tracker store hands it from turn to turn), and then
+    given a new deque, it must send exactly what slimming the whole session sends."""
+    from rasa.shared.core.events import Event
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from addons.lean_action_calls import session_events
+
+    events = [Event.from_parameters(e) for e in copy.deepcopy(SESSION * 4)]
+    grown = DialogueStateTracker("p", [])
+    for position, event in enumerate(events):
+        grown.update(event)
+        expected = slim_events([e.as_dict() for e in grown.events])
+        assert session_events(grown) == expected, position
+    kept = grown.__dict__["_lean_slimmed_events"].dicts
+    assert len(kept) == len(events) - 1  # every event before the latest user message, once
+    grown.events = grown._create_events(events[:9])  # another conversation's events
+    assert session_events(grown) == slim_events([e.as_dict() for e in events[:9]])
+
+
 def test_a_session_without_a_user_message_is_sent_as_it_is():
     events = SESSION[:3]
     assert slim_events(events) == events
