@@ -22,8 +22,14 @@ are a subclass and keep Rasa's code):
 2. ``copy()`` builds the copy from the tracker's state instead of replaying its events:
    the same events, copies of the slots, of the active loop and of the latest action, the
    same latest message and bot utterance events (Rasa's replay assigns those very event
-   objects too; fresh empty ones when the tracker holds none). This holds because a tracker's state is, by Rasa's own contract, what
+   objects too; fresh empty ones when the tracker holds none). What the patches keep on the
+   tracker (this fold, the action calls' slim events) goes to the copy too: Rasa runs every
+   action on a copy, so without it each action call would start from nothing. This holds because a tracker's state is, by Rasa's own contract, what
    replaying its events gives ("MUST be re-creatable by processing all the events").
+
+3. A form's validation runs on a temporary tracker Rasa builds by replaying the session
+   (``FormAction._temporary_tracker``): here a copy with the same three kinds of events
+   added, when the tracker holds the whole session with the domain's slots (else Rasa's).
 
 tests/test_lean_tracker.py: at every event of every test story and of a long
 conversation with sessions, restarts, undos and forms, both give what Rasa's code gives,
@@ -35,7 +41,7 @@ from __future__ import annotations
 import copy as copy_module
 import dataclasses
 import itertools
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from addons.lean_turns import enabled  # one LEAN_TURNS switch for all the lean-turn patches
 
@@ -126,6 +132,26 @@ def _is_one_of(event, events) -> bool:
     return event is not None and any(e is event for e in reversed(events))
 
 
+# Functions (original, copy) that hand what a patch keeps on a tracker to its copy: the copy
+# has the same events in the same order, so what was worked out for them still holds, and
+# Rasa runs every action on a copy (``MessageProcessor._run_action``).
+_CARRY_OVER: List[Callable[[Any, Any], None]] = []
+
+
+def carry_over_to_copies(function: Callable[[Any, Any], None]) -> None:
+    if function not in _CARRY_OVER:
+        _CARRY_OVER.append(function)
+
+
+def _carry_fold(original, duplicate) -> None:
+    kept: Optional[_Fold] = original.__dict__.get(_KEPT)
+    if kept is None or kept.new_events(original.events) is None:
+        return
+    fold = _Fold(duplicate.events, kept.loop_names, list(kept.applied))
+    fold.length, fold.first, fold.last = kept.length, kept.first, kept.last  # what it has folded
+    duplicate.__dict__[_KEPT] = fold
+
+
 def copy(self):
     from rasa.shared.core.trackers import DialogueStateTracker
 
@@ -153,7 +179,33 @@ def copy(self):
         new.latest_bot_utterance = self.latest_bot_utterance
     # A dataclass Rasa changes in place (interrupted, rejected): the copy gets its own.
     new.active_loop = dataclasses.replace(self.active_loop) if self.active_loop is not None else None
+    _carry_fold(self, new)
+    for carry in _CARRY_OVER:
+        carry(self, new)
     return new
+
+
+def _form_temporary_tracker(self, current_tracker, additional_events, domain):
+    """Rasa's ``FormAction._temporary_tracker`` (the tracker a form's validation action is
+    sent) as a copy plus the same three kinds of events, instead of a new tracker replaying
+    the session: the same state when the tracker holds the whole session (no restart in it,
+    no event limit) with the domain's slots, as the tracker store builds it."""
+    from rasa.shared.core.constants import REQUESTED_SLOT
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    original = _ORIGINALS["FormAction._temporary_tracker"]
+    if (type(current_tracker) is not DialogueStateTracker or not enabled()
+            or current_tracker._max_event_history is not None or current_tracker.is_rule_tracker
+            or current_tracker.idx_after_latest_restart() != 0
+            or {name: type(slot) for name, slot in current_tracker.slots.items()}
+            != {slot.name: type(slot) for slot in domain.slots}):
+        return original(self, current_tracker, additional_events, domain)
+    temporary = current_tracker.copy()
+    for event in [SlotSet(REQUESTED_SLOT, self.get_slot_to_fill(current_tracker)),
+                  ActionExecuted(self.name()), *additional_events]:
+        temporary.update(event)
+    return temporary
 
 
 def apply() -> bool:
@@ -167,6 +219,13 @@ def apply() -> bool:
         _ORIGINALS["copy"] = DialogueStateTracker.copy
         DialogueStateTracker.applied_events = applied_events  # type: ignore[method-assign]
         DialogueStateTracker.copy = copy  # type: ignore[method-assign]
+    try:
+        from rasa.core.actions.forms import FormAction
+    except ImportError:
+        return True
+    if "FormAction._temporary_tracker" not in _ORIGINALS:
+        _ORIGINALS["FormAction._temporary_tracker"] = FormAction._temporary_tracker
+        FormAction._temporary_tracker = _form_temporary_tracker  # type: ignore[method-assign]
     return True
 
 
@@ -177,3 +236,7 @@ def remove() -> None:
     if "applied_events" in _ORIGINALS:
         DialogueStateTracker.applied_events = _ORIGINALS.pop("applied_events")  # type: ignore[method-assign]
         DialogueStateTracker.copy = _ORIGINALS.pop("copy")  # type: ignore[method-assign]
+    if "FormAction._temporary_tracker" in _ORIGINALS:
+        from rasa.core.actions.forms import FormAction
+
+        FormAction._temporary_tracker = _ORIGINALS.pop("FormAction._temporary_tracker")  # type: ignore[method-assign]

@@ -104,16 +104,36 @@ def test_the_session_built_once_per_event_is_the_slimmed_session_at_every_event(
     from rasa.shared.core.events import Event
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from addons.lean_action_calls import session_events
+    from addons.lean_action_calls import _dumps, session_events
 
     events = [Event.from_parameters(e) for e in copy.deepcopy(SESSION * 4)]
     grown = DialogueStateTracker("p", [])
     for position, event in enumerate(events):
         grown.update(event)
         expected = slim_events([e.as_dict() for e in grown.events])
-        assert session_events(grown) == expected, position
+        sent = session_events(grown)
+        assert sent == expected, position
+        # What the action server receives: the very text json.dumps writes for the call.
+        call = {"next_action": "action_x", "sender_id": "p", "version": "3.6.21",
+                "tracker": {"sender_id": "p", "slots": {"name": "Ана 李"}, "events": sent, "paused": False}}
+        assert _dumps(call) == json.dumps(call), position
     kept = grown.__dict__["_lean_slimmed_events"].dicts
     assert len(kept) == len(events) - 1  # every event before the latest user message, once
+    # Rasa runs every action on a copy (addons/lean_tracker.py): it keeps the slim dicts.
+    from addons import lean_tracker
+
+    lean_tracker.apply()
+    duplicate = grown.copy()
+    assert duplicate.__dict__["_lean_slimmed_events"].dicts is kept  # shared with the original
+    assert session_events(duplicate) == slim_events([e.as_dict() for e in duplicate.events])
+    # What the copy added (a new user message, then its call) the original has next turn.
+    for event in events[:4]:
+        duplicate.update(event)
+    assert session_events(duplicate) == slim_events([e.as_dict() for e in duplicate.events])
+    assert len(kept) > len(events) - 1
+    for event in events[:4]:
+        grown.update(event)
+    assert session_events(grown) == slim_events([e.as_dict() for e in grown.events])
     grown.events = grown._create_events(events[:9])  # another conversation's events
     assert session_events(grown) == slim_events([e.as_dict() for e in events[:9]])
 

@@ -193,6 +193,60 @@ def test_a_changed_copy_leaves_its_original_as_it_was(agent, story_events):
     assert duplicate.slots[slot].value == "changed in the copy" != original.slots[slot].value
 
 
+def test_a_copy_carries_the_fold_and_goes_on_as_rasa(agent, story_events):
+    """Rasa runs every action on a copy: the copy starts from the original's fold (no
+    folding of the whole session again) and, grown further, still gives Rasa's events."""
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    first, *others = [e for e in story_events if len(e) > 15][:6]
+    original = DialogueStateTracker.from_events("carried", first, agent.domain.slots)
+    original.applied_events()
+    duplicate = original.copy()
+    carried = vars(duplicate)[lean_tracker._KEPT]
+    assert carried.events is duplicate.events and carried.length == len(first)
+    assert carried.applied is not vars(original)[lean_tracker._KEPT].applied  # its own list
+    for events in others:
+        for event in events:
+            duplicate.update(event)
+            assert [id(e) for e in duplicate.applied_events()] == [id(e) for e in rasa_applied(duplicate)]
+    # The original did not move with its copy.
+    assert [id(e) for e in original.applied_events()] == [id(e) for e in rasa_applied(original)]
+    assert len(original.events) == len(first)
+
+
+def test_a_form_s_temporary_tracker_is_rasa_s(agent, story_events):
+    """At every event of every test story with the booking form, the tracker the form's
+    validation is sent equals the one Rasa builds by replaying the session (events compared
+    by content: each way makes its own three new events)."""
+    from rasa.core.actions.forms import FormAction
+    from rasa.shared.core.events import ActiveLoop, SlotSet
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    def comparable(tracker):
+        state = state_of(tracker)
+        state["events"] = [{k: v for k, v in e.as_dict().items() if k != "timestamp"} for e in tracker.events]
+        for key in ("latest_message", "latest_bot"):
+            state[key] = state[key][0]
+        return state
+
+    rasa_temporary = lean_tracker._ORIGINALS["FormAction._temporary_tracker"]
+    form = FormAction("booking_form", None)
+    compared = 0
+    for index, events in enumerate(story_events):
+        if not any(isinstance(e, ActiveLoop) and e.name == "booking_form" for e in events):
+            continue
+        tracker = DialogueStateTracker(f"form-{index}", agent.domain.slots)
+        for event in events:
+            tracker.update(event)
+            extra = [SlotSet("booking_service", "gp_consultation")]
+            tracker.applied_events()
+            mine = form._temporary_tracker(tracker, extra, agent.domain)
+            assert lean_tracker._KEPT in vars(mine)  # a copy (Rasa's way keeps no fold)
+            assert comparable(mine) == comparable(rasa_temporary(form, tracker, extra, agent.domain)), index
+            compared += 1
+    assert compared > 100
+
+
 def test_lean_turns_off_runs_rasa_s_code(agent, story_events, monkeypatch):
     from rasa.shared.core.trackers import DialogueStateTracker
 
