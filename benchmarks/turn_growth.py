@@ -120,6 +120,9 @@ def main() -> int:
         print(f"\n{'early':>8} {'late':>8}  ms per turn (cumulative), most grown first")
         for _, label, before, after in sorted(grown, reverse=True)[: args.top]:
             print(f"{before:8.2f} {after:8.2f}  {label}")
+        print(f"\n{'early':>8} {'late':>8}  ms per turn (cumulative), the heaviest in the late window")
+        for _, label, before, after in sorted(grown, key=lambda row: -row[3])[: args.top]:
+            print(f"{before:8.2f} {after:8.2f}  {label}")
     return 0
 
 
