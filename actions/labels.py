@@ -8,22 +8,14 @@ fill a response's slot. Limits: a reply button title holds 20 characters, a list
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Optional
 
-import yaml
+from clinic.i18n import language_code, plural_category
+from clinic.labels import LABELS, LABELS_FILE, label
 
-from clinic.i18n import DEFAULT_LANGUAGE, language_code, plural_category
-from clinic.settings import PROJECT_ROOT
-
-LABELS_FILE = PROJECT_ROOT / "content" / "labels.yml"
-# Read once, when the action server imports this module.
-LABELS: Dict[str, Dict[str, str]] = yaml.safe_load(LABELS_FILE.read_text(encoding="utf-8"))["labels"]
-
-
-def label(key: str, language: Optional[str] = "en") -> str:
-    """The label in ``language`` (English when the language is unknown)."""
-    labels = LABELS[key]
-    return labels.get(language_code(language)) or labels[DEFAULT_LANGUAGE]
+# The table and its reader live in the domain package (clinic/labels.py): the gateway's
+# renderer reads it too. Re-exported: the actions and tests import them from here.
+__all__ = ["LABELS", "LABELS_FILE", "label", "people"]
 
 
 def people(count: int, language: Optional[str] = "en") -> str:

@@ -7,7 +7,8 @@ no Rasa inside: ``Renderer.send_response`` dispatches a reply dict exactly as Ra
 - text: split at sentence boundaries above 4,096 characters;
 - buttons / quick replies: reply buttons when ≤ 3 with titles ≤ 20 characters, otherwise an
   interactive list (≤ 10 rows); a body too long for an interactive message goes first as
-  text;
+  text; the list's button, its section title and the "choose" prompt in the conversation's
+  language (content/labels.yml, ``whatsapp.*``);
 - custom payloads under a ``whatsapp`` key (see README, "Custom WhatsApp responses"):
   ``cta_url``, ``template``, ``location_request``, ``media``, ``flow``;
 - images and attachments by link.
@@ -22,9 +23,12 @@ in Rasa's channel the outbox's queue (clinic/messaging/outbox_queue.py).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
-from typing import Any, Dict, List, Optional, Text, Tuple
+from typing import Any, Callable, Dict, List, Optional, Text, Tuple
 
+from clinic.labels import label
 from clinic.messaging.turn import InboundTurn, TurnReply
 from gateway.outbox import Outbox
 from gateway.sender import Sender
@@ -49,17 +53,52 @@ from whatsapp.outbound import (
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "whatsapp"
-CHOOSE_PROMPT = "Please choose an option:"
+# The English prompt, for callers that name it; a conversation gets its own language's.
+CHOOSE_PROMPT = label("whatsapp.choose_prompt", "en")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChoiceLabels:
+    """What a list of choices says around the options themselves: the button that opens the
+    list, the title over its rows, and the prompt above a list whose text went first."""
+
+    list_button: str
+    section_title: str
+    prompt: str
+
+
+def choice_labels(language: Optional[str]) -> ChoiceLabels:
+    """The labels in ``language`` (English when it is unknown): content/labels.yml."""
+    return ChoiceLabels(label("whatsapp.list_button", language), label("whatsapp.list_section", language),
+                        label("whatsapp.choose_prompt", language))
 
 
 class Renderer:
     """Builds the WhatsApp messages of Rasa's responses and sends them through the sender
-    (``collect=True``: only builds them, for the outbox)."""
+    (``collect=True``: only builds them, for the outbox).
 
-    def __init__(self, sender: Optional[Sender], collect: bool = False) -> None:
+    The conversation's language, for the words the renderer adds itself (a list's button and
+    section title, the "choose" prompt): ``language`` when one renderer serves one
+    conversation's turn, or ``language_of`` (a conversation id → its language, a blocking
+    look-up run in a thread) when one renderer serves every conversation (Rasa's output
+    channel for reminders). Neither: English."""
+
+    def __init__(self, sender: Optional[Sender], collect: bool = False, language: Optional[str] = None,
+                 language_of: Optional[Callable[[str], Optional[str]]] = None) -> None:
         self._sender = sender
         # collect=True: build the messages without sending them (``deliver_turn``).
         self.collected: Optional[List[Tuple[OutboundMessage, str]]] = [] if collect else None
+        self._language = language
+        self._language_of = language_of
+
+    async def _labels(self, recipient_id: str) -> ChoiceLabels:
+        language = self._language
+        if language is None and self._language_of is not None:
+            try:
+                language = await asyncio.to_thread(self._language_of, recipient_id)
+            except Exception:  # noqa: BLE001 - an English label is better than no message
+                logger.exception("The conversation's language could not be read; list labels in English")
+        return choice_labels(language)
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
         """One of Rasa's response dicts, dispatched as Rasa's ``OutputChannel`` does (it pops
@@ -90,15 +129,17 @@ class Renderer:
             Choice(title=str(b.get("title", "")), id=str(b.get("payload") or b.get("title", "")))
             for b in buttons
         ]
+        labels = await self._labels(recipient_id)
         if len(text) > INTERACTIVE_BODY_MAX:
             await self.send_text_message(recipient_id, text)
-            text = CHOOSE_PROMPT
+            text = labels.prompt
         # More than a list can hold: several lists, in order.
         groups = [choices[i : i + LIST_ROWS_MAX] for i in range(0, len(choices), LIST_ROWS_MAX)]
         for index, group in enumerate(groups):
-            body = text if index == 0 else CHOOSE_PROMPT
+            body = text if index == 0 else labels.prompt
             try:
-                message = choice_message(body or CHOOSE_PROMPT, group)
+                message = choice_message(body or labels.prompt, group, list_button=labels.list_button,
+                                         section_title=labels.section_title)
             except MessageShapeError as error:
                 # e.g. a payload longer than Meta allows: say it as text rather than fail.
                 logger.error("Buttons could not be sent as WhatsApp choices: %s", error)
@@ -150,9 +191,11 @@ class Renderer:
         await self._sender.send(recipient_id, message, kind)
 
 
-async def render(conversation_id: str, replies: List[Dict[str, Any]]) -> List[Tuple[OutboundMessage, str]]:
-    """Rasa's responses of one turn (in order) → the WhatsApp messages and their kinds."""
-    builder = Renderer(None, collect=True)
+async def render(conversation_id: str, replies: List[Dict[str, Any]],
+                 language: Optional[str] = None) -> List[Tuple[OutboundMessage, str]]:
+    """Rasa's responses of one turn (in order) → the WhatsApp messages and their kinds;
+    ``language``: the conversation's, for the words the renderer adds (English if None)."""
+    builder = Renderer(None, collect=True, language=language)
     for reply in replies:
         # send_response pops keys: give it a copy (a replayed turn may be used again).
         await builder.send_response(conversation_id, {k: v for k, v in reply.items() if k != "recipient_id"})
@@ -166,8 +209,9 @@ async def render(conversation_id: str, replies: List[Dict[str, Any]]) -> List[Tu
 
 async def deliver_turn(outbox: Outbox, turn: InboundTurn, reply: TurnReply) -> None:
     """The replies of one turn (Rasa's collected responses, in order): built, recorded
-    together, then sent in order by the outbox."""
-    messages = await render(turn.conversation_id, list(reply.messages))
+    together, then sent in order by the outbox; in the language the assistant answered in
+    (``reply.language``)."""
+    messages = await render(turn.conversation_id, list(reply.messages), reply.language)
     await outbox.deliver_turn(turn.conversation_id, turn.wamid, messages)
 
 

@@ -14,11 +14,12 @@ from clinic.db import create_schema, make_engine, make_session_factory
 from clinic.messaging.store import WhatsAppStore
 from clinic.privacy import ContactCipher
 from connectors.whatsapp.output import WhatsAppOutput
+from gateway.render import render
 from gateway.sender import Sender
 from tests.connector_support import ENCRYPTION_KEY
 from whatsapp.client import GraphClient
 from whatsapp.metrics import Metrics
-from whatsapp.outbound import Template, Text
+from whatsapp.outbound import ListMessage, Template, Text
 
 PATIENT = "16505551234"
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
@@ -146,6 +147,63 @@ async def test_rasa_buttons_become_reply_buttons_or_a_list(sender, graph):
     assert listing["type"] == "list"
     rows = listing["action"]["sections"][0]["rows"]
     assert len(rows) == 4 and all(len(r["title"]) <= 24 for r in rows)
+
+
+FOUR_CHOICES = [{"title": "Записаться на приём", "payload": "/book_appointment"},
+                {"title": "Мои записи", "payload": "/list_appointments"},
+                {"title": "Счета и страховка", "payload": "/insurance_billing"},
+                {"title": "Связаться с медсестрой", "payload": '/request_human{"team": "nurse"}'}]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("language, button, prompt", [
+    ("ru", "Варианты", "Выберите вариант:"),
+    ("zh", "选项", "请选择一项："),
+    ("en", "Options", "Please choose an option:"),
+    (None, "Options", "Please choose an option:"),  # nothing known: the clinic's default
+    ("de", "Options", "Please choose an option:"),  # not a language the clinic speaks
+])
+async def test_a_list_says_its_button_section_and_prompt_in_the_conversations_language(language, button, prompt):
+    # A body over the interactive limit goes first as text, then the list under the prompt;
+    # 12 choices make two lists, the second under the prompt too.
+    twelve = [{"title": f"{c['title']} {i}", "payload": f"{c['payload']}{i}"}
+              for i in range(3) for c in FOUR_CHOICES]
+    replies = [{"text": "Чем могу помочь?", "buttons": FOUR_CHOICES},
+               {"text": "x" * 1100, "buttons": twelve}]
+    messages = await render("c1", replies, language)
+    lists = [m for m, kind in messages if isinstance(m, ListMessage)]
+    assert len(lists) == 3
+    assert {(m.button, m.sections[0].title) for m in lists} == {(button, button)}
+    assert [m.body for m in lists] == ["Чем могу помочь?", prompt, prompt]
+    payload = lists[0].to_payload("16505551234")["interactive"]
+    assert payload["action"]["button"] == button and payload["action"]["sections"][0]["title"] == button
+
+
+@pytest.mark.asyncio
+async def test_reply_buttons_are_unchanged_by_the_language():
+    three = FOUR_CHOICES[:2]
+    (message, kind), = await render("c1", [{"text": "Что дальше?", "buttons": three}], "ru")
+    assert kind == "choices" and not isinstance(message, ListMessage)
+
+
+@pytest.mark.asyncio
+async def test_the_reminder_channel_reads_each_contacts_language(sender, graph):
+    """Rasa's output channel serves every conversation (reminders): it asks for the language
+    of the one it is sending to, and a failed look-up still sends the list, in English."""
+    add_contact(sender, "ru-contact")
+    add_contact(sender, "zh-contact")
+    add_contact(sender, "unknown")
+    languages = {"ru-contact": "ru", "zh-contact": "zh"}
+
+    def language_of(conversation_id):
+        if conversation_id == "unknown":
+            raise RuntimeError("database down")
+        return languages[conversation_id]
+
+    output = WhatsAppOutput(sender, language_of=language_of)
+    for conversation in ("ru-contact", "zh-contact", "unknown"):
+        await output.send_text_with_buttons(conversation, "?", FOUR_CHOICES)
+    assert [m["interactive"]["action"]["button"] for m in graph.received] == ["Варианты", "选项", "Options"]
 
 
 @pytest.mark.asyncio

@@ -188,6 +188,37 @@ async def test_a_tapped_buttons_title_goes_with_its_payload_into_rasas_log(chann
 
 
 @pytest.mark.asyncio
+async def test_the_turns_answer_says_its_language_and_the_gateway_lists_in_it(channel):
+    """A Russian and a Chinese patient whose menu becomes a list: the assistant's answer to the
+    gateway's turn carries the conversation's language (detected at the door, remembered), and
+    the renderer labels the list's button and section in it."""
+    from clinic.messaging.turn import TurnReply
+    from gateway.render import render
+    from whatsapp.outbound import ListMessage
+
+    menu = [{"title": title, "payload": f"/intent_{i}"} for i, title in
+            enumerate(["Записаться", "Мои записи", "Счета", "Медсестра"])]
+
+    async def on_new_message(user_message) -> None:
+        await user_message.output_channel.send_text_with_buttons(user_message.sender_id, "Меню", menu)
+
+    buttons = {}
+    for conversation, words in (("ru-patient", "Здравствуйте, я хочу записаться к терапевту"),
+                                 ("zh-patient", "你好，我想预约下周的门诊"),
+                                 ("en-patient", "Hello, I would like to book an appointment")):
+        body = json.dumps({"wamid": f"wamid.{conversation}", "conversation_id": conversation,
+                           "kind": "text", "text": words}).encode()
+        status, answer = await channel.turn(on_new_message, body, sign(body, INTERNAL_SECRET))
+        assert status == 200
+        reply = TurnReply.from_json(answer)
+        (listing, _), = await render(conversation, list(reply.messages), reply.language)
+        assert isinstance(listing, ListMessage)
+        buttons[conversation] = (reply.language, listing.button, listing.sections[0].title)
+    assert buttons == {"ru-patient": ("ru", "Варианты", "Варианты"), "zh-patient": ("zh", "选项", "选项"),
+                       "en-patient": ("en", "Options", "Options")}
+
+
+@pytest.mark.asyncio
 async def test_reactions_and_revocations_are_recorded_not_answered(channel):
     reaction = message(PATIENT, {"type": "reaction", "reaction": {"message_id": wamid(), "emoji": "👍"}})
     await deliver(channel, *signed(envelope(reaction)))

@@ -343,8 +343,20 @@ def test_every_label_built_in_code_exists_in_every_language_and_fits_a_button():
 
     for key, labels in LABELS.items():
         assert set(LANGUAGES) <= set(labels), key
-        if not key.startswith(("document.", "billing", "no_first_name", "queue_")):
+        if not key.startswith(("document.", "billing", "no_first_name", "queue_", "whatsapp.")):
             assert all(len(text) <= 20 for text in labels.values()), (key, labels)
+
+
+def test_the_whatsapp_list_labels_fit_what_meta_accepts_in_every_language():
+    """The list's button, section title and prompt (gateway/render.py) in each language: a
+    label Meta would refuse would cost the patient the whole menu."""
+    from actions.labels import LABELS
+    from whatsapp.limits import INTERACTIVE_BODY_MAX, LIST_BUTTON_MAX, LIST_SECTION_TITLE_MAX
+
+    for key, limit in (("whatsapp.list_button", LIST_BUTTON_MAX), ("whatsapp.list_section", LIST_SECTION_TITLE_MAX),
+                       ("whatsapp.choose_prompt", INTERACTIVE_BODY_MAX)):
+        assert set(LANGUAGES) <= set(LABELS[key]), key
+        assert all(0 < len(text) <= limit for text in LABELS[key].values()), (key, LABELS[key])
 
 
 def test_sentence_embeddings_are_offline_and_alike_across_languages():

@@ -30,6 +30,9 @@ def test_a_turn_survives_json_unchanged():
     reply = TurnReply(({"text": "Hello"}, {"text": "Pick one", "buttons": [{"title": "A", "payload": "/a"}]}),
                       replayed=True)
     assert TurnReply.from_json(json.loads(json.dumps(reply.to_json()))) == reply
+    in_russian = TurnReply(({"text": "Привет"},), language="ru")
+    assert TurnReply.from_json(json.loads(json.dumps(in_russian.to_json()))).language == "ru"
+    assert "language" not in TurnReply(({"text": "Hi"},)).to_json()  # unknown: not said
 
 
 def test_a_record_only_message_has_no_text():

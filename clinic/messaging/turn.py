@@ -147,15 +147,21 @@ class TurnRequest:
 class TurnReply:
     """The assistant's answer to a turn: its messages in order, as Rasa's collecting output
     channel gives them (``text``, ``buttons``, ``custom``, …; no recipient). ``replayed``:
-    the turn was a retry of one already taken in, and these are the replies given then."""
+    the turn was a retry of one already taken in, and these are the replies given then.
+    ``language``: the conversation's language the assistant answered in (``en``, ``ru``,
+    ``zh``…; None when unknown), for the words the gateway's renderer adds itself (a
+    list's button and section title)."""
 
     messages: tuple[dict[str, Any], ...] = ()
     replayed: bool = False
+    language: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         answer: dict[str, Any] = {"messages": [dict(m) for m in self.messages]}
         if self.replayed:  # said only when true: a first answer is the ordinary case
             answer["replayed"] = True
+        if self.language:
+            answer["language"] = self.language
         return answer
 
     @classmethod
@@ -165,7 +171,7 @@ class TurnReply:
         messages = data.get("messages") or []
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             raise MalformedTurn("messages: a list of objects")
-        return cls(tuple(messages), bool(data.get("replayed")))
+        return cls(tuple(messages), bool(data.get("replayed")), _optional_str(data, "language"))
 
 
 def _required_str(data: Mapping[str, Any], name: str) -> str:

@@ -84,8 +84,9 @@ class WhatsAppInput(Door, InputChannel):
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         # Used by Rasa for messages the patient didn't just ask for (trigger_intent, reminders):
-        # queued, in order, for the process that owns the outbox.
-        return WhatsAppOutput(self.proactive)
+        # queued, in order, for the process that owns the outbox. A list's button in the
+        # contact's remembered language.
+        return WhatsAppOutput(self.proactive, language_of=self.languages.recall)
 
     def _wake_outbox(self) -> None:
         if not self.settings.gateway and self._worker.running:
@@ -102,10 +103,12 @@ class WhatsAppInput(Door, InputChannel):
             replies = await _replies_already_given(self._agent, turn) if turn.attempts > 1 else None
             if replies is None:
                 collector = WhatsAppCollector()
-                await self._run_turn(on_new_message, turn, collector)
+                language = await self._run_turn(on_new_message, turn, collector)
                 replies = collector.messages
+            else:
+                language = await self._remembered_language(turn.conversation_id)
             # Every reply recorded before the first is sent (gateway/outbox.py).
-            await deliver_turn(self.outbox, turn, TurnReply(tuple(replies)))
+            await deliver_turn(self.outbox, turn, TurnReply(tuple(replies), language=language))
             # A photo, voice note or document: fetched and stored for staff (gateway/media.py).
             await self.media.take(turn, message.id)
 
@@ -197,7 +200,9 @@ class WhatsAppInput(Door, InputChannel):
     # ── one turn: the patient's message in, the assistant's replies out ─────────────────────
     async def _run_turn(self, on_new_message: Callable[[UserMessage], Awaitable[Any]],
                         message: InboundTurn, output: OutputChannel,
-                        claimed: Optional[bool] = None) -> None:
+                        claimed: Optional[bool] = None) -> Optional[str]:
+        """The patient's message through the assistant; returns the conversation's language
+        (None when it could not be decided)."""
         # Paused for a staff member: Rasa will only log this message, so the emergency
         # safety net is ours to run (and its guidance goes out first).
         language = await self._language_of(message)
@@ -225,6 +230,8 @@ class WhatsAppInput(Door, InputChannel):
         )
         if sent_by_safety_net:
             await self.safety_net.log_in_tracker(self._agent, message.conversation_id, sent_by_safety_net)
+        # A message without text (a photo, a location) decides nothing: the remembered language.
+        return language or await self._remembered_language(message.conversation_id)
 
     async def turn(self, on_new_message: Callable[[UserMessage], Awaitable[Any]], body: bytes,
                    signature_header: Optional[str]) -> Tuple[int, Dict[str, Any]]:
@@ -245,10 +252,11 @@ class WhatsAppInput(Door, InputChannel):
             earlier = await _replies_already_given(self._agent, message)
             if earlier is not None:
                 self.metrics.increment("turn_replayed")
-                return 200, TurnReply(tuple(earlier), replayed=True).to_json()
+                language = await self._remembered_language(message.conversation_id)
+                return 200, TurnReply(tuple(earlier), replayed=True, language=language).to_json()
         collector = WhatsAppCollector()
         try:
-            await self._run_turn(on_new_message, message, collector, claimed)
+            language = await self._run_turn(on_new_message, message, collector, claimed)
         except Exception as error:  # noqa: BLE001 - answered as a 500, logged without its text
             # Sanic would log the exception's message, and a tracker store's or a model's can
             # quote the patient's words. The gateway counts the attempt (gateway/relay.py).
@@ -257,7 +265,7 @@ class WhatsAppInput(Door, InputChannel):
             return 500, {"error": "the assistant failed on this message"}
         self.metrics.increment("turn_processed")
         return 200, TurnReply(tuple({k: v for k, v in m.items() if k != "recipient_id"}
-                                    for m in collector.messages)).to_json()
+                                    for m in collector.messages), language=language).to_json()
 
     async def _language_of(self, message: InboundTurn) -> Optional[str]:
         """The conversation's language after this message (detected, remembered per
@@ -272,6 +280,15 @@ class WhatsAppInput(Door, InputChannel):
         if decision.changed:
             self.metrics.increment(f"language_set_{decision.language}")
         return decision.language
+
+    async def _remembered_language(self, conversation_id: str) -> Optional[str]:
+        """The contact's remembered language (a replayed turn is not detected again); None
+        when the memory cannot be read: the replies still go out, their list labels in English."""
+        try:
+            return await asyncio.to_thread(self.languages.recall, conversation_id)
+        except Exception:  # noqa: BLE001 - the language must never cost the patient a reply
+            logger.exception("Language memory unavailable; list labels in English")
+            return None
 
 
 async def _replies_already_given(agent: Any, message: InboundTurn) -> Optional[List[Dict[str, Any]]]:
