@@ -39,3 +39,14 @@ def train_model() -> Path:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert MODEL_PATH.exists()
     return MODEL_PATH
+
+
+def story_trackers_of(agent) -> list:
+    """The trackers `rasa test core` builds from tests/stories, for ``agent``'s domain (the
+    lean-turn tests compare the patched and Rasa's own code on every one of them)."""
+    from rasa.core.test import _create_data_generator
+
+    generator = _create_data_generator("tests/stories", agent, use_conversation_test_files=False)
+    trackers = generator.generate_story_trackers()
+    assert len(trackers) > 150
+    return trackers

@@ -16,6 +16,7 @@ import dataclasses
 import pytest
 
 from addons import lean_tracker
+from tests.model_support import story_trackers_of
 
 pytestmark = pytest.mark.model
 
@@ -30,12 +31,7 @@ def agent(model):
 
 @pytest.fixture(scope="module")
 def story_events(agent):
-    from rasa.core.test import _create_data_generator
-
-    generator = _create_data_generator("tests/stories", agent, use_conversation_test_files=False)
-    trackers = generator.generate_story_trackers()
-    assert len(trackers) > 150
-    return [list(t.events) for t in trackers]
+    return [list(t.events) for t in story_trackers_of(agent)]
 
 
 def rasa_applied(tracker):

@@ -18,6 +18,7 @@ import math
 import pytest
 
 from addons import lean_turns
+from tests.model_support import story_trackers_of
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +32,7 @@ def agent(model):
 
 @pytest.fixture(scope="module")
 def story_trackers(agent):
-    from rasa.core.test import _create_data_generator
-
-    generator = _create_data_generator("tests/stories", agent, use_conversation_test_files=False)
-    trackers = generator.generate_story_trackers()
-    assert len(trackers) > 150
-    return trackers
+    return story_trackers_of(agent)
 
 
 def without_time(event):
