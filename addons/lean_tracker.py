@@ -75,7 +75,8 @@ class _Fold:
 
 def _fold(tracker, events, loop_names: frozenset, applied: List[Any]) -> None:
     """The body of Rasa's ``applied_events`` loop (rasa/shared/core/trackers.py, 3.6), with
-    its list changed in place (a restart or a new session empties it)."""
+    its list changed in place (a restart or a new session empties it); Rasa's own helpers,
+    called through their class."""
     from rasa.shared.core.events import (
         ActionExecuted,
         ActionReverted,
@@ -84,21 +85,22 @@ def _fold(tracker, events, loop_names: frozenset, applied: List[Any]) -> None:
         UserUtteranceReverted,
         UserUttered,
     )
+    from rasa.shared.core.trackers import DialogueStateTracker as Rasa
 
     for event in events:
         if isinstance(event, (Restarted, SessionStarted)):
             applied.clear()
         elif isinstance(event, ActionReverted):
-            tracker._undo_till_previous(ActionExecuted, applied)
+            Rasa._undo_till_previous(ActionExecuted, applied)
         elif isinstance(event, UserUtteranceReverted):
-            tracker._undo_till_previous(UserUttered, applied)
-            tracker._undo_till_previous(ActionExecuted, applied)
+            Rasa._undo_till_previous(UserUttered, applied)
+            Rasa._undo_till_previous(ActionExecuted, applied)
         elif (
             isinstance(event, ActionExecuted)
             and event.action_name in loop_names
-            and not tracker._first_loop_execution_or_unhappy_path(event.action_name, applied)
+            and not Rasa._first_loop_execution_or_unhappy_path(tracker, event.action_name, applied)
         ):
-            tracker._undo_till_previous_loop_execution(event.action_name, applied)
+            Rasa._undo_till_previous_loop_execution(event.action_name, applied)
         else:
             applied.append(event)
 
@@ -196,7 +198,7 @@ def _form_temporary_tracker(self, current_tracker, additional_events, domain):
 
     original = _ORIGINALS["FormAction._temporary_tracker"]
     if (type(current_tracker) is not DialogueStateTracker or not enabled()
-            or current_tracker._max_event_history is not None or current_tracker.is_rule_tracker
+            or current_tracker.events.maxlen is not None or current_tracker.is_rule_tracker
             or current_tracker.idx_after_latest_restart() != 0
             or {name: type(slot) for name, slot in current_tracker.slots.items()}
             != {slot.name: type(slot) for slot in domain.slots}):
