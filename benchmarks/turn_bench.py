@@ -245,16 +245,19 @@ async def serial(bot: Bot, conversations: int, tag: str) -> Dict[str, float]:
     return summary(latencies, elapsed)
 
 
+def stat_ticks(path: str) -> int:
+    """User + system CPU clock ticks from a /proc ``stat`` file (a process's or a thread's);
+    0 when it is gone (or not Linux)."""
+    try:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
 def cpu_seconds(pids: Sequence[int]) -> float:
     """User + system CPU time of the processes so far (Linux /proc; 0 elsewhere)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(stat_ticks(f"/proc/{pid}/stat") for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
 async def long_conversation(bot: Bot, turns: int, tag: str) -> Dict[str, Any]:

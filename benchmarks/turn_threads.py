@@ -23,20 +23,12 @@ from typing import Dict, Tuple
 import aiohttp
 
 from benchmarks.stack import PROJECT_ROOT, Stack
-from benchmarks.turn_bench import PROJECT_TURNS, turn
+from benchmarks.turn_bench import PROJECT_TURNS, stat_ticks, turn
 
 
 def thread_ticks(pid: int) -> Dict[str, int]:
     """CPU clock ticks (user + system) per thread id."""
-    ticks: Dict[str, int] = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        except OSError:
-            continue  # ended meanwhile
-        fields = stat.rsplit(")", 1)[1].split()
-        ticks[tid] = int(fields[11]) + int(fields[12])
-    return ticks
+    return {tid: stat_ticks(f"/proc/{pid}/task/{tid}/stat") for tid in os.listdir(f"/proc/{pid}/task")}
 
 
 async def drive(url: str, sender: str, turns: int) -> float:
