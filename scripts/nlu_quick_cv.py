@@ -5,6 +5,13 @@ its settings read from config.yml), per language, with the confusions: a few min
 comparing feature choices and for a data team fixing examples (docs/measurements.md).
 
     PYTHONPATH=. python scripts/nlu_quick_cv.py [ru|zh|en] [--weight 8] [--regression-only]
+                                                [--fixed-folds] [--save FILE]
+
+`--fixed-folds` puts each example in the fold its text hashes to, so adding or removing
+examples leaves every other example in its fold: two data versions can then be compared
+example by example (`--save` writes text, language, intent and prediction as TSV).
+Without it the folds are stratified by intent over the three languages (seed 42), and any
+data change reshuffles them.
 
 `make evaluate` is the full evaluation through Rasa.
 """
@@ -12,6 +19,7 @@ comparing feature choices and for a data team fixing examples (docs/measurements
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import sys
 
@@ -55,6 +63,14 @@ def blend(probabilities, classes, similarity, train_labels, k, weight):
     return probabilities + blended_shift(votes, probabilities, weight)
 
 
+def fixed_folds(texts: list, langs, n_folds: int = 5):
+    """Train/test index pairs where an example's fold depends on its language and text only."""
+    fold = np.array([int(hashlib.sha256(f"{lang}\t{text}".encode()).hexdigest()[:8], 16) % n_folds
+                     for text, lang in zip(texts, langs)])
+    for k in range(n_folds):
+        yield np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+
+
 def main(argv: list) -> None:
     logging.disable(logging.WARNING)
     weight = float(argv[argv.index("--weight") + 1]) if "--weight" in argv else 8.0
@@ -76,7 +92,11 @@ def main(argv: list) -> None:
     romans = [" ".join(t.get(ROMAN) for t in row) for row in tokens]
     dense = embed(texts) * weight
     predicted = np.empty(len(texts), dtype=object)
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=42).split(texts, labels):
+    if "--fixed-folds" in argv:
+        folds = fixed_folds(texts, langs)
+    else:
+        folds = StratifiedKFold(5, shuffle=True, random_state=42).split(texts, labels)
+    for train, test in folds:
         words = CountVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+")
         chars = CountVectorizer(analyzer="char_wb", ngram_range=(2, 5))
         words.fit([lemmas[i] for i in train])
@@ -105,6 +125,10 @@ def main(argv: list) -> None:
         predicted[test] = model.classes_[probabilities.argmax(axis=1)]
     print(settings, {lang: round(float((predicted[langs == lang] == labels[langs == lang]).mean()), 3)
            for lang in LANGUAGES}, "all", round(float((predicted == labels).mean()), 3))
+    if "--save" in argv:
+        with open(argv[argv.index("--save") + 1], "w", encoding="utf-8") as out:
+            for text, lang, label, guess in zip(texts, langs, labels, predicted):
+                out.write(f"{lang}\t{label}\t{guess}\t{text}\n")
     if show:
         wrong = [i for i in range(len(texts)) if langs[i] == show and predicted[i] != labels[i]]
         print("top confusions (true -> predicted):",
