@@ -11,13 +11,21 @@ tests/data/knowledge/questions.<lang>.yml and prints, per language:
 * p95 latency of one question (the searcher warm, as in the action server): word matching,
   the question's sentence vector and the cosines.
 
-The search combines word coverage with the sentence encoder's cosine (clinic/knowledge/search.py,
-``Rule``); ``--lexical`` measures coverage alone (``--threshold``), as without the encoder.
+The search combines word coverage with the sentence encoder's cosine and decides with the
+learned rule (clinic/knowledge/decision.py, DEFAULT_RULE); ``--compare`` also measures, in the
+same run, session 10's floors (``Rule``, FLOOR_RULE); ``--lexical`` measures coverage alone
+(``--threshold``), as without the encoder.
 
-``--tune`` instead sweeps the rule on tests/data/knowledge/tuning.yml (never on the evaluation
-questions) and prints the choice, DEFAULT_RULE in clinic/knowledge/search.py: the highest mean
-top-1 + refusals over the languages among the rules that refuse, in every language, at least as
-many tuning questions as coverage alone at DEFAULT_THRESHOLD does; ties go to the higher floors.
+``--fit`` refits the learned rule on tests/data/knowledge/tuning.yml (never on the evaluation
+questions) and writes clinic/knowledge/decision_rule.json: it prints, per language, the
+cross-validated top-1 and refusals (5 folds by question, stratified by language and answerable
+/ unanswerable, 5 shuffles, counts pooled) of each candidate — the regression with all of
+decision.FEATURES or without the two sentence signals, its threshold set on the training folds
+for at least 0.95, 0.96 or 0.97 refusals in every language — and of session 10's floors
+re-swept the same way; the chosen candidate is the one with the highest mean cross-validated
+top-1 among those refusing at least 0.95 in every language, refitted on the whole tuning set.
+
+``--tune`` sweeps session 10's floors on the tuning set (how FLOOR_RULE was chosen);
 ``--tune --lexical`` sweeps the coverage threshold alone (DEFAULT_THRESHOLD).
 """
 
@@ -34,14 +42,23 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from clinic.db import create_schema, make_engine, make_session_factory  # noqa: E402
+from clinic.knowledge import decision  # noqa: E402
 from clinic.knowledge.demo import LANGUAGES, load_approved  # noqa: E402
-from clinic.knowledge.search import DEFAULT_RULE, DEFAULT_THRESHOLD, Rule, Searcher  # noqa: E402
+from clinic.knowledge.search import (  # noqa: E402
+    DEFAULT_RULE,
+    DEFAULT_THRESHOLD,
+    FLOOR_RULE,
+    AnyRule,
+    Rule,
+    Searcher,
+)
 from clinic.knowledge.service import KnowledgeBase  # noqa: E402
 from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgeVersionRow  # noqa: E402
 
@@ -199,7 +216,7 @@ def tune(kb: KnowledgeBase) -> None:
     # Coverage alone at DEFAULT_THRESHOLD: the refusals every combined rule must keep.
     without_cosines = {language: [(dataclasses.replace(signals, cosine=None), answerable, good)
                                   for signals, answerable, good in rows] for language, rows in cases.items()}
-    lexical = measure(DEFAULT_RULE, DEFAULT_THRESHOLD, without_cosines)
+    lexical = measure(FLOOR_RULE, DEFAULT_THRESHOLD, without_cosines)
     print("coverage alone at", DEFAULT_THRESHOLD, "  ".join(f"{lang} {t:.3f}/{r:.3f}" for lang, (t, r) in lexical.items()))
     grid = itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), [x / 100 for x in range(30, 61, 5)],
                              (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45), (0.0, 0.15, 0.2, 0.25, 0.3))
@@ -207,7 +224,7 @@ def tune(kb: KnowledgeBase) -> None:
     for weight, combined, coverage, similarity in grid:
         rule = Rule(weight, combined, coverage, similarity)
         result = measure(rule, DEFAULT_THRESHOLD)
-        if any(result[lang][1] < lexical[lang][1] - 1e-9 for lang in LANGUAGES):
+        if any(result[lang][1] < lexical[lang][1] - 1e-9 for lang in LANGUAGES):  # noqa: B023
             continue
         total = round(statistics.mean(t + r for t, r in result.values()), 6)
         key = (total, combined + coverage + similarity)
@@ -220,6 +237,116 @@ def tune(kb: KnowledgeBase) -> None:
     print("chosen:", rule, "(highest mean top-1 + refusals with no language's refusals below coverage "
           "alone; ties to the higher floors)")
     print("  ".join(f"{lang} top-1 {t:.3f} refusals {r:.3f}" for lang, (t, r) in result.items()))
+
+FLOOR_GRID = tuple(itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), [x / 100 for x in range(30, 61, 5)],
+                                     (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45), (0.0, 0.15, 0.2, 0.25, 0.3)))
+REFUSAL_TARGETS = (0.95, 0.96, 0.97)
+WITHOUT_SENTENCES = tuple(f for f in decision.FEATURES if not f.startswith("sentence"))
+
+
+def _tuning_signals(kb: KnowledgeBase) -> list:
+    """(language, answerable, the right passages' positions, Signals) of every tuning question."""
+    tuning = _load(DATA / "tuning.yml")
+    searcher = Searcher(kb.sessions)
+    searcher.answer("warm up", "en")
+    if searcher.vectors is None:
+        raise SystemExit("the sentence encoder is not available: nothing to fit")
+    rows = []
+    for language in LANGUAGES:
+        questions = [(q, e) for q, e in tuning[language]["answerable"]] + \
+                    [(q, None) for q in tuning[language]["unanswerable"]]
+        for question, expected in questions:
+            signals = searcher.signals(question, language, always_embed=True)
+            good = {i for i, p in enumerate(signals.index.passages) if expected and expected in p.text}
+            rows.append((language, expected is not None, good, signals))
+    return rows
+
+
+def cases_for(rows: list, weight: float) -> List[decision.Case]:
+    cases = []
+    for language, answerable, good, signals in rows:
+        best = int(np.argmax(signals.combined(Rule(weight=weight))))
+        values = signals.features(best)
+        cases.append(decision.Case(language, answerable, best in good, bool(signals.scores),
+                                   tuple(values[name] for name in decision.FEATURES)))
+    return cases
+
+
+def _floors_cross_validated(rows: list, refusals: float) -> Dict[str, tuple]:
+    """Session 10's four floors, re-chosen on each training fold (highest mean top-1 with at
+    least ``refusals`` refused in every language; ties to the higher floors)."""
+    answered = {}
+    for rule in (Rule(*values) for values in FLOOR_GRID):
+        answered[rule] = [signals.decide(rule, DEFAULT_THRESHOLD)[0] for _, _, _, signals in rows]
+    by_weight = {w: cases_for(rows, w) for w in sorted({r.weight for r in answered})}
+    totals: Dict[str, np.ndarray] = {}
+    for seed in range(5):
+        for fold in decision.folds(by_weight[0.6], 5, seed):
+            held_out = set(fold)
+            training = [i for i in range(len(rows)) if i not in held_out]
+            best = None
+            for rule, chosen in answered.items():
+                cases = by_weight[rule.weight]
+                said = [c is not None for c in chosen]
+                counts = decision.outcomes(cases, said, training)
+                if any(c < refusals * d - 1e-9 for _, _, c, d in counts.values()):
+                    continue
+                key = (sum(a / b for a, b, _, _ in counts.values()), rule.combined + rule.coverage + rule.similarity)
+                if best is None or key > best[0]:
+                    best = (key, rule)
+            if best is None:
+                continue
+            rule = best[1]
+            said = [c is not None for c in answered[rule]]
+            for language, counts in decision.outcomes(by_weight[rule.weight], said, fold).items():
+                totals[language] = totals.get(language, np.zeros(4)) + np.array(counts)
+    return {language: (t[0] / t[1], t[2] / t[3]) for language, t in sorted(totals.items())}
+
+
+def _line(result: Dict[str, tuple]) -> str:
+    mean = statistics.mean(t for t, _ in result.values())
+    return "  ".join(f"{lang} {t:.3f} / {r:.3f}" for lang, (t, r) in result.items()) + f"   mean top-1 {mean:.3f}"
+
+
+def fit(kb: KnowledgeBase, write: bool = True) -> None:
+    rows = _tuning_signals(kb)
+    weight = FLOOR_RULE.weight  # the ranking stays as it was: only the decision is learned
+    cases = cases_for(rows, weight)
+    print(f"tuning set: {sum(c.answerable for c in cases)} answerable, {sum(not c.answerable for c in cases)} "
+          f"unanswerable questions; the best passage (weight {weight}) is the right one for "
+          + ", ".join(f"{lang} {statistics.mean(c.right_passage for c in cases if c.language == lang and c.answerable):.3f}"
+                      for lang in LANGUAGES) + " of the answerable ones")
+    in_use = {}
+    for language in LANGUAGES:
+        picked = [i for i, c in enumerate(cases) if c.language == language]
+        said = [rows[i][3].decide(FLOOR_RULE, DEFAULT_THRESHOLD)[0] is not None for i in range(len(rows))]
+        a, b, c, d = decision.outcomes(cases, said, picked)[language]
+        in_use[language] = (a / b, c / d)
+    print("session 10's floors as they are (whole tuning set, not cross-validated; top-1 / refusals):")
+    print("   ", _line(in_use))
+    print("cross-validated (5 folds x 5 shuffles, by question, stratified), top-1 / refusals:")
+    candidates = []
+    for features, label in ((decision.FEATURES, "learned, 8 signals"), (WITHOUT_SENTENCES, "learned, 6 signals (no sentence cosines)")):
+        for target in REFUSAL_TARGETS:
+            result = decision.cross_validate(cases, weight, target, features=features)
+            print(f"  {label:42} refusals ≥ {target:.2f} on training folds:  {_line(result)}", flush=True)
+            candidates.append((result, features, target, label))
+    for target in REFUSAL_TARGETS[:2]:
+        print(f"  {'floors (session 10 grid) re-chosen per fold':42} refusals ≥ {target:.2f} on training folds:  "
+              f"{_line(_floors_cross_validated(rows, target))}", flush=True)
+    admissible = [c for c in candidates if all(r >= TARGETS["refusals"] - 1e-9 for _, r in c[0].values())]
+    if not admissible:
+        print("no learned candidate refuses ≥ 0.95 in every language in cross-validation: nothing written")
+        return
+    result, features, target, label = max(admissible, key=lambda c: (statistics.mean(t for t, _ in c[0].values()), c[2]))
+    rule = decision.fit_rule(cases, range(len(cases)), weight, target, features=features)
+    print(f"chosen: {label}, refusals ≥ {target:.2f} on the training questions (cross-validated: {_line(result)})")
+    print(f"refitted on the whole tuning set: threshold {rule.threshold:.2f}, coefficients "
+          + ", ".join(f"{n} {c:+.3f}" for n, c in zip(rule.features, rule.coefficients, strict=True))
+          + f", intercept {rule.intercept:+.3f}")
+    if write:
+        decision.RULE_FILE.write_text(rule.to_json(), encoding="utf-8")
+        print(f"written: {decision.RULE_FILE.relative_to(ROOT)}")
 
 
 def tune_lexical(kb: KnowledgeBase) -> None:
@@ -241,9 +368,38 @@ def tune_lexical(kb: KnowledgeBase) -> None:
     print(f"chosen: {best[0]:.2f} (highest top-1 + refusals; ties go to the higher threshold)")
 
 
+def _with_rule(searcher: Searcher, rule: AnyRule) -> Searcher:
+    searcher.rule = rule
+    return searcher
+
+
+def evaluate(searcher: Searcher, allowed: set, verbose: bool) -> bool:
+    """The evaluation questions of every language; True when every target is met."""
+    print("language  answerable  top-1   wrong  missed  unanswerable  refusals  unapproved  p95 ms  median ms"
+          "  p95 CPU ms")
+    ok = True
+    for language in LANGUAGES:
+        questions = _load(DATA / f"questions.{language}.yml")
+        r = score(searcher, language, questions["answerable"], questions["unanswerable"], allowed)
+        print(f"{language:8}  {r['answerable']:10}  {r['top1']:.3f}  {r['wrong']:5}  {r['missed']:6}  "
+              f"{r['unanswerable']:12}  {r['refusals']:.3f}     {r['unapproved']:10}  {r['p95_ms']:6.1f}  "
+              f"{r['median_ms']:9.1f}  {r['p95_cpu_ms']:10.1f}")
+        if verbose:
+            print("\n".join(r["failures"]))
+        ok = ok and r["top1"] >= TARGETS["top1"] and r["refusals"] >= TARGETS["refusals"] \
+            and r["unapproved"] == 0 and r["p95_ms"] <= TARGETS["p95_ms"]
+    print(f"\ntargets: top-1 ≥ {TARGETS['top1']}, refusals ≥ {TARGETS['refusals']}, unapproved = 0, "
+          f"p95 ≤ {TARGETS['p95_ms']:.0f} ms: {'met' if ok else 'NOT met'}")
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tune", action="store_true", help="sweep the rule on the tuning set")
+    parser.add_argument("--tune", action="store_true", help="sweep session 10's floors on the tuning set")
+    parser.add_argument("--fit", action="store_true", help="cross-validate and refit the learned rule on the "
+                        "tuning set, write clinic/knowledge/decision_rule.json")
+    parser.add_argument("--dry-run", action="store_true", help="with --fit: print, do not write")
+    parser.add_argument("--compare", action="store_true", help="also measure session 10's floors, same run")
     parser.add_argument("--lexical", action="store_true", help="coverage alone, without the sentence encoder")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="with --lexical")
     parser.add_argument("--verbose", action="store_true", help="list every miss")
@@ -255,35 +411,27 @@ def main() -> int:
                        .load_searchable(kb.sessions).values())
         print(f"{passages} approved passages ({time.perf_counter() - started:.0f} s to ingest), "
               f"plus a draft and a retired document per language that must never answer")
+        if args.fit:
+            fit(kb, write=not args.dry_run)
+            return 0
         if args.tune:
             (tune_lexical if args.lexical else tune)(kb)
             return 0
+        allowed = _allowed_versions(kb)
         searcher = Searcher(kb.sessions, threshold=args.threshold, encoder=None if args.lexical else "default")
         started = time.perf_counter()
         searcher.answer("warm up", "en")
         if args.lexical or searcher.vectors is None:
             print(f"coverage alone, threshold {args.threshold} (chosen on the tuning set)\n")
-        else:
-            print(f"coverage and sentence encoder: {searcher.rule} (chosen on the tuning set); "
-                  f"{len(searcher.vectors)} passage vectors in {time.perf_counter() - started:.1f} s\n")
-        allowed = _allowed_versions(kb)
-        print("language  answerable  top-1   wrong  missed  unanswerable  refusals  unapproved  p95 ms  median ms"
-              "  p95 CPU ms")
-        ok = True
-        totals = []
-        for language in LANGUAGES:
-            questions = _load(DATA / f"questions.{language}.yml")
-            r = score(searcher, language, questions["answerable"], questions["unanswerable"], allowed)
-            totals.append(r)
-            print(f"{language:8}  {r['answerable']:10}  {r['top1']:.3f}  {r['wrong']:5}  {r['missed']:6}  "
-                  f"{r['unanswerable']:12}  {r['refusals']:.3f}     {r['unapproved']:10}  {r['p95_ms']:6.1f}  "
-                  f"{r['median_ms']:9.1f}  {r['p95_cpu_ms']:10.1f}")
-            if args.verbose:
-                print("\n".join(r["failures"]))
-            ok = ok and r["top1"] >= TARGETS["top1"] and r["refusals"] >= TARGETS["refusals"] \
-                and r["unapproved"] == 0 and r["p95_ms"] <= TARGETS["p95_ms"]
-        print(f"\ntargets: top-1 ≥ {TARGETS['top1']}, refusals ≥ {TARGETS['refusals']}, unapproved = 0, "
-              f"p95 ≤ {TARGETS['p95_ms']:.0f} ms: {'met' if ok else 'NOT met'}")
+            return 0 if evaluate(searcher, allowed, args.verbose) else 1
+        print(f"{len(searcher.vectors)} passage vectors in {time.perf_counter() - started:.1f} s")
+        print(f"\ncoverage and sentence encoder, learned rule (clinic/knowledge/decision_rule.json: "
+              f"threshold {DEFAULT_RULE.threshold:.2f}, chosen by cross-validation on the tuning set)\n")
+        ok = evaluate(searcher, allowed, args.verbose)
+        if args.compare:
+            # The same searcher (indexes, vectors) with session 10's floors: the rule in use until now.
+            print(f"\nsame run, session 10's floors (the rule in use before): {FLOOR_RULE}\n")
+            evaluate(_with_rule(searcher, FLOOR_RULE), allowed, args.verbose)
         return 0 if ok else 1
 
 

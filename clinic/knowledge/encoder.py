@@ -6,9 +6,11 @@ inside the wheel, so nothing is downloaded. Imported lazily, once per process, o
 search that needs it; if it cannot be loaded the search keeps to word matching alone (and
 says so in the log). Called directly: clinic/ does not import addons/ or rasa.
 
-``PassageVectors`` keeps one vector per searchable passage, keyed by the passage's id and its
-version's id: computed once when a version becomes searchable (approved), forgotten when it
-stops being searchable (superseded, retired), so answering a question embeds the question only.
+``PassageVectors`` keeps one vector per searchable passage, and one per sentence of it (the
+decision rule asks how close the passage's closest sentence is: clinic/knowledge/decision.py),
+keyed by the passage's id and its version's id: computed once when a version becomes
+searchable (approved), forgotten when it stops being searchable (superseded, retired), so
+answering a question embeds the question only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import logging
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from clinic.knowledge.ingest import sentences
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class PassageVectors:
     def __init__(self, encoder: Encoder) -> None:
         self._encoder = encoder
         self._vectors: Dict[Tuple[int, int], np.ndarray] = {}
+        self._sentences: Dict[Tuple[int, int], np.ndarray] = {}  # one row per sentence
         self.encoded = 0  # passages embedded so far (tests: each one once)
 
     def __len__(self) -> int:
@@ -77,19 +82,41 @@ class PassageVectors:
         ``keep_only`` are forgotten there."""
         missing = [p for p in passages if (p.id, p.version_id) not in self._vectors]
         if missing:
-            vectors = self._encoder([passage_text(p.text, p.locator) for p in missing])
-            for passage, vector in zip(missing, vectors, strict=True):
-                self._vectors[(passage.id, passage.version_id)] = vector
+            # One call for the passages and their sentences (each with the heading, as the
+            # passage); a passage of one sentence reuses its own vector.
+            texts = [passage_text(p.text, p.locator) for p in missing]
+            spans = []
+            for passage in missing:
+                parts = sentences(passage.text)
+                start = len(texts)
+                if len(parts) > 1:
+                    texts.extend(passage_text(part, passage.locator) for part in parts)
+                spans.append((start, len(texts)))
+            vectors = self._encoder(texts)
+            for i, (passage, (start, end)) in enumerate(zip(missing, spans, strict=True)):
+                key = (passage.id, passage.version_id)
+                self._vectors[key] = vectors[i]
+                self._sentences[key] = vectors[start:end] if end > start else vectors[i:i + 1]
             self.encoded += len(missing)
         if not passages:
             return np.zeros((0, 512), dtype=np.float32)
         return np.stack([self._vectors[(p.id, p.version_id)] for p in passages])
+
+    def sentence_matrix(self, passages: Sequence) -> Tuple[np.ndarray, np.ndarray]:
+        """(the position in ``passages`` of each sentence, one row per sentence), for passages
+        ``matrix`` has embedded."""
+        rows = [self._sentences[(p.id, p.version_id)] for p in passages]
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 512), dtype=np.float32)
+        owners = np.concatenate([np.full(len(r), i, dtype=np.int64) for i, r in enumerate(rows)])
+        return owners, np.concatenate(rows)
 
     def keep_only(self, passages: Sequence) -> None:
         """Forget the vectors of passages no longer searchable (superseded, retired)."""
         current = {(p.id, p.version_id) for p in passages}
         for key in [k for k in self._vectors if k not in current]:
             del self._vectors[key]
+            self._sentences.pop(key, None)
 
     def warm_up(self) -> None:
         """One question's worth of work, so the encoder's first-call setup is done."""
@@ -98,8 +125,13 @@ class PassageVectors:
 
     def cosines(self, text: str, matrix: np.ndarray) -> np.ndarray:
         """The cosine of the question ``text`` with every row of ``matrix`` (unit vectors)."""
+        return self.all_cosines(text, [matrix])[0]
+
+    def all_cosines(self, text: str, matrices: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """The question ``text`` embedded once; its cosine with every row of each matrix."""
         with one_blas_thread():
-            return matrix @ self._encoder([text])[0]
+            vector = self._encoder([text])[0]
+            return [matrix @ vector for matrix in matrices]
 
 
 @functools.lru_cache(maxsize=1)

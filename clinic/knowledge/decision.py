@@ -1,0 +1,205 @@
+"""Answer or refuse: one logistic regression over a few signals of the best passage.
+
+The search ranks the passages (``weight`` · coverage + (1 − weight) · cosine, as before) and
+then has to decide whether the best one answers the question. Up to session 12 that decision
+was four floors chosen on ~50 tuning questions per language; chosen on half of the tuning set,
+they did much worse on the other half (docs/measurements.md). Here the decision is the
+probability, from one logistic regression the same for every language, that the best passage
+is the right answer; the search answers when it is at or above one threshold.
+
+``FEATURES`` are what the search knows of the best passage, each standardised with the tuning
+set's mean and spread:
+
+* ``coverage``: share of the question's IDF-weighted terms the passage has;
+* ``cosine``: the sentence encoder's cosine between the question and the passage;
+* ``cosine_margin``: that cosine minus the highest cosine of any other passage;
+* ``bm25_margin``: its BM25 score minus the best other passage's, over the highest score;
+* ``unknown``: IDF-weighted share of the question's terms no passage of the language has;
+* ``coverage_margin``: its coverage minus the highest coverage of any other passage;
+* ``sentence_cosine``: the cosine of the passage's closest sentence;
+* ``sentence_margin``: that minus the closest sentence of any other passage.
+
+Fitting (``fit``) and the threshold (``lowest_threshold``) are deterministic functions of the
+tuning set: ``scripts/evaluate_knowledge.py --fit`` refits them from
+tests/data/knowledge/tuning.yml, cross-validates the procedure and writes
+clinic/knowledge/decision_rule.json, which the search loads. Plain numpy: the action server
+needs no learning library for a dot product.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from pathlib import Path
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+import numpy as np
+
+FEATURES: Tuple[str, ...] = ("coverage", "cosine", "cosine_margin", "bm25_margin", "unknown",
+                             "coverage_margin", "sentence_cosine", "sentence_margin")
+RULE_FILE = Path(__file__).with_name("decision_rule.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedRule:
+    """The best passage (by ``weight``) answers when ``probability`` ≥ ``threshold``."""
+
+    weight: float  # of coverage in the ranking score; the cosine has the rest
+    features: Tuple[str, ...]
+    mean: Tuple[float, ...]
+    scale: Tuple[float, ...]
+    coefficients: Tuple[float, ...]
+    intercept: float
+    threshold: float
+    refusals: float = 0.96  # how it was fitted: the refusal target the threshold was set for …
+    l2: float = 3.0  # … and the regression's L2 penalty (to refit it: ``fit_rule``)
+
+    def probability(self, values: Mapping[str, float]) -> float:
+        z = self.intercept + sum(c * (values[name] - m) / s for name, m, s, c
+                                 in zip(self.features, self.mean, self.scale, self.coefficients, strict=True))
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "LearnedRule":
+        raw = json.loads(text)
+        rule = cls(weight=float(raw["weight"]), features=tuple(raw["features"]), mean=tuple(raw["mean"]),
+                   scale=tuple(raw["scale"]), coefficients=tuple(raw["coefficients"]),
+                   intercept=float(raw["intercept"]), threshold=float(raw["threshold"]),
+                   refusals=float(raw["refusals"]), l2=float(raw["l2"]))
+        if not (len(rule.features) == len(rule.mean) == len(rule.scale) == len(rule.coefficients)):
+            raise ValueError("decision rule: features, mean, scale and coefficients differ in length")
+        unknown = set(rule.features) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"decision rule: unknown features {sorted(unknown)}")
+        return rule
+
+
+def load_rule(path: Path = RULE_FILE) -> LearnedRule:
+    return LearnedRule.from_json(path.read_text(encoding="utf-8"))
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 3.0, iterations: int = 100) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """L2-regularised logistic regression by Newton's method on standardised columns (the
+    intercept not penalised): (mean, scale, [intercept, coefficients…]). Deterministic: the
+    same rows give the same numbers, whatever the machine's thread count."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0  # a constant column: left as it is, its coefficient goes to 0
+    z = np.hstack([np.ones((len(x), 1)), (x - mean) / scale])
+    beta = np.zeros(z.shape[1])
+    penalty = np.eye(z.shape[1]) * l2
+    penalty[0, 0] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-z @ beta))
+        gradient = z.T @ (p - y) + penalty @ beta
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return mean, scale, beta
+
+
+def probabilities(model: Tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    mean, scale, beta = model
+    z = np.hstack([np.ones((len(x), 1)), (np.asarray(x, dtype=np.float64) - mean) / scale])
+    return 1.0 / (1.0 + np.exp(-z @ beta))
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One tuning question: its language, whether the documents answer it, whether the best
+    passage is the right one, whether it reaches the rule (shares a term with some passage:
+    otherwise it is refused before any rule), and the best passage's features."""
+
+    language: str
+    answerable: bool
+    right_passage: bool
+    reaches_rule: bool
+    values: Tuple[float, ...]  # in the order of FEATURES
+
+
+def outcomes(cases: Sequence[Case], answered: Sequence[bool], indices: Sequence[int]) -> Dict[str, Tuple[int, int, int, int]]:
+    """Per language: (answerable answered with the right passage, answerable, unanswerable
+    refused, unanswerable) over ``indices``."""
+    result: Dict[str, List[int]] = {}
+    for i in indices:
+        case = cases[i]
+        row = result.setdefault(case.language, [0, 0, 0, 0])
+        if case.answerable:
+            row[0] += int(answered[i] and case.right_passage)
+            row[1] += 1
+        else:
+            row[2] += int(not answered[i])
+            row[3] += 1
+    return {language: (a, b, c, d) for language, (a, b, c, d) in result.items()}
+
+
+def lowest_threshold(cases: Sequence[Case], p: np.ndarray, indices: Sequence[int], refusals: float) -> float:
+    """The lowest probability threshold (0.01 steps) at which at least ``refusals`` of the
+    unanswerable questions among ``indices`` are refused in every language: answer as much
+    as the refusal target allows."""
+    for step in range(1, 100):
+        threshold = step / 100
+        answered = [case.reaches_rule and p[i] >= threshold for i, case in enumerate(cases)]
+        if all(c >= refusals * d - 1e-9 for _, _, c, d in outcomes(cases, answered, indices).values()):
+            return threshold
+    return 0.99
+
+
+def fit_rule(cases: Sequence[Case], indices: Sequence[int], weight: float, refusals: float,
+             l2: float = 3.0, features: Tuple[str, ...] = FEATURES) -> LearnedRule:
+    """The rule fitted on ``cases[indices]``: the regression on those reaching the rule (label:
+    the best passage is the right answer), the threshold by ``lowest_threshold``."""
+    columns = [FEATURES.index(name) for name in features]
+    values = np.array([case.values for case in cases])[:, columns]
+    fitted = [i for i in indices if cases[i].reaches_rule]
+    y = np.array([1.0 if cases[i].answerable and cases[i].right_passage else 0.0 for i in fitted])
+    model = fit(values[fitted], y, l2)
+    p = probabilities(model, values)
+    threshold = lowest_threshold(cases, p, indices, refusals)
+    mean, scale, beta = model
+    return LearnedRule(weight=weight, features=features, mean=tuple(round(float(v), 6) for v in mean),
+                       scale=tuple(round(float(v), 6) for v in scale),
+                       coefficients=tuple(round(float(v), 6) for v in beta[1:]),
+                       intercept=round(float(beta[0]), 6), threshold=threshold, refusals=refusals, l2=l2)
+
+
+def folds(cases: Sequence[Case], k: int, seed: int) -> List[List[int]]:
+    """``k`` folds by question, stratified by language and answerable / unanswerable."""
+    rng = random.Random(seed)
+    out: List[List[int]] = [[] for _ in range(k)]
+    strata: Dict[Tuple[str, bool], List[int]] = {}
+    for i, case in enumerate(cases):
+        strata.setdefault((case.language, case.answerable), []).append(i)
+    for key in sorted(strata):
+        members = strata[key]
+        rng.shuffle(members)
+        for j, i in enumerate(members):
+            out[j % k].append(i)
+    return out
+
+
+def cross_validate(cases: Sequence[Case], weight: float, refusals: float, l2: float = 3.0, k: int = 5,
+                   seeds: Sequence[int] = (0, 1, 2, 3, 4),
+                   features: Tuple[str, ...] = FEATURES) -> Dict[str, Tuple[float, float]]:
+    """Per language (top-1, refusals) on held-out folds: for each seed, each fold is decided
+    by the rule fitted (regression and threshold) on the other folds; counts pooled."""
+    totals: Dict[str, np.ndarray] = {}
+    for seed in seeds:
+        for fold in folds(cases, k, seed):
+            held_out = set(fold)
+            training = [i for i in range(len(cases)) if i not in held_out]
+            rule = fit_rule(cases, training, weight, refusals, l2, features)
+            answered = [case.reaches_rule and rule.probability(dict(zip(FEATURES, case.values, strict=True)))
+                        >= rule.threshold for case in cases]
+            for language, counts in outcomes(cases, answered, fold).items():
+                totals[language] = totals.get(language, np.zeros(4)) + np.array(counts)
+    return {language: (float(t[0] / t[1]), float(t[2] / t[3])) for language, t in sorted(totals.items())}
