@@ -66,7 +66,7 @@ def blend(probabilities, classes, similarity, train_labels, k, weight):
 def fixed_folds(texts: list, langs, n_folds: int = 5):
     """Train/test index pairs where an example's fold depends on its language and text only."""
     fold = np.array([int(hashlib.sha256(f"{lang}\t{text}".encode()).hexdigest()[:8], 16) % n_folds
-                     for text, lang in zip(texts, langs)])
+                     for text, lang in zip(texts, langs, strict=True)])
     for k in range(n_folds):
         yield np.flatnonzero(fold != k), np.flatnonzero(fold == k)
 
@@ -127,7 +127,7 @@ def main(argv: list) -> None:
            for lang in LANGUAGES}, "all", round(float((predicted == labels).mean()), 3))
     if "--save" in argv:
         with open(argv[argv.index("--save") + 1], "w", encoding="utf-8") as out:
-            for text, lang, label, guess in zip(texts, langs, labels, predicted):
+            for text, lang, label, guess in zip(texts, langs, labels, predicted, strict=True):
                 out.write(f"{lang}\t{label}\t{guess}\t{text}\n")
     if show:
         wrong = [i for i in range(len(texts)) if langs[i] == show and predicted[i] != labels[i]]
