@@ -8,24 +8,38 @@ Whitespace and punctuation split words as Rasa's ``WhitespaceTokenizer`` does; t
   "записаться", "записаться", "запишите" share features with "записать";
 - every token also gets its romanised form (addons/romanise.py) under "roman", which the
   character n-gram featurizer (addons/romanised_counts.py) counts, so "hochu zapisatsya"
-  and "хочу записаться", "qu xiao yu yue" and "取消预约" share features.
+  and "хочу записаться", "qu xiao yu yue" and "取消预约" share features;
+- a message typed in pinyin ("wo xiang qu xiao yu yue") also gets the Chinese words it most
+  probably spells (clinic/language/pinyin.py, preferring the words of the assistant's own
+  Chinese texts), as extra tokens after the typed ones and under PINYIN_READING for the
+  sentence embeddings: the typed words stay, the reading is added beside them.
 Rasa's own ``JiebaTokenizer`` cannot be used here: jieba cuts Cyrillic into single letters.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+import functools
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Set, Text
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
+from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from addons.romanise import romanise
 from addons.romanised_counts import ROMAN
+from clinic.language.pinyin import PinyinReader
 from clinic.language.scripts import HAN as _HAN
 from clinic.language.tokens import CYRILLIC as _CYRILLIC
-from clinic.language.tokens import jieba_tokenizer, russian_lemma
+from clinic.language.tokens import jieba_tokenizer, russian_lemma, segment_chinese
+
+PINYIN_READING = "pinyin_reading"  # message key: the Chinese a pinyin message spells
+_PROJECT = Path(__file__).resolve().parent.parent
+# The assistant's own Chinese texts: its responses and the clinic's content files.
+_OWN_TEXTS = ("domain/*.yml", "content/*.yml")
 
 # The words themselves (jieba's segmentation, pymorphy3's lemmas) live in clinic.language.tokens,
 # shared with the document search; this module only wraps them in Rasa tokens.
@@ -60,7 +74,29 @@ class MultilingualTokenizer(WhitespaceTokenizer):
                 tokens.append(token)
         for token in tokens:
             token.set(ROMAN, romanise(token.text))
+        reading = clinic_pinyin_reader().reading(message.get(TEXT) or "") if attribute == TEXT else None
+        if reading:
+            message.set(PINYIN_READING, reading)
+            end = tokens[-1].end if tokens else 0
+            for word in segment_chinese(reading):
+                # Zero-width, after the typed words: no entity or regex match falls on them.
+                extra = Token(word, end, end, lemma=word)
+                extra.set(ROMAN, word)  # its characters (the typed tokens carry the pinyin)
+                tokens.append(extra)
         return tokens
+
+
+@functools.lru_cache(maxsize=1)
+def clinic_pinyin_reader() -> PinyinReader:
+    """Reads pinyin preferring the words of the assistant's own Chinese texts (a clinic says
+    预约, not 愉悦, for "yu yue"): every word of two or more characters jieba finds in them."""
+    words: Set[str] = set()
+    han = re.compile(r"[\u4e00-\u9fff]+")
+    for pattern in _OWN_TEXTS:
+        for path in sorted(_PROJECT.glob(pattern)):
+            for run in han.findall(path.read_text(encoding="utf-8")):
+                words.update(word for word in segment_chinese(run) if len(word) >= 2)
+    return PinyinReader(words)
 
 
 def _segment(token: Token) -> List[Token]:

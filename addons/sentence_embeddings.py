@@ -33,6 +33,8 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from addons.multilingual_tokenizer import PINYIN_READING
+
 BATCH = 256
 
 
@@ -46,6 +48,23 @@ def _encoder():
 def embed(texts: List[str]) -> np.ndarray:
     """Unit-length 512-dimensional vectors, one row per text."""
     return np.asarray(_encoder().encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+
+
+def message_vectors(messages: List[Message]) -> np.ndarray:
+    """Each message's vector. A message typed in pinyin (the tokenizer's PINYIN_READING) gets
+    the mean of the typed text's vector and that of the Chinese it spells, scaled back to unit
+    length: the encoder reads pinyin as noise, and the reading is a guess that must not drown
+    the typed words when they were not pinyin after all ("da", a name). 5-fold CV,
+    docs/measurements.md: pinyin messages 0.763 → 0.889 right; the reading alone did as well
+    in Chinese but cost Russian half a point."""
+    vectors = embed([m.get(TEXT) for m in messages])
+    readings = [(row, m.get(PINYIN_READING)) for row, m in enumerate(messages) if m.get(PINYIN_READING)]
+    if readings:
+        read = embed([reading for _, reading in readings])
+        for (row, _), vector in zip(readings, read, strict=True):
+            mean = vectors[row] + vector
+            vectors[row] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return vectors
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=False)
@@ -79,7 +98,7 @@ class MultilingualSentenceEmbeddings(DenseFeaturizer, GraphComponent):
     def _featurize(self, messages: List[Message]) -> None:
         for start in range(0, len(messages), BATCH):
             batch = messages[start:start + BATCH]
-            vectors = embed([m.get(TEXT) for m in batch]) * self._weight
+            vectors = message_vectors(batch) * self._weight
             for message, vector in zip(batch, vectors, strict=True):
                 self.add_features_to_message(sequence=None, sentence=vector[None, :],
                                              attribute=TEXT, message=message)

@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedKFold
 from addons.multilingual_tokenizer import MultilingualTokenizer
 from addons.neighbour_classifier import blended_shift, votes_from_similarity
 from addons.romanised_counts import ROMAN
-from addons.sentence_embeddings import embed
+from addons.sentence_embeddings import message_vectors
 
 LANGUAGES = ("en", "ru", "zh")
 CLASSIFIER = "addons.neighbour_classifier.NeighbourBlendedLogisticRegression"
@@ -87,10 +87,11 @@ def main(argv: list) -> None:
             labels.append(intent)
             langs.append(lang)
     labels, langs = np.array(labels), np.array(langs)
-    tokens = [tokenizer.tokenize(Message(data={"text": x}), "text") for x in texts]
+    messages = [Message(data={"text": x}) for x in texts]
+    tokens = [tokenizer.tokenize(message, "text") for message in messages]
     lemmas = [" ".join(t.lemma for t in row) for row in tokens]
     romans = [" ".join(t.get(ROMAN) for t in row) for row in tokens]
-    dense = embed(texts) * weight
+    dense = message_vectors(messages) * weight  # as addons/sentence_embeddings.py
     predicted = np.empty(len(texts), dtype=object)
     if "--fixed-folds" in argv:
         folds = fixed_folds(texts, langs)
