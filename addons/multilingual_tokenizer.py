@@ -19,6 +19,7 @@ Rasa's own ``JiebaTokenizer`` cannot be used here: jieba cuts Cyrillic into sing
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Text
@@ -29,8 +30,9 @@ from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from addons.romanise import romanise
+from addons.romanise import TABLE_PATH, romanise
 from addons.romanised_counts import ROMAN
+from clinic.language import pinyin
 from clinic.language.pinyin import PinyinReader
 from clinic.language.scripts import HAN as _HAN
 from clinic.language.tokens import CYRILLIC as _CYRILLIC
@@ -55,6 +57,17 @@ class MultilingualTokenizer(WhitespaceTokenizer):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return WhitespaceTokenizer.get_default_config()
+
+    @classmethod
+    def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
+        """Rasa retrains (and re-tokenizes the cached training data) when this class's code
+        or config changes, not when what it reads changes: the romanisation table, the pinyin
+        reader's code and the words of the assistant's own Chinese texts it prefers."""
+        digest = hashlib.sha256()
+        digest.update(TABLE_PATH.read_bytes())
+        digest.update(Path(pinyin.__file__).read_bytes())
+        digest.update("\n".join(clinic_pinyin_reader().preferred).encode("utf-8"))
+        return digest.hexdigest()
 
     def remove_emoji(self, text: Text) -> Text:
         # Rasa's emoji pattern spans U+24C2..U+1F251, which holds every Chinese character:

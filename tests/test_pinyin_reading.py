@@ -113,3 +113,22 @@ def test_a_pinyin_message_is_embedded_with_the_chinese_it_spells():
 
 def _tokens_of(message: Message) -> None:
     MultilingualTokenizer(MultilingualTokenizer.get_default_config()).process([message])
+
+
+def test_a_new_word_in_the_assistants_chinese_texts_makes_rasa_retrain(tmp_path, monkeypatch):
+    import addons.multilingual_tokenizer as tokenizer_module
+
+    (tmp_path / "domain").mkdir()
+    (tmp_path / "content").mkdir()
+    responses = tmp_path / "domain" / "core.yml"
+    responses.write_text("utter_x:\n  - text: 请问您要预约吗\n", encoding="utf-8")
+    monkeypatch.setattr(tokenizer_module, "_PROJECT", tmp_path)
+    tokenizer_module.clinic_pinyin_reader.cache_clear()
+    try:
+        before = MultilingualTokenizer.fingerprint_addon({})
+        assert "预约" in tokenizer_module.clinic_pinyin_reader().preferred
+        responses.write_text("utter_x:\n  - text: 请问您要预约体检吗\n", encoding="utf-8")
+        tokenizer_module.clinic_pinyin_reader.cache_clear()
+        assert MultilingualTokenizer.fingerprint_addon({}) != before
+    finally:
+        tokenizer_module.clinic_pinyin_reader.cache_clear()

@@ -124,6 +124,11 @@ class PinyinReader:
         self._floor = 0.0
         self.reading = functools.lru_cache(maxsize=4096)(self._reading)
 
+    @property
+    def preferred(self) -> List[str]:
+        """The preferred words, sorted."""
+        return list(self._preferred)
+
     def _lexicon(self) -> Tuple[Dict[str, Tuple[str, float]], float]:
         if self._words is None:
             general, floor = _lexicon()
