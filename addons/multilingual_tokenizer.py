@@ -24,7 +24,10 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set, Text
 
+from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.constants import TEXT
@@ -35,6 +38,7 @@ from addons.romanised_counts import ROMAN
 from clinic.language import pinyin
 from clinic.language.pinyin import PinyinReader
 from clinic.language.scripts import HAN as _HAN
+from clinic.language.scripts import HAN_RANGES
 from clinic.language.tokens import CYRILLIC as _CYRILLIC
 from clinic.language.tokens import jieba_tokenizer, russian_lemma, segment_chinese
 
@@ -57,6 +61,15 @@ class MultilingualTokenizer(WhitespaceTokenizer):
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         return WhitespaceTokenizer.get_default_config()
+
+    @classmethod
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+               execution_context: ExecutionContext) -> "MultilingualTokenizer":
+        # Loading a model (or training one) starts reading jieba's dictionary for pinyin in the
+        # background: built on the first pinyin message instead, it would stall that turn, and
+        # every other conversation on Rasa's event loop, for seconds.
+        clinic_pinyin_reader().warm_up()
+        return cls(config)
 
     @classmethod
     def fingerprint_addon(cls, config: Dict[Text, Any]) -> Optional[Text]:
@@ -104,7 +117,7 @@ def clinic_pinyin_reader() -> PinyinReader:
     """Reads pinyin preferring the words of the assistant's own Chinese texts (a clinic says
     预约, not 愉悦, for "yu yue"): every word of two or more characters jieba finds in them."""
     words: Set[str] = set()
-    han = re.compile(r"[\u4e00-\u9fff]+")
+    han = re.compile(f"[{HAN_RANGES}]+")
     for pattern in _OWN_TEXTS:
         for path in sorted(_PROJECT.glob(pattern)):
             for run in han.findall(path.read_text(encoding="utf-8")):

@@ -22,10 +22,14 @@ import functools
 import math
 import os
 import re
+import threading
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from clinic.language.scripts import HAN_RANGES
 
 _LATIN_WORD = re.compile(r"[a-züv]+", re.IGNORECASE)  # an apostrophe (xi'an) splits words
 _ANYTHING_ELSE = re.compile(r"[^\sa-züv0-9.,!?;:'’\"()\-~…，。！？、]", re.IGNORECASE)
+_HAN_WORD = re.compile(f"[{HAN_RANGES}]+")
 _MAX_WORD_SYLLABLES = 4
 _MIN_FREQUENCY = 20  # rarer dictionary words are mostly names and classical terms
 # Every toneless syllable of Mandarin (ü written v, as pypinyin and phone keyboards do), without
@@ -60,26 +64,23 @@ def _dictionary_path() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _log_total() -> float:
-    """log of the sum of every frequency in jieba's dictionary (the unigram model's total)."""
-    with open(_dictionary_path(), encoding="utf-8") as dictionary:
-        return math.log(sum(int(line.split()[1]) for line in dictionary))
-
-
-@functools.lru_cache(maxsize=1)
-def _lexicon() -> Tuple[Dict[str, Tuple[str, float]], float]:
+def _lexicon() -> Tuple[Dict[str, Tuple[str, float]], float, float]:
     """(toneless pinyin of a word, syllables space-separated → (the most frequent word with
-    it, its log-probability)), and the lowest log-probability (for a syllable no word has).
-    Built once, on the first pinyin message (~4 s of pypinyin over ~50,000 words)."""
+    it, its log-probability)), the lowest log-probability (for a syllable no word has), and
+    the log of the dictionary's total frequency (the unigram model's denominator). Built once
+    per process (~4 s of pypinyin over ~50,000 words): see ``PinyinReader.warm_up``."""
+    import jieba
     from pypinyin import lazy_pinyin
 
     entries: List[Tuple[str, int]] = []
-    with open(_dictionary_path(), encoding="utf-8") as dictionary:
+    total = 0
+    with open(os.path.join(os.path.dirname(jieba.__file__), "dict.txt"), encoding="utf-8") as dictionary:
         for line in dictionary:
             word, frequency = line.split()[:2]
+            total += int(frequency)
             if int(frequency) >= _MIN_FREQUENCY and len(word) <= _MAX_WORD_SYLLABLES:
                 entries.append((word, int(frequency)))
-    log_total = _log_total()
+    log_total = math.log(total)
     words: Dict[str, Tuple[str, float]] = {}
     for word, frequency in entries:
         reading = lazy_pinyin(word)
@@ -89,7 +90,7 @@ def _lexicon() -> Tuple[Dict[str, Tuple[str, float]], float]:
         score = math.log(frequency) - log_total
         if key not in words or words[key][1] < score:
             words[key] = (word, score)
-    return words, min(score for _, score in words.values())
+    return words, min(score for _, score in words.values()), log_total
 
 
 def syllables_of(word: str) -> Optional[List[str]]:
@@ -119,10 +120,18 @@ class PinyinReader:
     PREFERRED_FREQUENCY = 50_000
 
     def __init__(self, preferred: Iterable[str] = ()) -> None:
-        self._preferred = sorted({w for w in preferred if w and all("\u4e00" <= c <= "\u9fff" for c in w)})
+        self._preferred = sorted({w for w in preferred if _HAN_WORD.fullmatch(w)})
         self._words: Optional[Dict[str, Tuple[str, float]]] = None
         self._floor = 0.0
+        self._building = threading.Lock()
         self.reading = functools.lru_cache(maxsize=4096)(self._reading)
+
+    def warm_up(self) -> threading.Thread:
+        """Build the lexicon in a background thread, so the first pinyin message does not
+        hold up its turn (and every other patient's) for the seconds it takes."""
+        thread = threading.Thread(target=self._lexicon, name="pinyin-lexicon", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def preferred(self) -> List[str]:
@@ -130,21 +139,25 @@ class PinyinReader:
         return list(self._preferred)
 
     def _lexicon(self) -> Tuple[Dict[str, Tuple[str, float]], float]:
-        if self._words is None:
-            general, floor = _lexicon()
-            words = dict(general)
-            if self._preferred:
-                from pypinyin import lazy_pinyin
-
-                preferred = math.log(self.PREFERRED_FREQUENCY) - _log_total()
-                for word in self._preferred:
-                    key = " ".join(lazy_pinyin(word)).replace("ü", "v")
-                    if key in words and words[key][1] >= preferred:
-                        continue  # a more frequent word already has this reading
-                    if all(part in SYLLABLES for part in key.split()):
-                        words[key] = (word, preferred)
-            self._words, self._floor = words, floor
+        with self._building:  # one build, whether the warm-up or a message gets here first
+            if self._words is None:
+                self._words, self._floor = self._build()
         return self._words, self._floor
+
+    def _build(self) -> Tuple[Dict[str, Tuple[str, float]], float]:
+        general, floor, log_total = _lexicon()
+        words = dict(general)
+        if self._preferred:
+            from pypinyin import lazy_pinyin
+
+            preferred = math.log(self.PREFERRED_FREQUENCY) - log_total
+            for word in self._preferred:
+                key = " ".join(lazy_pinyin(word)).replace("ü", "v")
+                if key in words and words[key][1] >= preferred:
+                    continue  # a more frequent word already has this reading
+                if all(part in SYLLABLES for part in key.split()):
+                    words[key] = (word, preferred)
+        return words, floor
 
     def _decode(self, syllables: Sequence[str]) -> str:
         words, floor = self._lexicon()
