@@ -64,7 +64,9 @@ from clinic.knowledge.search import (  # noqa: E402
 )
 from clinic.knowledge.service import KnowledgeBase  # noqa: E402
 from clinic.knowledge.stopwords import stopwords  # noqa: E402
+from clinic.knowledge.synonyms import default_synonyms  # noqa: E402
 from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgeVersionRow  # noqa: E402
+from clinic.language.tokens import terms as text_terms  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "knowledge"
 TOTAL_PASSAGES = 1000
@@ -319,9 +321,11 @@ def _floors_cross_validated(rows: list, refusals: float) -> Dict[str, tuple]:
 RankScore = Callable[[Signals], np.ndarray]
 
 
-def _linear(weight: float, sentence_weight: float = 0.0, bm25: float = 0.0, characters: float = 0.0) -> RankScore:
+def _linear(weight: float, sentence_weight: float = 0.0, bm25: float = 0.0, characters: float = 0.0,
+            heading: float = 0.0) -> RankScore:
     """``weight`` · coverage + ``sentence_weight`` · closest sentence + the rest · cosine, plus
-    ``bm25`` · BM25 over the question's best BM25 and ``characters`` · Chinese characters' coverage."""
+    ``bm25`` · BM25 over the question's best BM25, ``characters`` · Chinese characters' coverage
+    and ``heading`` · the share of the question's IDF-weighted terms in the passage's heading."""
     rule = Rule(weight=weight, sentence_weight=sentence_weight)
 
     def rank(signals: Signals) -> np.ndarray:
@@ -331,8 +335,28 @@ def _linear(weight: float, sentence_weight: float = 0.0, bm25: float = 0.0, char
             score = score + bm25 * (dense / dense.max() if dense.max() > 0 else dense)
         if characters:
             score = score + characters * _han_coverage(signals)
+        if heading:
+            score = score + heading * _heading_coverage(signals)
         return score
     return rank
+
+
+def _heading_coverage(signals: Signals) -> np.ndarray:
+    """Per passage, the IDF-weighted share of the question's terms its heading has (0 for a PDF
+    page, whose headings are not kept per passage)."""
+    index = signals.index
+    total = sum(index.weight(t) for t in signals.query)
+    result = np.zeros(len(index.passages))
+    if not total:
+        return result
+    synonyms = default_synonyms()
+    for i in signals.coverage:
+        passage = index.passages[i]
+        if passage.locator.startswith("page ") or passage.locator == "text":
+            continue
+        words = set(synonyms.canonical(passage.language, text_terms(passage.locator)))
+        result[i] = sum(index.weight(t) for t in signals.query if t in words) / total
+    return result
 
 
 def _fused(k: int = 60, sentences: bool = False) -> RankScore:
@@ -432,13 +456,16 @@ def ranking_report(kb: KnowledgeBase, verbose: bool) -> None:
     variants = [("session 13: 0.6 coverage + 0.4 cosine", _linear(0.6)),
                 (f"in use: {in_use[0]} coverage + {in_use[1]} closest sentence + "
                  f"{1 - sum(in_use):.3f} cosine", _linear(*in_use)),
-                ("session 13 + 0.1 BM25 (over the question's best)", _linear(0.6, bm25=0.1)),
-                ("session 13 + 0.2 BM25", _linear(0.6, bm25=0.2)),
                 ("0.6 coverage + 0.4 closest sentence", _linear(0.6, 0.4)),
                 ("reciprocal-rank fusion, lexical + cosine, k 60", _fused()),
-                ("reciprocal-rank fusion, lexical + cosine + closest sentence, k 60", _fused(sentences=True)),
-                ("session 13 + 0.1 Chinese characters", _linear(0.6, characters=0.1)),
-                ("session 13 + 0.2 Chinese characters", _linear(0.6, characters=0.2))]
+                ("reciprocal-rank fusion, lexical + cosine + closest sentence, k 60", _fused(sentences=True))]
+    for label, ranking in (("session 13", (0.6, 0.0)), ("in use", in_use)):
+        variants += [(f"{label} + 0.1 BM25 (over the question's best)", _linear(*ranking, bm25=0.1)),
+                     (f"{label} + 0.2 BM25", _linear(*ranking, bm25=0.2)),
+                     (f"{label} + 0.1 Chinese characters", _linear(*ranking, characters=0.1)),
+                     (f"{label} + 0.2 Chinese characters", _linear(*ranking, characters=0.2)),
+                     (f"{label} + 0.1 heading words", _linear(*ranking, heading=0.1)),
+                     (f"{label} + 0.2 heading words", _linear(*ranking, heading=0.2))]
     for label, rank in variants:
         first, three = _top_k(rows, rank, 1), _top_k(rows, rank, 3)
         print(f"  {label:70} " + "  ".join(f"{lang} {first[lang]:.3f} / {three[lang]:.3f}" for lang in LANGUAGES)
