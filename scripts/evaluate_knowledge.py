@@ -619,6 +619,9 @@ def main() -> int:
                         "cross-validated choice of its weights")
     parser.add_argument("--dry-run", action="store_true", help="with --fit: print, do not write")
     parser.add_argument("--compare", action="store_true", help="also measure session 10's floors, same run")
+    parser.add_argument("--also", type=Path, action="append", default=[], metavar="RULE_JSON",
+                        help="also measure, in the same run, the learned rule in this file (e.g. an earlier "
+                        "decision_rule.json from git show)")
     parser.add_argument("--lexical", action="store_true", help="coverage alone, without the sentence encoder")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="with --lexical")
     parser.add_argument("--verbose", action="store_true", help="list every miss")
@@ -650,6 +653,12 @@ def main() -> int:
         print(f"\ncoverage and sentence encoder, learned rule (clinic/knowledge/decision_rule.json: "
               f"threshold {DEFAULT_RULE.threshold:.2f}, chosen by cross-validation on the tuning set)\n")
         ok = evaluate(searcher, allowed, args.verbose)
+        for path in args.also:
+            other = decision.load_rule(path)
+            print(f"\nsame run, the learned rule of {path} (ranking: coverage {other.weight}, closest sentence "
+                  f"{other.sentence_weight}; threshold {other.threshold:.2f})\n")
+            evaluate(_with_rule(searcher, other), allowed, args.verbose)
+            searcher.rule = DEFAULT_RULE
         if args.compare:
             # The same searcher (indexes, vectors) with session 10's floors: the rule in use until now.
             print(f"\nsame run, session 10's floors (the rule in use before): {FLOOR_RULE}\n")
