@@ -20,7 +20,7 @@ validate:   ## Check data, domain and config with Rasa's validator
 evaluate:   ## NLU per language (en/ru/zh) and overall: 5-fold CV + 20% held-out split of one multilingual model; reports in results/nlu/[holdout/]<lang>/ (ARGS=--help)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_nlu.py $(ARGS)
 
-evaluate-knowledge:  ## Answers from the clinic's documents per language: top-1, refusals, unapproved answers, p95 latency on 1,000 passages (ARGS=--fit|--compare|--verbose|--tune)
+evaluate-knowledge:  ## Answers from the clinic's documents per language: top-1, refusals, unapproved answers, p95 latency on 1,000 passages (ARGS=--fit|--ranking|--compare|--also RULE_JSON|--verbose|--tune)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_knowledge.py $(ARGS)
 
 benchmark:  ## Time a cold `rasa train` and print the model size

@@ -35,12 +35,13 @@ import argparse
 import dataclasses
 import itertools
 import random
+import re
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import yaml
@@ -51,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from clinic.db import create_schema, make_engine, make_session_factory  # noqa: E402
 from clinic.knowledge import decision  # noqa: E402
 from clinic.knowledge.demo import LANGUAGES, load_approved  # noqa: E402
+from clinic.knowledge.encoder import passage_text  # noqa: E402
 from clinic.knowledge.search import (  # noqa: E402
     DEFAULT_RULE,
     DEFAULT_THRESHOLD,
@@ -58,12 +60,17 @@ from clinic.knowledge.search import (  # noqa: E402
     AnyRule,
     Rule,
     Searcher,
+    Signals,
 )
 from clinic.knowledge.service import KnowledgeBase  # noqa: E402
+from clinic.knowledge.stopwords import stopwords  # noqa: E402
+from clinic.knowledge.synonyms import default_synonyms  # noqa: E402
 from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgeVersionRow  # noqa: E402
+from clinic.language.tokens import terms as text_terms  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "knowledge"
 TOTAL_PASSAGES = 1000
+HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
 TARGETS = {"top1": 0.90, "refusals": 0.95, "p95_ms": 50.0}
 
 # Traps: texts that answer evaluation questions, left as a draft or retired.
@@ -244,6 +251,14 @@ REFUSAL_TARGETS = (0.95, 0.96, 0.97)
 WITHOUT_SENTENCES = tuple(f for f in decision.FEATURES if not f.startswith("sentence"))
 
 
+# The rankings --fit and --ranking choose from by cross-validation: coverage's weight, and the
+# share of the rest that goes to the closest sentence's cosine (the passage's cosine has the
+# remainder). Session 13's ranking (0.6 · coverage + 0.4 · cosine) first: ties go to it.
+RANKING_GRID: Tuple[decision.Ranking, ...] = tuple(dict.fromkeys(
+    [(0.6, 0.0)] + [(w, round((1 - w) * share, 4)) for w in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+                    for share in (0.0, 0.25, 0.5, 0.75, 1.0)]))
+
+
 def _tuning_signals(kb: KnowledgeBase) -> list:
     """(language, answerable, the right passages' positions, Signals) of every tuning question."""
     tuning = _load(DATA / "tuning.yml")
@@ -262,10 +277,10 @@ def _tuning_signals(kb: KnowledgeBase) -> list:
     return rows
 
 
-def cases_for(rows: list, weight: float) -> List[decision.Case]:
+def cases_for(rows: list, weight: float, sentence_weight: float = 0.0) -> List[decision.Case]:
     cases = []
     for language, answerable, good, signals in rows:
-        best = int(np.argmax(signals.combined(Rule(weight=weight))))
+        best = int(np.argmax(signals.combined(Rule(weight=weight, sentence_weight=sentence_weight))))
         values = signals.features(best)
         cases.append(decision.Case(language, answerable, best in good, bool(signals.scores),
                                    tuple(values[name] for name in decision.FEATURES)))
@@ -303,6 +318,200 @@ def _floors_cross_validated(rows: list, refusals: float) -> Dict[str, tuple]:
     return {language: (t[0] / t[1], t[2] / t[3]) for language, t in sorted(totals.items())}
 
 
+RankScore = Callable[[Signals], np.ndarray]
+
+
+def _linear(weight: float, sentence_weight: float = 0.0, bm25: float = 0.0, characters: float = 0.0,
+            heading: float = 0.0) -> RankScore:
+    """``weight`` · coverage + ``sentence_weight`` · closest sentence + the rest · cosine, plus
+    ``bm25`` · BM25 over the question's best BM25, ``characters`` · Chinese characters' coverage
+    and ``heading`` · the share of the question's IDF-weighted terms in the passage's heading."""
+    rule = Rule(weight=weight, sentence_weight=sentence_weight)
+
+    def rank(signals: Signals) -> np.ndarray:
+        score = signals.combined(rule)
+        if bm25:
+            dense = _dense(signals.scores, len(score))
+            score = score + bm25 * (dense / dense.max() if dense.max() > 0 else dense)
+        if characters:
+            score = score + characters * _han_coverage(signals)
+        if heading:
+            score = score + heading * _heading_coverage(signals)
+        return score
+    return rank
+
+
+def _heading_coverage(signals: Signals) -> np.ndarray:
+    """Per passage, the IDF-weighted share of the question's terms its heading has (0 for a PDF
+    page, whose headings are not kept per passage)."""
+    index = signals.index
+    total = sum(index.weight(t) for t in signals.query)
+    result = np.zeros(len(index.passages))
+    if not total:
+        return result
+    synonyms = default_synonyms()
+    for i in signals.coverage:
+        passage = index.passages[i]
+        if passage.locator.startswith("page ") or passage.locator == "text":
+            continue
+        words = set(synonyms.canonical(passage.language, text_terms(passage.locator)))
+        result[i] = sum(index.weight(t) for t in signals.query if t in words) / total
+    return result
+
+
+def _fused(k: int = 60, sentences: bool = False) -> RankScore:
+    """Reciprocal-rank fusion: 1/(k + lexical rank) + 1/(k + encoder rank); lexical by
+    coverage then BM25, encoder by the passage's cosine (and its closest sentence's)."""
+    def rank(signals: Signals) -> np.ndarray:
+        n = len(signals.index.passages)
+        lexical = _dense(signals.coverage, n) + 1e-6 * _dense(signals.scores, n) / (1 + max(signals.scores.values(), default=0))
+        lists = [lexical, signals.cosine] + ([signals.sentence_cosine] if sentences else [])
+        total = np.zeros(n)
+        for values in lists:
+            order = np.argsort(-np.asarray(values), kind="stable")
+            ranks = np.empty(n)
+            ranks[order] = np.arange(1, n + 1)
+            total += 1.0 / (k + ranks)
+        return total
+    return rank
+
+
+def _dense(values: Dict[int, float], n: int) -> np.ndarray:
+    dense = np.zeros(n)
+    for i, value in values.items():
+        dense[i] = value
+    return dense
+
+
+_HAN_SETS: Dict[int, tuple] = {}
+
+
+def _han_coverage(signals: Signals) -> np.ndarray:
+    """Chinese only: the IDF-weighted share of the question's Han characters (those of the
+    stopwords left out) each passage, with its heading, contains; 0 for other languages."""
+    index = signals.index
+    n = len(index.passages)
+    if not index.passages or index.passages[0].language != "zh":
+        return np.zeros(n)
+    if id(index) not in _HAN_SETS:
+        sets = [set(HAN_CHAR.findall(passage_text(p.text, p.locator))) for p in index.passages]
+        df: Dict[str, int] = {}
+        for chars in sets:
+            for char in chars:
+                df[char] = df.get(char, 0) + 1
+        _HAN_SETS[id(index)] = (sets, df)
+    sets, df = _HAN_SETS[id(index)]
+    ignore = {c for word in stopwords("zh") for c in word}
+    question = [c for c in dict.fromkeys(HAN_CHAR.findall(signals.question)) if c not in ignore]
+    idf = {c: np.log(1 + (n - df.get(c, 0) + 0.5) / (df.get(c, 0) + 0.5)) for c in question}
+    total = sum(idf.values())
+    if not total:
+        return np.zeros(n)
+    return np.array([sum(w for c, w in idf.items() if c in chars) / total for chars in sets])
+
+
+def _top_k(rows: list, rank: RankScore, k: int) -> Dict[str, float]:
+    """Per language, the share of answerable tuning questions with a right passage among the first ``k``."""
+    result = {}
+    for language in LANGUAGES:
+        hits = [bool(set(np.argsort(-rank(signals), kind="stable")[:k]) & good)
+                for lang, answerable, good, signals in rows if lang == language and answerable]
+        result[language] = sum(hits) / len(hits)
+    return result
+
+
+def miss_kind(signals: Signals, best: int, good: set) -> str:
+    """Why the passage ranked first is not a right one, the first that applies:
+    same topic (a passage of the same document under the same heading or page won),
+    segmentation (a Chinese question word no right passage has, all of whose characters it
+    has), word form (a question word no right passage has, sharing its first four letters
+    with one of the passage's words: a Russian lemma or English stem apart), vocabulary (a
+    right passage shares none of the question's words), other words (it shares some, another
+    passage shares more or means more)."""
+    passages = signals.index.passages
+    won = passages[best]
+    right = [passages[i] for i in sorted(good)]
+    if any(p.document_id == won.document_id and p.locator == won.locator for p in right):
+        return "same topic"
+    missing = [t for t in signals.query if not any(t in p.terms for p in right)]
+    for term in missing:
+        if HAN_CHAR.match(term) and any(all(c in p.text for c in term) for p in right):
+            return "segmentation"
+    for term in missing:
+        if not HAN_CHAR.match(term) and len(term) >= 5 and any(
+                len(w) >= 5 and w[:4] == term[:4] for p in right for w in p.terms):
+            return "word form"
+    if len(missing) == len(signals.query):
+        return "vocabulary"
+    return "other words"
+
+
+def ranking_report(kb: KnowledgeBase, verbose: bool) -> None:
+    """How often the ranking puts the right passage first (and in the top 3) on the tuning
+    set, the misses by kind, other rankings for comparison, and the cross-validated choice of
+    the ranking's weights (RANKING_GRID)."""
+    rows = _tuning_signals(kb)
+    in_use = (DEFAULT_RULE.weight, DEFAULT_RULE.sentence_weight)
+    print("ranking (tuning set, answerable questions): right passage first / in the first 3")
+    variants = [("session 13: 0.6 coverage + 0.4 cosine", _linear(0.6)),
+                (f"in use: {in_use[0]} coverage + {in_use[1]} closest sentence + "
+                 f"{1 - sum(in_use):.3f} cosine", _linear(*in_use)),
+                ("0.6 coverage + 0.4 closest sentence", _linear(0.6, 0.4)),
+                ("reciprocal-rank fusion, lexical + cosine, k 60", _fused()),
+                ("reciprocal-rank fusion, lexical + cosine + closest sentence, k 60", _fused(sentences=True))]
+    for label, ranking in (("session 13", (0.6, 0.0)), ("in use", in_use)):
+        variants += [(f"{label} + 0.1 BM25 (over the question's best)", _linear(*ranking, bm25=0.1)),
+                     (f"{label} + 0.2 BM25", _linear(*ranking, bm25=0.2)),
+                     (f"{label} + 0.1 Chinese characters", _linear(*ranking, characters=0.1)),
+                     (f"{label} + 0.2 Chinese characters", _linear(*ranking, characters=0.2)),
+                     (f"{label} + 0.1 heading words", _linear(*ranking, heading=0.1)),
+                     (f"{label} + 0.2 heading words", _linear(*ranking, heading=0.2))]
+    for label, rank in variants:
+        first, three = _top_k(rows, rank, 1), _top_k(rows, rank, 3)
+        print(f"  {label:70} " + "  ".join(f"{lang} {first[lang]:.3f} / {three[lang]:.3f}" for lang in LANGUAGES)
+              + f"   mean {statistics.mean(first.values()):.3f} / {statistics.mean(three.values()):.3f}")
+    rankings = {ranking: cases_for(rows, *ranking) for ranking in RANKING_GRID}
+    whole = decision.choose_ranking(rankings, range(len(rows)))
+    totals: Dict[str, List[int]] = {}
+    chosen: Dict[decision.Ranking, int] = {}
+    first_cases = rankings[RANKING_GRID[0]]
+    for seed in range(5):
+        for fold in decision.folds(first_cases, 5, seed):
+            held_out = set(fold)
+            ranking = decision.choose_ranking(rankings, [i for i in range(len(rows)) if i not in held_out])
+            chosen[ranking] = chosen.get(ranking, 0) + 1
+            for i in fold:
+                case = rankings[ranking][i]
+                if case.answerable:
+                    row = totals.setdefault(case.language, [0, 0])
+                    row[0] += int(case.right_passage)
+                    row[1] += 1
+    print(f"weights (coverage, closest sentence; cosine the rest) chosen from {len(RANKING_GRID)} on the whole "
+          f"tuning set: {whole}; cross-validated (5 folds x 5 shuffles, chosen on the training folds), right "
+          "passage first: " + "  ".join(f"{lang} {a / b:.3f}" for lang, (a, b) in sorted(totals.items()))
+          + f"   mean {statistics.mean(a / b for a, b in totals.values()):.3f}; chosen per fold: "
+          + ", ".join(f"{r} x{n}" for r, n in sorted(chosen.items(), key=lambda item: -item[1])))
+    for label, ranking in (("session 13's ranking", (0.6, 0.0)), ("the ranking in use", in_use)):
+        kinds: Dict[str, Dict[str, int]] = {}
+        lines = []
+        for language, answerable, good, signals in rows:
+            if not answerable:
+                continue
+            best = int(np.argmax(signals.combined(Rule(weight=ranking[0], sentence_weight=ranking[1]))))
+            if best in good:
+                continue
+            kind = miss_kind(signals, best, good)
+            kinds.setdefault(kind, {}).setdefault(language, 0)
+            kinds[kind][language] += 1
+            won = signals.index.passages[best]
+            lines.append(f"    {language} {kind:12} {signals.question!r} → {won.locator[:24]!r}: {won.text[:50]!r}")
+        print(f"misses of {label} by kind (en / ru / zh): "
+              + "; ".join(f"{kind} {' / '.join(str(counts.get(lang, 0)) for lang in LANGUAGES)}"
+                          for kind, counts in sorted(kinds.items(), key=lambda item: -sum(item[1].values()))))
+        if verbose:
+            print("\n".join(lines))
+
+
 def _line(result: Dict[str, tuple]) -> str:
     mean = statistics.mean(t for t, _ in result.values())
     return "  ".join(f"{lang} {t:.3f} / {r:.3f}" for lang, (t, r) in result.items()) + f"   mean top-1 {mean:.3f}"
@@ -310,25 +519,31 @@ def _line(result: Dict[str, tuple]) -> str:
 
 def fit(kb: KnowledgeBase, write: bool = True) -> None:
     rows = _tuning_signals(kb)
-    weight = FLOOR_RULE.weight  # the ranking stays as it was: only the decision is learned
-    cases = cases_for(rows, weight)
+    rankings = {ranking: cases_for(rows, *ranking) for ranking in RANKING_GRID}
+    ranking = decision.choose_ranking(rankings, range(len(rows)))
+    weight, sentence_weight = ranking
+    cases = rankings[ranking]
     print(f"tuning set: {sum(c.answerable for c in cases)} answerable, {sum(not c.answerable for c in cases)} "
-          f"unanswerable questions; the best passage (weight {weight}) is the right one for "
+          f"unanswerable questions; ranking chosen on it (--ranking cross-validates the choice): coverage "
+          f"{weight}, closest sentence {sentence_weight}, passage cosine {1 - weight - sentence_weight:.3f}; "
+          "the best passage is the right one for "
           + ", ".join(f"{lang} {statistics.mean(c.right_passage for c in cases if c.language == lang and c.answerable):.3f}"
                       for lang in LANGUAGES) + " of the answerable ones")
     in_use = {}
+    floor_cases = cases_for(rows, FLOOR_RULE.weight, FLOOR_RULE.sentence_weight)  # the floors rank their own way
     for language in LANGUAGES:
-        picked = [i for i, c in enumerate(cases) if c.language == language]
+        picked = [i for i, c in enumerate(floor_cases) if c.language == language]
         said = [rows[i][3].decide(FLOOR_RULE, DEFAULT_THRESHOLD)[0] is not None for i in range(len(rows))]
-        a, b, c, d = decision.outcomes(cases, said, picked)[language]
+        a, b, c, d = decision.outcomes(floor_cases, said, picked)[language]
         in_use[language] = (a / b, c / d)
     print("session 10's floors as they are (whole tuning set, not cross-validated; top-1 / refusals):")
     print("   ", _line(in_use))
-    print("cross-validated (5 folds x 5 shuffles, by question, stratified), top-1 / refusals:")
+    print("cross-validated (5 folds x 5 shuffles, by question, stratified; the ranking chosen from RANKING_GRID "
+          "and the rule fitted on the training folds), top-1 / refusals:")
     candidates = []
     for features, label in ((decision.FEATURES, "learned, 8 signals"), (WITHOUT_SENTENCES, "learned, 6 signals (no sentence cosines)")):
         for target in REFUSAL_TARGETS:
-            result = decision.cross_validate(cases, weight, target, features=features)
+            result = decision.cross_validate(rankings, target, features=features)
             print(f"  {label:42} refusals ≥ {target:.2f} on training folds:  {_line(result)}", flush=True)
             candidates.append((result, features, target, label))
     for target in REFUSAL_TARGETS[:2]:
@@ -339,7 +554,8 @@ def fit(kb: KnowledgeBase, write: bool = True) -> None:
         print("no learned candidate refuses ≥ 0.95 in every language in cross-validation: nothing written")
         return
     result, features, target, label = max(admissible, key=lambda c: (statistics.mean(t for t, _ in c[0].values()), c[2]))
-    rule = decision.fit_rule(cases, range(len(cases)), weight, target, features=features)
+    rule = decision.fit_rule(cases, range(len(cases)), weight, target, features=features,
+                             sentence_weight=sentence_weight)
     print(f"chosen: {label}, refusals ≥ {target:.2f} on the training questions (cross-validated: {_line(result)})")
     print(f"refitted on the whole tuning set: threshold {rule.threshold:.2f}, coefficients "
           + ", ".join(f"{n} {c:+.3f}" for n, c in zip(rule.features, rule.coefficients, strict=True))
@@ -398,8 +614,14 @@ def main() -> int:
     parser.add_argument("--tune", action="store_true", help="sweep session 10's floors on the tuning set")
     parser.add_argument("--fit", action="store_true", help="cross-validate and refit the learned rule on the "
                         "tuning set, write clinic/knowledge/decision_rule.json")
+    parser.add_argument("--ranking", action="store_true", help="the ranking on the tuning set: right passage "
+                        "first and in the top 3, misses by kind (--verbose lists them), other rankings, the "
+                        "cross-validated choice of its weights")
     parser.add_argument("--dry-run", action="store_true", help="with --fit: print, do not write")
     parser.add_argument("--compare", action="store_true", help="also measure session 10's floors, same run")
+    parser.add_argument("--also", type=Path, action="append", default=[], metavar="RULE_JSON",
+                        help="also measure, in the same run, the learned rule in this file (e.g. an earlier "
+                        "decision_rule.json from git show)")
     parser.add_argument("--lexical", action="store_true", help="coverage alone, without the sentence encoder")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="with --lexical")
     parser.add_argument("--verbose", action="store_true", help="list every miss")
@@ -413,6 +635,9 @@ def main() -> int:
               f"plus a draft and a retired document per language that must never answer")
         if args.fit:
             fit(kb, write=not args.dry_run)
+            return 0
+        if args.ranking:
+            ranking_report(kb, args.verbose)
             return 0
         if args.tune:
             (tune_lexical if args.lexical else tune)(kb)
@@ -428,6 +653,12 @@ def main() -> int:
         print(f"\ncoverage and sentence encoder, learned rule (clinic/knowledge/decision_rule.json: "
               f"threshold {DEFAULT_RULE.threshold:.2f}, chosen by cross-validation on the tuning set)\n")
         ok = evaluate(searcher, allowed, args.verbose)
+        for path in args.also:
+            other = decision.load_rule(path)
+            print(f"\nsame run, the learned rule of {path} (ranking: coverage {other.weight}, closest sentence "
+                  f"{other.sentence_weight}; threshold {other.threshold:.2f})\n")
+            evaluate(_with_rule(searcher, other), allowed, args.verbose)
+            searcher.rule = DEFAULT_RULE
         if args.compare:
             # The same searcher (indexes, vectors) with session 10's floors: the rule in use until now.
             print(f"\nsame run, session 10's floors (the rule in use before): {FLOOR_RULE}\n")

@@ -153,7 +153,14 @@ def test_the_committed_rule_is_what_fit_refits_from_the_tuning_set(tmp_path):
     from scripts import evaluate_knowledge
 
     kb = evaluate_knowledge.build(tmp_path)
-    cases = evaluate_knowledge.cases_for(evaluate_knowledge._tuning_signals(kb), DEFAULT_RULE.weight)
+    rows = evaluate_knowledge._tuning_signals(kb)
+    rankings = {ranking: evaluate_knowledge.cases_for(rows, *ranking) for ranking in evaluate_knowledge.RANKING_GRID}
+    # The ranking's weights are the grid's best on the tuning set …
+    ranking = decision.choose_ranking(rankings, range(len(rows)))
+    assert ranking == (DEFAULT_RULE.weight, DEFAULT_RULE.sentence_weight), \
+        "clinic/knowledge/decision_rule.json ranks with stale weights: run make evaluate-knowledge ARGS=--fit"
+    # … and the decision is what the regression refits under that ranking.
+    cases = rankings[ranking]
     refitted = decision.fit_rule(cases, range(len(cases)), DEFAULT_RULE.weight, DEFAULT_RULE.refusals,
-                                 DEFAULT_RULE.l2, DEFAULT_RULE.features)
+                                 DEFAULT_RULE.l2, DEFAULT_RULE.features, DEFAULT_RULE.sentence_weight)
     assert refitted == DEFAULT_RULE, "clinic/knowledge/decision_rule.json is stale: run make evaluate-knowledge ARGS=--fit"

@@ -1,6 +1,8 @@
 """Answer or refuse: one logistic regression over a few signals of the best passage.
 
-The search ranks the passages (``weight`` · coverage + (1 − weight) · cosine, as before) and
+The search ranks the passages by ``weight`` · coverage + ``sentence_weight`` · the closest
+sentence's cosine + the rest · the passage's cosine (the weights chosen by cross-validation on
+the tuning set: ``choose_ranking``; session 13 ranked by 0.6 · coverage + 0.4 · cosine) and
 then has to decide whether the best one answers the question. Up to session 12 that decision
 was four floors chosen on ~50 tuning questions per language; chosen on half of the tuning set,
 they did much worse on the other half (docs/measurements.md). Here the decision is the
@@ -44,9 +46,10 @@ RULE_FILE = Path(__file__).with_name("decision_rule.json")
 
 @dataclasses.dataclass(frozen=True)
 class LearnedRule:
-    """The best passage (by ``weight``) answers when ``probability`` ≥ ``threshold``."""
+    """The best passage (by ``weight`` and ``sentence_weight``) answers when ``probability`` ≥
+    ``threshold``."""
 
-    weight: float  # of coverage in the ranking score; the cosine has the rest
+    weight: float  # of coverage in the ranking score
     features: Tuple[str, ...]
     mean: Tuple[float, ...]
     scale: Tuple[float, ...]
@@ -55,6 +58,7 @@ class LearnedRule:
     threshold: float
     refusals: float = 0.96  # how it was fitted: the refusal target the threshold was set for …
     l2: float = 3.0  # … and the regression's L2 penalty (to refit it: ``fit_rule``)
+    sentence_weight: float = 0.0  # of the closest sentence's cosine in the ranking; the passage's cosine has the rest
 
     def probability(self, values: Mapping[str, float]) -> float:
         z = self.intercept + sum(c * (values[name] - m) / s for name, m, s, c
@@ -67,7 +71,8 @@ class LearnedRule:
     @classmethod
     def from_json(cls, text: str) -> "LearnedRule":
         raw = json.loads(text)
-        rule = cls(weight=float(raw["weight"]), features=tuple(raw["features"]), mean=tuple(raw["mean"]),
+        rule = cls(weight=float(raw["weight"]), sentence_weight=float(raw.get("sentence_weight", 0.0)),
+                   features=tuple(raw["features"]), mean=tuple(raw["mean"]),
                    scale=tuple(raw["scale"]), coefficients=tuple(raw["coefficients"]),
                    intercept=float(raw["intercept"]), threshold=float(raw["threshold"]),
                    refusals=float(raw["refusals"]), l2=float(raw["l2"]))
@@ -155,7 +160,7 @@ def lowest_threshold(cases: Sequence[Case], p: np.ndarray, indices: Sequence[int
 
 
 def fit_rule(cases: Sequence[Case], indices: Sequence[int], weight: float, refusals: float,
-             l2: float = 3.0, features: Tuple[str, ...] = FEATURES) -> LearnedRule:
+             l2: float = 3.0, features: Tuple[str, ...] = FEATURES, sentence_weight: float = 0.0) -> LearnedRule:
     """The rule fitted on ``cases[indices]``: the regression on those reaching the rule (label:
     the best passage is the right answer), the threshold by ``lowest_threshold``."""
     columns = [FEATURES.index(name) for name in features]
@@ -166,7 +171,7 @@ def fit_rule(cases: Sequence[Case], indices: Sequence[int], weight: float, refus
     p = probabilities(model, values)
     threshold = lowest_threshold(cases, p, indices, refusals)
     mean, scale, beta = model
-    return LearnedRule(weight=weight, features=features, mean=tuple(round(float(v), 6) for v in mean),
+    return LearnedRule(weight=weight, sentence_weight=sentence_weight, features=features, mean=tuple(round(float(v), 6) for v in mean),
                        scale=tuple(round(float(v), 6) for v in scale),
                        coefficients=tuple(round(float(v), 6) for v in beta[1:]),
                        intercept=round(float(beta[0]), 6), threshold=threshold, refusals=refusals, l2=l2)
@@ -187,17 +192,46 @@ def folds(cases: Sequence[Case], k: int, seed: int) -> List[List[int]]:
     return out
 
 
-def cross_validate(cases: Sequence[Case], weight: float, refusals: float, l2: float = 3.0, k: int = 5,
+Ranking = Tuple[float, float]  # (weight of coverage, weight of the closest sentence's cosine)
+
+
+def ranking_top1(cases: Sequence[Case], indices: Sequence[int]) -> float:
+    """Mean over languages of the share of answerable questions among ``indices`` whose best
+    passage is the right one: how good the ranking is, whatever the decision after it."""
+    hits: Dict[str, List[int]] = {}
+    for i in indices:
+        if cases[i].answerable:
+            row = hits.setdefault(cases[i].language, [0, 0])
+            row[0] += int(cases[i].right_passage)
+            row[1] += 1
+    return float(np.mean([a / b for a, b in hits.values()])) if hits else 0.0
+
+
+def choose_ranking(rankings: Mapping[Ranking, Sequence[Case]], indices: Sequence[int]) -> Ranking:
+    """The ranking (each with the tuning questions' cases under it) that puts the right
+    passage first for the most answerable questions among ``indices`` (mean over languages);
+    ties to the earlier in ``rankings``."""
+    best: Tuple[float, int, Ranking] = max((round(ranking_top1(cases, indices), 9), -order, ranking)
+                                           for order, (ranking, cases) in enumerate(rankings.items()))
+    return best[2]
+
+
+def cross_validate(rankings: Mapping[Ranking, Sequence[Case]], refusals: float, l2: float = 3.0, k: int = 5,
                    seeds: Sequence[int] = (0, 1, 2, 3, 4),
                    features: Tuple[str, ...] = FEATURES) -> Dict[str, Tuple[float, float]]:
     """Per language (top-1, refusals) on held-out folds: for each seed, each fold is decided
-    by the rule fitted (regression and threshold) on the other folds; counts pooled."""
+    by the ranking chosen (``choose_ranking``) and the rule fitted (regression and threshold)
+    on the other folds; counts pooled. ``rankings``: the cases of the same questions, in the
+    same order, under each candidate ranking (one candidate: the ranking is fixed)."""
+    first = next(iter(rankings.values()))
     totals: Dict[str, np.ndarray] = {}
     for seed in seeds:
-        for fold in folds(cases, k, seed):
+        for fold in folds(first, k, seed):
             held_out = set(fold)
-            training = [i for i in range(len(cases)) if i not in held_out]
-            rule = fit_rule(cases, training, weight, refusals, l2, features)
+            training = [i for i in range(len(first)) if i not in held_out]
+            ranking = choose_ranking(rankings, training) if len(rankings) > 1 else next(iter(rankings))
+            cases = rankings[ranking]
+            rule = fit_rule(cases, training, ranking[0], refusals, l2, features, sentence_weight=ranking[1])
             answered = [case.reaches_rule and rule.probability(dict(zip(FEATURES, case.values, strict=True)))
                         >= rule.threshold for case in cases]
             for language, counts in outcomes(cases, answered, fold).items():

@@ -12,7 +12,10 @@ matches a passage.
 Meaning: the cosine between the question and the passage (with its heading), and between the
 question and the passage's closest sentence, in the multilingual sentence encoder
 (clinic/knowledge/encoder.py; vectors computed once per approved version). The best passage is
-the one with the highest ``weight`` · coverage + (1 − weight) · cosine; whether it answers is
+the one with the highest ``weight`` · coverage + ``sentence_weight`` · closest sentence's cosine +
+the rest · the passage's cosine (weights chosen by cross-validation on the tuning set: session 13
+ranked by coverage and the passage's cosine alone, and the passage of a neighbouring sentence on
+the same topic often came first); whether it answers is
 decided by ``LearnedRule`` (clinic/knowledge/decision.py): one logistic regression over a few
 signals of that passage (coverage, cosines, their margins over the other passages, the share of
 the question's words no passage has), fitted on tests/data/knowledge/tuning.yml and chosen by
@@ -88,6 +91,7 @@ class Rule:
     combined: float = 0.45  # combined score floor
     coverage: float = 0.45  # coverage floor: the passage has the question's subject words
     similarity: float = 0.20  # cosine floor: and means something close to the question
+    sentence_weight: float = 0.0  # session 10 ranked by coverage and the passage's cosine only
 
 
 # `scripts/evaluate_knowledge.py --tune` on the tuning set (docs/measurements.md, session 10).
@@ -180,6 +184,7 @@ class Signals:
     coverage: Dict[int, float]
     cosine: Optional[np.ndarray]
     sentence_cosine: Optional[np.ndarray] = None
+    question: str = ""  # as asked (the tuning reports: scripts/evaluate_knowledge.py --ranking)
 
     def _dense(self, values: Dict[int, float]) -> np.ndarray:
         dense = np.zeros(len(self.index.passages), dtype=np.float64)
@@ -188,8 +193,12 @@ class Signals:
         return dense
 
     def combined(self, rule: AnyRule) -> np.ndarray:
+        """The ranking score of every passage: ``rule.weight`` · coverage +
+        ``rule.sentence_weight`` · its closest sentence's cosine + the rest · its cosine."""
         assert self.cosine is not None
-        return rule.weight * self._dense(self.coverage) + (1 - rule.weight) * self.cosine
+        sentence = self.sentence_cosine if self.sentence_cosine is not None else self.cosine
+        rest = 1 - rule.weight - rule.sentence_weight
+        return rule.weight * self._dense(self.coverage) + rule.sentence_weight * sentence + rest * self.cosine
 
     def features(self, best: int) -> Dict[str, float]:
         """The learned rule's signals of passage ``best`` (clinic/knowledge/decision.py).
@@ -349,7 +358,7 @@ class Searcher:
             cosine, per_sentence = vectors.all_cosines(question, [matrix, rows])
             sentence_cosine = np.full(len(index.passages), -1.0, dtype=per_sentence.dtype)
             np.maximum.at(sentence_cosine, owners, per_sentence)  # each passage's closest sentence
-        return Signals(index, query, scores, coverage, cosine, sentence_cosine)
+        return Signals(index, query, scores, coverage, cosine, sentence_cosine, question)
 
     def answer(self, question: str, language: str) -> Answer:
         signals = self.signals(question, language)
