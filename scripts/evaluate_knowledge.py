@@ -248,7 +248,13 @@ def tune(kb: KnowledgeBase) -> None:
 FLOOR_GRID = tuple(itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), [x / 100 for x in range(30, 61, 5)],
                                      (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45), (0.0, 0.15, 0.2, 0.25, 0.3)))
 REFUSAL_TARGETS = (0.95, 0.96, 0.97)
-WITHOUT_SENTENCES = tuple(f for f in decision.FEATURES if not f.startswith("sentence"))
+SESSION_13 = tuple(f for f in decision.FEATURES if f != "soft_coverage")
+WITHOUT_SENTENCES = tuple(f for f in SESSION_13 if not f.startswith("sentence"))
+# The candidate signal sets --fit cross-validates (session 14 added the soft coverage).
+CANDIDATE_FEATURES = ((SESSION_13, "learned, 8 signals"),
+                      (WITHOUT_SENTENCES, "learned, 6 signals (no sentence cosines)"),
+                      (decision.FEATURES, "learned, 9 signals (8 + soft coverage)"),
+                      (WITHOUT_SENTENCES + ("soft_coverage",), "learned, 7 signals (6 + soft coverage)"))
 
 
 # The rankings --fit and --ranking choose from by cross-validation: coverage's weight, and the
@@ -541,7 +547,7 @@ def fit(kb: KnowledgeBase, write: bool = True) -> None:
     print("cross-validated (5 folds x 5 shuffles, by question, stratified; the ranking chosen from RANKING_GRID "
           "and the rule fitted on the training folds), top-1 / refusals:")
     candidates = []
-    for features, label in ((decision.FEATURES, "learned, 8 signals"), (WITHOUT_SENTENCES, "learned, 6 signals (no sentence cosines)")):
+    for features, label in CANDIDATE_FEATURES:
         for target in REFUSAL_TARGETS:
             result = decision.cross_validate(rankings, target, features=features)
             print(f"  {label:42} refusals ≥ {target:.2f} on training folds:  {_line(result)}", flush=True)

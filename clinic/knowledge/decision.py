@@ -19,7 +19,9 @@ set's mean and spread:
 * ``unknown``: IDF-weighted share of the question's terms no passage of the language has;
 * ``coverage_margin``: its coverage minus the highest coverage of any other passage;
 * ``sentence_cosine``: the cosine of the passage's closest sentence;
-* ``sentence_margin``: that minus the closest sentence of any other passage.
+* ``sentence_margin``: that minus the closest sentence of any other passage;
+* ``soft_coverage``: coverage where a question word the passage lacks counts as much as its
+  cosine, in the sentence encoder, with the passage's closest word (session 14).
 
 Fitting (``fit``) and the threshold (``lowest_threshold``) are deterministic functions of the
 tuning set: ``scripts/evaluate_knowledge.py --fit`` refits them from
@@ -40,7 +42,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 
 FEATURES: Tuple[str, ...] = ("coverage", "cosine", "cosine_margin", "bm25_margin", "unknown",
-                             "coverage_margin", "sentence_cosine", "sentence_margin")
+                             "coverage_margin", "sentence_cosine", "sentence_margin", "soft_coverage")
 RULE_FILE = Path(__file__).with_name("decision_rule.json")
 
 

@@ -11,6 +11,11 @@ decision rule asks how close the passage's closest sentence is: clinic/knowledge
 keyed by the passage's id and its version's id: computed once when a version becomes
 searchable (approved), forgotten when it stops being searchable (superseded, retired), so
 answering a question embeds the question only.
+
+``TermVectors`` keeps the encoder's vector of single words (the index's terms: Russian lemmas,
+jieba's words, English light stems), each computed once, so the decision can ask how close
+each word of a question comes to some word of a passage ("pooch" and "dog", «стоянка» and
+«парковка»): the ``soft_coverage`` signal of clinic/knowledge/decision.py.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -134,6 +140,49 @@ class PassageVectors:
             return [matrix @ vector for matrix in matrices]
 
 
+class TermVectors:
+    """The encoder's vector of each word asked for, computed once and kept: at most ``limit``
+    words (~2 KB each), the longest kept forgotten first, so a long-running action server's
+    memory stays bounded (the 1,000 evaluation passages and the tuning questions use ~2,400)."""
+
+    def __init__(self, encoder: Encoder, limit: int = 20_000) -> None:
+        self._encoder = encoder
+        self._limit = limit
+        self._vectors: Dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def vectors(self, words: Sequence[str]) -> np.ndarray:
+        """One unit row per word, in their order; only words not kept yet are embedded."""
+        with self._lock:
+            missing = list(dict.fromkeys(w for w in words if w not in self._vectors))
+            if missing:
+                with one_blas_thread():
+                    rows = self._encoder(missing)
+                for word, row in zip(missing, rows, strict=True):
+                    self._vectors[word] = row
+                for old in list(self._vectors)[:max(0, len(self._vectors) - self._limit)]:
+                    del self._vectors[old]  # dicts keep insertion order: the oldest first
+            if not words:
+                return np.zeros((0, 512), dtype=np.float32)
+            return np.stack([self._vectors[w] if w in self._vectors else self._encoder([w])[0] for w in words])
+
+    def closeness(self, query: Sequence[str], passage: Sequence[str]) -> np.ndarray:
+        """Per word of ``query``: 1 when ``passage`` has it, else its highest cosine with a
+        word of ``passage`` (0 at worst; 0 for every word when the passage has none)."""
+        have = set(passage)
+        result = np.array([1.0 if word in have else 0.0 for word in query])
+        others = [word for word in query if word not in have]
+        words = sorted(have)
+        if others and words:
+            similarity = self.vectors(others) @ self.vectors(words).T
+            best = np.clip(similarity.max(axis=1), 0.0, 1.0)
+            result[[i for i, word in enumerate(query) if word not in have]] = best
+        return result
+
+
 @functools.lru_cache(maxsize=1)
 def _blas_threads():
     try:  # optional: scikit-learn's dependency, installed with Rasa
@@ -152,4 +201,4 @@ def one_blas_thread():
     return controller.limit(limits=1, user_api="blas") if controller is not None else contextlib.nullcontext()
 
 
-__all__: List[str] = ["Encoder", "PassageVectors", "one_blas_thread", "passage_text", "sentence_encoder"]
+__all__: List[str] = ["Encoder", "PassageVectors", "TermVectors", "one_blas_thread", "passage_text", "sentence_encoder"]

@@ -51,7 +51,7 @@ from sqlalchemy.orm import sessionmaker
 
 from clinic import phi_guard
 from clinic.knowledge.decision import LearnedRule, load_rule
-from clinic.knowledge.encoder import Encoder, PassageVectors, sentence_encoder
+from clinic.knowledge.encoder import Encoder, PassageVectors, TermVectors, sentence_encoder
 from clinic.knowledge.ingest import sentences
 from clinic.knowledge.stopwords import stopwords
 from clinic.knowledge.synonyms import SynonymError, Synonyms, default_synonyms
@@ -185,6 +185,7 @@ class Signals:
     cosine: Optional[np.ndarray]
     sentence_cosine: Optional[np.ndarray] = None
     question: str = ""  # as asked (the tuning reports: scripts/evaluate_knowledge.py --ranking)
+    term_vectors: Optional[TermVectors] = None  # for soft_coverage; None: it is the coverage
 
     def _dense(self, values: Dict[int, float]) -> np.ndarray:
         dense = np.zeros(len(self.index.passages), dtype=np.float64)
@@ -214,10 +215,23 @@ class Signals:
         top = float(bm25.max()) if len(bm25) else 0.0
         total = sum(self.index.weight(t) for t in self.query)
         unknown = sum(self.index.weight(t) for t in self.query if t not in self.index.df)
-        return {"coverage": self.coverage.get(best, 0.0), "cosine": float(self.cosine[best]),
+        coverage = self.coverage.get(best, 0.0)
+        return {"coverage": coverage, "cosine": float(self.cosine[best]),
                 "cosine_margin": margin(self.cosine), "bm25_margin": margin(bm25) / top if top > 0 else 0.0,
                 "unknown": unknown / total if total else 1.0, "coverage_margin": margin(self._dense(self.coverage)),
-                "sentence_cosine": float(sentence[best]), "sentence_margin": margin(sentence)}
+                "sentence_cosine": float(sentence[best]), "sentence_margin": margin(sentence),
+                "soft_coverage": self.soft_coverage(best) if self.term_vectors is not None else coverage}
+
+    def soft_coverage(self, best: int) -> float:
+        """Coverage where a question word the passage lacks counts as much as the encoder finds
+        it close to the passage's nearest word: "can I bring my pooch?" nearly covers a passage
+        on dogs, "do you sell hearing aids?" still lacks "sell" in the MRI passage."""
+        assert self.term_vectors is not None
+        if not self.query:
+            return 0.0
+        weights = np.array([self.index.weight(t) for t in self.query])
+        closeness = self.term_vectors.closeness(self.query, self.index.passages[best].terms)
+        return float((weights * closeness).sum() / weights.sum()) if weights.sum() > 0 else 0.0
 
     def decide(self, rule: AnyRule, threshold: float) -> Tuple[Optional[int], Optional[int], float]:
         """(the passage to answer with or None, the closest passage, its confidence): the
@@ -254,6 +268,7 @@ class Searcher:
         self.synonyms = synonyms if synonyms is not None else _clinic_synonyms()
         self._encoder_choice = encoder
         self._vectors: Optional[PassageVectors] = None
+        self._terms: Optional[TermVectors] = None
         self._lock = threading.Lock()
         self._stamp: Optional[tuple] = None
         self._indexes: Dict[str, _LanguageIndex] = {}
@@ -272,6 +287,7 @@ class Searcher:
                 self._encoder_choice = None  # logged by sentence_encoder(); coverage alone from now on
             else:
                 self._vectors = PassageVectors(encoder)
+                self._terms = TermVectors(encoder)
         return self._vectors
 
     def _current_stamp(self) -> tuple:
@@ -321,6 +337,8 @@ class Searcher:
         vectors = self._vectors
         if vectors is not None:
             vectors.warm_up()
+        if self._terms is not None:  # the passages' words, so a question embeds only its own
+            self._terms.vectors(sorted({t for index in indexes.values() for p in index.passages for t in p.terms}))
         return sum(len(index.passages) for index in indexes.values())
 
     def query_terms(self, question: str, language: str, index: "_LanguageIndex") -> List[str]:
@@ -358,7 +376,8 @@ class Searcher:
             cosine, per_sentence = vectors.all_cosines(question, [matrix, rows])
             sentence_cosine = np.full(len(index.passages), -1.0, dtype=per_sentence.dtype)
             np.maximum.at(sentence_cosine, owners, per_sentence)  # each passage's closest sentence
-        return Signals(index, query, scores, coverage, cosine, sentence_cosine, question)
+        return Signals(index, query, scores, coverage, cosine, sentence_cosine, question,
+                       self._terms if cosine is not None else None)
 
     def answer(self, question: str, language: str) -> Answer:
         signals = self.signals(question, language)
