@@ -27,6 +27,9 @@ wait_for() {  # url name pid log
 # (2 locations, 6 practitioners, 4 services), topped up to 4 weeks of free slots.
 python -m clinic.scheduling.demo_data --weeks 4 > var/logs/demo-data.log 2>&1 \
   || { echo "Could not prepare the clinic database; see var/logs/demo-data.log" >&2; exit 1; }
+# The demo documents (content/knowledge/), approved, when the clinic has no document yet.
+python -m clinic.knowledge.demo >> var/logs/demo-data.log 2>&1 \
+  || { echo "Could not add the demo documents; see var/logs/demo-data.log" >&2; exit 1; }
 # A development API key for the clinic API (shown below), with every scope; made again
 # when the scopes change.
 DEV_KEY_SCOPES="appointments:read appointments:write reports:read notifications:write portal:verify portal:links"
