@@ -35,6 +35,12 @@ other warning is shown as before (tests/test_quiet_rasa.py checks both).
 5. INFO lines libraries log on every start: pymorphy3's "Loading dictionaries from …" and
    "format: …, revision: …", alembic's "setup plugin …", "Context impl …." and "Will assume
    … DDL.". A logging filter on exactly those loggers and messages.
+6. ``Unable to fetch responses for faq/x …`` whenever the ResponseSelector picks a FAQ topic
+   with no ``utter_faq/x`` in the domain. Here that is a choice, not a mistake: such a topic
+   (faq/examinations) is answered from the clinic's approved documents
+   (actions/faq.py finds no text, data/rules/knowledge.yml searches the documents). Dropped
+   only for the ``faq/<topic>`` intents with training examples and no ``utter_faq/<topic>``
+   response in domain/.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ LOOKUP_TABLES_WITHOUT_FEATURES = (
 # The components that make 3. expected (config.yml).
 LOOKUP_READERS = ({"RegexFeaturizer"},
                   {"addons.lookup_entities.ScriptAwareRegexEntityExtractor", "RegexEntityExtractor"})
+NO_FAQ_TEXT = ("Unable to fetch responses for {} This means that there is likely an issue with the "
+               "training data.Please make sure you have added responses for this intent.")
 PLACEHOLDER_EXAMPLE = re.compile(r"zqx[a-z]+")
 # (logger, message template): 5.
 QUIET_LOG_LINES = (
@@ -111,6 +119,14 @@ def placeholder_intents(root: Path = PROJECT_ROOT) -> Set[str]:
             if lines and all(PLACEHOLDER_EXAMPLE.fullmatch(line) for line in lines)}
 
 
+def faq_topics_without_text(root: Path = PROJECT_ROOT) -> Set[str]:
+    """``faq/<topic>`` intents with training examples and no ``utter_faq/<topic>`` (6. above)."""
+    topics = {block["intent"] for data in _yaml_files(root / "data" / "nlu") for block in data.get("nlu") or []
+              if isinstance(block, dict) and str(block.get("intent", "")).startswith("faq/")}
+    texts = {name for domain in _yaml_files(root / "domain") for name in (domain.get("responses") or {})}
+    return {topic for topic in topics if f"utter_{topic}" not in texts}
+
+
 def pipeline_reads_lookup_tables(root: Path = PROJECT_ROOT) -> bool:
     config = yaml.safe_load((root / "config.yml").read_text(encoding="utf-8")) or {}
     names = {step.get("name") for step in config.get("pipeline") or [] if isinstance(step, dict)}
@@ -118,9 +134,10 @@ def pipeline_reads_lookup_tables(root: Path = PROJECT_ROOT) -> bool:
 
 
 def expected_warnings(root: Path = PROJECT_ROOT) -> List[str]:
-    """Regular expressions (matched from the start, as ``warnings`` does) of 1.-3."""
+    """Regular expressions (matched from the start, as ``warnings`` does) of 1.-3. and 6."""
     patterns = [re.escape(UNUSED_RESPONSE.format(name)) + r"\Z" for name in sorted(responses_sent_by_code(root))]
     patterns += [re.escape(FEW_EXAMPLES.format(name)) + r"\Z" for name in sorted(placeholder_intents(root))]
+    patterns += [re.escape(NO_FAQ_TEXT.format(name)) + r"\Z" for name in sorted(faq_topics_without_text(root))]
     if pipeline_reads_lookup_tables(root):
         # Rasa appends what to add to the configuration: only the first sentence is matched.
         patterns += [re.escape(ENTITY_EXAMPLES_WITHOUT_EXTRACTOR), re.escape(LOOKUP_TABLES_WITHOUT_FEATURES)]
@@ -148,7 +165,7 @@ def honour_warnoptions(options: Optional[List[str]] = None) -> None:
 
 
 def install(root: Path = PROJECT_ROOT) -> Tuple[int, int]:
-    """Install 1.-3. and 5.; returns (warning filters, logging filters) added. Call it after
+    """Install 1.-3., 5. and 6.; returns (warning filters, logging filters) added. Call it after
     Rasa configures warnings: Rasa puts ``once`` for every UserWarning in front."""
     patterns = expected_warnings(root)
     for pattern in patterns:

@@ -153,3 +153,27 @@ def test_team_entity_is_extracted_and_normalised(agent, text, team):
 @pytest.mark.model
 def test_gibberish_falls_back(agent):
     assert parse(agent, "qwxz blorp vvv")["intent"]["name"] == "nlu_fallback"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("text", [
+    "How long does an MRI take?", "how long is a colonoscopy?", "Do I have to remove my jewellery for the MRI?",
+    "Сколько длится МРТ?", "Сколько времени занимает ЭКГ?", "Нужно ли снимать украшения перед МРТ?",
+    "核磁共振检查需要多长时间？", "心电图要做多久？", "做核磁共振要摘首饰吗？",
+])
+def test_questions_about_an_examination_reach_the_documents(agent, text):
+    """faq/examinations has no curated text (domain/faq.yml), so these reach the approved
+    documents; before, they got the clinical refusal, the queue position or a wrong FAQ text."""
+    result = parse(agent, text)
+    assert result["intent"]["name"] == "faq", result["intent"]
+    selected = result["response_selector"]["faq"]["response"]
+    assert selected["intent_response_key"] == "faq/examinations", selected
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("text", [
+    "How long does a sprained wrist take to heal?", "how long does a cold last",
+    "Сколько заживает растяжение?", "感冒一般多久能好？",
+])
+def test_how_long_an_illness_lasts_stays_a_clinical_question(agent, text):
+    assert parse(agent, text)["intent"]["name"] == "clinical_question"

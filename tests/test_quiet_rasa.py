@@ -41,7 +41,8 @@ def project(tmp_path) -> Path:
             return "utter_only_a_string"
     '''))
     (tmp_path / "domain").mkdir()
-    (tmp_path / "domain" / "d.yml").write_text("forms:\n  f:\n    required_slots: [s]\n")
+    (tmp_path / "domain" / "d.yml").write_text(
+        "forms:\n  f:\n    required_slots: [s]\nresponses:\n  utter_faq/curated:\n    - text: hi\n")
     (tmp_path / "data" / "nlu").mkdir(parents=True)
     (tmp_path / "data" / "nlu" / "n.yml").write_text(textwrap.dedent('''
         nlu:
@@ -51,6 +52,12 @@ def project(tmp_path) -> Path:
         - intent: typed_by_patients
           examples: |
             - hello there
+        - intent: faq/curated
+          examples: |
+            - what are your hours
+        - intent: faq/from_documents
+          examples: |
+            - how long does an MRI take
     '''))
     (tmp_path / "config.yml").write_text(
         "pipeline:\n  - name: RegexFeaturizer\n  - name: addons.lookup_entities.ScriptAwareRegexEntityExtractor\n")
@@ -75,6 +82,7 @@ def test_expected_warnings_are_dropped(project):
         q.FEW_EXAMPLES.format("forced_by_code"),
         q.ENTITY_EXAMPLES_WITHOUT_EXTRACTOR + " To extract non-pretrained entities, add one of …",
         q.LOOKUP_TABLES_WITHOUT_FEATURES + " To make use of the features …",
+        q.NO_FAQ_TEXT.format("faq/from_documents"),
     ]
     assert shown(project, expected) == []
 
@@ -88,6 +96,8 @@ def test_every_other_warning_is_kept(project):
         "Intent 'forced_by_code' has only 0 training examples! Minimum is 2, training may fail.",
         "The intent 'forced_by_code' is not used in any story or rule.",
         "Slot auto-fill has been removed in 3.0 and replaced with a new explicit mechanism",
+        q.NO_FAQ_TEXT.format("faq/curated"),                  # has a text: the warning would be news
+        q.NO_FAQ_TEXT.format("faq/unknown_topic"),            # no training data: a typo somewhere
     ]
     assert shown(project, unexpected) == unexpected
 
@@ -108,6 +118,7 @@ def test_the_project_itself_expects_what_its_training_printed():
             "EXTERNAL_notification"} <= q.placeholder_intents(ROOT)
     assert "greet" not in q.placeholder_intents(ROOT)
     assert q.pipeline_reads_lookup_tables(ROOT)
+    assert q.faq_topics_without_text(ROOT) == {"faq/examinations"}
 
 
 def test_only_the_named_log_lines_of_the_named_loggers_are_dropped(caplog):
