@@ -18,7 +18,8 @@ ranked by coverage and the passage's cosine alone, and the passage of a neighbou
 the same topic often came first); whether it answers is
 decided by ``LearnedRule`` (clinic/knowledge/decision.py): one logistic regression over a few
 signals of that passage (coverage, cosines, their margins over the other passages, the share of
-the question's words no passage has), fitted on tests/data/knowledge/tuning.yml and chosen by
+the question's words no passage has, the soft coverage — a question word the passage lacks
+counted as close as the encoder finds it to the passage's nearest word), fitted on tests/data/knowledge/tuning.yml and chosen by
 cross-validation there (``scripts/evaluate_knowledge.py --fit``; docs/measurements.md). Below its
 threshold, "not found": never a loosely related passage. A question sharing a rare word with
 a passage ("do you sell hearing aids?" and the MRI passage) has the coverage but not the
