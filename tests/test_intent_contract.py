@@ -15,6 +15,8 @@ CONTRACT = [
     "out_of_scope",
 ]
 REQUIRED_FAQ = ["opening_hours", "location", "parking", "insurance", "documents", "preparation"]
+# Topics the clinic's approved documents answer, with no curated text on purpose (domain/faq.yml).
+FROM_DOCUMENTS = {"faq/examinations"}
 MIN_EXAMPLES = 15
 
 
@@ -51,10 +53,15 @@ def test_required_faq_topics_are_trained_and_answered(importer, examples, topic)
     assert f"utter_faq/{topic}" in importer.get_domain().responses
 
 
-def test_every_faq_topic_trained_has_an_approved_answer(importer, examples):
+def test_every_faq_topic_trained_has_an_approved_answer_or_is_answered_from_documents(importer, examples):
     responses = importer.get_domain().responses
     for key in (k for k in examples if k.startswith("faq/")):
-        assert f"utter_{key}" in responses, key
+        if key in FROM_DOCUMENTS:
+            # A curated text would answer first and the documents never would (actions/faq.py).
+            assert f"utter_{key}" not in responses, key
+            assert len(examples[key]) >= MIN_EXAMPLES
+        else:
+            assert f"utter_{key}" in responses, key
 
 
 def test_no_example_is_labelled_with_two_intents(examples):
