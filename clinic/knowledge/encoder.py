@@ -156,30 +156,28 @@ class TermVectors:
 
     def vectors(self, words: Sequence[str]) -> np.ndarray:
         """One unit row per word, in their order; only words not kept yet are embedded."""
+        if not words:
+            return np.zeros((0, 512), dtype=np.float32)
         with self._lock:
-            missing = list(dict.fromkeys(w for w in words if w not in self._vectors))
+            rows = {w: self._vectors[w] for w in words if w in self._vectors}
+            missing = [w for w in dict.fromkeys(words) if w not in rows]
             if missing:
                 with one_blas_thread():
-                    rows = self._encoder(missing)
-                for word, row in zip(missing, rows, strict=True):
-                    self._vectors[word] = row
+                    rows.update(zip(missing, self._encoder(missing), strict=True))
+                self._vectors.update((w, rows[w]) for w in missing)
                 for old in list(self._vectors)[:max(0, len(self._vectors) - self._limit)]:
                     del self._vectors[old]  # dicts keep insertion order: the oldest first
-            if not words:
-                return np.zeros((0, 512), dtype=np.float32)
-            return np.stack([self._vectors[w] if w in self._vectors else self._encoder([w])[0] for w in words])
+        return np.stack([rows[w] for w in words])
 
     def closeness(self, query: Sequence[str], passage: Sequence[str]) -> np.ndarray:
         """Per word of ``query``: 1 when ``passage`` has it, else its highest cosine with a
         word of ``passage`` (0 at worst; 0 for every word when the passage has none)."""
         have = set(passage)
         result = np.array([1.0 if word in have else 0.0 for word in query])
-        others = [word for word in query if word not in have]
-        words = sorted(have)
-        if others and words:
-            similarity = self.vectors(others) @ self.vectors(words).T
-            best = np.clip(similarity.max(axis=1), 0.0, 1.0)
-            result[[i for i, word in enumerate(query) if word not in have]] = best
+        lacking = [i for i, word in enumerate(query) if word not in have]
+        if lacking and have:
+            similarity = self.vectors([query[i] for i in lacking]) @ self.vectors(sorted(have)).T
+            result[lacking] = np.clip(similarity.max(axis=1), 0.0, 1.0)
         return result
 
 
