@@ -248,13 +248,17 @@ def tune(kb: KnowledgeBase) -> None:
 FLOOR_GRID = tuple(itertools.product((0.3, 0.4, 0.5, 0.6, 0.7), [x / 100 for x in range(30, 61, 5)],
                                      (0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45), (0.0, 0.15, 0.2, 0.25, 0.3)))
 REFUSAL_TARGETS = (0.95, 0.96, 0.97)
-SESSION_13 = tuple(f for f in decision.FEATURES if f != "soft_coverage")
+SESSION_14 = ("soft_coverage", "money_unstated")
+SESSION_13 = tuple(f for f in decision.FEATURES if f not in SESSION_14)
 WITHOUT_SENTENCES = tuple(f for f in SESSION_13 if not f.startswith("sentence"))
-# The candidate signal sets --fit cross-validates (session 14 added the soft coverage).
+# The candidate signal sets --fit cross-validates (session 14 added the soft coverage and the
+# money signal).
 CANDIDATE_FEATURES = ((SESSION_13, "learned, 8 signals"),
                       (WITHOUT_SENTENCES, "learned, 6 signals (no sentence cosines)"),
-                      (decision.FEATURES, "learned, 9 signals (8 + soft coverage)"),
-                      (WITHOUT_SENTENCES + ("soft_coverage",), "learned, 7 signals (6 + soft coverage)"))
+                      (SESSION_13 + ("soft_coverage",), "learned, 9 signals (8 + soft coverage)"),
+                      (WITHOUT_SENTENCES + ("soft_coverage",), "learned, 7 signals (6 + soft coverage)"),
+                      (SESSION_13 + SESSION_14, "learned, 10 signals (8 + soft coverage + money)"),
+                      (WITHOUT_SENTENCES + SESSION_14, "learned, 8 signals (6 + soft coverage + money)"))
 
 
 # The rankings --fit and --ranking choose from by cross-validation: coverage's weight, and the

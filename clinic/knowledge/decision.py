@@ -21,7 +21,9 @@ set's mean and spread:
 * ``sentence_cosine``: the cosine of the passage's closest sentence;
 * ``sentence_margin``: that minus the closest sentence of any other passage;
 * ``soft_coverage``: coverage where a question word the passage lacks counts as much as its
-  cosine, in the sentence encoder, with the passage's closest word (session 14).
+  cosine, in the sentence encoder, with the passage's closest word (session 14);
+* ``money_unstated``: 1 when the question asks about money (a price, a sale, paying) and the
+  passage says nothing of it (clinic/knowledge/money.py), else 0.
 
 Fitting (``fit``) and the threshold (``lowest_threshold``) are deterministic functions of the
 tuning set: ``scripts/evaluate_knowledge.py --fit`` refits them from
@@ -42,7 +44,8 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 
 FEATURES: Tuple[str, ...] = ("coverage", "cosine", "cosine_margin", "bm25_margin", "unknown",
-                             "coverage_margin", "sentence_cosine", "sentence_margin", "soft_coverage")
+                             "coverage_margin", "sentence_cosine", "sentence_margin", "soft_coverage",
+                             "money_unstated")
 RULE_FILE = Path(__file__).with_name("decision_rule.json")
 
 

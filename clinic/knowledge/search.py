@@ -54,6 +54,7 @@ from clinic import phi_guard
 from clinic.knowledge.decision import LearnedRule, load_rule
 from clinic.knowledge.encoder import Encoder, PassageVectors, TermVectors, sentence_encoder
 from clinic.knowledge.ingest import sentences
+from clinic.knowledge.money import money_unstated
 from clinic.knowledge.stopwords import stopwords
 from clinic.knowledge.synonyms import SynonymError, Synonyms, default_synonyms
 from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgePassageRow, KnowledgeVersionRow
@@ -217,11 +218,13 @@ class Signals:
         total = sum(self.index.weight(t) for t in self.query)
         unknown = sum(self.index.weight(t) for t in self.query if t not in self.index.df)
         coverage = self.coverage.get(best, 0.0)
+        passage = self.index.passages[best]
         return {"coverage": coverage, "cosine": float(self.cosine[best]),
                 "cosine_margin": margin(self.cosine), "bm25_margin": margin(bm25) / top if top > 0 else 0.0,
                 "unknown": unknown / total if total else 1.0, "coverage_margin": margin(self._dense(self.coverage)),
                 "sentence_cosine": float(sentence[best]), "sentence_margin": margin(sentence),
-                "soft_coverage": self.soft_coverage(best) if self.term_vectors is not None else coverage}
+                "soft_coverage": self.soft_coverage(best) if self.term_vectors is not None else coverage,
+                "money_unstated": float(money_unstated(self.question, passage.text, passage.language))}
 
     def soft_coverage(self, best: int) -> float:
         """Coverage where a question word the passage lacks counts as much as the encoder finds
