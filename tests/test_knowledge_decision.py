@@ -164,3 +164,27 @@ def test_the_committed_rule_is_what_fit_refits_from_the_tuning_set(tmp_path):
     refitted = decision.fit_rule(cases, range(len(cases)), DEFAULT_RULE.weight, DEFAULT_RULE.refusals,
                                  DEFAULT_RULE.l2, DEFAULT_RULE.features, DEFAULT_RULE.sentence_weight)
     assert refitted == DEFAULT_RULE, "clinic/knowledge/decision_rule.json is stale: run make evaluate-knowledge ARGS=--fit"
+
+
+def test_no_evaluation_question_is_among_the_tuning_questions():
+    # The rule is chosen on tuning.yml and measured on questions.<lang>.yml: a question in both
+    # would be measured on what it was fitted to. Compared without case, spaces or punctuation.
+    import re
+    import unicodedata
+    from pathlib import Path
+
+    import yaml
+
+    def normal(text: str) -> str:
+        return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).casefold().replace("ё", "е"))
+
+    def questions(entries: list) -> set:
+        return {normal(entry[0] if isinstance(entry, list) else entry) for entry in entries}
+
+    data = Path(__file__).parent / "data" / "knowledge"
+    tuning = yaml.safe_load((data / "tuning.yml").read_text(encoding="utf-8"))
+    for language in ("en", "ru", "zh"):
+        evaluation = yaml.safe_load((data / f"questions.{language}.yml").read_text(encoding="utf-8"))
+        both = questions(tuning[language]["answerable"] + tuning[language]["unanswerable"]) & \
+            questions(evaluation["answerable"] + evaluation["unanswerable"])
+        assert not both, f"{language}: evaluation questions in the tuning set: {sorted(both)}"
