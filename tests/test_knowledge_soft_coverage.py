@@ -127,7 +127,7 @@ def test_the_real_encoder_finds_a_patients_words_close_to_the_documents(tmp_path
     with fresh_knowledge_base(tmp_path) as knowledge:
         load_approved(knowledge)
         searcher = Searcher(knowledge.sessions)
-        for question, language in (("Is there a place to leave my car?", "en"), ("哪里可以停车?", "zh")):
+        for question, language in (("Is there a place to leave my car?", "en"), ("车放在哪儿?", "zh")):
             signals = searcher.signals(question, language)
             features = signals.features(_best(signals))
             assert features["soft_coverage"] > features["coverage"] + 0.15, (question, features)
