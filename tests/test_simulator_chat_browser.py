@@ -254,3 +254,34 @@ async def test_chat_page_in_chromium(tmp_path: Path) -> None:
         if browser is not None:
             await browser.close()
         await bot.stop()
+
+
+@pytest.mark.asyncio
+async def test_a_user_that_is_not_a_number_gets_the_patient_form_not_a_json_error() -> None:
+    # ?user=alice: found by a newcomer; the page used to show "Unexpected non-whitespace
+    # character after JSON at position 3" and an empty chat.
+    bot = FakeBot()
+    await bot.start()
+    browser = None
+    try:
+        async with running_simulator(webhook_url=bot.url, delivered_delay=0.05) as sim:
+            async with playwright_api.async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                page = await browser.new_page(viewport={"width": 420, "height": 860})
+                page.set_default_timeout(8000)
+                await page.goto(f"{sim.url}/?user=alice")
+                await page.wait_for_selector("body[data-ready='invalid-user']", state="attached")
+                notice = await page.text_content(".notice.error")
+                assert "“alice” is not a WhatsApp number" in notice and "JSON" not in notice
+                assert await page.is_visible("#user-panel")
+                assert await page.is_disabled("#input") and await page.is_disabled("#send")
+                # choosing a patient from the panel opens their chat
+                await page.fill("#user-wa", "+44 7700 900123")
+                await page.click("#user-form button[type='submit'], #user-form button")
+                await page.wait_for_selector("body[data-ready='1']", state="attached")
+                assert "user=447700900123" in page.url
+                assert await page.is_enabled("#input")
+    finally:
+        if browser is not None:
+            await browser.close()
+        await bot.stop()

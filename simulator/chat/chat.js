@@ -155,8 +155,11 @@
       options.body = JSON.stringify(body);
     }
     return fetch(path, options).then(function (resp) {
-      return resp.json().then(function (data) {
-        if (!resp.ok) throw new Error(data && data.error ? data.error : "HTTP " + resp.status);
+      // An error page is not always JSON (a proxy's, a 404): say what failed, never "Unexpected
+      // non-whitespace character after JSON".
+      return resp.json().catch(function () { return null; }).then(function (data) {
+        if (!resp.ok) throw new Error(data && data.error ? data.error : "HTTP " + resp.status + " from " + path);
+        if (data === null) throw new Error("The simulator sent an answer that is not JSON (" + path + ")");
         return data;
       });
     });
@@ -650,7 +653,7 @@
     list.replaceChildren();
     var patients = [{ wa_id: state.config.default_user_wa_id, name: state.config.default_user_name }]
       .concat(EXTRA_PATIENTS);
-    if (!patients.some(function (p) { return p.wa_id === state.user; })) {
+    if (state.user && !patients.some(function (p) { return p.wa_id === state.user; })) {
       patients.unshift({ wa_id: state.user, name: state.name });
     }
     patients.forEach(function (p) {
@@ -763,7 +766,8 @@
 
   api("GET", "/_sim/config").then(function (config) {
     state.config = config;
-    state.user = (params.get("user") || config.default_user_wa_id).replace(/\D/g, "");
+    var asked = params.get("user");
+    state.user = (asked || config.default_user_wa_id).replace(/\D/g, "");
     state.name = params.get("name") || (state.user === config.default_user_wa_id
       ? config.default_user_name : "Patient " + state.user.slice(-4));
     document.title = config.business_name + " · WhatsApp simulator";
@@ -772,6 +776,22 @@
       .join("").slice(0, 2).toUpperCase();
     $("avatar").textContent = initials;
     state.username = params.get("username") || "";
+    if (state.user.length < 7 || state.user.length > 15) {
+      // ?user=alice: a WhatsApp id is the phone number's digits. Say so and offer the form
+      // instead of opening a chat no number can have.
+      state.user = "";
+      state.name = "";
+      buildUserPanel();
+      $("user-current").textContent = "No patient chosen yet.";
+      $("user-panel").hidden = false;
+      $("user-wa").focus();
+      showError("“" + asked + "” is not a WhatsApp number: use 7 to 15 digits (e.g. " +
+        config.default_user_wa_id + ") in ?user=, or choose a patient below.");
+      $("input").disabled = true;
+      $("send").disabled = true;
+      document.body.dataset.ready = "invalid-user";
+      return null;
+    }
     buildUserPanel();
     return startUser().then(connect);
   }).catch(showError);
