@@ -19,8 +19,9 @@ the same topic often came first); whether it answers is
 decided by ``LearnedRule`` (clinic/knowledge/decision.py): one logistic regression over a few
 signals of that passage (coverage, cosines, their margins over the other passages, the share of
 the question's words no passage has, the soft coverage — a question word the passage lacks
-counted as close as the encoder finds it to the passage's nearest word), fitted on tests/data/knowledge/tuning.yml and chosen by
-cross-validation there (``scripts/evaluate_knowledge.py --fit``; docs/measurements.md). Below its
+counted as close as the encoder finds it to the passage's nearest word — and whether the
+question asks about money the passage says nothing of: clinic/knowledge/money.py), fitted on
+tests/data/knowledge/tuning.yml, the signals chosen by cross-validation there (``scripts/evaluate_knowledge.py --fit``; docs/measurements.md). Below its
 threshold, "not found": never a loosely related passage. A question sharing a rare word with
 a passage ("do you sell hearing aids?" and the MRI passage) has the coverage but not the
 meaning, and is refused. ``Rule`` (four floors, session 10) is the decision it replaced, kept
