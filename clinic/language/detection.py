@@ -21,6 +21,8 @@ import unicodedata
 from typing import Dict, List, Optional, Sequence
 
 from clinic.language.catalogue import Catalogue, default_catalogue
+from clinic.language.latin_russian import reads_as_russian
+from clinic.language.pinyin import hanzi_reading
 from clinic.redaction import PLACEHOLDER_RE
 
 # Which lingua languages are written in which script (for the recognised ones).
@@ -43,6 +45,13 @@ UNSUPPORTED_MIN_WORDS = 3
 # ones are taken for English.
 CLEAR_LEAD_FLOOR = 0.3
 CLEAR_LEAD = 2.0
+# Another language is also sure with a clear lead — "Hallo, ich brauche einen Termin" is German
+# 0.69, Dutch 0.07, and used to get the English welcome — unless the message reads as Russian in
+# Latin letters or as pinyin, which the detector takes for Polish or Swahili with as clear a
+# lead (at 0.85 too: "kakie dokumenty vzyat" is Polish 0.9). On the NLU data none of the 3,042
+# examples in Latin letters (587 Russian, 312 pinyin) is then called unsupported.
+UNSUPPORTED_LEAD_FLOOR = 0.5
+UNSUPPORTED_LEAD = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,10 +148,19 @@ def _by_model(text: str, script: str, letters: int, words: int, catalogue: Catal
         sure = confidence >= SURE_SUPPORTED or (
             confidence >= CLEAR_LEAD_FLOOR and confidence >= CLEAR_LEAD * runner_up)
         return Detection(supported[top], strong=strong and sure)
-    if confidence >= SURE_UNSUPPORTED and words >= UNSUPPORTED_MIN_WORDS:
+    sure_other = confidence >= SURE_UNSUPPORTED or (
+        confidence >= UNSUPPORTED_LEAD_FLOOR and confidence >= UNSUPPORTED_LEAD * runner_up)
+    if words >= UNSUPPORTED_MIN_WORDS and sure_other and not _reads_as_ours(text, catalogue):
         return Detection(unsupported=top)
     # Not sure it is another language: it may be our language typed oddly (transliteration).
     return Detection(only, strong=False)
+
+
+def _reads_as_ours(text: str, catalogue: Catalogue) -> bool:
+    """Latin letters that read as Russian words or as pinyin, when the clinic speaks them."""
+    if catalogue.supports("ru") and reads_as_russian(text):
+        return True
+    return catalogue.supports("zh") and hanzi_reading(text) is not None
 
 
 def _candidates(script: str, catalogue: Catalogue) -> tuple:

@@ -49,6 +49,11 @@ def segment_chinese(text: str) -> List[str]:
     return [w for w in jieba_tokenizer().cut(text, HMM=True) if w.strip()]
 
 
+def russian_word_is_known(word: str) -> bool:
+    """Whether pymorphy3's dictionary has ``word`` (any form), not a guess of its predictor."""
+    return bool(_morph().word_is_known(word.lower().replace("ё", "е")))
+
+
 @functools.lru_cache(maxsize=100_000)
 def english_stem(word: str) -> str:
     """A light, predictable suffix strip ("visits" → "visit", "parking" → "park"), so a
