@@ -6,6 +6,7 @@ number, a conversation id or text."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -87,10 +88,16 @@ async def test_the_gateway_serves_prometheus_metrics_without_patient_data(tmp_pa
             async with sim.session.post(gateway.url + PATH, data=body,
                                         headers={signature.HEADER: "sha256=" + "0" * 64}) as response:
                 assert response.status in (401, 403)
-            async with sim.session.get(gateway.url + "/metrics") as response:
-                assert response.status == 200
-                assert response.headers["Content-Type"] == CONTENT_TYPE
-                text = await response.text()
+            # A turn is counted once it is marked processed, just after its reply is queued:
+            # read the metrics until both turns are in (or 10 s pass, and the asserts say so).
+            for _ in range(100):
+                async with sim.session.get(gateway.url + "/metrics") as response:
+                    assert response.status == 200
+                    assert response.headers["Content-Type"] == CONTENT_TYPE
+                    text = await response.text()
+                if samples(text).get(("whatsapp_turns_total", (("result", "processed"),)), 0) >= 2:
+                    break
+                await asyncio.sleep(0.1)
         finally:
             await gateway.stop()
     await rasa_runner.cleanup()
