@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from clinic.knowledge.money import mentions_money, money_unstated
+from clinic.language.tokens import terms
 
 
 @pytest.mark.parametrize("text, language", [
@@ -30,11 +31,11 @@ def test_other_questions_are_not_about_money(text, language):
 
 
 def test_the_signal_fires_only_when_the_passage_is_silent_on_money():
-    priced = "Interpreters for Russian and Chinese are available free of charge."
-    silent = "An MRI examination takes 20 to 45 minutes."
+    priced = terms("Interpreters for Russian and Chinese are available free of charge.")
+    silent = terms("An MRI examination takes 20 to 45 minutes.")
     assert money_unstated("Do I have to pay for an interpreter?", silent, "en")
     assert not money_unstated("Do I have to pay for an interpreter?", priced, "en")
     assert not money_unstated("How long does an MRI take?", silent, "en")
-    assert money_unstated("Сколько стоит МРТ?", "МРТ длится от 20 до 45 минут.", "ru")
-    assert not money_unstated("翻译要收费吗？", "俄语和中文翻译免费提供。", "zh")
-    assert not money_unstated("How much is it?", "Anything.", "fr")  # a language without a list: never
+    assert money_unstated("Сколько стоит МРТ?", terms("МРТ длится от 20 до 45 минут."), "ru")
+    assert not money_unstated("翻译要收费吗？", terms("俄语和中文翻译免费提供。"), "zh")
+    assert not money_unstated("How much is it?", terms("Anything."), "fr")  # a language without a list: never

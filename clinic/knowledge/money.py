@@ -13,7 +13,7 @@ Russian lemmas, jieba words), as the search compares everything.
 from __future__ import annotations
 
 import functools
-from typing import FrozenSet
+from typing import FrozenSet, Iterable
 
 from clinic.language.tokens import terms
 
@@ -38,6 +38,7 @@ def mentions_money(text: str, language: str) -> bool:
     return bool(words) and not words.isdisjoint(terms(text))
 
 
-def money_unstated(question: str, passage: str, language: str) -> bool:
-    """The question is about money and the passage says nothing of it."""
-    return mentions_money(question, language) and not mentions_money(passage, language)
+def money_unstated(question: str, passage_terms: Iterable[str], language: str) -> bool:
+    """The question is about money and the passage (its terms, as the index holds them: the
+    search does not split a passage's text again for every question) says nothing of it."""
+    return mentions_money(question, language) and money_terms(language).isdisjoint(passage_terms)

@@ -225,7 +225,7 @@ class Signals:
                 "unknown": unknown / total if total else 1.0, "coverage_margin": margin(self._dense(self.coverage)),
                 "sentence_cosine": float(sentence[best]), "sentence_margin": margin(sentence),
                 "soft_coverage": self.soft_coverage(best) if self.term_vectors is not None else coverage,
-                "money_unstated": float(money_unstated(self.question, passage.text, passage.language))}
+                "money_unstated": float(money_unstated(self.question, passage.terms, passage.language))}
 
     def soft_coverage(self, best: int) -> float:
         """Coverage where a question word the passage lacks counts as much as the encoder finds
