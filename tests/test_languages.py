@@ -168,13 +168,11 @@ def test_russian_in_latin_letters_and_pinyin_are_never_another_language(text):
     assert detect(text).unsupported is None
 
 
-def test_no_training_example_in_latin_letters_is_taken_for_a_language_we_do_not_speak():
-    # Every English example, and every Russian or Chinese one typed in Latin letters
-    # (transliteration, pinyin), of the NLU data.
+def test_no_training_example_is_taken_for_a_language_we_do_not_speak():
+    # Every example of the NLU data: Russian in Cyrillic (which the detector may rank as
+    # Bulgarian) and in Latin letters (Polish), pinyin (Swahili), English.
     import glob
 
-    latin = re.compile(r"[A-Za-z]")
-    other_script = re.compile(r"[\u0400-\u04ff\u4e00-\u9fff]")
     annotation = re.compile(r"\[([^\]]+)\](?:\([^)]+\)|\{[^}]+\})")
     flagged = []
     root = Path(__file__).resolve().parent.parent
@@ -183,7 +181,7 @@ def test_no_training_example_in_latin_letters_is_taken_for_a_language_we_do_not_
         for item in data.get("nlu", []):
             for line in (item.get("examples") or "").splitlines():
                 text = annotation.sub(r"\1", line.strip()[2:]) if line.strip().startswith("- ") else ""
-                if latin.search(text) and not other_script.search(text) and detect(text).unsupported:
+                if text and detect(text).unsupported:
                     flagged.append((Path(path).parent.name, text, detect(text).unsupported))
     assert not flagged, flagged[:10]
 

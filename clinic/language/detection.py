@@ -48,10 +48,14 @@ CLEAR_LEAD = 2.0
 # Another language is also sure with a clear lead — "Hallo, ich brauche einen Termin" is German
 # 0.69, Dutch 0.07, and used to get the English welcome — unless the message reads as Russian in
 # Latin letters or as pinyin, which the detector takes for Polish or Swahili with as clear a
-# lead (at 0.85 too: "kakie dokumenty vzyat" is Polish 0.9). On the NLU data none of the 3,042
-# examples in Latin letters (587 Russian, 312 pinyin) is then called unsupported.
+# lead (at 0.85 too: "kakie dokumenty vzyat" is Polish 0.9). On the NLU data none of the 8,816
+# examples (3,042 in Latin letters: 587 Russian, 312 pinyin) is then called unsupported.
 UNSUPPORTED_LEAD_FLOOR = 0.5
 UNSUPPORTED_LEAD = 5.0
+# ... and ten times the supported language's own confidence: «посоветуй сериал на нетфликсе» is
+# Bulgarian 0.72, Russian 0.13 — a Russian patient, not a Bulgarian one (German 0.69 above has
+# English at 0.05).
+UNSUPPORTED_LEAD_OVER_OURS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,8 +152,10 @@ def _by_model(text: str, script: str, letters: int, words: int, catalogue: Catal
         sure = confidence >= SURE_SUPPORTED or (
             confidence >= CLEAR_LEAD_FLOOR and confidence >= CLEAR_LEAD * runner_up)
         return Detection(supported[top], strong=strong and sure)
+    ours = max((value for name, value in ranking if name in supported), default=0.0)
     sure_other = confidence >= SURE_UNSUPPORTED or (
-        confidence >= UNSUPPORTED_LEAD_FLOOR and confidence >= UNSUPPORTED_LEAD * runner_up)
+        confidence >= UNSUPPORTED_LEAD_FLOOR and confidence >= UNSUPPORTED_LEAD * runner_up
+        and confidence >= UNSUPPORTED_LEAD_OVER_OURS * ours)
     if words >= UNSUPPORTED_MIN_WORDS and sure_other and not _reads_as_ours(text, catalogue):
         return Detection(unsupported=top)
     # Not sure it is another language: it may be our language typed oddly (transliteration).
