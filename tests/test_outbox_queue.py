@@ -183,24 +183,22 @@ async def test_a_queued_template_falls_back_to_its_default_language_once(world, 
 
 @pytest.mark.asyncio
 async def test_one_limit_holds_whoever_queues_and_whatever_turns_run(world, graph):
-    """Staff replies, reminders, a survey round, a broadcast and live turns at once, through
-    one outbox at 20 messages/s: never more than 20 in any second at the Graph API, every
-    message exactly once, and the patient who is waiting is answered before the backlog."""
+    """Staff replies, reminders, a survey round and a broadcast queued, then live turns while
+    they drain, through one outbox at 20 messages/s: never more than 20 in any second at the
+    Graph API, every message exactly once, and the patient who is waiting is answered before
+    the backlog. (Ordered, not timed: how long queueing takes depends on the machine.)"""
     store, outbox = world
     box = outbox(rate=20)
-    box.start_draining(poll_seconds=0.05)
     queues = {priority: OutboxQueue(store, priority, wait=False)
               for priority in (PRIORITY_BROADCAST, PRIORITY_SURVEY, PRIORITY_REMINDER, PRIORITY_STAFF_REPLY)}
-    started = time.monotonic()
+    await asyncio.gather(*(queues[PRIORITY_BROADCAST].send(c, Text("tip"), "bcast:9") for c in CONVERSATIONS[:30]))
+    await asyncio.gather(*(queues[PRIORITY_SURVEY].send(c, Text("rate us"), "survey:9") for c in CONVERSATIONS[30:]))
+    await asyncio.gather(*(queues[PRIORITY_REMINDER].send(c, Text("reminder"), "text") for c in CONVERSATIONS[:10]),
+                         *(queues[PRIORITY_STAFF_REPLY].send(c, Text("staff"), "staff_reply")
+                           for c in CONVERSATIONS[10:15]))
+    box.start_draining(poll_seconds=0.05)
     try:
-        await asyncio.gather(*(queues[PRIORITY_BROADCAST].send(c, Text("tip"), "bcast:9") for c in CONVERSATIONS[:30]))
-        await asyncio.gather(*(queues[PRIORITY_SURVEY].send(c, Text("rate us"), "survey:9") for c in CONVERSATIONS[30:]))
-        await asyncio.gather(*(queues[PRIORITY_REMINDER].send(c, Text("reminder"), "text") for c in CONVERSATIONS[:10]),
-                             *(queues[PRIORITY_STAFF_REPLY].send(c, Text("staff"), "staff_reply")
-                               for c in CONVERSATIONS[10:15]))
-        turn = asyncio.ensure_future(box.deliver_turn("c39", "wamid.TURN", [(Text("answer"), "text")]))
-        await turn
-        answered = time.monotonic() - started
+        await box.deliver_turn("c39", "wamid.TURN", [(Text("answer"), "text")])
         for _ in range(200):
             if len(to(graph)) >= 56:
                 break
@@ -209,10 +207,13 @@ async def test_one_limit_holds_whoever_queues_and_whatever_turns_run(world, grap
     finally:
         await box.stop()
     sent = to(graph)
-    assert len(sent) == 56 and len(set(zip(sent, [m.get("text", {}).get("body") for m in graph.received], strict=True))) == 56
+    bodies = [m.get("text", {}).get("body") for m in graph.received]
+    assert len(sent) == 56 and len(set(zip(sent, bodies, strict=True))) == 56
     arrivals = sorted(graph.received.arrivals)
     assert max(sum(1 for t in arrivals[i:] if t - start < 1.0) for i, start in enumerate(arrivals)) <= 20
-    assert answered < 2.0  # not behind the 50 queued messages (2.5 s at 20/s)
+    # Queued behind the 55 it would be last; ahead of them it follows at most the 8 sends the
+    # drainer has in flight and what leaves while its own reply is recorded.
+    assert bodies.index("answer") < 28 and bodies.count("tip") == 30
     assert all(row.state == "sent" for row in store.outbound())
 
 
