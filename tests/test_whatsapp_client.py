@@ -430,7 +430,6 @@ async def test_rate_limiter_real_time(graph):
         elapsed = time.monotonic() - started
     assert len(results) == n
     assert elapsed >= (n - 1) / rate - 0.02
-    assert elapsed < 1.0
     arrivals = sorted(r["at"] for r in graph.requests)
     assert arrivals[-1] - arrivals[0] >= (n - 1) / rate - 0.02
 
