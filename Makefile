@@ -1,6 +1,6 @@
 # The everyday commands. Each one sets up .venv (Python 3.10) on first use.
 SHELL := /bin/bash
-.PHONY: run shell test train validate evaluate evaluate-knowledge benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast benchmark-cluster report purge backup restore copy-to-postgres image lint clean
+.PHONY: run shell test train validate evaluate evaluate-knowledge evaluate-routing benchmark benchmark-whatsapp benchmark-turn benchmark-scheduling benchmark-reminders benchmark-broadcast benchmark-cluster report purge backup restore copy-to-postgres image lint clean
 
 run:        ## Run the assistant + WhatsApp simulator; chat in the browser (trains first if needed)
 	@bash scripts/run.sh
@@ -22,6 +22,9 @@ evaluate:   ## NLU per language (en/ru/zh) and overall: 5-fold CV + 20% held-out
 
 evaluate-knowledge:  ## Answers from the clinic's documents per language: top-1, refusals, unapproved answers, p95 latency on 1,000 passages (ARGS=--fit|--ranking|--compare|--also RULE_JSON|--verbose|--tune)
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_knowledge.py $(ARGS)
+
+evaluate-routing:  ## Document questions the NLU takes for a curated FAQ topic: how many now get the right passage, and FAQ examples that would leave their text (needs models/assistant.tar.gz; ARGS=--verbose)
+	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/evaluate_routing.py $(ARGS)
 
 benchmark:  ## Time a cold `rasa train` and print the model size
 	@bash scripts/bootstrap.sh && . scripts/env.sh && python scripts/benchmark_train.py

@@ -3,15 +3,27 @@
 The answer itself is Rasa's retrieval response ``utter_faq`` (texts in domain/faq.yml);
 this action only sets ``faq_answer`` to ``approved`` or ``unknown`` and the rules in
 data/rules/faq.yml pick the reply, so designers see both paths in the rules.
+
+An approved text the NLU chose still yields to the clinic's documents when an approved
+passage answers the question and the text does not (clinic/knowledge/curated.py): the
+slot is then ``unknown`` and data/rules/knowledge.yml answers from the documents.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+
+from actions.language import language_of
+from actions.services import get_services
+from clinic.language.responses import select_variation
+
+logger = logging.getLogger(__name__)
 
 # Below this ResponseSelector confidence we say "I don't know" rather than risk giving the
 # answer to a different question.
@@ -25,8 +37,30 @@ class ActionCheckFaqAnswer(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[EventType]:
-        found = approved_answer(tracker.latest_message, domain) is not None
-        return [SlotSet("faq_answer", "approved" if found else "unknown")]
+        response = approved_answer(tracker.latest_message, domain)
+        if response is not None and await documents_answer_better(tracker, domain, response):
+            response = None
+        return [SlotSet("faq_answer", "approved" if response is not None else "unknown")]
+
+
+async def documents_answer_better(tracker: Tracker, domain: Dict[Text, Any], response: str) -> bool:
+    """Whether an approved document passage answers the patient's question better than the
+    curated ``response`` would, in the conversation's language. Any doubt keeps the curated
+    text: no question text, no document search, or a search that fails."""
+    question = ((tracker.latest_message or {}).get("text") or "").strip()
+    if not question or question.startswith("/"):
+        return False  # a button's payload names the topic: the curated text it asked for
+    documents = get_services().documents
+    variation = select_variation(domain["responses"][response], tracker.current_slot_values())
+    if documents is None or variation is None or not variation.get("text"):
+        return False
+    try:
+        return await asyncio.to_thread(documents.answers_better_than, question, language_of(tracker),
+                                       variation["text"])
+    except Exception as error:  # noqa: BLE001 - the curated answer still goes out
+        # The error's class only: a message from deep inside could quote the question.
+        logger.error("Document search failed (%s); keeping the curated answer", type(error).__name__)
+        return False
 
 
 def approved_answer(parse_data: Dict[Text, Any], domain: Dict[Text, Any]) -> Optional[str]:

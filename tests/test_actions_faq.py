@@ -1,10 +1,13 @@
-"""action_check_faq_answer: approved texts only, honest "unknown" otherwise."""
+"""action_check_faq_answer: approved texts only, honest "unknown" otherwise; a curated text
+yields to an approved document passage that answers the question when it does not."""
 
 import pytest
 from rasa_sdk.events import SlotSet
 
 from actions.faq import MIN_ANSWER_CONFIDENCE, ActionCheckFaqAnswer
+from actions.knowledge import ActionAnswerFromDocuments
 from tests.conftest import SESSION_START, make_tracker, user_event
+from tests.test_actions_knowledge import approve
 
 
 async def run(dispatcher, domain, **event):
@@ -46,3 +49,82 @@ def test_every_approved_text_names_its_source(domain):
         for variation in variations:
             assert variation["metadata"]["source"], name
             assert variation["metadata"]["approved_on"], name
+
+
+# ── the curated text yields to an approved document passage that answers the question ──────
+
+
+async def check(dispatcher, domain, question: str, key: str, language: str, confidence: float = 0.92):
+    tracker = make_tracker([SESSION_START, user_event("faq", question, response_key=key, confidence=confidence)],
+                           slots={"language": language})
+    return await ActionCheckFaqAnswer().run(dispatcher, tracker, domain)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("question, key, language, document", [
+    # The NLU took them for "what to bring" / "preparing for your visit"; the documents answer them.
+    ("Can I bring food for a patient?", "faq/documents", "en", "visiting-policy"),
+    ("Can I eat before an abdominal ultrasound?", "faq/preparation", "en", "examinations"),
+    ("Где взять контейнер для мочи?", "faq/documents", "ru", "examinations"),
+    ("新患者登记需要带什么？", "faq/documents", "zh", "patient-guide"),
+])
+async def test_a_document_that_answers_what_the_curated_text_does_not_answers_instead(
+        services, dispatcher, domain, question, key, language, document):
+    approve(services, document, language)
+    events = await check(dispatcher, domain, question, key, language)
+    assert events == [SlotSet("faq_answer", "unknown")]  # data/rules/knowledge.yml: the documents answer
+    assert dispatcher.messages == []
+
+
+@pytest.mark.asyncio
+async def test_the_document_answer_that_follows_is_the_passage_on_the_question(services, dispatcher, domain):
+    approve(services, "visiting-policy", "en")
+    await check(dispatcher, domain, "Can I bring food for a patient?", "faq/documents", "en")
+    tracker = make_tracker([SESSION_START, user_event("faq", "Can I bring food for a patient?",
+                                                      response_key="faq/documents")], slots={"language": "en"})
+    assert await ActionAnswerFromDocuments().run(dispatcher, tracker, domain) == [SlotSet("document_answer", "found")]
+    assert "food" in dispatcher.messages[0]["quote"].lower()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("question, key, language, document", [
+    # The curated text carries half of the question or more: it answers.
+    ("Are you open on public holidays?", "faq/opening_hours", "en", "patient-guide"),
+    ("Where can visitors park?", "faq/parking", "en", "visiting-policy"),
+    ("Можно ли пить воду перед анализом крови натощак?", "faq/preparation", "ru", "examinations"),
+    # One subject word ("appointment") is too little to overrule the NLU.
+    ("What should I bring to my appointment?", "faq/documents", "en", "patient-guide"),
+    # Nothing in the documents answers.
+    ("Do you accept private insurance?", "faq/insurance", "en", "visiting-policy"),
+])
+async def test_the_curated_text_answers_when_it_fits_or_no_passage_answers_better(
+        services, dispatcher, domain, question, key, language, document):
+    approve(services, document, language)
+    assert await check(dispatcher, domain, question, key, language) == [SlotSet("faq_answer", "approved")]
+
+
+@pytest.mark.asyncio
+async def test_a_document_in_another_language_never_overrules_the_curated_text(services, dispatcher, domain):
+    approve(services, "visiting-policy", "en")
+    events = await check(dispatcher, domain, "Можно ли принести пациенту еду?", "faq/documents", "ru")
+    assert events == [SlotSet("faq_answer", "approved")]
+
+
+@pytest.mark.asyncio
+async def test_a_failing_search_keeps_the_curated_text(services, dispatcher, domain, monkeypatch, caplog):
+    approve(services, "visiting-policy", "en")
+
+    def broken(*_args):
+        raise RuntimeError("Can I bring food for a patient?")
+
+    monkeypatch.setattr(services.documents, "answers_better_than", broken)
+    events = await check(dispatcher, domain, "Can I bring food for a patient?", "faq/documents", "en")
+    assert events == [SlotSet("faq_answer", "approved")]
+    assert "RuntimeError" in caplog.text and "bring food" not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_a_button_payload_keeps_the_curated_text_it_asked_for(services, dispatcher, domain):
+    approve(services, "visiting-policy", "en")
+    events = await check(dispatcher, domain, "/faq{\"topic\": \"documents\"}", "faq/documents", "en")
+    assert events == [SlotSet("faq_answer", "approved")]

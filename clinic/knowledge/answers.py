@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from clinic.knowledge.curated import passage_answers_better
 from clinic.knowledge.search import Answer, Searcher
 from clinic.knowledge.tables import KnowledgeDocumentRow, KnowledgeOutcomeRow
 
@@ -53,6 +54,16 @@ class DocumentAnswers:
         except Exception:  # noqa: BLE001 - analytics must never cost the patient the answer
             logger.exception("Could not count a document answer (outcome=%s)", outcome)
         return result
+
+    def answers_better_than(self, question: str, language: str, curated_text: str) -> bool:
+        """Whether an approved passage answers ``question`` better than ``curated_text`` (the
+        FAQ answer the NLU chose: clinic/knowledge/curated.py). Not counted: the answer that
+        goes out is counted where it is sent (``answer``)."""
+        result = self.searcher.answer(question, language)
+        if not result.found:
+            return False
+        coverage, subject_words = self.searcher.coverage_of(question, language, curated_text)
+        return passage_answers_better(result, coverage, subject_words)
 
     def handed_over(self, contact_key: str) -> bool:
         """The contact asked for a person right after a document answer (or a not-found):

@@ -363,6 +363,21 @@ class Searcher:
             query.append(word)
         return list(dict.fromkeys(query))
 
+    def coverage_of(self, question: str, language: str, text: str) -> Tuple[float, int]:
+        """How much of the question's subject ``text`` carries, weighted as a passage's
+        coverage is (the index's IDF), and how many subject words the question has: (0.0, 0)
+        when no approved passage is in ``language`` or the question has no subject word.
+        For a text outside the index (a curated FAQ answer: clinic/knowledge/curated.py)."""
+        index = self._refresh().get(language)
+        if index is None or not index.passages:
+            return 0.0, 0
+        query = self.query_terms(question, language, index)
+        total = sum(index.weight(t) for t in query)
+        if not query or total <= 0:
+            return 0.0, len(query)
+        carried = set(self.synonyms.canonical(language, text_terms(text)))
+        return sum(index.weight(t) for t in query if t in carried) / total, len(query)
+
     def signals(self, question: str, language: str, always_embed: bool = False) -> Optional[Signals]:
         """None when no approved passage is in ``language``. The question is embedded only
         when some passage shares a term with it (the rule needs coverage), or ``always_embed``
