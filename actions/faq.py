@@ -46,10 +46,14 @@ class ActionCheckFaqAnswer(Action):
 async def documents_answer_better(tracker: Tracker, domain: Dict[Text, Any], response: str) -> bool:
     """Whether an approved document passage answers the patient's question better than the
     curated ``response`` would, in the conversation's language. Any doubt keeps the curated
-    text: no question text, no document search, or a search that fails."""
+    text: no question text, a form under way, no document search, or a search that fails."""
     question = ((tracker.latest_message or {}).get("text") or "").strip()
     if not question or question.startswith("/"):
         return False  # a button's payload names the topic: the curated text it asked for
+    if tracker.active_loop_name:
+        # In a form the documents are not searched (data/rules/faq.yml): "unknown" would
+        # be the honest "I don't know", not the passage.
+        return False
     documents = get_services().documents
     variation = select_variation(domain["responses"][response], tracker.current_slot_values())
     if documents is None or variation is None or not variation.get("text"):

@@ -128,3 +128,14 @@ async def test_a_button_payload_keeps_the_curated_text_it_asked_for(services, di
     approve(services, "visiting-policy", "en")
     events = await check(dispatcher, domain, "/faq{\"topic\": \"documents\"}", "faq/documents", "en")
     assert events == [SlotSet("faq_answer", "approved")]
+
+
+@pytest.mark.asyncio
+async def test_during_a_form_the_curated_text_answers(services, dispatcher, domain):
+    # In a form "unknown" is the honest "I don't know" (data/rules/faq.yml), not the passage.
+    approve(services, "visiting-policy", "en")
+    tracker = make_tracker([SESSION_START, user_event("faq", "Can I bring food for a patient?",
+                                                      response_key="faq/documents", confidence=0.92)],
+                           slots={"language": "en"})
+    tracker.active_loop = {"name": "booking_form"}
+    assert await ActionCheckFaqAnswer().run(dispatcher, tracker, domain) == [SlotSet("faq_answer", "approved")]
