@@ -59,8 +59,9 @@ async def documents_answer_better(tracker: Tracker, domain: Dict[Text, Any], res
     if documents is None or variation is None or not variation.get("text"):
         return False
     try:
-        return await asyncio.to_thread(documents.answers_better_than, question, language_of(tracker),
-                                       variation["text"])
+        better = await asyncio.to_thread(documents.better_than_curated, question, language_of(tracker),
+                                         variation["text"])
+        return better is not None
     except Exception as error:  # noqa: BLE001 - the curated answer still goes out
         # The error's class only: a message from deep inside could quote the question.
         logger.error("Document search failed (%s); keeping the curated answer", type(error).__name__)

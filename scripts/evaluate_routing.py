@@ -24,11 +24,10 @@ import asyncio
 import dataclasses
 import logging
 import os
-import re
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -80,10 +79,9 @@ def curated_text(domain: Dict[str, Any], response: str, language: str) -> Option
 
 def route(documents: DocumentAnswers, domain: Dict[str, Any], question: Question, response: str) -> Routed:
     text = curated_text(domain, response, question.language)
-    diverted = bool(text) and documents.answers_better_than(question.text, question.language, text)
-    if not diverted:
+    answer = documents.better_than_curated(question.text, question.language, text) if text else None
+    if answer is None:
         return Routed(question, response, False)
-    answer = documents.searcher.answer(question.text, question.language)
     right = question.expected is not None and answer.passage is not None and question.expected in answer.passage.text
     return Routed(question, response, True, answer.quote, right)
 
@@ -95,15 +93,12 @@ async def parse_all(model: Path, texts: List[str]) -> List[Dict[str, Any]]:
     return [await agent.parse_message(text) for text in texts]
 
 
-def faq_examples() -> List[tuple]:
-    out = []
-    for language in LANGUAGES:
-        data = yaml.safe_load((ROOT / "data" / "nlu" / language / "faq.yml").read_text(encoding="utf-8"))
-        for item in data["nlu"]:
-            for example in re.findall(r"^- (.*)$", item["examples"], re.M):
-                out.append((language, re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", example).strip(),
-                            f"utter_{item['intent']}"))
-    return out
+def faq_examples(language: str) -> List[Tuple[str, str]]:
+    """(text, ``utter_faq/<topic>``) of the language's FAQ training examples, read as Rasa reads them."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    return [(m.get("text"), f"utter_{m.get_full_intent()}")
+            for m in load_data(str(ROOT / "data" / "nlu" / language / "faq.yml")).intent_examples]
 
 
 def report(label: str, routed: List[Routed], totals: Dict[str, int], verbose: bool) -> None:
@@ -162,14 +157,12 @@ def main() -> int:
             report(f"{kind} questions", routed, totals, args.verbose)
         print("\nthe FAQ topics' own examples (data/nlu/<lang>/faq.yml) that would leave their curated text:")
         for language in LANGUAGES:
-            examples = [(text, response) for lang, text, response in faq_examples()
-                        if lang == language and response in domain["responses"]]
-            left = [(text, response) for text, response in examples
-                    if route(documents, domain, Question(language, text, None), response).diverted]
+            examples = [(text, response) for text, response in faq_examples(language) if response in domain["responses"]]
+            left = [(text, response, routed.quote) for text, response in examples
+                    if (routed := route(documents, domain, Question(language, text, None), response)).diverted]
             print(f"    {language}: {len(left)} of {len(examples)}")
             if args.verbose:
-                for text, response in left:
-                    quote = documents.searcher.answer(text, language).quote
+                for text, response, quote in left:
                     print(f"        {response:24} {text}  →  {quote[:70]}")
     return 0
 

@@ -103,7 +103,7 @@ async def test_a_failing_search_keeps_the_curated_text(services, dispatcher, dom
     def broken(*_args):
         raise RuntimeError("Can I bring food for a patient?")
 
-    monkeypatch.setattr(services.documents, "answers_better_than", broken)
+    monkeypatch.setattr(services.documents, "better_than_curated", broken)
     events = await check(dispatcher, domain, "Can I bring food for a patient?", "faq/documents", "en")
     assert events == [SlotSet("faq_answer", "approved")]
     assert "RuntimeError" in caplog.text and "bring food" not in caplog.text

@@ -55,15 +55,15 @@ class DocumentAnswers:
             logger.exception("Could not count a document answer (outcome=%s)", outcome)
         return result
 
-    def answers_better_than(self, question: str, language: str, curated_text: str) -> bool:
-        """Whether an approved passage answers ``question`` better than ``curated_text`` (the
-        FAQ answer the NLU chose: clinic/knowledge/curated.py). Not counted: the answer that
-        goes out is counted where it is sent (``answer``)."""
+    def better_than_curated(self, question: str, language: str, curated_text: str) -> Optional[Answer]:
+        """The approved passage's answer when it answers ``question`` better than
+        ``curated_text`` (the FAQ answer the NLU chose: clinic/knowledge/curated.py), else None.
+        Not counted: the answer that goes out is counted where it is sent (``answer``)."""
         result = self.searcher.answer(question, language)
         if not result.found:
-            return False
+            return None
         coverage, subject_words = self.searcher.coverage_of(question, language, curated_text)
-        return passage_answers_better(result, coverage, subject_words)
+        return result if passage_answers_better(result, coverage, subject_words) else None
 
     def handed_over(self, contact_key: str) -> bool:
         """The contact asked for a person right after a document answer (or a not-found):
