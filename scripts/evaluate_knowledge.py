@@ -522,6 +522,12 @@ def ranking_report(kb: KnowledgeBase, verbose: bool) -> None:
             print("\n".join(lines))
 
 
+def _thresholds(rule: decision.LearnedRule) -> str:
+    if rule.thresholds:
+        return "thresholds " + ", ".join(f"{language} {t:.2f}" for language, t in rule.thresholds)
+    return f"threshold {rule.threshold:.2f}"
+
+
 def _line(result: Dict[str, tuple]) -> str:
     mean = statistics.mean(t for t, _ in result.values())
     return "  ".join(f"{lang} {t:.3f} / {r:.3f}" for lang, (t, r) in result.items()) + f"   mean top-1 {mean:.3f}"
@@ -551,11 +557,14 @@ def fit(kb: KnowledgeBase, write: bool = True) -> None:
     print("cross-validated (5 folds x 5 shuffles, by question, stratified; the ranking chosen from RANKING_GRID "
           "and the rule fitted on the training folds), top-1 / refusals:")
     candidates = []
-    for features, label in CANDIDATE_FEATURES:
-        for target in REFUSAL_TARGETS:
-            result = decision.cross_validate(rankings, target, features=features)
-            print(f"  {label:42} refusals ≥ {target:.2f} on training folds:  {_line(result)}", flush=True)
-            candidates.append((result, features, target, label))
+    for per_language in (False, True):
+        for features, label in CANDIDATE_FEATURES:
+            if per_language:
+                label = f"{label}, threshold per language"
+            for target in REFUSAL_TARGETS:
+                result = decision.cross_validate(rankings, target, features=features, per_language=per_language)
+                print(f"  {label:42} refusals ≥ {target:.2f} on training folds:  {_line(result)}", flush=True)
+                candidates.append((result, features, target, label, per_language))
     for target in REFUSAL_TARGETS[:2]:
         print(f"  {'floors (session 10 grid) re-chosen per fold':42} refusals ≥ {target:.2f} on training folds:  "
               f"{_line(_floors_cross_validated(rows, target))}", flush=True)
@@ -563,11 +572,13 @@ def fit(kb: KnowledgeBase, write: bool = True) -> None:
     if not admissible:
         print("no learned candidate refuses ≥ 0.95 in every language in cross-validation: nothing written")
         return
-    result, features, target, label = max(admissible, key=lambda c: (statistics.mean(t for t, _ in c[0].values()), c[2]))
+    result, features, target, label, per_language = max(
+        admissible, key=lambda c: (statistics.mean(t for t, _ in c[0].values()), c[2], not c[4]))
     rule = decision.fit_rule(cases, range(len(cases)), weight, target, features=features,
-                             sentence_weight=sentence_weight)
+                             sentence_weight=sentence_weight, per_language=per_language)
     print(f"chosen: {label}, refusals ≥ {target:.2f} on the training questions (cross-validated: {_line(result)})")
-    print(f"refitted on the whole tuning set: threshold {rule.threshold:.2f}, coefficients "
+    print(f"refitted on the whole tuning set: threshold {rule.threshold:.2f}"
+          + "".join(f", {language} {t:.2f}" for language, t in rule.thresholds) + ", coefficients "
           + ", ".join(f"{n} {c:+.3f}" for n, c in zip(rule.features, rule.coefficients, strict=True))
           + f", intercept {rule.intercept:+.3f}")
     if write:
@@ -661,12 +672,12 @@ def main() -> int:
             return 0 if evaluate(searcher, allowed, args.verbose) else 1
         print(f"{len(searcher.vectors)} passage vectors in {time.perf_counter() - started:.1f} s")
         print(f"\ncoverage and sentence encoder, learned rule (clinic/knowledge/decision_rule.json: "
-              f"threshold {DEFAULT_RULE.threshold:.2f}, chosen by cross-validation on the tuning set)\n")
+              f"{_thresholds(DEFAULT_RULE)}, chosen by cross-validation on the tuning set)\n")
         ok = evaluate(searcher, allowed, args.verbose)
         for path in args.also:
             other = decision.load_rule(path)
             print(f"\nsame run, the learned rule of {path} (ranking: coverage {other.weight}, closest sentence "
-                  f"{other.sentence_weight}; threshold {other.threshold:.2f})\n")
+                  f"{other.sentence_weight}; {_thresholds(other)})\n")
             evaluate(_with_rule(searcher, other), allowed, args.verbose)
             searcher.rule = DEFAULT_RULE
         if args.compare:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -51,6 +52,32 @@ def test_the_threshold_is_the_lowest_that_refuses_enough_in_every_language():
     shut = [dataclasses.replace(cases[2], reaches_rule=False)] + cases[:2] + cases[3:]
     shut_p = np.array([0.70, 0.30, 0.50, 0.20, 0.90, 0.95])
     assert decision.lowest_threshold(shut, shut_p, range(len(shut)), refusals=1.0) == pytest.approx(0.51)
+
+
+def test_a_threshold_per_language_is_each_languages_own_and_the_strictest_stands_for_the_rest():
+    # en: unanswerable at 0.30 and 0.50; ru: at 0.70 and 0.20 (as above), answerable ones higher.
+    cases = [_case("en", False), _case("en", False), _case("ru", False), _case("ru", False),
+             _case("en", True), _case("ru", True)]
+    values = np.array([0.30, 0.50, 0.70, 0.20, 0.90, 0.95])
+    columns = [[v if name == "cosine" else 0.0 for name in FEATURES] for v in values]
+    cases = [dataclasses.replace(case, values=tuple(row)) for case, row in zip(cases, columns, strict=True)]
+    shared = decision.fit_rule(cases, range(len(cases)), 0.3, refusals=1.0, features=("cosine",))
+    own = decision.fit_rule(cases, range(len(cases)), 0.3, refusals=1.0, features=("cosine",), per_language=True)
+    assert shared.thresholds == () and shared.threshold_for("en") == shared.threshold
+    assert dict(own.thresholds).keys() == {"en", "ru"}
+    en, ru = own.threshold_for("en"), own.threshold_for("ru")
+    # The regression is the same; each threshold refuses its own language's unanswerable
+    # questions only, so English is not held to what the Russian ones need.
+    assert own.coefficients == shared.coefficients and own.intercept == shared.intercept
+    p = decision.probabilities((np.array(own.mean), np.array(own.scale),
+                                np.array((own.intercept,) + own.coefficients)), values[:, None])
+    assert en == pytest.approx(math.floor(p[1] * 100) / 100 + 0.01)  # just above en's worst, 0.50
+    assert ru == pytest.approx(math.floor(p[2] * 100) / 100 + 0.01)  # just above ru's worst, 0.70
+    assert en < ru == own.threshold == shared.threshold  # the strictest, for a language not fitted
+    assert own.threshold_for("zh") == ru
+    # Written and read back with them.
+    assert LearnedRule.from_json(own.to_json()) == own
+    assert json.loads(own.to_json())["thresholds"] == {"en": en, "ru": ru}
 
 
 def test_folds_hold_every_question_once_stratified_and_reproducible():
@@ -127,6 +154,13 @@ def test_the_threshold_decides(kb):
     strict = Searcher(kb.sessions, encoder=TopicEncoder(),
                       rule=dataclasses.replace(rule, threshold=0.95)).answer(question, "en")
     assert not strict.found and strict.reason == "not_found" and strict.confidence == lenient.confidence
+    # With a threshold per language, the question's language's own decides, not the fallback.
+    own = Searcher(kb.sessions, encoder=TopicEncoder(),
+                   rule=dataclasses.replace(rule, threshold=0.95, thresholds=(("en", 0.5), ("ru", 0.95))))
+    assert own.answer(question, "en").found
+    other = Searcher(kb.sessions, encoder=TopicEncoder(),
+                     rule=dataclasses.replace(rule, threshold=0.5, thresholds=(("en", 0.95), ("ru", 0.5))))
+    assert not other.answer(question, "en").found
 
 
 def test_new_sentences_are_embedded_with_their_version_and_forgotten_with_it(kb):
@@ -162,7 +196,8 @@ def test_the_committed_rule_is_what_fit_refits_from_the_tuning_set(tmp_path):
     # … and the decision is what the regression refits under that ranking.
     cases = rankings[ranking]
     refitted = decision.fit_rule(cases, range(len(cases)), DEFAULT_RULE.weight, DEFAULT_RULE.refusals,
-                                 DEFAULT_RULE.l2, DEFAULT_RULE.features, DEFAULT_RULE.sentence_weight)
+                                 DEFAULT_RULE.l2, DEFAULT_RULE.features, DEFAULT_RULE.sentence_weight,
+                                 per_language=bool(DEFAULT_RULE.thresholds))
     assert refitted == DEFAULT_RULE, "clinic/knowledge/decision_rule.json is stale: run make evaluate-knowledge ARGS=--fit"
 
 

@@ -87,7 +87,7 @@ def test_a_near_miss_the_coverage_alone_would_answer_is_refused_when_the_encoder
     assert combined.coverage >= FLOOR_RULE.coverage and combined.similarity < FLOOR_RULE.similarity
     assert combined.passage is not None and "hearing aids" in combined.passage.text  # closest, for analytics
     if rule is DEFAULT_RULE:
-        assert combined.confidence < DEFAULT_RULE.threshold  # the probability, below the threshold
+        assert combined.confidence < DEFAULT_RULE.threshold_for("en")  # the probability, below the threshold
 
 
 @pytest.mark.parametrize("rule", [DEFAULT_RULE, FLOOR_RULE], ids=["learned", "floors"])

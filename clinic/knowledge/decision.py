@@ -7,7 +7,10 @@ then has to decide whether the best one answers the question. Up to session 12 t
 was four floors chosen on ~50 tuning questions per language; chosen on half of the tuning set,
 they did much worse on the other half (docs/measurements.md). Here the decision is the
 probability, from one logistic regression the same for every language, that the best passage
-is the right answer; the search answers when it is at or above one threshold.
+is the right answer; the search answers when it is at or above the threshold — one for every
+language, or (when cross-validation prefers it: session 17) one per language, each set for
+the refusal target on that language's tuning questions, so the language whose near misses
+score highest does not hold the others to its threshold.
 
 ``FEATURES`` are what the search knows of the best passage, each standardised with the tuning
 set's mean and spread:
@@ -52,7 +55,8 @@ RULE_FILE = Path(__file__).with_name("decision_rule.json")
 @dataclasses.dataclass(frozen=True)
 class LearnedRule:
     """The best passage (by ``weight`` and ``sentence_weight``) answers when ``probability`` ≥
-    ``threshold``."""
+    ``threshold_for`` the question's language: its own threshold when the rule has one
+    (``thresholds``), else ``threshold``."""
 
     weight: float  # of coverage in the ranking score
     features: Tuple[str, ...]
@@ -64,6 +68,12 @@ class LearnedRule:
     refusals: float = 0.96  # how it was fitted: the refusal target the threshold was set for …
     l2: float = 3.0  # … and the regression's L2 penalty (to refit it: ``fit_rule``)
     sentence_weight: float = 0.0  # of the closest sentence's cosine in the ranking; the passage's cosine has the rest
+    # Per language (sorted pairs), each set for the refusal target on that language's questions;
+    # ``threshold`` is then the strictest of them, for a language the tuning set does not have.
+    thresholds: Tuple[Tuple[str, float], ...] = ()
+
+    def threshold_for(self, language: str) -> float:
+        return dict(self.thresholds).get(language, self.threshold)
 
     def probability(self, values: Mapping[str, float]) -> float:
         z = self.intercept + sum(c * (values[name] - m) / s for name, m, s, c
@@ -71,7 +81,9 @@ class LearnedRule:
         return 1.0 / (1.0 + math.exp(-z))
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+        raw = dataclasses.asdict(self)
+        raw["thresholds"] = dict(self.thresholds)
+        return json.dumps(raw, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "LearnedRule":
@@ -80,7 +92,8 @@ class LearnedRule:
                    features=tuple(raw["features"]), mean=tuple(raw["mean"]),
                    scale=tuple(raw["scale"]), coefficients=tuple(raw["coefficients"]),
                    intercept=float(raw["intercept"]), threshold=float(raw["threshold"]),
-                   refusals=float(raw["refusals"]), l2=float(raw["l2"]))
+                   refusals=float(raw["refusals"]), l2=float(raw["l2"]),
+                   thresholds=tuple(sorted((str(k), float(v)) for k, v in (raw.get("thresholds") or {}).items())))
         if not (len(rule.features) == len(rule.mean) == len(rule.scale) == len(rule.coefficients)):
             raise ValueError("decision rule: features, mean, scale and coefficients differ in length")
         unknown = set(rule.features) - set(FEATURES)
@@ -155,7 +168,7 @@ def outcomes(cases: Sequence[Case], answered: Sequence[bool], indices: Sequence[
 def lowest_threshold(cases: Sequence[Case], p: np.ndarray, indices: Sequence[int], refusals: float) -> float:
     """The lowest probability threshold (0.01 steps) at which at least ``refusals`` of the
     unanswerable questions among ``indices`` are refused in every language: answer as much
-    as the refusal target allows."""
+    as the refusal target allows. (Given one language's ``indices``: that language's.)"""
     for step in range(1, 100):
         threshold = step / 100
         answered = [case.reaches_rule and p[i] >= threshold for i, case in enumerate(cases)]
@@ -165,21 +178,34 @@ def lowest_threshold(cases: Sequence[Case], p: np.ndarray, indices: Sequence[int
 
 
 def fit_rule(cases: Sequence[Case], indices: Sequence[int], weight: float, refusals: float,
-             l2: float = 3.0, features: Tuple[str, ...] = FEATURES, sentence_weight: float = 0.0) -> LearnedRule:
+             l2: float = 3.0, features: Tuple[str, ...] = FEATURES, sentence_weight: float = 0.0,
+             per_language: bool = False) -> LearnedRule:
     """The rule fitted on ``cases[indices]``: the regression on those reaching the rule (label:
-    the best passage is the right answer), the threshold by ``lowest_threshold``."""
+    the best passage is the right answer), the threshold by ``lowest_threshold`` — one for
+    every language, or with ``per_language`` one per language, each on its own questions
+    (the probabilities are not equally calibrated in every language: one shared threshold is
+    set by the language whose wrong answers score highest, and refuses more than the target
+    in the others)."""
     columns = [FEATURES.index(name) for name in features]
     values = np.array([case.values for case in cases])[:, columns]
     fitted = [i for i in indices if cases[i].reaches_rule]
     y = np.array([1.0 if cases[i].answerable and cases[i].right_passage else 0.0 for i in fitted])
     model = fit(values[fitted], y, l2)
     p = probabilities(model, values)
-    threshold = lowest_threshold(cases, p, indices, refusals)
+    thresholds: Tuple[Tuple[str, float], ...] = ()
+    if per_language:
+        languages = sorted({cases[i].language for i in indices})
+        thresholds = tuple((language, lowest_threshold(cases, p, [i for i in indices if cases[i].language == language],
+                                                       refusals)) for language in languages)
+        threshold = max(t for _, t in thresholds)
+    else:
+        threshold = lowest_threshold(cases, p, indices, refusals)
     mean, scale, beta = model
     return LearnedRule(weight=weight, sentence_weight=sentence_weight, features=features, mean=tuple(round(float(v), 6) for v in mean),
                        scale=tuple(round(float(v), 6) for v in scale),
                        coefficients=tuple(round(float(v), 6) for v in beta[1:]),
-                       intercept=round(float(beta[0]), 6), threshold=threshold, refusals=refusals, l2=l2)
+                       intercept=round(float(beta[0]), 6), threshold=threshold, refusals=refusals, l2=l2,
+                       thresholds=thresholds)
 
 
 def folds(cases: Sequence[Case], k: int, seed: int) -> List[List[int]]:
@@ -223,7 +249,7 @@ def choose_ranking(rankings: Mapping[Ranking, Sequence[Case]], indices: Sequence
 
 def cross_validate(rankings: Mapping[Ranking, Sequence[Case]], refusals: float, l2: float = 3.0, k: int = 5,
                    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-                   features: Tuple[str, ...] = FEATURES) -> Dict[str, Tuple[float, float]]:
+                   features: Tuple[str, ...] = FEATURES, per_language: bool = False) -> Dict[str, Tuple[float, float]]:
     """Per language (top-1, refusals) on held-out folds: for each seed, each fold is decided
     by the ranking chosen (``choose_ranking``) and the rule fitted (regression and threshold)
     on the other folds; counts pooled. ``rankings``: the cases of the same questions, in the
@@ -236,9 +262,10 @@ def cross_validate(rankings: Mapping[Ranking, Sequence[Case]], refusals: float, 
             training = [i for i in range(len(first)) if i not in held_out]
             ranking = choose_ranking(rankings, training) if len(rankings) > 1 else next(iter(rankings))
             cases = rankings[ranking]
-            rule = fit_rule(cases, training, ranking[0], refusals, l2, features, sentence_weight=ranking[1])
+            rule = fit_rule(cases, training, ranking[0], refusals, l2, features, sentence_weight=ranking[1],
+                            per_language=per_language)
             answered = [case.reaches_rule and rule.probability(dict(zip(FEATURES, case.values, strict=True)))
-                        >= rule.threshold for case in cases]
+                        >= rule.threshold_for(case.language) for case in cases]
             for language, counts in outcomes(cases, answered, fold).items():
                 totals[language] = totals.get(language, np.zeros(4)) + np.array(counts)
     return {language: (float(t[0] / t[1]), float(t[2] / t[3])) for language, t in sorted(totals.items())}

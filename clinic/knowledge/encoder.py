@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from clinic.knowledge.answer_types import is_mark
 from clinic.knowledge.ingest import sentences
 
 logger = logging.getLogger(__name__)
@@ -174,9 +175,11 @@ class TermVectors:
         word of ``passage`` (0 at worst; 0 for every word when the passage has none)."""
         have = set(passage)
         result = np.array([1.0 if word in have else 0.0 for word in query])
-        lacking = [i for i, word in enumerate(query) if word not in have]
-        if lacking and have:
-            similarity = self.vectors([query[i] for i in lacking]) @ self.vectors(sorted(have)).T
+        # An answer-type mark ("#duration") is there or not: no word stands near it.
+        words = sorted(word for word in have if not is_mark(word))
+        lacking = [i for i, word in enumerate(query) if word not in have and not is_mark(word)]
+        if lacking and words:
+            similarity = self.vectors([query[i] for i in lacking]) @ self.vectors(words).T
             result[lacking] = np.clip(similarity.max(axis=1), 0.0, 1.0)
         return result
 

@@ -22,7 +22,8 @@ the question's words no passage has, the soft coverage — a question word the p
 counted as close as the encoder finds it to the passage's nearest word — and whether the
 question asks about money the passage says nothing of: clinic/knowledge/money.py), fitted on
 tests/data/knowledge/tuning.yml, the signals chosen by cross-validation there (``scripts/evaluate_knowledge.py --fit``; docs/measurements.md). Below its
-threshold, "not found": never a loosely related passage. A question sharing a rare word with
+threshold (the question's language's own, when the rule has one per language), "not found":
+never a loosely related passage. A question sharing a rare word with
 a passage ("do you sell hearing aids?" and the MRI passage) has the coverage but not the
 meaning, and is refused. ``Rule`` (four floors, session 10) is the decision it replaced, kept
 to measure against (``--rule floors``). A question sharing no word with any passage is refused
@@ -33,7 +34,10 @@ Words: the passages' stored terms and the question's, each mapped through the cl
 synonym list (content/knowledge/synonyms.yml: "dog"/"pet"/"animal", "狗"/"犬"), and a
 hyphenated compound of a passage ("собака-поводырь", "day-surgery") also counts as its parts.
 A Chinese word of the question that no passage uses (jieba keeps "带狗" as one word) is looked
-up by its characters when every one of them that carries meaning is in the passages.
+up by its characters when every one of them that carries meaning is in the passages. A
+question word that asks for a time of day or a length of time ("what time", "how long",
+«во сколько», 多久) becomes a mark that a passage stating one (08:00, "20 to 45 minutes", 24 часа)
+carries as a word: clinic/knowledge/answer_types.py.
 
 The answer quotes the passage as written, trimmed to the sentences that carry the matched
 terms, with its source line. The PHI guard checks the quote before it is offered.
@@ -52,6 +56,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from clinic import phi_guard
+from clinic.knowledge import answer_types
 from clinic.knowledge.decision import LearnedRule, load_rule
 from clinic.knowledge.encoder import Encoder, PassageVectors, TermVectors, sentence_encoder
 from clinic.knowledge.ingest import sentences
@@ -251,7 +256,8 @@ class Signals:
         best = int(np.argmax(combined))  # ties: the earlier passage
         if isinstance(rule, LearnedRule):
             probability = rule.probability(self.features(best))
-            return (best if probability >= rule.threshold else None), best, probability
+            threshold = rule.threshold_for(self.index.passages[best].language)
+            return (best if probability >= threshold else None), best, probability
         agree = (combined[best] >= rule.combined and self.coverage.get(best, 0.0) >= rule.coverage
                  and self.cosine[best] >= rule.similarity)
         return (best if agree else None), best, float(combined[best])
@@ -328,7 +334,8 @@ class Searcher:
         for word in passage.terms:
             if "-" in word.strip("-"):
                 words.extend(text_terms(word.replace("-", " ")))
-        return dataclasses.replace(passage, terms=tuple(self.synonyms.canonical(passage.language, words)))
+        marks = answer_types.stated(passage.text)  # a time of day, a length of time
+        return dataclasses.replace(passage, terms=tuple(self.synonyms.canonical(passage.language, words)) + tuple(marks))
 
     def warm_up(self) -> int:
         """Load the encoder, build the indexes and embed every approved passage now, so the
@@ -343,12 +350,14 @@ class Searcher:
         if vectors is not None:
             vectors.warm_up()
         if self._terms is not None:  # the passages' words, so a question embeds only its own
-            self._terms.vectors(sorted({t for index in indexes.values() for p in index.passages for t in p.terms}))
+            self._terms.vectors(sorted({t for index in indexes.values() for p in index.passages for t in p.terms
+                                         if not answer_types.is_mark(t)}))
         return sum(len(index.passages) for index in indexes.values())
 
     def query_terms(self, question: str, language: str, index: "_LanguageIndex") -> List[str]:
         """The question's subject words as the index spells them (stopwords out, synonyms mapped)."""
         ignore = stopwords(language)
+        question, marks = answer_types.asked(question)  # "how long", 几点: what the answer must state
         words = self.synonyms.canonical(language, [t for t in text_terms(question) if t not in ignore and t.strip()])
         query: List[str] = []
         for word in words:
@@ -361,7 +370,7 @@ class Searcher:
                     query.extend(chars)
                     continue
             query.append(word)
-        return list(dict.fromkeys(query))
+        return list(dict.fromkeys(query + marks))
 
     def coverage_of(self, question: str, language: str, text: str) -> Tuple[float, int]:
         """How much of the question's subject ``text`` carries, weighted as a passage's
@@ -375,7 +384,7 @@ class Searcher:
         total = sum(index.weight(t) for t in query)
         if not query or total <= 0:
             return 0.0, len(query)
-        carried = set(self.synonyms.canonical(language, text_terms(text)))
+        carried = set(self.synonyms.canonical(language, text_terms(text))) | set(answer_types.stated(text))
         return sum(index.weight(t) for t in query if t in carried) / total, len(query)
 
     def signals(self, question: str, language: str, always_embed: bool = False) -> Optional[Signals]:
@@ -431,7 +440,8 @@ def trim(text: str, query: set, index: Optional[_LanguageIndex] = None,
     if len(parts) <= 2:
         return text
     weigh = index.weight if index else (lambda _t: 1.0)
-    scores = [sum(weigh(t) for t in set(normalise(text_terms(s))) if t in query) for s in parts]
+    scores = [sum(weigh(t) for t in set(normalise(text_terms(s))) | set(answer_types.stated(s)) if t in query)
+              for s in parts]
     top = max(scores)
     if top <= 0:
         return text
