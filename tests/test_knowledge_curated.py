@@ -20,3 +20,10 @@ def found(coverage: float) -> Answer:
 ])
 def test_the_passage_answers_only_when_it_carries_much_more_of_the_question(answer, curated, words, better):
     assert passage_answers_better(answer, curated, words) is better
+
+
+def test_only_a_confidence_every_language_would_accept_overrules_the_curated_text():
+    # Found at 0.75 under a lenient language's own threshold (0.7), but under the strictest (0.83).
+    lenient = Answer(True, "found", 0.75, coverage=1.0)
+    assert passage_answers_better(lenient, 0.0, 2, strictest=0.83) is False
+    assert passage_answers_better(lenient, 0.0, 2, strictest=0.75) is True

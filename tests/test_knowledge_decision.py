@@ -158,6 +158,8 @@ def test_the_threshold_decides(kb):
     own = Searcher(kb.sessions, encoder=TopicEncoder(),
                    rule=dataclasses.replace(rule, threshold=0.95, thresholds=(("en", 0.5), ("ru", 0.95))))
     assert own.answer(question, "en").found
+    assert own.strictest_threshold() == 0.95  # what overruling a curated FAQ text needs
+    assert Searcher(kb.sessions, encoder=None, rule=rule).strictest_threshold() == 0.0  # coverage alone: "found" says
     other = Searcher(kb.sessions, encoder=TopicEncoder(),
                      rule=dataclasses.replace(rule, threshold=0.5, thresholds=(("en", 0.95), ("ru", 0.5))))
     assert not other.answer(question, "en").found

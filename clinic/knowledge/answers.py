@@ -63,7 +63,8 @@ class DocumentAnswers:
         if not result.found:
             return None
         coverage, subject_words = self.searcher.coverage_of(question, language, curated_text)
-        return result if passage_answers_better(result, coverage, subject_words) else None
+        strictest = self.searcher.strictest_threshold()
+        return result if passage_answers_better(result, coverage, subject_words, strictest) else None
 
     def handed_over(self, contact_key: str) -> bool:
         """The contact asked for a person right after a document answer (or a not-found):

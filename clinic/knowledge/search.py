@@ -372,6 +372,12 @@ class Searcher:
             query.append(word)
         return list(dict.fromkeys(query + marks))
 
+    def strictest_threshold(self) -> float:
+        """The highest confidence any language needs to be answered: the learned rule's
+        ``threshold`` (with a threshold per language, the highest of them); 0 where one
+        decision holds for every language (word matching alone, the floors): "found" says it."""
+        return self.rule.threshold if isinstance(self.rule, LearnedRule) and self.vectors is not None else 0.0
+
     def coverage_of(self, question: str, language: str, text: str) -> Tuple[float, int]:
         """How much of the question's subject ``text`` carries, weighted as a passage's
         coverage is (the index's IDF), and how many subject words the question has: (0.0, 0)
