@@ -45,6 +45,7 @@ def test_other_questions_ask_for_neither(question):
     ("Results are published within three working days.", [DURATION]),
     ("Visitors are welcome every day from 14:00 to 19:00.", [CLOCK]),
     ("We are open Saturday 9 am to noon.", [CLOCK]),
+    ("Come at 7.30am.", [CLOCK]),
     ("МРТ длится от 20 до 45 минут.", [DURATION]),
     ("Отмените приём не позднее чем за 24 часа.", [DURATION]),
     ("Кровь сдают по будням с 07:30 до 10:00.", [CLOCK]),
@@ -64,6 +65,7 @@ def test_a_passage_is_marked_with_the_times_it_states(text, marks):
     "16岁以下的儿童必须由父母陪同。",
     "会议室因盘点关闭于第46周。",  # week 46, a date
     "2026年3日", "Please use a day-surgery locker.", "At most two visitors at a time.",
+    "A copy costs 2.50 euros.",  # a price, not half past two
 ])
 def test_ages_dates_and_counts_are_not_times(text):
     assert stated(text) == []

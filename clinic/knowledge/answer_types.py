@@ -40,8 +40,9 @@ _UNITS = (r"(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|"
           r"минут[аы]?|мин|час(?:а|ов)?|сут(?:ок|ки)|дн(?:я|ей)|день|недел[ьиюяе]|месяц(?:а|ев)?|"
           r"分钟|小时|钟头|天|周|星期|个月|工作日)")
 
-# A time of day as a passage writes it: 08:00, 7.30 am, 9am, 上午9点.
-_CLOCK_TEXT = re.compile(r"(?<![\d:])\d{1,2}[:.]\d{2}(?![\d:])|\b\d{1,2}\s?(?:a\.?m\.?|p\.?m\.?)(?![a-z])|"
+# A time of day as a passage writes it: 08:00, 7.30 am, 9am, 上午9点 (not 2.50 alone: a price).
+_CLOCK_TEXT = re.compile(r"(?<![\d:.,])\d{1,2}:\d{2}(?![\d:])|"
+                         r"(?<![\d:.,])\d{1,2}(?:[.:]\d{2})?\s?(?:a\.?m\.?|p\.?m\.?)(?![a-z])|"
                          r"\d{1,2}点(?:半|\d{1,2}分)?", re.IGNORECASE)
 # A length of time: 20 to 45 minutes, 24 часа, 8至12小时, 30天, 六个月, half an hour (not 第46周,
 # week 46).
