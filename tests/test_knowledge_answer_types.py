@@ -105,6 +105,12 @@ def test_the_passage_that_states_a_length_of_time_covers_a_how_long_question(kb)
     assert answer.found and "20到45分钟" in answer.quote
 
 
+@pytest.mark.parametrize("question", ["How long?", "Сколько времени?", "几点？"])
+def test_a_question_word_alone_names_no_subject(kb, question):
+    answer = Searcher(kb.sessions, encoder=None).answer(question, "zh")
+    assert not answer.found and answer.reason == "no_terms"
+
+
 def test_without_the_marks_the_two_passages_tie_on_coverage(kb, monkeypatch):
     # What the marks change: the question word alone covers neither passage.
     monkeypatch.setattr(answer_types, "asked", lambda question: (question, []))

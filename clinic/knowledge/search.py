@@ -370,7 +370,8 @@ class Searcher:
                     query.extend(chars)
                     continue
             query.append(word)
-        return list(dict.fromkeys(query + marks))
+        # A mark alone ("How long?", 几点？) names no subject: nothing to search for.
+        return list(dict.fromkeys(query + marks)) if query else []
 
     def strictest_threshold(self) -> float:
         """The highest confidence any language needs to be answered: the learned rule's
