@@ -21,7 +21,8 @@ questions) and writes clinic/knowledge/decision_rule.json: it prints, per langua
 cross-validated top-1 and refusals (5 folds by question, stratified by language and answerable
 / unanswerable, 5 shuffles, counts pooled) of each candidate — the regression with all of
 decision.FEATURES or without the two sentence signals, its threshold set on the training folds
-for at least 0.95, 0.96 or 0.97 refusals in every language — and of session 10's floors
+for at least 0.95, 0.96 or 0.97 refusals in every language, one threshold for all or one per
+language — and of session 10's floors
 re-swept the same way; the chosen candidate is the one with the highest mean cross-validated
 top-1 among those refusing at least 0.95 in every language, refitted on the whole tuning set.
 
@@ -577,8 +578,7 @@ def fit(kb: KnowledgeBase, write: bool = True) -> None:
     rule = decision.fit_rule(cases, range(len(cases)), weight, target, features=features,
                              sentence_weight=sentence_weight, per_language=per_language)
     print(f"chosen: {label}, refusals ≥ {target:.2f} on the training questions (cross-validated: {_line(result)})")
-    print(f"refitted on the whole tuning set: threshold {rule.threshold:.2f}"
-          + "".join(f", {language} {t:.2f}" for language, t in rule.thresholds) + ", coefficients "
+    print(f"refitted on the whole tuning set: {_thresholds(rule)}, coefficients "
           + ", ".join(f"{n} {c:+.3f}" for n, c in zip(rule.features, rule.coefficients, strict=True))
           + f", intercept {rule.intercept:+.3f}")
     if write:
