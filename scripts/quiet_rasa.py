@@ -37,7 +37,7 @@ other warning is shown as before (tests/test_quiet_rasa.py checks both).
    … DDL.". A logging filter on exactly those loggers and messages.
 6. ``Unable to fetch responses for faq/x …`` whenever the ResponseSelector picks a FAQ topic
    with no ``utter_faq/x`` in the domain. Here that is a choice, not a mistake: such a topic
-   (faq/examinations) is answered from the clinic's approved documents
+   (faq/examinations, faq/clinic_rules) is answered from the clinic's approved documents
    (actions/faq.py finds no text, data/rules/knowledge.yml searches the documents). Dropped
    only for the ``faq/<topic>`` intents with training examples and no ``utter_faq/<topic>``
    response in domain/.

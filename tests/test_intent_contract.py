@@ -16,7 +16,7 @@ CONTRACT = [
 ]
 REQUIRED_FAQ = ["opening_hours", "location", "parking", "insurance", "documents", "preparation"]
 # Topics the clinic's approved documents answer, with no curated text on purpose (domain/faq.yml).
-FROM_DOCUMENTS = {"faq/examinations"}
+FROM_DOCUMENTS = {"faq/examinations", "faq/clinic_rules"}
 MIN_EXAMPLES = 15
 
 
