@@ -118,7 +118,7 @@ def test_the_project_itself_expects_what_its_training_printed():
             "EXTERNAL_notification"} <= q.placeholder_intents(ROOT)
     assert "greet" not in q.placeholder_intents(ROOT)
     assert q.pipeline_reads_lookup_tables(ROOT)
-    assert q.faq_topics_without_text(ROOT) == {"faq/examinations"}
+    assert q.faq_topics_without_text(ROOT) == {"faq/examinations", "faq/clinic_rules"}
 
 
 def test_only_the_named_log_lines_of_the_named_loggers_are_dropped(caplog):
